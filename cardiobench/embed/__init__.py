@@ -1,0 +1,8 @@
+"""Embedding extraction into a resumable, sharded cache."""
+
+from cardiobench.embed.cache import EmbeddingCache, ShardPlan
+from cardiobench.embed.embeddings import Embeddings
+from cardiobench.embed.extract import ExtractReport, extract, finalize_cache, load_or_extract
+
+__all__ = ["EmbeddingCache", "Embeddings", "ExtractReport", "ShardPlan", "extract",
+           "finalize_cache", "load_or_extract"]

@@ -1,0 +1,68 @@
+"""The whole job as library calls: raw downloads → manifests → embeddings → results.
+
+The CLI's ``demo`` and ``run`` commands are thin wrappers over these functions.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+from cardiobench.embed import Embeddings, load_or_extract
+from cardiobench.encoders import Encoder
+from cardiobench.manifest import Manifest, ManifestError
+from cardiobench.preprocessing import prepare
+
+log = logging.getLogger(__name__)
+
+#: phantom/raw layout → the manifest datasets harmonised from it
+LAYOUT_DATASETS: dict[str, tuple[str, ...]] = {
+    "echonet_dynamic": ("echonet_dynamic",),
+    "echonet_pediatric": ("echonet_pediatric",),
+    "echonet_lvh": ("echonet_lvh",),
+    "camus": ("camus",),
+    "tmed2": ("tmed2",),
+    "hmcqu": ("hmcqu",),
+    "segrwma": ("segrwma",),
+    "cardiacnet": ("cardiacnet_asd", "cardiacnet_pah"),
+}
+
+
+@dataclass
+class PreparedSuite:
+    """Manifests that were prepared, and the datasets that failed with their reasons."""
+
+    manifests: dict[str, Manifest] = field(default_factory=dict)
+    failed: dict[str, str] = field(default_factory=dict)
+
+
+def prepare_all(raw_roots: dict[str, Path], manifest_dir: str | Path) -> PreparedSuite:
+    """Harmonise every layout in ``raw_roots``; a dataset that fails is reported, not fatal."""
+    out = PreparedSuite()
+    manifest_dir = Path(manifest_dir)
+    for layout, raw in raw_roots.items():
+        for dataset in LAYOUT_DATASETS.get(layout, (layout,)):
+            try:
+                out.manifests[dataset] = prepare(dataset, raw, manifest_dir / f"{dataset}.csv")
+            except (ManifestError, KeyError, ImportError, FileNotFoundError) as exc:
+                log.error("prepare %s failed: %s", dataset, exc)
+                out.failed[dataset] = str(exc)
+    return out
+
+
+def embed_all(manifests: dict[str, Manifest], encoder: Encoder, cache_root: str | Path,
+              **kwargs: Any) -> dict[str, Embeddings]:
+    """Embeddings for every manifest, extracting only what is not cached yet."""
+    return {name: load_or_extract(m, encoder, cache_root, **kwargs)
+            for name, m in manifests.items()}
+
+
+def generate_phantom(root: str | Path, scale: str = "demo", seed: int = 0,
+                     layouts: Iterable[str] | None = None) -> dict[str, Path]:
+    """Write the phantom suite (every registered layout) and return ``{layout: raw root}``."""
+    from cardiobench.phantom import generate_suite
+
+    return generate_suite(Path(root), scale=scale, seed=seed,
+                          datasets=list(layouts) if layouts is not None else None)
