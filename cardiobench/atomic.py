@@ -10,15 +10,19 @@ from typing import Iterator
 
 
 @contextmanager
-def atomic_path(final: str | Path) -> Iterator[Path]:
+def atomic_path(final: str | Path, keep_suffix: bool = False) -> Iterator[Path]:
     """Yield a temporary path in the same folder; on success it is renamed onto ``final``.
+
+    ``keep_suffix`` ends the temporary name with ``final``'s suffix (``.tmp.avi``), for writers
+    such as OpenCV's that choose the container from the file name.
 
     The rename is atomic on POSIX file systems, so readers see either the old file or the
     complete new one. On an exception the temporary file is removed and ``final`` is untouched.
     """
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
+    suffix = f".tmp{final.suffix}" if keep_suffix else ".tmp"
+    fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=suffix, dir=final.parent)
     os.close(fd)
     tmp_path = Path(tmp)
     try:

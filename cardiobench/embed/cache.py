@@ -54,8 +54,9 @@ class ShardPlan:
         if shard_size < 1:
             raise ValueError("shard_size must be >= 1")
         t = table.assign(sample_id=table["sample_id"].astype(str)).sort_values("sample_id")
-        cols = [c for c in ("path", "key_frame", "n_frames", "fps") if c in t]
-        sig = t["sample_id"].str.cat([t[c].astype(str) for c in cols], sep="|").tolist()
+        parts = [t[c].astype("string") if c in t else pd.Series("", index=t.index, dtype="string")
+                 for c in ("path", "key_frame", "n_frames", "fps")]
+        sig = t["sample_id"].str.cat(parts, sep="|", na_rep="").tolist()
         ids = t["sample_id"].tolist()
         cut = range(0, len(ids), shard_size)
         return cls(tuple(tuple(ids[i:i + shard_size]) for i in cut),

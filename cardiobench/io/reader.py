@@ -1,0 +1,72 @@
+"""Suffix dispatch: one ``read_frames`` / ``probe`` for every media file a dataset ships."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable, Literal, Sequence
+
+import numpy as np
+
+from .common import MediaInfo
+from .errors import MediaError
+from .image import IMAGE_SUFFIXES, probe_image, read_image
+from .nifti import NIFTI_SUFFIXES, probe_nifti, read_nifti
+from .video import VIDEO_SUFFIXES, probe_video, read_video
+
+MediaKind = Literal["video", "nifti", "image"]
+
+SUPPORTED_SUFFIXES: tuple[str, ...] = VIDEO_SUFFIXES + NIFTI_SUFFIXES + IMAGE_SUFFIXES
+
+_READERS: dict[str, Callable[[Path, Sequence[int] | None], np.ndarray]] = {
+    "video": read_video, "nifti": read_nifti, "image": read_image}
+_PROBES: dict[str, Callable[[Path], MediaInfo]] = {
+    "video": probe_video, "nifti": probe_nifti, "image": probe_image}
+
+
+def media_kind(path: str | Path) -> MediaKind:
+    """``"video"``, ``"nifti"`` or ``"image"`` from the (case-insensitive) suffix of ``path``.
+
+    Raises :class:`MediaError` for any other suffix. The file need not exist.
+    """
+    name = Path(path).name.lower()
+    if name.endswith(".nii.gz") or name.endswith(".nii"):
+        return "nifti"
+    suffix = Path(name).suffix
+    if suffix in VIDEO_SUFFIXES:
+        return "video"
+    if suffix in IMAGE_SUFFIXES:
+        return "image"
+    raise MediaError(path, f"unsupported file type {suffix or '(no suffix)'!r}; supported: "
+                           f"{', '.join(SUPPORTED_SUFFIXES)}")
+
+
+def _checked(path: str | Path) -> tuple[Path, MediaKind]:
+    path = Path(path)
+    kind = media_kind(path)
+    if not path.exists():
+        raise MediaError(path, "no such file")
+    if not path.is_file():
+        raise MediaError(path, "not a regular file (a directory?)")
+    return path, kind
+
+
+def probe(path: str | Path) -> MediaInfo:
+    """Frame count, fps and frame size of a media file, from its header where the format allows.
+
+    Videos: the container index via decord (exact for intact files); files decord cannot open and
+    truncated AVIs are counted by decoding with OpenCV. NIfTI: header only. Stills: one frame.
+    """
+    path, kind = _checked(path)
+    return _PROBES[kind](path)
+
+
+def read_frames(path: str | Path, indices: Sequence[int] | None = None) -> np.ndarray:
+    """Decode frames of a video, NIfTI sequence or still image as ``uint8 (T, H, W, 3)`` RGB.
+
+    ``indices`` are 0-based frame numbers in the order wanted (repeats and any order allowed; each
+    distinct frame is decoded once); ``None`` means every frame. A still has the single frame 0.
+    Raises :class:`MediaError` for a missing, corrupt, empty or unsupported file and for an index
+    outside the file's frames (naming the index and the frame count).
+    """
+    path, kind = _checked(path)
+    return _READERS[kind](path, indices)
