@@ -1,0 +1,109 @@
+"""CardiacNet ASD and PAH (A4C NIfTI videos), as unzipped from Kaggle.
+
+Layout (raw root = the ``CardiacNet`` folder)::
+
+    CardiacNet-ASD/{ASD,Non-ASD}/NNN_image.nii/<stem>_image.nii   case wrapped in a directory
+    CardiacNet-PAH/{PAH,Non-PAH}/NNN_image.nii                      or a plain file
+    .../NNN_label.nii                                               masks, skipped
+
+Label = class folder (disease 1, ``Non-`` 0). ``sample_id`` = the published ``unique_id`` =
+``parent + "_" + stem`` (parent = case folder without ``.nii``, or the class folder for plain
+files; stem = file name without ``_image.nii``/``.nii``). ``patient_id`` follows the reference's
+heuristic (Appendix A): the file stem, collapsed to ``patient-<n>`` when it starts ``patient-``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path, PurePosixPath
+
+import pandas as pd
+
+from cardiobench.manifest import Manifest, ManifestError
+from cardiobench.preprocessing import register_dataset
+from cardiobench.splits import load_spec, stratified_patient_split
+
+log = logging.getLogger(__name__)
+
+#: dataset → (subset folder, disease folder, normal folder, label column)
+SUBSETS: dict[str, tuple[str, str, str, str]] = {
+    "cardiacnet_asd": ("CardiacNet-ASD", "ASD", "Non-ASD", "asd"),
+    "cardiacnet_pah": ("CardiacNet-PAH", "PAH", "Non-PAH", "pah"),
+}
+
+
+def patient_from_stem(stem: str) -> str:
+    """The reference's patient heuristic: ``patient-2-4_image`` → ``patient-2``, else the stem."""
+    if stem.startswith("patient-"):
+        return "-".join(stem.split("-")[:2])
+    return stem
+
+
+def unique_id(rel: PurePosixPath) -> str:
+    """Published ``unique_id`` of a case path relative to its class folder's parent."""
+    name = rel.name
+    parent = rel.parent.name
+    parent = parent[: -len(".nii")] if parent.endswith(".nii") else parent
+    for suffix in ("_image.nii.gz", "_image.nii", ".nii.gz", ".nii"):
+        if name.endswith(suffix):
+            name = name[: -len(suffix)]
+            break
+    return f"{parent}_{name}"
+
+
+def _walk_cases(class_dir: Path) -> list[Path]:
+    """NIfTI files under ``class_dir`` (recursively) whose name does not mention ``label``."""
+    found = []
+    for dirpath, dirnames, filenames in os.walk(class_dir):
+        dirnames.sort()
+        for f in sorted(filenames):
+            if f.endswith((".nii", ".nii.gz")) and "label" not in f.lower():
+                found.append(Path(dirpath) / f)
+    return found
+
+
+def scan(raw_root: Path, dataset: str) -> pd.DataFrame:
+    """Rows ``path, <label>, patient_id, sample_id`` for one subset, sorted by path."""
+    subset, disease, normal, label = SUBSETS[dataset]
+    rows = []
+    for folder, y in ((disease, 1), (normal, 0)):
+        class_dir = raw_root / subset / folder
+        if not class_dir.is_dir():
+            raise ManifestError(f"{dataset}: class folder {class_dir} does not exist (expected "
+                                f"{subset}/{{{disease},{normal}}} under {raw_root})")
+        for f in _walk_cases(class_dir):
+            rel = PurePosixPath(f.relative_to(raw_root).as_posix())
+            # the reference's stem drops only the last suffix (".nii.gz" keeps ".nii")
+            rows.append({"path": str(rel), label: y, "patient_id": patient_from_stem(f.stem),
+                         "sample_id": unique_id(rel)})
+    if not rows:
+        raise ManifestError(f"{dataset}: no .nii/.nii.gz videos under {raw_root / subset}")
+    return pd.DataFrame(rows).sort_values("path", kind="stable").reset_index(drop=True)
+
+
+def _harmonise(raw_root: Path, dataset: str) -> Manifest:
+    raw_root = Path(raw_root)
+    label = SUBSETS[dataset][3]
+    table = scan(raw_root, dataset)
+    spec = load_spec(dataset)
+    p = spec.params
+    table["split"] = stratified_patient_split(table, label, test_size=float(p["test_size"]),
+                                              val_size=float(p["val_size"]), seed=int(p["seed"]))
+    table["view"] = "A4C"
+    table["key_frame"] = 0
+    log.info("%s: %d videos, %d patients", dataset, len(table), table["patient_id"].nunique())
+    return Manifest(dataset=dataset, table=table, root=str(raw_root),
+                    split_rule={"rule": spec.rule, **p}, source={"subset": SUBSETS[dataset][0]})
+
+
+@register_dataset("cardiacnet_asd")
+def harmonise_asd(raw_root: Path) -> Manifest:
+    """CardiacNet raw root → the ASD manifest."""
+    return _harmonise(raw_root, "cardiacnet_asd")
+
+
+@register_dataset("cardiacnet_pah")
+def harmonise_pah(raw_root: Path) -> Manifest:
+    """CardiacNet raw root → the PAH manifest."""
+    return _harmonise(raw_root, "cardiacnet_pah")

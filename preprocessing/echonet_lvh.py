@@ -1,0 +1,135 @@
+"""EchoNet-LVH: ``MeasurementsList.csv`` + ``Batch1..4/*.avi`` → one row per video (§1.3).
+
+``MeasurementsList.csv`` is long format: one row per (video, caliper measurement) with columns
+``(unnamed index), HashedFileName, Calc, CalcValue, Frame, X1, X2, Y1, Y2, Frames, FPS, Width,
+Height, split``; ``CalcValue`` is in cm. We pivot the diastolic measures IVSd, LVIDd and LVPWd to
+the manifest columns ``ivsd``, ``lvidd``, ``lvpwd`` (NaN where a video was not measured).
+
+**Duplicate-measurement rule.** Some videos carry the same ``Calc`` more than once. We keep the
+*first* row per (HashedFileName, Calc) in file order -- exactly what the published evaluator does
+(``drop_duplicates(keep="first")`` per target), so scores computed on our manifest match its
+scores -- and record how many rows were dropped as a warning problem.
+
+``key_frame`` is the ``Frame`` of the first diastolic (IVSd/LVIDd/LVPWd) row of the video. The
+reference loader takes the first row of *any* ``Calc``, which may be a systolic LVIDs frame.
+
+Videos are found in whichever ``Batch*`` folder holds them (the reference assumed one flat
+folder); a video in two batches or in none is an error naming it. No patient key is public, so
+``patient_id`` = ``HashedFileName``.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pandas as pd
+
+from cardiobench.manifest import Manifest, ManifestError, Problem
+from cardiobench.preprocessing import register_dataset
+from cardiobench.preprocessing.common import read_table
+
+log = logging.getLogger(__name__)
+
+MEASUREMENTS_COLUMNS = ("HashedFileName", "Calc", "CalcValue", "Frame", "Frames", "FPS", "split")
+#: ``Calc`` value → manifest column
+TARGETS = {"IVSd": "ivsd", "LVIDd": "lvidd", "LVPWd": "lvpwd"}
+SPLIT_VALUES = ("train", "val", "test")
+
+
+def find_videos(raw_root: Path) -> dict[str, list[str]]:
+    """``HashedFileName`` → every relative ``Batch*/<name>.avi`` path that holds it."""
+    found: dict[str, list[str]] = {}
+    for batch in sorted(p for p in raw_root.glob("Batch*") if p.is_dir()):
+        for video in sorted(batch.glob("*.avi")):
+            found.setdefault(video.stem, []).append(f"{batch.name}/{video.name}")
+    return found
+
+
+def _split_per_video(m: pd.DataFrame, source: Path) -> tuple[pd.Series, list[Problem]]:
+    """One lower-cased split per video; a video whose rows disagree is an error naming it."""
+    errors: list[Problem] = []
+    splits = m["split"].astype("string").str.strip().str.lower()
+    per_video = splits.groupby(m["HashedFileName"], sort=False).agg(
+        lambda s: sorted(set(s.dropna())))
+    out = {}
+    for vid, values in per_video.items():
+        if len(values) != 1:
+            rows = [int(i) + 2 for i in m.index[m["HashedFileName"] == vid]]
+            errors.append(Problem("inconsistent_split",
+                                  f"{source}: rows {rows} give splits {values}", sample_id=vid))
+        elif values[0] not in SPLIT_VALUES:
+            errors.append(Problem("unknown_split", f"{source}: split {values[0]!r} not in "
+                                  f"{SPLIT_VALUES}", sample_id=vid))
+        else:
+            out[vid] = values[0]
+    return pd.Series(out, dtype="string"), errors
+
+
+@register_dataset("echonet_lvh")
+def harmonise(raw_root: Path) -> Manifest:
+    """Pivot ``MeasurementsList.csv`` to one row per video with IVSd/LVIDd/LVPWd in cm."""
+    raw_root = Path(raw_root)
+    source = raw_root / "MeasurementsList.csv"
+    m = read_table(source, MEASUREMENTS_COLUMNS).reset_index(drop=True)
+    m["HashedFileName"] = m["HashedFileName"].astype(str).str.strip()
+    m["CalcValue"] = pd.to_numeric(m["CalcValue"], errors="coerce")
+    errors: list[Problem] = []
+    warnings: list[Problem] = []
+
+    split, split_errors = _split_per_video(m, source)
+    errors += split_errors
+
+    videos = list(dict.fromkeys(m["HashedFileName"]))  # file order
+    table = pd.DataFrame({"sample_id": videos})
+    table["patient_id"] = table["sample_id"]
+    table["split"] = table["sample_id"].map(split)
+    table["view"] = "PLAX"
+
+    wanted = m[m["Calc"].isin(TARGETS)]
+    dup = wanted.duplicated(["HashedFileName", "Calc"], keep="first")
+    if dup.any():
+        n_videos = wanted.loc[dup, "HashedFileName"].nunique()
+        warnings.append(Problem(
+            "duplicate_measurement",
+            f"{source}: {int(dup.sum())} duplicate (HashedFileName, Calc) row(s) in {n_videos} "
+            "video(s) resolved by keeping the first row in file order (as the published "
+            "evaluator does)", severity="warning"))
+    first = wanted[~dup]
+    for calc, col in TARGETS.items():
+        values = first[first["Calc"] == calc].set_index("HashedFileName")["CalcValue"]
+        table[col] = table["sample_id"].map(values).astype(float)
+
+    per_video = m.drop_duplicates("HashedFileName", keep="first").set_index("HashedFileName")
+    key = first.drop_duplicates("HashedFileName", keep="first").set_index("HashedFileName")
+    table["key_frame"] = pd.to_numeric(table["sample_id"].map(key["Frame"]), errors="coerce")
+    table["fps"] = pd.to_numeric(table["sample_id"].map(per_video["FPS"]), errors="coerce")
+    table["n_frames"] = pd.to_numeric(table["sample_id"].map(per_video["Frames"]),
+                                      errors="coerce")
+
+    found = find_videos(raw_root)
+    paths = []
+    for vid in table["sample_id"]:
+        hits = found.get(vid, [])
+        if len(hits) == 1:
+            paths.append(hits[0])
+            continue
+        paths.append(pd.NA)
+        if hits:
+            errors.append(Problem("video_in_two_batches", f"{vid}.avi is in {hits}; "
+                                  "cannot tell which copy is the dataset's", sample_id=vid))
+        else:
+            errors.append(Problem("missing_file", f"{vid}.avi is in no Batch*/ folder "
+                                  f"under {raw_root}", sample_id=vid))
+    table["path"] = paths
+    if errors:
+        raise ManifestError(f"echonet_lvh: {len(errors)} problem(s) in {raw_root}", errors)
+    unmeasured = table[list(TARGETS.values())].isna().all(axis=1)
+    if unmeasured.any():
+        warnings.append(Problem("no_diastolic_measure", f"{int(unmeasured.sum())} video(s) have "
+                                "no IVSd/LVIDd/LVPWd row", severity="warning"))
+    return Manifest(
+        dataset="echonet_lvh", table=table, root=str(raw_root),
+        split_rule={"rule": "official", "column": "split", "case_insensitive": True},
+        source={"files": ["MeasurementsList.csv"], "duplicate_rule": "keep first per (video, Calc)"},
+        problems=warnings)

@@ -1,0 +1,184 @@
+"""EchoNet-Pediatric: ``A4C/`` and ``PSAX/`` folders → one manifest (PUBLISHED_BENCHMARK.md §1.2).
+
+Native layout, per view folder: ``FileList.csv`` (``FileName`` *with* ``.avi``, ``EF, Sex, Age,
+Weight, Height, Split`` where ``Split`` is an integer fold 0–9), ``VolumeTracings.csv`` and
+``Videos/<FileName>``. The official split is fold 0 = test, fold 1 = val, folds 2–9 = train.
+
+``sample_id`` is ``FileName`` with ``.avi`` (the ID the published evaluator joins on); the patient is
+the part of the name before the first ``-`` (``<patient>-<accession>-<instance>.avi``). The ED and
+ES frames come from the two traced frames of ``VolumeTracings.csv``: the frame whose LV tracing
+encloses the larger area is ED. The reference loaders instead rely on file order ("largest trace
+last"), which silently breaks if a file is re-sorted, so we use the area itself.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from cardiobench.manifest import Manifest, ManifestError, Problem
+from cardiobench.preprocessing import register_dataset
+from cardiobench.preprocessing.common import read_table
+
+log = logging.getLogger(__name__)
+
+VIEW_FOLDERS = ("A4C", "PSAX")
+FILELIST_COLUMNS = ("FileName", "EF", "Sex", "Age", "Weight", "Height", "Split")
+N_FOLDS = 10
+
+
+def fold_to_split(fold: int) -> str:
+    """Official fold → split: 0 = test, 1 = val, 2–9 = train."""
+    if fold == 0:
+        return "test"
+    if fold == 1:
+        return "val"
+    if 2 <= fold < N_FOLDS:
+        return "train"
+    raise ValueError(f"fold {fold} is outside 0..{N_FOLDS - 1}")
+
+
+def patient_of(file_name: str) -> str:
+    """``CR32a7559-CR32a9980-000045.avi`` → ``CR32a7559`` (the part before the first ``-``)."""
+    return str(file_name).split("-", 1)[0]
+
+
+def _polygon_area(x: np.ndarray, y: np.ndarray) -> float:
+    """Shoelace area of a closed polygon."""
+    return float(0.5 * abs(np.dot(x, np.roll(y, 1)) - np.dot(y, np.roll(x, 1))))
+
+
+def ed_es_from_tracings(path: Path) -> pd.DataFrame:
+    """Per video, ED and ES frame indices from an EchoNet ``VolumeTracings.csv``.
+
+    Accepts both EchoNet formats: Pediatric's polygon points ``FileName, X, Y, Frame`` and
+    Dynamic's chords ``FileName, X1, Y1, X2, Y2, Frame``. Rows whose ``Frame`` is not an integer
+    (Pediatric writes ``No Systolic`` / ``No Diastolic``) are skipped. A video needs exactly two
+    traced frames; others get no ED/ES. Returns columns ``FileName, ed_frame, es_frame``.
+    """
+    t = pd.read_csv(path)
+    chord = {"X1", "Y1", "X2", "Y2"}.issubset(t.columns)
+    needed = ["FileName", "Frame"] + (["X1", "Y1", "X2", "Y2"] if chord else ["X", "Y"])
+    missing = [c for c in needed if c not in t.columns]
+    if missing:
+        raise ManifestError(f"{path}: VolumeTracings lacks columns {missing} "
+                            f"(has {list(t.columns)})")
+    t = t.assign(Frame=pd.to_numeric(t["Frame"], errors="coerce")).dropna(subset=["Frame"])
+    rows = []
+    for name, grp in t.groupby("FileName", sort=False):
+        areas = {}
+        for frame, pts in grp.groupby("Frame", sort=False):
+            if chord:
+                # Chords run across the LV: their endpoints (first chord is the long axis, skipped)
+                # form the outline, as in the EchoNet loaders.
+                x = np.concatenate([pts["X1"].to_numpy()[1:], pts["X2"].to_numpy()[1:][::-1]])
+                y = np.concatenate([pts["Y1"].to_numpy()[1:], pts["Y2"].to_numpy()[1:][::-1]])
+            else:
+                x, y = pts["X"].to_numpy(float), pts["Y"].to_numpy(float)
+            areas[int(frame)] = _polygon_area(x.astype(float), y.astype(float))
+        if len(areas) != 2:
+            continue
+        (f1, a1), (f2, a2) = areas.items()
+        ed, es = (f1, f2) if a1 >= a2 else (f2, f1)
+        rows.append({"FileName": str(name), "ed_frame": ed, "es_frame": es})
+    return pd.DataFrame(rows, columns=["FileName", "ed_frame", "es_frame"])
+
+
+def _read_view(raw_root: Path, view: str, errors: list[Problem]) -> pd.DataFrame:
+    folder = raw_root / view
+    filelist = folder / "FileList.csv"
+    table = read_table(filelist, FILELIST_COLUMNS)
+    out = pd.DataFrame({
+        "sample_id": table["FileName"].astype(str).str.strip(),
+        "view": view,
+        "ef": pd.to_numeric(table["EF"], errors="coerce"),
+        "sex": table["Sex"].astype("string").str.strip().str.upper(),
+        "age": pd.to_numeric(table["Age"], errors="coerce"),
+    })
+    weight = pd.to_numeric(table["Weight"], errors="coerce")
+    height_m = pd.to_numeric(table["Height"], errors="coerce") / 100.0
+    # Missing or zero height gives NaN, never inf.
+    out["bmi"] = (weight / height_m.where(height_m > 0) ** 2).astype(float)
+    folds = pd.to_numeric(table["Split"], errors="coerce")
+    splits = []
+    for i, (fold, name) in enumerate(zip(folds, out["sample_id"])):
+        if pd.isna(fold) or fold != int(fold) or not 0 <= fold < N_FOLDS:
+            errors.append(Problem("bad_fold", f"{filelist} row {i + 2}: Split "
+                                  f"{table['Split'].iat[i]!r} is not an integer fold 0..9",
+                                  sample_id=name, row=i))
+            splits.append(pd.NA)
+        else:
+            splits.append(fold_to_split(int(fold)))
+    out["fold"] = folds.astype("Int64")
+    out["split"] = splits
+    out["patient_id"] = out["sample_id"].map(patient_of)
+    out["path"] = [f"{view}/Videos/{name}" for name in out["sample_id"]]
+    out["filelist_row"] = np.arange(len(out)) + 2  # 1-based line number incl. header
+
+    tracings = folder / "VolumeTracings.csv"
+    if tracings.exists():
+        edes = ed_es_from_tracings(tracings)
+        # Tracing names may lack ".avi" (Dynamic style); match on the stem.
+        edes["stem"] = edes["FileName"].str.replace(r"\.avi$", "", regex=True)
+        out["stem"] = out["sample_id"].str.replace(r"\.avi$", "", regex=True)
+        out = out.merge(edes[["stem", "ed_frame", "es_frame"]], on="stem", how="left")
+        out = out.drop(columns="stem")
+    else:
+        log.warning("echonet_pediatric: %s not found; no ED/ES frames for %s", tracings, view)
+    return out
+
+
+def _fold_problems(table: pd.DataFrame) -> tuple[list[Problem], list[Problem]]:
+    """(errors, warnings): a patient across splits is an error, across train folds a warning."""
+    errors: list[Problem] = []
+    warnings: list[Problem] = []
+    valid = table.dropna(subset=["fold"])
+    for pid, grp in valid.groupby("patient_id", sort=True):
+        folds = sorted(set(int(f) for f in grp["fold"]))
+        if len(folds) < 2:
+            continue
+        files = [f"{v}/{s} (fold {int(f)})" for v, s, f in
+                 zip(grp["view"], grp["sample_id"], grp["fold"])]
+        splits = sorted(set(grp["split"].astype(str)))
+        kind, sink = (("patient_in_two_splits", errors) if len(splits) > 1
+                      else ("patient_in_two_folds", warnings))
+        sink.append(Problem(kind, f"patient {pid!r} spans folds {folds} (splits {splits}): "
+                            + ", ".join(files), sample_id=str(grp["sample_id"].iat[0]),
+                            severity="error" if sink is errors else "warning"))
+    return errors, warnings
+
+
+@register_dataset("echonet_pediatric")
+def harmonise(raw_root: Path) -> Manifest:
+    """Read ``<raw_root>/{A4C,PSAX}/FileList.csv`` (+ tracings) into one manifest, fold 0 = test."""
+    raw_root = Path(raw_root)
+    present = [v for v in VIEW_FOLDERS if (raw_root / v).is_dir()]
+    if not present:
+        raise ManifestError(f"echonet_pediatric: neither A4C/ nor PSAX/ found under {raw_root}")
+    errors: list[Problem] = []
+    warnings: list[Problem] = []
+    for v in VIEW_FOLDERS:
+        if v not in present:
+            warnings.append(Problem("missing_view_folder", f"{raw_root / v} not found; "
+                                    f"manifest holds only {present}", severity="warning"))
+    table = pd.concat([_read_view(raw_root, v, errors) for v in present], ignore_index=True)
+    fold_errors, fold_warnings = _fold_problems(table)
+    errors += fold_errors
+    warnings += fold_warnings
+    if errors:
+        raise ManifestError(f"echonet_pediatric: {len(errors)} problem(s) in {raw_root}", errors)
+    n_no_trace = int(table["ed_frame"].isna().sum()) if "ed_frame" in table else len(table)
+    if n_no_trace:
+        warnings.append(Problem("no_ed_es", f"{n_no_trace} video(s) lack two traced frames "
+                                "in VolumeTracings.csv; their ed_frame/es_frame are empty",
+                                severity="warning"))
+    table = table.drop(columns=["filelist_row"])
+    return Manifest(
+        dataset="echonet_pediatric", table=table, root=str(raw_root),
+        split_rule={"rule": "official", "column": "Split",
+                    "mapping": {"0": "test", "1": "val", "2-9": "train"}},
+        source={"files": [f"{v}/FileList.csv" for v in present]},
+        problems=warnings)

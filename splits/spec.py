@@ -1,0 +1,74 @@
+"""The split spec: one YAML file per dataset describing its published split."""
+
+from __future__ import annotations
+
+import importlib.resources
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+from cardiobench.manifest import ManifestError
+
+SPEC_RULES = ("official", "stratified_patient", "published_csv")
+
+
+@dataclass(frozen=True)
+class SplitSpec:
+    """Mirror of ``splits/<dataset>.yaml``.
+
+    ``expected`` holds ``samples``/``patients``/``positives`` dicts (split → count, ``None`` where
+    unknown) and ``label`` (the manifest column ``positives`` counts). ``fingerprint`` is the
+    :func:`cardiobench.manifest.split_fingerprint` of the published assignment, when computable.
+    """
+
+    dataset: str
+    rule: str
+    description: str = ""
+    params: dict[str, Any] = field(default_factory=dict)
+    expected: dict[str, Any] = field(default_factory=dict)
+    fingerprint: str | None = None
+    test_ids_sha256: str | None = None
+
+    @property
+    def label(self) -> str | None:
+        """Manifest column the ``positives`` counts refer to (binary datasets), else ``None``."""
+        return self.expected.get("label")
+
+
+def spec_datasets() -> list[str]:
+    """Every dataset with a spec file shipped in the package."""
+    root = importlib.resources.files("cardiobench.splits")
+    return sorted(p.name[:-5] for p in root.iterdir() if p.name.endswith(".yaml"))
+
+
+def parse_spec(data: dict[str, Any], source: str) -> SplitSpec:
+    """Build a :class:`SplitSpec` from parsed YAML, naming ``source`` in any error."""
+    if not isinstance(data, dict):
+        raise ManifestError(f"split spec {source} is not a YAML mapping")
+    missing = [k for k in ("dataset", "rule") if k not in data]
+    if missing:
+        raise ManifestError(f"split spec {source} lacks keys {missing}")
+    unknown = sorted(set(data) - {"dataset", "rule", "description", "params", "expected",
+                                  "fingerprint", "test_ids_sha256"})
+    if unknown:
+        raise ManifestError(f"split spec {source} has unknown keys {unknown}")
+    if data["rule"] not in SPEC_RULES:
+        raise ManifestError(f"split spec {source}: rule {data['rule']!r} not one of {SPEC_RULES}")
+    return SplitSpec(dataset=str(data["dataset"]), rule=str(data["rule"]),
+                     description=str(data.get("description") or ""),
+                     params=dict(data.get("params") or {}),
+                     expected=dict(data.get("expected") or {}),
+                     fingerprint=data.get("fingerprint"),
+                     test_ids_sha256=data.get("test_ids_sha256"))
+
+
+def load_spec(dataset: str) -> SplitSpec:
+    """The packaged spec ``splits/<dataset>.yaml``; an unknown dataset lists the known ones."""
+    res = importlib.resources.files("cardiobench.splits") / f"{dataset}.yaml"
+    if not res.is_file():
+        raise KeyError(f"no split spec for {dataset!r}; known: {', '.join(spec_datasets())}")
+    spec = parse_spec(yaml.safe_load(res.read_text()), str(res))
+    if spec.dataset != dataset:
+        raise ManifestError(f"split spec {res} declares dataset {spec.dataset!r}, expected {dataset!r}")
+    return spec
