@@ -1,0 +1,289 @@
+"""open_clip encoders: a generic wrapper and the published CLIP-style echo/biomedical models.
+
+Loading is open_clip's own: ``create_model`` from the checkpoint's ``open_clip_config.json`` (or a
+built-in config), then ``open_clip.load_checkpoint(..., strict=True, weights_only=True)``, which
+applies open_clip's key fixes (e.g. BiomedCLIP's stale ``position_ids``). The weights file is
+resolved first by :mod:`cardiobench.weights` (local folder, HF cache via ``refs/main``), so a
+missing file fails with a message naming it instead of silently building random weights (open_clip
+only logs a warning in that case). Everything runs under ``HF_HUB_OFFLINE=1`` semantics.
+
+Each checkpoint's text goes through its *own* tokenizer: open_clip's ``get_tokenizer`` on the same
+id (CLIP BPE for EchoCLIP, BiomedBERT for BiomedCLIP, Gemma for SigLIP 2), or the template
+tokenizer for EchoCLIP-R. There is no fallback between tokenizers.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from cardiobench.encoders.base import CLIP_MEAN, CLIP_STD, Encoder, InputSpec
+from cardiobench.encoders.registry import register_encoder
+from cardiobench.transforms import SamplingPolicy
+from cardiobench.weights import (WeightsNotFound, hf_hub_cache, hf_offline, hf_repo_dir, hf_snapshot,
+                                 local_file, sha256_files)
+
+log = logging.getLogger(__name__)
+
+CONFIG_FILE = "open_clip_config.json"
+WEIGHT_FILES = ("open_clip_model.safetensors", "open_clip_pytorch_model.bin")
+HF_PREFIX = "hf-hub:"
+
+ECHOCLIP_ID = "hf-hub:mkaichristensen/echo-clip"
+ECHOCLIP_R_ID = "hf-hub:mkaichristensen/echo-clip-r"
+BIOMEDCLIP_ID = "hf-hub:microsoft/BiomedCLIP-PubMedBERT_256-vit_base_patch16_224"
+SIGLIP2_ID = "hf-hub:timm/ViT-B-16-SigLIP2"
+
+#: EchoCLIP's official examples: cv2 frames (BGR, never converted), crop_and_scale(zoom=0.1,
+#: cubic) to 224, CLIP mean/std; zero-shot example samples video[0:40:2].
+ECHOCLIP_SPEC = InputSpec(kind="image", resolution=224, crop="echo", zoom=0.1, interpolation="bicubic",
+                          mean=CLIP_MEAN, std=CLIP_STD, value_range=1.0, channel_order="BGR",
+                          sampling=SamplingPolicy(kind="consecutive", n_frames=20, stride=2,
+                                                  start="zero"))
+
+
+def _weights_file(folder: Path) -> Path:
+    for name in WEIGHT_FILES:
+        if (folder / name).is_file():
+            return folder / name
+    raise WeightsNotFound(f"{folder} holds no {' or '.join(WEIGHT_FILES)}")
+
+
+def _check_text_repos(model_cfg: dict[str, Any], cache: Path, what: str) -> None:
+    """Fail early, naming files, when the text tower/tokenizer's own HF repo is not cached."""
+    text = model_cfg.get("text_cfg", {})
+    if text.get("hf_model_name"):
+        # HFTextEncoder builds from AutoConfig(hf_model_name): needs that repo's config.json.
+        hf_snapshot(text["hf_model_name"], ["config.json"], cache=cache, what=f"{what} text-tower config")
+    tok = text.get("hf_tokenizer_name")
+    if tok:
+        snap = hf_snapshot(tok, ["tokenizer_config.json"], cache=cache, what=f"{what} tokenizer")
+        has_vocab = any((snap / f).is_file() for f in ("tokenizer.json", "vocab.txt", "tokenizer.model"))
+        commit = snap.name
+        no_config = (hf_repo_dir(tok, cache) / ".no_exist" / commit / "config.json").is_file()
+        if not has_vocab or not ((snap / "config.json").is_file() or no_config):
+            need = [f for f, ok in (("tokenizer.json or vocab.txt", has_vocab),
+                                    ("config.json (or its .no_exist marker)",
+                                     (snap / "config.json").is_file() or no_config)) if not ok]
+            raise WeightsNotFound(
+                f"{what} tokenizer repo {tok!r} in {snap} lacks {', '.join(need)}; transformers 5 "
+                f"needs them offline: download them from https://huggingface.co/{tok}/tree/main into "
+                "the HF cache (e.g. by one online open_clip.get_tokenizer call)")
+
+
+class OpenClipEncoder(Encoder):
+    """Any open_clip model as a per-frame image encoder with its own text tower.
+
+    ``model``: an open_clip built-in name (``ViT-B-16-SigLIP2``), an ``hf-hub:ORG/NAME`` id, or
+    ``local-dir:PATH``. ``pretrained``: a built-in tag (``webli``), a local checkpoint file, or
+    None (random weights: labelled a control). ``weights``: a local folder holding
+    ``open_clip_config.json`` + weights (overrides ``model``'s source) or a weights file.
+    ``spec``: the InputSpec; by default derived from the checkpoint's preprocess config
+    (size, mean/std, interpolation, ``shortest`` → center crop, ``squash`` → squash).
+    ``tokenizer``: a callable replacing open_clip's ``get_tokenizer`` (EchoCLIP-R only).
+    """
+
+    def __init__(self, model: str = "ViT-B-32", pretrained: str | None = None, *,
+                 weights: str | Path | None = None, name: str | None = None,
+                 spec: InputSpec | None = None, spec_overrides: dict[str, Any] | None = None,
+                 tokenizer: Callable[[list[str]], torch.Tensor] | None = None,
+                 revision: str = "main", seed: int = 0, channels_last: bool | None = None,
+                 device: str = "cpu") -> None:
+        import open_clip
+
+        self.model_name, self.pretrained = model, pretrained
+        self.revision = revision
+        self.weights_path: Path | None = None
+        self.random = False
+        cache = hf_hub_cache()
+        with hf_offline(cache):
+            source = model
+            if weights is not None and Path(weights).expanduser().is_dir():
+                folder = Path(weights).expanduser()
+                local_file(folder / CONFIG_FILE, what=f"open_clip config of {folder}")
+                self.weights_path = _weights_file(folder)
+                source = f"local-dir:{folder}"
+                self.model_cfg = json.loads((folder / CONFIG_FILE).read_text())["model_cfg"]
+            elif model.startswith(HF_PREFIX):
+                repo = model[len(HF_PREFIX):]
+                snap = hf_snapshot(repo, [CONFIG_FILE], any_of=WEIGHT_FILES, revision=revision,
+                                   cache=cache, what=name or repo)
+                self.model_cfg = json.loads((snap / CONFIG_FILE).read_text()).get("model_cfg")
+                if self.model_cfg is None:
+                    raise ValueError(f"{snap / CONFIG_FILE} has no 'model_cfg' key (not an open_clip export)")
+                self.weights_path = Path(weights) if weights is not None else _weights_file(snap)
+                _check_text_repos(self.model_cfg, cache, name or repo)
+                source = f"local-dir:{snap}" if revision != "main" else model
+            else:
+                self.model_cfg = open_clip.get_model_config(model)
+                if self.model_cfg is None:
+                    raise KeyError(f"open_clip has no built-in model {model!r} (or pass hf-hub:ID)")
+                if weights is not None:
+                    self.weights_path = local_file(weights, what=f"open_clip {model}")
+                elif pretrained and Path(pretrained).expanduser().is_file():
+                    self.weights_path = Path(pretrained).expanduser()
+                elif pretrained:
+                    self.weights_path = self._tag_file(open_clip, model, pretrained, cache)
+                else:
+                    self.random = True
+                _check_text_repos(self.model_cfg, cache, name or model)
+            if self.random:
+                torch.manual_seed(seed)  # the control's weights are a function of the seed
+            # Weights are loaded below from the file resolved above; no tower may fetch its own
+            # base weights (BiomedCLIP's BERT would otherwise ask for pytorch_model.bin).
+            self.model = open_clip.create_model(source, pretrained=None, load_weights=False,
+                                                pretrained_image=False, pretrained_text=False)
+            if self.weights_path is not None:
+                open_clip.load_checkpoint(self.model, str(self.weights_path), strict=True,
+                                          weights_only=True)
+            self.tokenizer = tokenizer or open_clip.get_tokenizer(
+                source if source.startswith("local-dir:") and weights is not None else model)
+        self.model.eval().requires_grad_(False)
+        self.seed = seed if self.random else None
+        self._sha = sha256_files([self.weights_path]) if self.weights_path is not None else None
+        self.name = name or (f"random-{model}" if self.random else model)
+        self.embed_dim = int(self.model_cfg["embed_dim"])
+        self.spec = spec if spec is not None else self._spec_from_checkpoint()
+        if spec_overrides:
+            self.spec = replace(self.spec, **spec_overrides)
+        vision = self.model_cfg.get("vision_cfg", {})
+        if channels_last is None:
+            channels_last = "convnext" in str(vision.get("timm_model_name", ""))
+        self.channels_last = bool(channels_last)
+        if self.channels_last:
+            self.model.visual.to(memory_format=torch.channels_last)
+        self.to(device)
+
+    @staticmethod
+    def _tag_file(open_clip: Any, model: str, tag: str, cache: Path) -> Path:
+        cfg = open_clip.get_pretrained_cfg(model, tag)
+        if not cfg:
+            raise KeyError(f"open_clip model {model!r} has no pretrained tag {tag!r}; tags: "
+                           f"{open_clip.list_pretrained_tags_by_model(model)}")
+        if cfg.get("hf_hub"):
+            repo = "/".join(cfg["hf_hub"].strip("/").split("/")[:2])
+            snap = hf_snapshot(repo, [], any_of=WEIGHT_FILES, cache=cache, what=f"{model}/{tag}")
+            return _weights_file(snap)
+        url = cfg.get("url", "")
+        path = Path.home() / ".cache" / "clip" / Path(url).name
+        return local_file(path, what=f"{model}/{tag}",
+                          hint=f"download {url} and put it there, or pass pretrained=FILE")
+
+    def _spec_from_checkpoint(self) -> InputSpec:
+        import open_clip
+
+        pp = open_clip.get_model_preprocess_cfg(self.model)
+        size = pp.get("size", 224)
+        size = int(size[0] if isinstance(size, (tuple, list)) else size)
+        crop = "squash" if pp.get("resize_mode") == "squash" else "center"
+        interp = pp.get("interpolation", "bicubic")
+        return InputSpec(kind="image", resolution=size, crop=crop,
+                         interpolation=interp if interp in ("bicubic", "bilinear") else "bicubic",
+                         mean=tuple(pp.get("mean", CLIP_MEAN)), std=tuple(pp.get("std", CLIP_STD)),
+                         value_range=1.0, channel_order="RGB")
+
+    @property
+    def logit_scale(self) -> float:
+        """exp of the checkpoint's learned temperature."""
+        return float(self.model.logit_scale.detach().float().exp().reshape(-1)[0])
+
+    @property
+    def logit_bias(self) -> float | None:
+        """SigLIP bias (None for softmax-CLIP checkpoints)."""
+        bias = getattr(self.model, "logit_bias", None)
+        return None if bias is None else float(bias.detach().float().reshape(-1)[0])
+
+    @property
+    def weights_sha256(self) -> str | None:
+        """SHA-256 of the loaded weights file (None for random controls)."""
+        return self._sha
+
+    def config(self) -> dict[str, Any]:
+        """Model source, tokenizer and control status (what changes embeddings besides weights)."""
+        return {"model": self.model_name, "pretrained": self.pretrained if not self.random else None,
+                "random_control": self.random, "seed": self.seed,
+                "tokenizer": type(self.tokenizer).__name__, "revision": self.revision}
+
+    def describe(self) -> dict[str, Any]:
+        """Base metadata plus the control label and logit bias."""
+        d = super().describe()
+        d.update(control=self.random, logit_bias=self.logit_bias)
+        return d
+
+    def to(self, device: str | torch.device) -> "OpenClipEncoder":
+        """Move the model."""
+        super().to(device)
+        self.model.to(self.device)
+        return self
+
+    @torch.no_grad()
+    def encode_frames(self, frames: torch.Tensor) -> torch.Tensor:
+        """``(B, 3, R, R)`` → L2-normalised ``(B, D)``."""
+        x = frames.to(self.device)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return self.model.encode_image(x, normalize=True)
+
+    @torch.no_grad()
+    def encode_text(self, texts: list[str]) -> torch.Tensor:
+        """Texts through the checkpoint's own tokenizer → L2-normalised ``(N, D)``."""
+        tokens = self.tokenizer(list(texts)).to(self.device)
+        return self.model.encode_text(tokens, normalize=True)
+
+
+@register_encoder("open_clip", "Any open_clip model: name+tag, hf-hub:ID, local dir; pretrained=None = random control")
+def open_clip_encoder(**kwargs: Any) -> OpenClipEncoder:
+    """Generic open_clip wrapper (see :class:`OpenClipEncoder`)."""
+    return OpenClipEncoder(**kwargs)
+
+
+@register_encoder("echoclip", "EchoCLIP (ConvNeXt-B + CLIP text, 512-d), hf-hub:mkaichristensen/echo-clip")
+def echoclip(model: str = ECHOCLIP_ID, **kwargs: Any) -> OpenClipEncoder:
+    """EchoCLIP as the official examples run it: BGR frames, echo crop zoom 0.1, CLIP BPE 77."""
+    kwargs.setdefault("spec", ECHOCLIP_SPEC)
+    return OpenClipEncoder(model=model, name=kwargs.pop("name", "echoclip"), **kwargs)
+
+
+@register_encoder("echoclip-r", "EchoCLIP-R (EchoCLIP image tower + template tokenizer from the user's echo_CLIP files)")
+def echoclip_r(model: str = ECHOCLIP_R_ID, tokenizer_dir: str | Path | None = None,
+               **kwargs: Any) -> OpenClipEncoder:
+    """EchoCLIP-R: same image pipeline as EchoCLIP; text through the official template tokenizer.
+
+    ``tokenizer_dir`` holds the user's ``template_vocab.txt`` + ``blank_wordpiece.tokenizer``
+    (default ``$CARDIOBENCH_ECHOCLIP_R_DIR``); open_clip's CLIP BPE is never used.
+    """
+    from cardiobench.encoders.echoclip_r_tokenizer import TemplateTokenizer
+
+    tok = TemplateTokenizer(tokenizer_dir)  # fail on missing files before loading 600 MB
+    kwargs.setdefault("spec", ECHOCLIP_SPEC)
+    return OpenClipEncoder(model=model, name=kwargs.pop("name", "echoclip-r"), tokenizer=tok, **kwargs)
+
+
+@register_encoder("biomedclip", "BiomedCLIP (ViT-B/16 + PubMedBERT 256, 512-d)")
+def biomedclip(model: str = BIOMEDCLIP_ID, **kwargs: Any) -> OpenClipEncoder:
+    """BiomedCLIP; offline it also needs BiomedBERT's config.json, tokenizer_config.json, vocab.txt
+    in the HF cache (``microsoft/BiomedNLP-BiomedBERT-base-uncased-abstract``)."""
+    return OpenClipEncoder(model=model, name=kwargs.pop("name", "biomedclip"), **kwargs)
+
+
+@register_encoder("siglip2", "SigLIP 2 ViT-B/16 (768-d, squash 224, mean/std 0.5, logit_bias)")
+def siglip2(model: str = SIGLIP2_ID, **kwargs: Any) -> OpenClipEncoder:
+    """SigLIP 2 through ``hf-hub:timm/ViT-B-16-SigLIP2`` (same snapshot as ``ViT-B-16-SigLIP2``/``webli``).
+
+    The tokenizer is the repo's Gemma tokenizer via transformers; its padding side decides the
+    text embedding and is not verified against big_vision here.
+    """
+    return OpenClipEncoder(model=model, name=kwargs.pop("name", "siglip2"), **kwargs)
+
+
+@register_encoder("random-clip", "Control: EchoCLIP's architecture (open_clip convnext_base) with random weights")
+def random_clip(model: str = "convnext_base", seed: int = 0, **kwargs: Any) -> OpenClipEncoder:
+    """Random-weight control with EchoCLIP's architecture and input pipeline."""
+    kwargs.setdefault("spec", ECHOCLIP_SPEC)
+    return OpenClipEncoder(model=model, pretrained=None, seed=seed,
+                           name=kwargs.pop("name", f"random-clip[{model},seed={seed}]"), **kwargs)

@@ -1,0 +1,43 @@
+"""Helpers for encoder tests (no tests here): files in the Hugging Face cache layout a user has offline."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+from pathlib import Path
+
+import torch
+
+
+def write_hf_repo(cache: Path, repo_id: str, files: dict[str, bytes], *,
+                  no_exist: tuple[str, ...] = (), commit: str | None = None) -> Path:
+    """Write ``files`` as huggingface_hub does: blobs named by etag, snapshot symlinks,
+    ``refs/main`` (no newline) and empty ``.no_exist/<commit>/<file>`` markers. Returns the snapshot."""
+    repo = cache / ("models--" + repo_id.replace("/", "--"))
+    commit = commit or hashlib.sha1(repo_id.encode()).hexdigest()
+    snap = repo / "snapshots" / commit
+    (repo / "blobs").mkdir(parents=True, exist_ok=True)
+    snap.mkdir(parents=True, exist_ok=True)
+    for name, data in files.items():
+        etag = hashlib.sha256(data).hexdigest()
+        (repo / "blobs" / etag).write_bytes(data)
+        link = snap / name
+        link.parent.mkdir(parents=True, exist_ok=True)
+        if link.is_symlink() or link.exists():
+            link.unlink()
+        os.symlink(os.path.relpath(repo / "blobs" / etag, link.parent), link)
+    for name in no_exist:
+        marker = repo / ".no_exist" / commit / name
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.write_bytes(b"")
+    (repo / "refs").mkdir(exist_ok=True)
+    (repo / "refs" / "main").write_text(commit)
+    return snap
+
+
+def state_dict_bytes(obj: object) -> bytes:
+    """``torch.save`` to bytes (the plain pickle format of ``.bin`` / ``.pt`` checkpoints)."""
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    return buf.getvalue()
