@@ -143,7 +143,8 @@ def preprocess(frames: torch.Tensor, spec: "InputSpecLike") -> torch.Tensor:
 
     Steps, all batched over frames: channel order (RGB or BGR, as the model was trained),
     geometry (``crop``: ``echo`` = square + zoom trim then resize; ``center`` = resize short side
-    then centre crop; ``squash`` = resize to R×R ignoring aspect; ``none`` = resize only), value
+    then centre crop; ``squash`` = resize to R×R ignoring aspect; ``squash_center`` = resize to
+    ``R / crop_pct`` square ignoring aspect, then centre crop R; ``none`` = resize only), value
     scaling to ``value_range`` (1.0 for [0, 1], 255.0 for 0–255) and mean/std normalisation in
     that value space. ``grayscale`` averages the channels first (replicated back to 3).
     """
@@ -162,6 +163,8 @@ def preprocess(frames: torch.Tensor, spec: "InputSpecLike") -> torch.Tensor:
         x = center_crop(resize_short_side(x, r, spec.interpolation), r)
     elif spec.crop in ("squash", "none"):
         x = resize(x, r, spec.interpolation)
+    elif spec.crop == "squash_center":
+        x = center_crop(resize(x, round(r / spec.crop_pct), spec.interpolation), r)
     else:
         raise ValueError(f"unknown crop {spec.crop!r}")
     if spec.interpolation == "bicubic":
@@ -180,6 +183,7 @@ class InputSpecLike:  # pragma: no cover - typing helper only
     resolution: int
     crop: str
     zoom: float
+    crop_pct: float
     interpolation: str
     value_range: float
     mean: tuple[float, float, float]

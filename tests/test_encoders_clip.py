@@ -21,7 +21,7 @@ import open_clip
 from cardiobench.encoders import build_encoder
 from cardiobench.encoders.base import CLIP_MEAN, CLIP_STD
 from cardiobench.encoders.check import check_encoder
-from cardiobench.encoders.echoclip_r_tokenizer import TemplateTokenizer, clean_report, split_variables
+from cardiobench.encoders.echoclip_r_tokenizer import TemplateTokenizer, basic_clean, split_variables
 from cardiobench.transforms import preprocess
 from cardiobench.weights import WeightsNotFound, hf_offline
 from test_encoders_helpers import state_dict_bytes, write_hf_repo
@@ -240,7 +240,8 @@ def test_template_tokenizer_ids(template_dir):
     assert tt.template_vocab_size == 5 + len(PHRASES)  # 9
     assert tt.variable_vocab_size == 132  # as with the real files
     assert (tt.bos_id, tt.eos_id) == (9 + 132, 9 + 133)
-    ids = tt.encode("Lv ejection fraction was 55 %.  Severely dilated left ventricle. Pulmonary artery"
+    # basic_clean (no official utils.py in the folder): upper case, units attached, one space
+    ids = tt.encode("Lv ejection fraction is 55 %.  Severe dilated left ventricle. Pulmonary artery"
                     " pressure unknown. Mild dilated left atrium.")
     # [BOS] phrase5 "55" · phrase6 "SEVERE" · phrase7 "MILD" · [EOS] (the PA sentence is not a
     # template phrase: dropped), then zero padding to 77.
@@ -260,7 +261,7 @@ def test_template_tokenizer_ids(template_dir):
 
 
 def test_clean_and_split():
-    assert clean_report("lv ejection fraction was 55 %") == "LV EJECTION FRACTION IS 55%. "
+    assert basic_clean("lv ejection fraction is  55 %") == "LV EJECTION FRACTION IS 55%. "
     vals, text = split_variables("MILD/MODERATE MR, EF 40.5%")
     assert vals == ["MILD/MODERATE", "40.5"] and text == "<#> MR, EF <#>%"
 

@@ -88,3 +88,15 @@ def test_preprocess_is_batched_and_matches_per_frame() -> None:
 def test_preprocess_rejects_float_input() -> None:
     with pytest.raises(TypeError, match="uint8"):
         preprocess(torch.zeros(1, 3, 4, 4), InputSpec(resolution=4))
+
+
+def test_squash_then_center_crop_like_panecho() -> None:
+    # 2 rows x 4 cols of distinct values; squash to 8x8 then centre-crop 4x4 (crop_pct 0.5)
+    frames = np.zeros((1, 20, 40, 3), np.uint8)
+    frames[:, :, 20:] = 200
+    spec = InputSpec(resolution=4, crop="squash_center", crop_pct=0.5, interpolation="nearest",
+                     mean=(0, 0, 0), std=(1, 1, 1), value_range=255.0)
+    out = preprocess(to_tensor(frames), spec)
+    assert out.shape == (1, 3, 4, 4)
+    # the aspect ratio is squashed (not cropped to square first): left half 0, right half 200
+    assert out[0, 0, :, :2].max().item() == 0.0 and out[0, 0, :, 2:].min().item() == 200.0

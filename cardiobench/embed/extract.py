@@ -149,12 +149,19 @@ class _Encoding:
         out: list[tuple[np.ndarray, np.ndarray | None]] = []
         with autocast_context(self.device, self.precision):
             if self.video:
-                clips_per_batch = max(1, self.batch_frames // max(1, prepped[0].shape[0]))
-                for i in range(0, len(prepped), clips_per_batch):
-                    group = prepped[i:i + clips_per_batch]
-                    emb = self.encoder.encode_clips(torch.stack(group)).float().cpu()
-                    self.frames_encoded += sum(p.shape[0] for p in group)
-                    out += [(e.numpy(), None) for e in emb]
+                out = [None] * len(prepped)  # type: ignore[list-item]
+                # clips of a short video may have fewer frames (pad="none"); batch equal lengths
+                by_len: dict[int, list[int]] = {}
+                for i, p in enumerate(prepped):
+                    by_len.setdefault(p.shape[0], []).append(i)
+                for length, members in by_len.items():
+                    per_batch = max(1, self.batch_frames // max(1, length))
+                    for j in range(0, len(members), per_batch):
+                        group = members[j:j + per_batch]
+                        emb = self.encoder.encode_clips(torch.stack([prepped[i] for i in group]))
+                        self.frames_encoded += length * len(group)
+                        for i, e in zip(group, emb.float().cpu()):
+                            out[i] = (e.numpy(), None)
             else:
                 flat = torch.cat(prepped)
                 embs = [self.encoder.encode_frames(flat[i:i + self.batch_frames]).float().cpu()

@@ -32,8 +32,9 @@ class InputSpec:
     kind: Literal["image", "video"] = "image"
     resolution: int = 224
     sampling: SamplingPolicy = field(default_factory=SamplingPolicy)
-    crop: Literal["echo", "center", "squash", "none"] = "echo"
+    crop: Literal["echo", "center", "squash", "squash_center", "none"] = "echo"
     zoom: float = 0.1
+    crop_pct: float = 1.0
     interpolation: Literal["bicubic", "bilinear", "area", "nearest"] = "bicubic"
     mean: tuple[float, float, float] = CLIP_MEAN
     std: tuple[float, float, float] = CLIP_STD

@@ -16,20 +16,25 @@ EchoCLIP-R encodes a report as a sequence of *template phrases* (one id each) fo
 
 Both files are under echo_CLIP's academic licence, so cardiobench never ships them: the user
 downloads them from https://github.com/echonet/echo_CLIP and points us at their folder.
-Report cleaning (upper-casing, unit spacing, word normalisation, fixed phrase periods) follows
-the published rules.
+Report cleaning uses echo_CLIP's own ``clean_text`` from the user's checkout when present (its
+``utils.py`` beside the two files); otherwise :func:`basic_clean`, which is exact for prompts written
+in the template phrasing.
 """
 
 from __future__ import annotations
 
+import importlib.util
+import logging
 import os
 import re
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
 
 from cardiobench.weights import WeightsNotFound
+
+log = logging.getLogger(__name__)
 
 VOCAB_FILE = "template_vocab.txt"
 WORDPIECE_FILE = "blank_wordpiece.tokenizer"
@@ -39,69 +44,43 @@ PLACEHOLDER = "<#>"
 SEPARATOR = "\u2021"  # '‡' separates the variables of one phrase
 SEVERITIES = ("MILD", "MODERATE", "SEVERE", "MILD/MODERATE", "MODERATE/SEVERE")
 
-# Report normalisation, applied in this order (the order matters: e.g. periods are split off
-# before dates are removed).
-_SUBSTITUTIONS: tuple[tuple[str, str], ...] = (
-    (r"\^|CRLF|\u2021", ""),
-    (r"(?<=\D)\.|\.(?=\D)", ". "),
-    (r"[\[\]]", ""),
-    (r"(?<=\b)WAS(?=\b)", "IS"),
-    (r"(?<=\b)WERE(?=\b)", "ARE"),
-    (r"(?<=\b)AND/OR(?=\b)", "AND"),
-    (r"NORMALLY", "NORMAL"),
-    (r"MILDLY", "MILD"),
-    (r"MODERATELY", "MODERATE"),
-    (r"SEVERELY", "SEVERE"),
-    (r"PULMONARY ARTERY", "PA"),
-    (r"\d{2}/\d{2}/\d{4}", ""),
-    (r"\d{2}\.\d{2}\.\d{4}", ""),
-    (r"[A-Z](\d+\.\d*\b)", ""),
-    (r"\s+(MMHG|MM|CM|%)", r"\1"),
-    (r"\s\.", "."),
-    (r"\s+", " "),
-    (r"\s\+\s", "+"),
-    (r"\+CVPMMHG", "MMHG"),
-)
-_COMPILED = tuple((re.compile(p), r) for p, r in _SUBSTITUTIONS)
-
-# Phrases that end a sentence in the template vocabulary but often lack the period in reports.
-_PERIOD_PHRASES = (
-    "THE PEAK TRANSAORTIC GRADIENT IS <#>MMHG", "THE MEAN TRANSAORTIC GRADIENT IS <#>MMHG",
-    "LV EJECTION FRACTION IS <#>%", "ESTIMATED PA PRESSURE IS <#>MMHG",
-    "RESTING SEGMENTAL WALL MOTION ANALYSIS", "THE IVC DIAMETER IS <#>MM",
-    "EST RV/RA PRESSURE GRADIENT IS <#>MMHG", "ESTIMATED PEAK RVSP IS <#>MMHG",
-    "HEART FAILURE, UNSPECIFIED", "CHEST PAIN, UNSPECIFIED", "SINUS OF VALSALVA: <#>CM",
-    "THE PEAK TRANSMITRAL GRADIENT IS <#>MMHG", "THE MEAN TRANSMITRAL GRADIENT IS <#>MMHG",
-    "ASCENDING AORTA <#>CM", "ESTIMATED PA SYSTOLIC PRESSURE IS <#>MMHG",
-    "ICD_CODE SHORTNESS BREATH", "ICD_CODE ABNORMAL ELECTROCARDIOGRAM ECG EKG", "SHORTNESS BREATH",
-    "ABNORMAL ELECTROCARDIOGRAM ECG EKG",
-    "THE LEFT ATRIAL APPENDAGE IS NORMAL IN APPEARANCE WITH NO EVIDENCE OF THROMBUS",
-)
 _NUMBER = r"(?:\d+\.?\d*)"
-_ADD_PERIOD = re.compile("(" + "|".join(
-    f"(?:{re.escape(p).replace(re.escape(PLACEHOLDER), _NUMBER)})(?!\\.)" for p in _PERIOD_PHRASES) + ")")
-_MULTI_PERIOD = re.compile(r"\.+")
 _VARIABLE = re.compile(r"(\d+\.?\d*)|((?<![A-Za-z])(?:MODERATE/SEVERE|MILD/MODERATE|MILD|MODERATE|"
                        r"SEVERE|VERY SEVERE))")
-_PHRASE_FIXES = (
-    ("THE INFERIOR VENA CAVA IS NORMAL IN SIZE AND SHOWS A NORMAL RESPIRATORY COLLAPSE, CONSISTENT "
-     "WITH NORMAL RIGHT ATRIAL PRESSURE (<#>MMHG).",
-     "THE INFERIOR VENA CAVA SHOWS A NORMAL RESPIRATORY COLLAPSE CONSISTENT WITH NORMAL RIGHT "
-     "ATRIAL PRESSURE (<#>MMHG)."),
-    ("RESTING SEGMENTAL WALL MOTION ANALYSIS.:", "RESTING SEGMENTAL WALL MOTION ANALYSIS."),
-)
+OFFICIAL_UTILS = "utils.py"
 
 
-def clean_report(text: str) -> str:
-    """Normalise a report the way EchoCLIP-R's training reports were normalised."""
-    if len(text) <= 1:
-        return text
-    text = text.upper().strip().replace("`", "'")
-    for pattern, repl in _COMPILED:
-        text = pattern.sub(repl, text)
-    text = text.strip() + " "
-    text = _ADD_PERIOD.sub(r"\1.", text)
-    return _MULTI_PERIOD.sub(".", text)
+def basic_clean(text: str) -> str:
+    """Our own minimal report normalisation: upper case, units attached, one space, final period.
+
+    EchoCLIP-R's training reports went through echo_CLIP's ``clean_text`` (academic licence, not
+    shipped). When the user's checkout provides it (``utils.py`` beside the vocab files),
+    :class:`TemplateTokenizer` uses it instead; this fallback is exact for prompts already written
+    in the template phrasing (upper case, ``<value><unit>``, sentences ending in a period), which
+    is how cardiobench's prompt sets are written.
+    """
+    text = text.upper().strip()
+    text = re.sub(r"\s+(MMHG|MM|CM|%)", r"\1", text)
+    text = re.sub(r"\s+", " ", text).strip()
+    if text and not text.endswith("."):
+        text += "."
+    return text + " "
+
+
+def load_official_cleaner(folder: Path) -> Callable[[str], str] | None:
+    """echo_CLIP's own ``clean_text`` from the user's checkout, or None when it is not there."""
+    path = folder / OFFICIAL_UTILS
+    if not path.is_file():
+        return None
+    try:
+        spec = importlib.util.spec_from_file_location("_echo_clip_user_utils", path)
+        module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+        spec.loader.exec_module(module)  # type: ignore[union-attr]
+        return getattr(module, "clean_text")
+    except Exception as exc:  # their utils imports heavy deps; fall back, but say so
+        log.warning("could not use %s's clean_text (%s); using cardiobench's basic cleaning",
+                    path, exc)
+        return None
 
 
 def split_variables(text: str) -> tuple[list[str], str]:
@@ -149,12 +128,11 @@ class TemplateTokenizer:
         self.eos_id = self.bos_id + 1
         self._slots = {i: tok.count(PLACEHOLDER) for tok, i in self._phrases.get_vocab().items()}
         self._unk = self._phrases.token_to_id("[UNK]")
+        self.clean = load_official_cleaner(folder) or basic_clean
 
     def encode(self, report: str) -> list[int]:
         """One report → its id sequence, padded/truncated to ``context_length``."""
-        values, text = split_variables(clean_report(report))
-        for old, new in _PHRASE_FIXES:
-            text = text.replace(old, new)
+        values, text = split_variables(self.clean(report))
         enc = self._phrases.encode(text)
         # Variables inside unrecognised text are dropped with it; keep only those in phrases.
         keep: list[bool] = []

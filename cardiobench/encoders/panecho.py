@@ -145,9 +145,10 @@ class PanEchoEncoder(Encoder):
         self._sha = sha256_files([path])
         self.name = name
         self.embed_dim = PanEchoBackbone.dim
-        self.spec = InputSpec(kind="video", resolution=224, crop="echo", zoom=(1 - 224 / 256) / 2,
-                              interpolation="bilinear", mean=IMAGENET_MEAN, std=IMAGENET_STD,
-                              value_range=1.0, channel_order="BGR",
+        # EchoNet-style loaders squash frames to 256x256 (INTER_AREA), then CenterCrop(224)
+        self.spec = InputSpec(kind="video", resolution=224, crop="squash_center",
+                              crop_pct=224 / 256, interpolation="area", mean=IMAGENET_MEAN,
+                              std=IMAGENET_STD, value_range=1.0, channel_order="BGR",
                               sampling=SamplingPolicy(kind="consecutive", n_frames=clip_len, stride=1))
         self.to(device)
 
