@@ -131,9 +131,35 @@ class Encoder(ABC):
         """Metadata for results and ``check-encoder`` reports."""
         return {"name": self.name, "kind": self.spec.kind, "embed_dim": self.embed_dim,
                 "clip_dim": self.clip_dim or self.embed_dim, "has_text": self.has_text,
-                "logit_scale": self.logit_scale, "weights_sha256": self.weights_sha256,
+                "logit_scale": self.logit_scale, "logit_bias": self.logit_bias,
+                "control": bool(getattr(self, "random", False)),
+                "weights_sha256": self.weights_sha256,
                 "spec": self.spec.to_dict(), "config": self.config(),
                 "fingerprint": self.fingerprint()}
+
+
+class ModelEncoder(Encoder):
+    """An encoder around one torch module ``self.model`` (every wrapper with weights).
+
+    ``random`` marks a random-weight control (shown as ``control`` in :meth:`describe`);
+    ``channels_last`` converts image batches to NHWC memory, which convolutional towers run
+    faster on GPUs.
+    """
+
+    model: torch.nn.Module
+    random: bool = False
+    channels_last: bool = False
+
+    def to(self, device: str | torch.device) -> "ModelEncoder":
+        """Move the module to ``device``."""
+        super().to(device)
+        self.model.to(self.device)
+        return self
+
+    def _on_device(self, frames: torch.Tensor) -> torch.Tensor:
+        """An image batch on the model's device, in channels-last memory where asked."""
+        x = frames.to(self.device)
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
 
 
 def sha256_file(path: str, chunk: int = 1 << 20) -> str:

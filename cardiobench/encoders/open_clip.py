@@ -22,7 +22,7 @@ from typing import Any, Callable
 
 import torch
 
-from cardiobench.encoders.base import CLIP_MEAN, CLIP_STD, Encoder, InputSpec
+from cardiobench.encoders.base import CLIP_MEAN, CLIP_STD, InputSpec, ModelEncoder
 from cardiobench.encoders.registry import register_encoder
 from cardiobench.transforms import SamplingPolicy
 from cardiobench.weights import (WeightsNotFound, hf_hub_cache, hf_offline, hf_repo_dir, hf_snapshot,
@@ -76,7 +76,7 @@ def _check_text_repos(model_cfg: dict[str, Any], cache: Path, what: str) -> None
                 "the HF cache (e.g. by one online open_clip.get_tokenizer call)")
 
 
-class OpenClipEncoder(Encoder):
+class OpenClipEncoder(ModelEncoder):
     """Any open_clip model as a per-frame image encoder with its own text tower.
 
     ``model``: an open_clip built-in name (``ViT-B-16-SigLIP2``), an ``hf-hub:ORG/NAME`` id, or
@@ -209,24 +209,10 @@ class OpenClipEncoder(Encoder):
                 "random_control": self.random, "seed": self.seed,
                 "tokenizer": type(self.tokenizer).__name__, "revision": self.revision}
 
-    def describe(self) -> dict[str, Any]:
-        """Base metadata plus the control label and logit bias."""
-        d = super().describe()
-        d.update(control=self.random, logit_bias=self.logit_bias)
-        return d
-
-    def to(self, device: str | torch.device) -> "OpenClipEncoder":
-        """Move the model."""
-        super().to(device)
-        self.model.to(self.device)
-        return self
-
     @torch.no_grad()
     def encode_frames(self, frames: torch.Tensor) -> torch.Tensor:
         """``(B, 3, R, R)`` → L2-normalised ``(B, D)``."""
-        x = frames.to(self.device)
-        if self.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
+        x = self._on_device(frames)
         return self.model.encode_image(x, normalize=True)
 
     @torch.no_grad()

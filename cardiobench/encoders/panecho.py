@@ -27,7 +27,7 @@ from typing import Any
 import torch
 import torchvision
 
-from cardiobench.encoders.base import IMAGENET_MEAN, IMAGENET_STD, Encoder, InputSpec
+from cardiobench.encoders.base import IMAGENET_MEAN, IMAGENET_STD, InputSpec, ModelEncoder
 from cardiobench.encoders.registry import register_encoder
 from cardiobench.transforms import SamplingPolicy
 from cardiobench.weights import load_checkpoint, local_file, sha256_files, torch_hub_checkpoint
@@ -118,7 +118,7 @@ def load_backbone(path: str | Path, clip_len: int = 16) -> PanEchoBackbone:
     return model
 
 
-class PanEchoEncoder(Encoder):
+class PanEchoEncoder(ModelEncoder):
     """PanEcho backbone as a video encoder (768-d, not L2-normalised).
 
     Input: 16 consecutive frames, 224, ImageNet mean/std on [0, 1] values, BGR (PanEcho reads
@@ -160,12 +160,6 @@ class PanEchoEncoder(Encoder):
     def config(self) -> dict[str, Any]:
         """Clip length and the preserved reshape quirk."""
         return {"clip_len": self.clip_len, "reshape": "B,3,T,H,W->B*T,3,H,W (no permute)"}
-
-    def to(self, device: str | torch.device) -> "PanEchoEncoder":
-        """Move the model."""
-        super().to(device)
-        self.model.to(self.device)
-        return self
 
     @torch.no_grad()
     def encode_clips(self, clips: torch.Tensor) -> torch.Tensor:

@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from cardiobench.encoders.base import IMAGENET_MEAN, IMAGENET_STD, Encoder, InputSpec
+from cardiobench.encoders.base import IMAGENET_MEAN, IMAGENET_STD, InputSpec, ModelEncoder
 from cardiobench.encoders.registry import register_encoder
 from cardiobench.weights import hf_hub_cache, hf_snapshot, local_file, sha256_files
 
@@ -24,7 +24,7 @@ TIMM_WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 DINOV3_DEFAULT = "vit_small_patch16_dinov3.lvd1689m"
 
 
-class TimmImageEncoder(Encoder):
+class TimmImageEncoder(ModelEncoder):
     """A timm model's pooled features per frame.
 
     ``model``: a timm name with or without pretrained tag (``vit_small_patch16_dinov3.lvd1689m``).
@@ -104,24 +104,10 @@ class TimmImageEncoder(Encoder):
                 if isinstance(getattr(self.model, "global_pool", None), str) else self.global_pool,
                 "random_control": self.random, "seed": self.seed}
 
-    def describe(self) -> dict[str, Any]:
-        """Base metadata plus the control label."""
-        d = super().describe()
-        d["control"] = self.random
-        return d
-
-    def to(self, device: str | torch.device) -> "TimmImageEncoder":
-        """Move the model."""
-        super().to(device)
-        self.model.to(self.device)
-        return self
-
     @torch.no_grad()
     def encode_frames(self, frames: torch.Tensor) -> torch.Tensor:
         """``(B, 3, R, R)`` → pooled features ``(B, D)``."""
-        x = frames.to(self.device)
-        if self.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
+        x = self._on_device(frames)
         return self.model(x)
 
 

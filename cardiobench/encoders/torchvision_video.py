@@ -13,7 +13,7 @@ from typing import Any
 import torch
 import torchvision
 
-from cardiobench.encoders.base import Encoder, InputSpec
+from cardiobench.encoders.base import InputSpec, ModelEncoder
 from cardiobench.encoders.registry import register_encoder
 from cardiobench.transforms import SamplingPolicy
 from cardiobench.weights import (WeightsNotFound, load_checkpoint, local_file, sha256_files,
@@ -48,7 +48,7 @@ def _check_keys(result: Any, path: Path) -> None:
                          f"{result.missing_keys[:5]}, unexpected {result.unexpected_keys[:5]}")
 
 
-class TorchvisionVideoEncoder(Encoder):
+class TorchvisionVideoEncoder(ModelEncoder):
     """A torchvision video model's penultimate features per clip.
 
     ``arch``: ``r2plus1d_18`` or ``mvit_v2_s``. ``weights``: a state-dict file, or the torchvision
@@ -101,25 +101,13 @@ class TorchvisionVideoEncoder(Encoder):
         """Architecture and control status."""
         return {"arch": self.arch, "random_control": self.random, "seed": self.seed}
 
-    def describe(self) -> dict[str, Any]:
-        """Base metadata plus the control label."""
-        d = super().describe()
-        d["control"] = self.random
-        return d
-
-    def to(self, device: str | torch.device) -> "TorchvisionVideoEncoder":
-        """Move the model."""
-        super().to(device)
-        self.model.to(self.device)
-        return self
-
     @torch.no_grad()
     def encode_clips(self, clips: torch.Tensor) -> torch.Tensor:
         """``(B, T, 3, R, R)`` → ``(B, D)``."""
         return self.model(clips.to(self.device).permute(0, 2, 1, 3, 4))
 
 
-class EchoPrimeEncoder(Encoder):
+class EchoPrimeEncoder(ModelEncoder):
     """EchoPrime's video encoder: torchvision ``mvit_v2_s`` with ``head[-1] = Linear(768, 512)``.
 
     Weights: ``model_data/weights/echo_prime_encoder.pt`` from the release zip, a plain state dict
@@ -176,12 +164,6 @@ class EchoPrimeEncoder(Encoder):
     def config(self) -> dict[str, Any]:
         """Padding rule and channel-order path."""
         return {"pad": "zeros_after_normalisation", "channel_order": self.spec.channel_order}
-
-    def to(self, device: str | torch.device) -> "EchoPrimeEncoder":
-        """Move the model."""
-        super().to(device)
-        self.model.to(self.device)
-        return self
 
     @torch.no_grad()
     def encode_clips(self, clips: torch.Tensor) -> torch.Tensor:
