@@ -1,0 +1,640 @@
+"""Metrics, the patient-clustered bootstrap, paired comparisons and subgroup tables.
+
+Conventions (read these before quoting a number):
+
+* **Units.** Every dimensionless metric is reported in **percent** (×100), as the published
+  evaluators do: accuracy, balanced accuracy, F1, AUROC, AUPRC, Brier, NLL, ECE, R², Pearson,
+  Spearman and NMAE. MAE/RMSE are in the label's unit (EF points, cm); MSE in unit².
+* **Weighted formulas.** Every metric accepts a count-weight matrix ``w`` of shape ``(B, n)``:
+  row ``b`` says how often each sample occurs in bootstrap replicate ``b``. A metric evaluated
+  with integer weights equals the same metric evaluated by scikit-learn/scipy on the expanded
+  (repeated-rows) sample, so the bootstrap needs no per-replicate Python loop. ``w=None`` means
+  one replicate with unit weights, i.e. the full-sample value.
+* **Bootstrap unit.** The bootstrap resamples **clusters** (patients by default) with
+  replacement, ``n_boot=1000`` replicates drawn by ``numpy.random.default_rng(42)`` as
+  ``rng.integers(0, G, size=(B, G))`` — identical to the reference's per-replicate
+  ``rng.integers(0, G, size=G)`` loop. Every row (video/image/study) of a drawn patient enters
+  the replicate with that patient's multiplicity. With one row per cluster this is the published
+  row bootstrap.
+* **Interval.** Percentile interval at ``level`` (95 %): the 2.5 % and 97.5 % quantiles of the
+  replicate values (numpy linear interpolation). Replicates where a metric is undefined (e.g.
+  AUROC on a replicate holding one class) are excluded from mean and quantiles; their count is
+  returned as ``n_boot_valid``. Values are never rounded before the quantiles.
+* **Point estimate** is always the full-sample metric, never the replicate mean (reported as
+  ``mean`` beside it).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable, Iterable, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+from scipy import stats as sps
+from sklearn import metrics as skm
+
+#: View classes, in the order of the published evaluators' probability columns.
+VIEW_CLASSES: tuple[str, ...] = ("A2C", "A3C", "A4C", "PSAX", "PLAX", "Other")
+ECE_BINS = 15
+_STD_EPS = 1e-12  # below this std a correlation is undefined (reference rule)
+
+#: Whether a larger value is better, per metric name (used by reports and paired tests).
+HIGHER_IS_BETTER: dict[str, bool] = {
+    "mae": False, "rmse": False, "mse": False, "nmae": False, "r2": True, "pearson": True,
+    "spearman": True, "accuracy": True, "balanced_accuracy": True, "f1_macro": True,
+    "auroc": True, "auprc": True, "brier": False, "ece": False, "nll": False, "smd": True,
+    "recall@1": True, "recall@5": True, "recall@10": True, "mAP": True,
+}
+
+MetricFn = Callable[[np.ndarray], dict[str, np.ndarray]]
+
+
+# ----------------------------------------------------------------------------- weights helpers
+def _as_weights(w: np.ndarray | None, n: int) -> np.ndarray:
+    """``None`` → ``(1, n)`` ones; ``(n,)`` → ``(1, n)``; ``(B, n)`` unchanged (float64)."""
+    if w is None:
+        return np.ones((1, n))
+    w = np.asarray(w, dtype=np.float64)
+    if w.ndim == 1:
+        w = w[None, :]
+    if w.shape[1] != n:
+        raise ValueError(f"weight matrix has {w.shape[1]} columns for {n} samples")
+    return w
+
+
+def _wdot(w: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """``w @ v`` for a weight matrix and a vector/matrix of per-sample values.
+
+    A plain einsum: with many replicates × few columns it beats a BLAS call that spins up
+    threads, and it is deterministic (no thread-dependent summation order).
+    """
+    return np.einsum("ij,j->i", w, v) if v.ndim == 1 else np.einsum("ij,jk->ik", w, v)
+
+
+def _div(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    """num/den with NaN where den == 0 (undefined metric on that replicate)."""
+    num, den = np.broadcast_arrays(np.asarray(num, dtype=np.float64), den)
+    return np.divide(num, den, out=np.full(num.shape, np.nan), where=den > 0)
+
+
+def _weighted_corr(a: np.ndarray, b: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """Weighted Pearson correlation per replicate; ``a``/``b`` are ``(n,)`` or ``(B, n)``."""
+    ws = w.sum(axis=1)
+    if a.ndim == 1 and b.ndim == 1:
+        # centre on the full-sample means first so the moment formulas lose no precision
+        a, b = a - a.mean(), b - b.mean()
+        ma, mb = _wdot(w, a) / ws, _wdot(w, b) / ws
+        va = _wdot(w, a * a) / ws - ma * ma
+        vb = _wdot(w, b * b) / ws - mb * mb
+        cov = _wdot(w, a * b) / ws - ma * mb
+    else:
+        ma = np.einsum("ij,ij->i", w, a) / ws if a.ndim == 2 else _wdot(w, a) / ws
+        mb = np.einsum("ij,ij->i", w, b) / ws if b.ndim == 2 else _wdot(w, b) / ws
+        da = a - ma[:, None]
+        db = b - mb[:, None]
+        va = np.einsum("ij,ij,ij->i", w, da, da) / ws
+        vb = np.einsum("ij,ij,ij->i", w, db, db) / ws
+        cov = np.einsum("ij,ij,ij->i", w, da, db) / ws
+    ok = (np.sqrt(np.maximum(va, 0)) >= _STD_EPS) & (np.sqrt(np.maximum(vb, 0)) >= _STD_EPS)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r = cov / np.sqrt(va * vb)
+    return np.where(ok, np.clip(r, -1.0, 1.0), np.nan)
+
+
+def _tie_groups(x: np.ndarray, descending: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Sort order, start index of each run of equal values, and run id of each sorted position."""
+    order = np.argsort(-x if descending else x, kind="stable")
+    xs = x[order]
+    new = np.r_[True, xs[1:] != xs[:-1]]
+    return order, np.flatnonzero(new), np.cumsum(new) - 1
+
+
+def _sorted_midranks(x: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Midranks − ½ in ascending order of ``x``: (order, weights sorted, ranks sorted).
+
+    The −½ shift (ranks ``cumsum(w) − w/2``, mean ``W/2``) saves a pass and leaves every
+    correlation unchanged.
+    """
+    order, starts, gid = _tie_groups(np.asarray(x, dtype=np.float64))
+    ws = w[:, order]
+    if len(starts) == len(x):  # no ties: each value is its own group
+        mid = np.cumsum(ws, axis=1)
+        mid -= 0.5 * ws
+        return order, ws, mid
+    gw = np.add.reduceat(ws, starts, axis=1)
+    mid = np.cumsum(gw, axis=1) - 0.5 * gw
+    return order, ws, mid[:, gid]
+
+
+def weighted_midranks(x: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """Average (1-based) ranks of ``x`` inside each weighted replicate, ties sharing their mean.
+
+    A sample of multiplicity ``m`` occupies ``m`` consecutive positions of the expanded sample,
+    so its rank is ``(weight of smaller values) + (weight of its tie group + 1) / 2`` — exactly
+    ``scipy.stats.rankdata`` on the expanded sample.
+    """
+    order, _, mid = _sorted_midranks(x, w)
+    ranks = np.empty_like(mid)
+    ranks[:, order] = mid + 0.5
+    return ranks
+
+
+def _weighted_spearman(y: np.ndarray, p: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Weighted Spearman correlation and the range of ``y`` over present samples, per replicate.
+
+    Works in the order of sorted ``y`` so only one gather of ``p``'s ranks is needed. Midranks
+    of a replicate of total weight ``W`` always have mean ``(W + 1) / 2`` (``W/2`` once shifted).
+    """
+    oy, wsy, ry = _sorted_midranks(y, w)
+    op, _, rp_sorted = _sorted_midranks(p, w)
+    inv_p = np.empty_like(op)
+    inv_p[op] = np.arange(len(op))
+    rp = rp_sorted[:, inv_p[oy]]  # ranks of p, listed in y-sorted order
+    W = wsy.sum(axis=1)
+    m = W / 2.0  # mean of the shifted midranks
+    wr = wsy * ry
+    cov = np.einsum("ij,ij->i", wr, rp) / W - m * m
+    vy = np.einsum("ij,ij->i", wr, ry) / W - m * m
+    vp = np.einsum("ij,ij->i", wsy * rp, rp) / W - m * m
+    ok = (vy > _STD_EPS ** 2) & (vp > _STD_EPS ** 2)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rho = np.where(ok, np.clip(cov / np.sqrt(vy * vp), -1.0, 1.0), np.nan)
+    present = wsy > 0
+    first = present.argmax(axis=1)
+    last = len(y) - 1 - present[:, ::-1].argmax(axis=1)
+    ys = y[oy]
+    return rho, ys[last] - ys[first]
+
+
+# ----------------------------------------------------------------------------- regression
+def regression_metrics(y_true: np.ndarray, y_pred: np.ndarray,
+                       w: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """MAE, RMSE, MSE, NMAE(%), R²(%), Pearson(%), Spearman(%) per weight replicate.
+
+    NMAE = MAE / (max(y) − min(y)) × 100 with the range of the ground truth **in that replicate**
+    (§2.2). R² is NaN when y is constant; correlations are NaN when either std < 1e-12.
+    Returns arrays of shape ``(B,)`` (``B = 1`` when ``w is None``).
+    """
+    y = np.asarray(y_true, dtype=np.float64)
+    p = np.asarray(y_pred, dtype=np.float64)
+    w = _as_weights(w, len(y))
+    ws = w.sum(axis=1)
+    e = p - y
+    mae = _div(_wdot(w, np.abs(e)), ws)
+    sse = _wdot(w, e * e)
+    mse = _div(sse, ws)
+    spearman, rng = _weighted_spearman(y, p, w)
+    yc = y - y.mean()  # centred so Σw·y² − W·μ² keeps its precision
+    mu = _div(_wdot(w, yc), ws)
+    sst = _wdot(w, yc * yc) - ws * mu * mu
+    r2 = np.where(rng > 0, 1.0 - _div(sse, np.where(rng > 0, sst, 1.0)), np.nan)
+    return {
+        "mae": mae, "rmse": np.sqrt(mse), "mse": mse,
+        "nmae": np.where(rng > 0, 100.0 * mae / np.where(rng > 0, rng, 1.0), np.nan),
+        "r2": 100.0 * r2,
+        "pearson": 100.0 * _weighted_corr(y, p, w),
+        "spearman": 100.0 * spearman,
+    }
+
+
+def regression_metrics_sklearn(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
+    """The same metrics computed row by row with scikit-learn/scipy (reference; tests, benchmark)."""
+    y = np.asarray(y_true, dtype=np.float64)
+    p = np.asarray(y_pred, dtype=np.float64)
+    mae = skm.mean_absolute_error(y, p)
+    mse = skm.mean_squared_error(y, p)
+    rng = float(y.max() - y.min())
+    corr_ok = y.std() >= _STD_EPS and p.std() >= _STD_EPS
+    return {
+        "mae": mae, "rmse": math.sqrt(mse), "mse": mse,
+        "nmae": 100.0 * mae / rng if rng > 0 else np.nan,
+        "r2": 100.0 * skm.r2_score(y, p) if rng > 0 else np.nan,
+        "pearson": 100.0 * sps.pearsonr(y, p)[0] if corr_ok else np.nan,
+        "spearman": 100.0 * sps.spearmanr(y, p)[0] if corr_ok else np.nan,
+    }
+
+
+def correlation_metrics(y: np.ndarray, x: np.ndarray, w: np.ndarray | None = None
+                        ) -> dict[str, np.ndarray]:
+    """Pearson(%), Spearman(%) and R²(%) of the least-squares line of ``x`` on ``y`` (= r²),
+    per weight replicate; for scores without a unit such as a projection on a text axis."""
+    y = np.asarray(y, dtype=np.float64)
+    x = np.asarray(x, dtype=np.float64)
+    w = _as_weights(w, len(y))
+    r = _weighted_corr(y, x, w)
+    return {"pearson": 100.0 * r, "spearman": 100.0 * _weighted_spearman(y, x, w)[0],
+            "r2": 100.0 * r * r}
+
+
+def separation_metrics(y: np.ndarray, score: np.ndarray, w: np.ndarray | None = None
+                       ) -> dict[str, np.ndarray]:
+    """How well a score separates two classes, per weight replicate: AUROC(%) and the
+    standardised mean difference ``(μ₁ − μ₀) / s_pooled`` with the pooled sample variance
+    ``(SS₁ + SS₀) / (W₁ + W₀ − 2)`` (W = class weights, i.e. counts)."""
+    y = np.asarray(y).astype(np.int64)
+    s = np.asarray(score, dtype=np.float64)
+    w = _as_weights(w, len(y))
+    sc = s - s.mean()
+    out = {"auroc": 100 * _ranking_metrics(y, sc, w)[0]}
+    yf = y.astype(np.float64)
+    w1 = _wdot(w, yf)
+    w0 = w.sum(axis=1) - w1
+    m1 = _div(_wdot(w, yf * sc), w1)
+    m0 = _div(_wdot(w, (1 - yf) * sc), w0)
+    ss = _wdot(w, sc * sc) - w1 * m1 * m1 - w0 * m0 * m0
+    sp = np.sqrt(np.maximum(_div(ss, w1 + w0 - 2), 0))
+    out["smd"] = _div(m1 - m0, sp)
+    out["margin_pos"], out["margin_neg"] = m1 + s.mean(), m0 + s.mean()
+    return out
+
+
+# ----------------------------------------------------------------------------- classification
+def _class_counts(y: np.ndarray, yhat: np.ndarray, k: int, w: np.ndarray
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Weighted support, true positives and predicted counts per class, each ``(B, k)``."""
+    yt = np.eye(k)[y]
+    yp = np.eye(k)[yhat]
+    # one matrix product for all three count tables (columns: support | tp | predicted)
+    c = _wdot(w, np.concatenate([yt, yt * yp, yp], axis=1))
+    return c[:, :k], c[:, k:2 * k], c[:, 2 * k:]
+
+
+def _acc_ba_f1(y: np.ndarray, yhat: np.ndarray, k: int, w: np.ndarray) -> dict[str, np.ndarray]:
+    """Accuracy, balanced accuracy and macro-F1 over the classes present in y (per replicate)."""
+    support, tp, pred = _class_counts(y, yhat, k, w)
+    present = support > 0
+    n_present = present.sum(axis=1)
+    recall = _div(tp, support)
+    f1 = _div(2 * tp, support + pred)
+    ba = _div(np.where(present, recall, 0.0).sum(axis=1), n_present)
+    f1m = _div(np.where(present, np.nan_to_num(f1), 0.0).sum(axis=1), n_present)
+    acc = _div(tp.sum(axis=1), support.sum(axis=1))
+    return {"accuracy": 100 * acc, "balanced_accuracy": 100 * ba, "f1_macro": 100 * f1m}
+
+
+def _ece_top1(proba: np.ndarray, y: np.ndarray, w: np.ndarray, n_bins: int = ECE_BINS) -> np.ndarray:
+    """Top-1 ECE: equal-width bins on max probability; first bin [0, 1/n], others (lo, hi]."""
+    conf = proba.max(axis=1)
+    correct = (proba.argmax(axis=1) == y).astype(np.float64)
+    inner = np.linspace(0.0, 1.0, n_bins + 1)[1:-1]
+    b = np.searchsorted(inner, conf, side="left")
+    onehot = np.eye(n_bins)[b]
+    acc_sum = _wdot(w, onehot * correct[:, None])
+    conf_sum = _wdot(w, onehot * conf[:, None])
+    return _div(np.abs(acc_sum - conf_sum).sum(axis=1), w.sum(axis=1))
+
+
+def _ranking_metrics(y: np.ndarray, s: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Weighted AUROC and average precision from one sort of the scores.
+
+    AUROC = P(s_pos > s_neg) + ½ P(tie); AP = Σ_k (R_k − R_{k−1}) P_k over descending distinct
+    thresholds (sklearn's ``average_precision_score``). NaN where a class is absent.
+    """
+    order, starts, _ = _tie_groups(s)
+    yf = y[order].astype(np.float64)
+    ws = w[:, order]
+    wp = ws * yf
+    wn = ws - wp
+    if len(starts) != len(s):
+        wp = np.add.reduceat(wp, starts, axis=1)
+        wn = np.add.reduceat(wn, starts, axis=1)
+    P, N = wp.sum(axis=1), wn.sum(axis=1)
+    below = np.cumsum(wn, axis=1)
+    below -= 0.5 * wn
+    auroc = _div(np.einsum("ij,ij->i", wp, below), P * N)
+    # descending thresholds: positives/negatives scoring >= each group
+    tp = P[:, None] - np.cumsum(wp, axis=1) + wp
+    fp = N[:, None] - np.cumsum(wn, axis=1) + wn
+    prec = np.divide(tp, tp + fp, out=np.zeros_like(tp), where=(tp + fp) > 0)
+    # recall step of each group = its positive weight / P
+    auprc = _div(np.einsum("ij,ij->i", wp, prec), P)
+    return auroc, auprc
+
+
+def binary_metrics(y_true: np.ndarray, y_pred: np.ndarray, prob: np.ndarray | None = None,
+                   w: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """Binary metrics per weight replicate.
+
+    Hard-label metrics (from ``y_pred`` ∈ {0,1}): accuracy, balanced accuracy (mean recall over
+    classes present in y), macro-F1 over ``labels = unique(y_true)`` of the replicate (§2.2).
+    Threshold-free metrics (from ``prob`` = P(y=1), when given): AUROC, AUPRC (average
+    precision), Brier (mean (p − y)²) and ECE (top-1 ECE of the two-class vector ``[1−p, p]``,
+    15 bins as for views). All ×100.
+    """
+    y = np.asarray(y_true).astype(np.int64)
+    yhat = np.asarray(y_pred).astype(np.int64)
+    if not np.isin(y, (0, 1)).all() or not np.isin(yhat, (0, 1)).all():
+        raise ValueError("binary metrics need labels and predictions in {0, 1}")
+    w = _as_weights(w, len(y))
+    out = _acc_ba_f1(y, yhat, 2, w)
+    if prob is not None:
+        p = np.asarray(prob, dtype=np.float64)
+        auroc, auprc = _ranking_metrics(y, p, w)
+        out["auroc"], out["auprc"] = 100 * auroc, 100 * auprc
+        out["brier"] = 100 * _div(_wdot(w, (p - y) ** 2), w.sum(axis=1))
+        out["ece"] = 100 * _ece_top1(np.stack([1 - p, p], axis=1), y, w)
+    return out
+
+
+def binary_metrics_sklearn(y_true: np.ndarray, y_pred: np.ndarray,
+                           prob: np.ndarray | None = None) -> dict[str, float]:
+    """Row-by-row reference of :func:`binary_metrics` with scikit-learn (tests, benchmark)."""
+    y = np.asarray(y_true).astype(int)
+    yhat = np.asarray(y_pred).astype(int)
+    labels = np.unique(y)
+    out = {"accuracy": 100 * skm.accuracy_score(y, yhat),
+           "balanced_accuracy": 100 * _sk_balanced(y, yhat),
+           "f1_macro": 100 * skm.f1_score(y, yhat, labels=labels, average="macro", zero_division=0)}
+    if prob is not None:
+        p = np.asarray(prob, dtype=np.float64)
+        both = len(labels) == 2
+        out["auroc"] = 100 * skm.roc_auc_score(y, p) if both else np.nan
+        out["auprc"] = 100 * skm.average_precision_score(y, p) if 1 in labels else np.nan
+        out["brier"] = 100 * skm.brier_score_loss(y, p, labels=[0, 1])
+        out["ece"] = 100 * ece_top1_loop(np.stack([1 - p, p], axis=1), y)
+    return out
+
+
+def _sk_balanced(y: np.ndarray, yhat: np.ndarray) -> float:
+    """sklearn balanced accuracy restricted to classes present in y (silences its warning)."""
+    labels = np.unique(y)
+    return float(skm.recall_score(y, yhat, labels=labels, average="macro", zero_division=0))
+
+
+def ece_top1_loop(proba: np.ndarray, y: np.ndarray, n_bins: int = ECE_BINS) -> float:
+    """Plain per-bin loop of the top-1 ECE (the reference formula, for tests)."""
+    conf = proba.max(axis=1)
+    correct = proba.argmax(axis=1) == y
+    edges = np.linspace(0, 1, n_bins + 1)
+    ece = 0.0
+    for i in range(n_bins):
+        m = (conf >= edges[i]) & (conf <= edges[i + 1]) if i == 0 else \
+            (conf > edges[i]) & (conf <= edges[i + 1])
+        if m.any():
+            ece += abs(correct[m].mean() - conf[m].mean()) * m.mean()
+    return float(ece)
+
+
+def normalise_view_proba(proba: np.ndarray) -> np.ndarray:
+    """Clip to [0, 1] and renormalise rows to sum to 1 (a row of zeros becomes uniform)."""
+    p = np.clip(np.asarray(proba, dtype=np.float64), 0.0, 1.0)
+    s = p.sum(axis=1, keepdims=True)
+    return np.where(s > 0, p / np.where(s > 0, s, 1.0), 1.0 / p.shape[1])
+
+
+def multiclass_metrics(y_true: np.ndarray, proba: np.ndarray,
+                       w: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """View metrics per weight replicate; ``y_true`` are class indices into ``proba`` columns.
+
+    ``y_pred = argmax(proba)``. Accuracy, balanced accuracy and macro-F1 over classes present in
+    y; Brier = mean Σ_k (p_k − onehot_k)²; NLL = mean −log p_y with p clipped to
+    [eps, 1 − eps] (float64 eps, as sklearn's ``log_loss``); top-1 ECE with 15 equal-width bins
+    (first bin closed). All ×100. Rows of ``proba`` should sum to 1 (see
+    :func:`normalise_view_proba`).
+    """
+    y = np.asarray(y_true).astype(np.int64)
+    p = np.asarray(proba, dtype=np.float64)
+    k = p.shape[1]
+    w = _as_weights(w, len(y))
+    out = _acc_ba_f1(y, p.argmax(axis=1), k, w)
+    onehot = np.eye(k)[y]
+    ws = w.sum(axis=1)
+    out["brier"] = 100 * _div(_wdot(w, ((p - onehot) ** 2).sum(axis=1)), ws)
+    eps = np.finfo(np.float64).eps
+    out["nll"] = 100 * _div(_wdot(w, -np.log(np.clip(p[np.arange(len(y)), y], eps, 1 - eps))), ws)
+    out["ece"] = 100 * _ece_top1(p, y, w)
+    return out
+
+
+def multiclass_metrics_sklearn(y_true: np.ndarray, proba: np.ndarray) -> dict[str, float]:
+    """Row-by-row reference of :func:`multiclass_metrics` with scikit-learn."""
+    y = np.asarray(y_true).astype(int)
+    p = np.asarray(proba, dtype=np.float64)
+    k = p.shape[1]
+    yhat = p.argmax(axis=1)
+    labels = np.unique(y)
+    return {
+        "accuracy": 100 * skm.accuracy_score(y, yhat),
+        "balanced_accuracy": 100 * _sk_balanced(y, yhat),
+        "f1_macro": 100 * skm.f1_score(y, yhat, labels=labels, average="macro", zero_division=0),
+        "brier": 100 * float(np.mean(((p - np.eye(k)[y]) ** 2).sum(axis=1))),
+        "nll": 100 * skm.log_loss(y, p, labels=list(range(k))),
+        "ece": 100 * ece_top1_loop(p, y),
+    }
+
+
+# ----------------------------------------------------------------------------- bootstrap
+@dataclass(frozen=True)
+class MetricCI:
+    """One metric: full-sample ``value``, replicate ``mean`` and percentile interval."""
+
+    value: float
+    ci_low: float
+    ci_high: float
+    mean: float
+    n_boot_valid: int
+
+    def to_dict(self) -> dict[str, float | int]:
+        """JSON form (NaN kept as NaN; the results writer turns it into null)."""
+        return {"value": self.value, "ci_low": self.ci_low, "ci_high": self.ci_high,
+                "mean": self.mean, "n_boot_valid": self.n_boot_valid}
+
+
+def cluster_codes(clusters: Sequence | np.ndarray | None, n: int) -> np.ndarray:
+    """Integer cluster id per row (sorted unique order); ``None`` → each row its own cluster."""
+    if clusters is None:
+        return np.arange(n)
+    arr = np.asarray(clusters).astype(str)
+    if len(arr) != n:
+        raise ValueError(f"{len(arr)} cluster ids for {n} rows")
+    return np.unique(arr, return_inverse=True)[1].ravel()
+
+
+def draw_clusters(n_clusters: int, n_boot: int = 1000, seed: int = 42) -> np.ndarray:
+    """``(n_boot, n_clusters)`` cluster indices drawn with replacement.
+
+    One call ``rng.integers(0, G, size=(B, G))`` yields the same numbers as the reference's
+    ``B`` successive ``rng.integers(0, G, size=G)`` calls (PCG64 streams are consumed in order).
+    """
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, n_clusters, size=(n_boot, n_clusters))
+
+
+def count_weights(draws: np.ndarray, codes: np.ndarray) -> np.ndarray:
+    """Row multiplicity per replicate, ``(B, n_rows)``: each row counts as often as its cluster."""
+    b, g = draws.shape
+    offs = (draws + np.arange(b)[:, None] * g).ravel()
+    counts = np.bincount(offs, minlength=b * g).reshape(b, g).astype(np.float64)
+    return counts[:, codes]
+
+
+def _summarise(point: float, reps: np.ndarray, level: float) -> MetricCI:
+    """Point, nan-aware replicate mean and percentile interval."""
+    valid = reps[np.isfinite(reps)]
+    if len(valid) == 0:
+        return MetricCI(float(point), math.nan, math.nan, math.nan, 0)
+    alpha = (1.0 - level) / 2.0
+    lo, hi = np.quantile(valid, [alpha, 1.0 - alpha])
+    return MetricCI(float(point), float(lo), float(hi), float(valid.mean()), int(len(valid)))
+
+
+def _chunk_rows(n_rows: int, n_boot: int) -> int:
+    """Replicates per chunk so one (chunk, n) float64 matrix stays ≲ 16 MB."""
+    return max(1, min(n_boot, 2_000_000 // max(n_rows, 1)))
+
+
+def bootstrap_replicates(fn: MetricFn, n_rows: int, clusters: Sequence | np.ndarray | None = None,
+                         n_boot: int = 1000, seed: int = 42) -> dict[str, np.ndarray]:
+    """Every metric of ``fn`` on every cluster-bootstrap replicate, vectorised: ``{name: (B,)}``.
+
+    ``fn(w)`` maps a ``(b, n_rows)`` count-weight matrix to ``{name: (b,)}`` (e.g. a
+    ``functools.partial`` of :func:`regression_metrics`).
+    """
+    codes = cluster_codes(clusters, n_rows)
+    draws = draw_clusters(int(codes.max()) + 1 if n_rows else 0, n_boot, seed)
+    step = _chunk_rows(n_rows, n_boot)
+    parts: dict[str, list[np.ndarray]] = {}
+    for s in range(0, n_boot, step):
+        for k, v in fn(count_weights(draws[s:s + step], codes)).items():
+            parts.setdefault(k, []).append(np.asarray(v, dtype=np.float64))
+    return {k: np.concatenate(v) for k, v in parts.items()}
+
+
+def bootstrap_metrics(fn: MetricFn, n_rows: int, clusters: Sequence | np.ndarray | None = None,
+                      n_boot: int = 1000, seed: int = 42, level: float = 0.95
+                      ) -> dict[str, MetricCI]:
+    """Full-sample value plus patient-clustered percentile bootstrap CI for each metric of ``fn``.
+
+    ``clusters`` gives the bootstrap unit of each row (patient ids; ``None`` → rows). See the
+    module docstring for the exact definitions.
+    """
+    point = {k: float(v[0]) for k, v in fn(np.ones((1, n_rows))).items()}
+    reps = bootstrap_replicates(fn, n_rows, clusters, n_boot, seed)
+    return {k: _summarise(point[k], reps[k], level) for k in point}
+
+
+def bootstrap_metrics_loop(fn_rows: Callable[[np.ndarray], Mapping[str, float]], n_rows: int,
+                           clusters: Sequence | np.ndarray | None = None, n_boot: int = 1000,
+                           seed: int = 42, level: float = 0.95) -> dict[str, MetricCI]:
+    """Reference-style loop: per replicate, expand the drawn clusters to row indices and call
+    ``fn_rows(idx)`` (e.g. sklearn metrics on ``y[idx]``). Same draws as the vectorised version;
+    kept for tests and the speed benchmark."""
+    codes = cluster_codes(clusters, n_rows)
+    rows_of = [np.flatnonzero(codes == g) for g in range(int(codes.max()) + 1)]
+    draws = draw_clusters(len(rows_of), n_boot, seed)
+    point = dict(fn_rows(np.arange(n_rows)))
+    reps: dict[str, list[float]] = {k: [] for k in point}
+    for d in draws:
+        vals = fn_rows(np.concatenate([rows_of[g] for g in d]))
+        for k in point:
+            reps[k].append(vals[k])
+    return {k: _summarise(point[k], np.asarray(reps[k], dtype=np.float64), level) for k in point}
+
+
+@dataclass(frozen=True)
+class PairedDiff:
+    """Bootstrap comparison of encoder A minus encoder B on one metric and the same units."""
+
+    metric: str
+    diff: float
+    ci_low: float
+    ci_high: float
+    p_value: float
+    n_boot_valid: int
+
+    def to_dict(self) -> dict[str, float | int | str]:
+        """JSON form."""
+        return dict(self.__dict__)
+
+
+def paired_bootstrap(fn_a: MetricFn, fn_b: MetricFn, n_rows: int,
+                     clusters: Sequence | np.ndarray | None = None, n_boot: int = 1000,
+                     seed: int = 42, level: float = 0.95) -> dict[str, PairedDiff]:
+    """Paired cluster bootstrap of ``metric(A) − metric(B)`` for every metric both return.
+
+    Both encoders are scored on the **same** replicate (same drawn patients), so the interval
+    reflects the difference, not two independent intervals. ``diff`` is the full-sample
+    difference; the interval is the percentile interval of replicate differences. The two-sided
+    p-value is ``min(1, 2 · min(P*(Δ ≤ 0), P*(Δ ≥ 0)))`` over valid replicates Δ — the
+    bootstrap-percentile test of H0: Δ = 0 (the smallest α at which the (1−α) percentile
+    interval would exclude 0), floored at ``1/n_valid`` when no replicate crosses 0.
+    """
+    def both(w: np.ndarray) -> dict[str, np.ndarray]:
+        a, b = fn_a(w), fn_b(w)
+        return {k: a[k] - b[k] for k in a if k in b}
+
+    point = {k: float(v[0]) for k, v in both(np.ones((1, n_rows))).items()}
+    reps = bootstrap_replicates(both, n_rows, clusters, n_boot, seed)
+    out = {}
+    for k, d in reps.items():
+        s = _summarise(point[k], d, level)
+        valid = d[np.isfinite(d)]
+        if len(valid):
+            p = min(1.0, 2.0 * min((valid <= 0).mean(), (valid >= 0).mean()))
+            p = max(p, 1.0 / len(valid))
+        else:
+            p = math.nan
+        out[k] = PairedDiff(k, s.value, s.ci_low, s.ci_high, float(p), s.n_boot_valid)
+    return out
+
+
+# ----------------------------------------------------------------------------- subgroups
+def camus_age_bins(age: pd.Series) -> pd.Series:
+    """CAMUS age groups, right-closed at 45/65/80: ``≤45``, ``46–65``, ``66–80``, ``>80``.
+
+    Unlike the reference (whose order list drops the oldest group by a typo), ``>80`` is kept.
+    """
+    return pd.cut(pd.to_numeric(age, errors="coerce"), [-np.inf, 45, 65, 80, np.inf],
+                  right=True, labels=["≤45", "46–65", "66–80", ">80"])
+
+
+def pediatric_age_bins(age: pd.Series) -> pd.Series:
+    """EchoNet-Pediatric age groups in years, right-closed: ``≤1``, ``(1,5]``, ``(5,12]``,
+    ``(12,18]``; ages above 18 are NaN (excluded), as in the reference."""
+    return pd.cut(pd.to_numeric(age, errors="coerce"), [-np.inf, 1, 5, 12, 18], right=True,
+                  labels=["≤1", "(1,5]", "(5,12]", "(12,18]"])
+
+
+def bmi_bins(bmi: pd.Series) -> pd.Series:
+    """Adult BMI bins, left-closed: ``Low`` < 18.5 ≤ ``Healthy`` < 25 ≤ ``High``.
+
+    These are the reference's adult cut-offs; for children they are a known approximation
+    (age/sex-specific percentiles would be correct) and are kept only for comparability.
+    """
+    return pd.cut(pd.to_numeric(bmi, errors="coerce"), [-np.inf, 18.5, 25, np.inf], right=False,
+                  labels=["Low", "Healthy", "High"])
+
+
+def sex_groups(sex: pd.Series) -> pd.Series:
+    """``F``/``M`` (first letter, upper-cased); anything else → ``UNK``."""
+    s = sex.astype("string").str.strip().str.upper().str[:1]
+    return s.where(s.isin(["F", "M"]), "UNK").astype(str)
+
+
+def subgroup_metrics(groups: pd.Series, fn: Callable[[np.ndarray], Mapping[str, np.ndarray]],
+                     n_rows: int, order: Iterable[str] | None = None,
+                     exclude: Iterable[str] = ("UNK", "nan")) -> pd.DataFrame:
+    """Metrics per subgroup (no bootstrap, as published) plus a ``delta(max−min)`` row.
+
+    ``fn(w)`` is a metric function over all rows; each group is scored with weight 1 on its rows
+    and 0 elsewhere, so the same formulas serve every task. Groups in ``exclude`` and NaN groups
+    are skipped. Returns columns ``group, n, <metrics...>``.
+    """
+    g = pd.Series(groups).astype("string").fillna("nan").to_numpy().astype(str)
+    if len(g) != n_rows:
+        raise ValueError(f"{len(g)} group labels for {n_rows} rows")
+    names = [x for x in (order or sorted(set(g))) if x not in set(exclude)]
+    names = [x for x in names if (g == x).any()]
+    if not names:
+        return pd.DataFrame(columns=["group", "n"])
+    w = np.stack([(g == x).astype(np.float64) for x in names])
+    vals = fn(w)
+    df = pd.DataFrame({"group": names, "n": w.sum(axis=1).astype(int),
+                       **{k: np.asarray(v) for k, v in vals.items()}})
+    delta = {"group": "delta(max-min)", "n": int(df["n"].sum())}
+    for k in vals:
+        col = df[k].astype(float)
+        delta[k] = float(col.max() - col.min()) if col.notna().any() else math.nan
+    return pd.concat([df, pd.DataFrame([delta])], ignore_index=True)

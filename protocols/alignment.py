@@ -1,0 +1,82 @@
+"""Text–vision alignment analyses and representation similarity.
+
+* **EF text axis** — ``u`` = first principal component of the L2-normalised EF prompt
+  embeddings (one per EF value, templates averaged then re-normalised), sign-fixed so that the
+  projection of the prompts correlates positively with their EF. Each L2-normalised clip
+  embedding is projected on ``u``; reported: Pearson r, Spearman ρ and R² of the least-squares
+  line of projection on true EF (all ×100), on the samples given (use test).
+* **Binary prompt direction** — ``u = normalise(mean(positive prompts) − mean(negative
+  prompts))``; margin = clip·u; reported: mean margin per class and the standardised mean
+  difference ``(μ₁ − μ₀) / s_pooled`` (pooled sample std).
+* **Linear CKA** between two encoders' embeddings of the same samples (Kornblith et al. 2019):
+  centre columns, ``‖YᵀX‖²_F / (‖XᵀX‖_F ‖YᵀY‖_F)``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import stats as sps
+
+
+def _l2(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float64)
+    n = np.linalg.norm(x, axis=-1, keepdims=True)
+    return x / np.where(n > 0, n, 1.0)
+
+
+def ef_text_axis(text: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Unit EF axis from prompt embeddings ``(P, D)`` and their EF values ``(P,)``.
+
+    Prompts sharing a value (several templates) are averaged and re-normalised first.
+    """
+    values = np.asarray(values, dtype=np.float64)
+    uniq = np.unique(values)
+    per_value = _l2(np.stack([_l2(text)[values == v].mean(axis=0) for v in uniq]))
+    centred = per_value - per_value.mean(axis=0)
+    u = np.linalg.svd(centred, full_matrices=False)[2][0]
+    if np.corrcoef(per_value @ u, uniq)[0, 1] < 0:
+        u = -u
+    return u
+
+
+def ef_axis_alignment(clip: np.ndarray, ef: np.ndarray, axis: np.ndarray) -> dict[str, float]:
+    """Pearson, Spearman and R² (×100) of the clip projections on ``axis`` versus true EF."""
+    proj = _l2(clip) @ axis
+    ef = np.asarray(ef, dtype=np.float64)
+    r = sps.pearsonr(proj, ef)[0]
+    # R² of a simple linear regression of projection on EF equals r²
+    return {"pearson": 100 * float(r), "spearman": 100 * float(sps.spearmanr(proj, ef)[0]),
+            "r2": 100 * float(r * r), "n": int(len(ef))}
+
+
+def binary_direction_margin(clip: np.ndarray, labels: np.ndarray, text: np.ndarray,
+                            is_positive: np.ndarray) -> dict[str, float]:
+    """Margins on the positive−negative prompt direction: class means and standardised
+    mean difference (pooled sample std; NaN with fewer than two samples in a class)."""
+    t = _l2(text)
+    pos = np.asarray(is_positive, dtype=bool)
+    u = _l2(t[pos].mean(axis=0) - t[~pos].mean(axis=0))
+    m = _l2(clip) @ u
+    y = np.asarray(labels).astype(int)
+    a, b = m[y == 1], m[y == 0]
+    out = {"margin_pos": float(a.mean()) if len(a) else np.nan,
+           "margin_neg": float(b.mean()) if len(b) else np.nan}
+    if len(a) > 1 and len(b) > 1:
+        sp = np.sqrt(((len(a) - 1) * a.var(ddof=1) + (len(b) - 1) * b.var(ddof=1))
+                     / (len(a) + len(b) - 2))
+        out["smd"] = float((a.mean() - b.mean()) / sp) if sp > 0 else np.nan
+    else:
+        out["smd"] = np.nan
+    return out
+
+
+def linear_cka(X: np.ndarray, Y: np.ndarray) -> float:
+    """Linear CKA between ``X (n, d1)`` and ``Y (n, d2)`` (rows = the same samples)."""
+    X = np.asarray(X, dtype=np.float64)
+    Y = np.asarray(Y, dtype=np.float64)
+    if len(X) != len(Y):
+        raise ValueError(f"CKA needs the same samples: {len(X)} vs {len(Y)} rows")
+    X = X - X.mean(axis=0)
+    Y = Y - Y.mean(axis=0)
+    hsic = np.linalg.norm(Y.T @ X) ** 2
+    return float(hsic / (np.linalg.norm(X.T @ X) * np.linalg.norm(Y.T @ Y)))
