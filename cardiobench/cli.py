@@ -156,8 +156,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     from cardiobench.report.leaderboard import write_leaderboard
 
-    text = write_leaderboard(args.results, args.out)
-    print(text)
+    path = write_leaderboard(args.results, args.out)
+    print(path.read_text())
     return 0
 
 
@@ -186,10 +186,73 @@ def cmd_demo(args: argparse.Namespace) -> int:
         all_results += run_suite(load_suite(args.suite), prepared.manifests, embeddings, encoder,
                                  out / "results")
     print()
-    print(write_leaderboard(out / "results", out / "leaderboard.md"))
+    print(write_leaderboard(out / "results", out / "leaderboard.md").read_text())
     print(f"\n{len(all_results)} result(s) in {time.perf_counter() - t0:.0f}s; "
           f"leaderboard: {out / 'leaderboard.md'}")
     return 1 if prepared.failed and not prepared.manifests else 0
+
+
+def cmd_check_encoder(args: argparse.Namespace) -> int:
+    import tempfile
+
+    from cardiobench.encoders.check import check_encoder
+    from cardiobench.pipeline import check_on_phantom
+
+    encoder = _encoder(args)
+    report = check_encoder(encoder)
+    with tempfile.TemporaryDirectory(prefix="cardiobench-check-") as tmp:
+        report["phantom"] = check_on_phantom(encoder, tmp)
+    print(json.dumps(report, indent=2, default=str))
+    ok = bool(report.get("ok")) and report["phantom"]["failed"] == 0 \
+        and report["phantom"]["clip_finite"]
+    print(f"\n{encoder.name}: {'OK' if ok else 'PROBLEMS FOUND'}; phantom EF probe MAE "
+          f"{report['phantom']['probe_mae'].get('value', float('nan')):.2f} vs mean predictor "
+          f"{report['phantom']['mean_predictor_mae'].get('value', float('nan')):.2f}")
+    return 0 if ok else 1
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from cardiobench.report.compare import compare_results
+    from cardiobench.results import load_results
+
+    results = load_results(args.results, with_predictions=True)
+    by_key: dict[tuple[str, str, str], Any] = {}
+    for r in results:
+        if r.status == "ok":
+            by_key[(r.encoder_name, r.task, r.protocol)] = r
+    rows = []
+    for (enc, task, proto), ra in sorted(by_key.items()):
+        if enc != args.a or (args.task and task != args.task):
+            continue
+        rb = by_key.get((args.b, task, proto))
+        if rb is None:
+            continue
+        for metric, d in compare_results(ra, rb).items():
+            rows.append(f"{task:32s} {proto:13s} {metric:18s} {d.diff:9.3f} "
+                        f"[{d.ci_low:9.3f}, {d.ci_high:9.3f}]  p={d.p_value:.4f}")
+    if not rows:
+        print(f"no (task, protocol) scored by both {args.a!r} and {args.b!r} in {args.results}")
+        return 1
+    print(f"{args.a} minus {args.b}: paired patient bootstrap (1000 replicates, seed 42), 95 % CI")
+    print("\n".join(rows))
+    return 0
+
+
+def cmd_export_predictions(args: argparse.Namespace) -> int:
+    from cardiobench.protocols.export import export_result
+    from cardiobench.results import load_results
+
+    n = 0
+    for r in load_results(args.results, with_predictions=True):
+        if r.status != "ok" or r.protocol != args.protocol:
+            continue
+        if args.encoder and r.encoder_name != args.encoder:
+            continue
+        path = export_result(r, args.out)
+        n += 1
+        print(f"{r.task:32s} -> {path}")
+    print(f"{n} file(s) in the published evaluators' format under {args.out}")
+    return 0 if n else 1
 
 
 def cmd_encoders(args: argparse.Namespace) -> int:
@@ -282,6 +345,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--suite", default=None)
     p.add_argument("--workers", type=int, default=2)
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("check-encoder", help="dims, norms, determinism, speed, phantom probe")
+    p.add_argument("encoder", help="registered name, entry point, or module:Class")
+    p.add_argument("--weights")
+    p.add_argument("--encoder-arg", action="append", metavar="KEY=VALUE")
+    p.set_defaults(func=cmd_check_encoder)
+
+    p = sub.add_parser("compare", help="paired bootstrap deltas between two encoders' results")
+    p.add_argument("a")
+    p.add_argument("b")
+    p.add_argument("--results", default="results")
+    p.add_argument("--task")
+    p.set_defaults(func=cmd_compare)
+
+    p = sub.add_parser("export-predictions",
+                       help="per-task CSVs in the published evaluators' format")
+    p.add_argument("out")
+    p.add_argument("--format", default="cardiobench-ref", choices=["cardiobench-ref"])
+    p.add_argument("--results", default="results")
+    p.add_argument("--protocol", default="linear_probe")
+    p.add_argument("--encoder")
+    p.set_defaults(func=cmd_export_predictions)
 
     p = sub.add_parser("encoders", help="list registered encoders")
     p.set_defaults(func=cmd_encoders)

@@ -66,3 +66,33 @@ def generate_phantom(root: str | Path, scale: str = "demo", seed: int = 0,
 
     return generate_suite(Path(root), scale=scale, seed=seed,
                           datasets=list(layouts) if layouts is not None else None)
+
+
+def check_on_phantom(encoder: Encoder, workdir: str | Path, seed: int = 0) -> dict[str, Any]:
+    """Run ``encoder`` through the ``tiny`` EchoNet-Dynamic phantom and a quick EF probe.
+
+    Returns what a user wants to know before spending GPU hours: samples that failed to decode,
+    clip-vector dimension and finiteness, extraction throughput, and the linear probe's test MAE
+    against the train+val mean predictor (with 95 % patient-bootstrap intervals).
+    """
+    import time
+
+    import numpy as np
+
+    from cardiobench.protocols.evaluate import evaluate
+
+    workdir = Path(workdir)
+    roots = generate_phantom(workdir / "raw", scale="tiny", seed=seed, layouts=["echonet_dynamic"])
+    manifest = prepare("echonet_dynamic", roots["echonet_dynamic"])
+    t0 = time.perf_counter()
+    emb = load_or_extract(manifest, encoder, workdir / "cache", num_workers=0, progress=False)
+    seconds = time.perf_counter() - t0
+    res = evaluate("echonet_dynamic/ef", "linear_probe", manifest, emb, encoder)
+    mae = res.metrics.get("mae", {})
+    base = (res.baseline or {}).get("mae", {})
+    return {"phantom_samples": len(manifest), "embedded": len(emb),
+            "failed": len(emb.failures), "clip_dim": int(emb.clip.shape[1]),
+            "clip_finite": bool(np.isfinite(emb.clip).all()),
+            "extract_samples_per_s": len(manifest) / seconds if seconds else float("nan"),
+            "probe_mae": mae, "mean_predictor_mae": base,
+            "probe_beats_mean": bool(mae and base and mae.get("value", np.inf) < base.get("value", 0))}

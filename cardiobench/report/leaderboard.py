@@ -1,8 +1,8 @@
 """Markdown leaderboard from a results folder.
 
-Main table: rows = encoders, columns = ``task · protocol``, cell = the task's headline metric as
-``value [ci_low, ci_high]`` (95 % patient-bootstrap interval), ``n/a`` for a not-applicable
-result. Then one table per task: every metric of every (encoder, protocol), plus the trivial
+Main table: rows = tasks, columns = ``encoder · protocol`` and the trivial baseline (train+val
+mean or majority class), cell = the task's headline metric as ``value [ci_low, ci_high]`` (95 %
+patient-bootstrap interval), ``n/a`` for a not-applicable result. Then one table per task: every metric of every (encoder, protocol), plus the trivial
 baseline's, so the floor is visible beside each model.
 """
 
@@ -42,19 +42,33 @@ def headline_of(r: Result) -> str:
 
 
 def leaderboard_table(results: Iterable[Result]) -> pd.DataFrame:
-    """Encoders × ``task · protocol (headline)`` table of formatted cells."""
+    """Rows ``task (headline metric)``, columns ``encoder · protocol`` plus the trivial baseline.
+
+    Alignment results have no headline metric and appear only in the per-task tables.
+    """
+    from cardiobench.protocols.tasks import get_task
+
     cells: dict[str, dict[str, str]] = {}
-    for r in results:
-        col = f"{r.task} · {r.protocol}"
-        if r.status != "ok":
-            cells.setdefault(r.encoder_name, {})[col] = "n/a" if r.status == "not_applicable" \
-                else r.status
+    for r in sorted(results, key=lambda x: (x.encoder_name, x.protocol)):
+        if r.protocol == "alignment":
             continue
-        h = headline_of(r)
-        cells.setdefault(r.encoder_name, {})[f"{col} ({h})"] = _fmt(r.metrics.get(h))
+        try:
+            h = get_task(r.task).headline
+        except KeyError:
+            h = headline_of(r)
+        row = cells.setdefault(f"{r.task} ({h})", {})
+        col = f"{r.encoder_name} · {r.protocol}"
+        if r.status != "ok":
+            row[col] = "n/a" if r.status == "not_applicable" else r.status
+            continue
+        row[col] = _fmt(r.metrics.get(h))
+        if r.baseline and r.protocol == "linear_probe":
+            row.setdefault("trivial baseline", _fmt(r.baseline.get(h)))
     df = pd.DataFrame.from_dict(cells, orient="index")
-    df = df.reindex(sorted(df.columns), axis=1).fillna("–")
-    df.index.name = "encoder"
+    cols = sorted(c for c in df.columns if c != "trivial baseline")
+    df = df.reindex(cols + (["trivial baseline"] if "trivial baseline" in df else []), axis=1)
+    df = df.sort_index().fillna("–")
+    df.index.name = "task (metric)"
     return df
 
 
