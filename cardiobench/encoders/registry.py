@@ -45,7 +45,7 @@ def available_encoders() -> dict[str, str]:
     return dict(sorted(names.items()))
 
 
-def build_encoder(name: str, **kwargs: Any) -> Encoder:
+def build_encoder(name: str, /, **kwargs: Any) -> Encoder:
     """Instantiate an encoder by registered name, entry-point name, or ``module:Class``.
 
     ``kwargs`` go to the factory (e.g. ``weights=PATH``, ``device=``). An unknown name raises a

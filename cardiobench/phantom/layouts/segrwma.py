@@ -51,7 +51,9 @@ def _draw(scale: Scale, rng: np.random.Generator, n_frames: int) -> pd.DataFrame
     n_pat = max(scale.n_samples // 9, 6)
     for k in range(1, n_pat + 1):
         split = ("train", "val", "test")[k % 3]
-        abnormal = int(k % 4 == 0)
+        # one patient in three is abnormal, and consecutive triples land in all three splits,
+        # so every split holds both classes even at tiny scale
+        abnormal = int((k // 3) % 3 == 1)
         for modality in MODALITIES:
             for view in VIEWS:
                 n = int(n_frames + rng.integers(0, 8))
