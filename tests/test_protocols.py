@@ -221,7 +221,7 @@ def test_run_suite_writes_results_and_leaderboard(tmp_path, asd_data):
                                     "seed", "wall_time_s", "timestamp"}
     assert len(ok.predictions) == ok.n
     md = (tmp_path / "leaderboard.md").read_text()
-    assert "cardiacnet_asd/asd · linear_probe (auroc)" in md and "n/a" in md
+    assert "cardiacnet_asd/asd (auroc)" in md and "vision_only · linear_probe" in md and "n/a" in md
     assert "baseline" in md
     from cardiobench.report.plots import plot_all
     pngs = plot_all(tmp_path)
