@@ -102,14 +102,20 @@ def _run_knn(task: Task, X: np.ndarray, y: np.ndarray, split: np.ndarray,
     return (p[:, 1] if task.type == "binary" else p), rec
 
 
+def _prompt_embeddings(task: Task, encoder: Any, cfg: dict[str, Any],
+                       cache: zero_shot.TextEmbeddingCache, missing: type[Exception]
+                       ) -> tuple[zero_shot.PromptSet, np.ndarray, np.ndarray]:
+    """The task's prompt set, its (cached) text embeddings and per-prompt targets."""
+    if task.prompt_set is None:
+        raise missing(f"{task.name} has no prompt set")
+    prompts = zero_shot.load_prompt_set(task.prompt_set, cfg["prompt_dir"])
+    return prompts, cache.get(encoder, prompts), np.asarray(prompts.targets)
+
+
 def _run_zero_shot(task: Task, emb: Embeddings, pos: np.ndarray, encoder: Any,
                    cfg: dict[str, Any], cache: zero_shot.TextEmbeddingCache
                    ) -> tuple[np.ndarray, dict[str, Any]]:
-    if task.prompt_set is None:
-        raise EvaluationError(f"{task.name} has no prompt set for zero-shot")
-    prompts = zero_shot.load_prompt_set(task.prompt_set, cfg["prompt_dir"])
-    text = cache.get(encoder, prompts)
-    targets = np.asarray(prompts.targets)
+    prompts, text, targets = _prompt_embeddings(task, encoder, cfg, cache, EvaluationError)
     clip = emb.clip[pos]
     scale = getattr(encoder, "logit_scale", None)
     rec: dict[str, Any] = {"prompts": prompts.record(), "logit_scale": scale,
@@ -136,11 +142,7 @@ def _alignment(task: Task, emb: Embeddings, pos: np.ndarray, y: np.ndarray, spli
                encoder: Any, cfg: dict[str, Any], cache: zero_shot.TextEmbeddingCache
                ) -> tuple[np.ndarray, dict[str, Any], dict[str, float] | None]:
     """Row scores for regression/binary tasks, or view retrieval metrics (no row scores)."""
-    if task.prompt_set is None:
-        raise NotApplicable(f"{task.name} has no prompt set")
-    prompts = zero_shot.load_prompt_set(task.prompt_set, cfg["prompt_dir"])
-    text = cache.get(encoder, prompts)
-    targets = np.asarray(prompts.targets)
+    prompts, text, targets = _prompt_embeddings(task, encoder, cfg, cache, NotApplicable)
     clip = emb.clip[pos]
     rec: dict[str, Any] = {"prompts": prompts.record()}
     if task.type == "regression":
