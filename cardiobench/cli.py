@@ -1,4 +1,6 @@
-"""``cardiobench`` command line: thin subcommands over the library. Only this module prints."""
+"""cardiobench: benchmark echocardiography foundation models on eight public datasets.
+
+The command line is a thin layer over the library (and the only part of it that prints)."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from typing import Any, Sequence
 log = logging.getLogger("cardiobench")
 
 DEFAULT_CACHE = Path(os.environ.get("CARDIOBENCH_CACHE", ".cardiobench/cache"))
+DEFAULT_MANIFESTS = Path(".cardiobench/manifests")
 
 
 # -- helpers -------------------------------------------------------------------------------------
@@ -76,7 +79,7 @@ def cmd_phantom(args: argparse.Namespace) -> int:
 def cmd_prepare(args: argparse.Namespace) -> int:
     from cardiobench.preprocessing import prepare
 
-    out = Path(args.out) if args.out else Path(".cardiobench/manifests") / f"{args.dataset}.csv"
+    out = Path(args.out) if args.out else DEFAULT_MANIFESTS / f"{args.dataset}.csv"
     m = prepare(args.dataset, args.raw, out, check_files=not args.no_file_check)
     print(f"{args.dataset}: {len(m)} samples -> {out}")
     for split, c in m.split_counts().items():
@@ -133,7 +136,7 @@ def cmd_splits(args: argparse.Namespace) -> int:
         return 0
     if args.splits_cmd == "import":
         m = splits.import_published(args.csv, args.raw, dataset=args.dataset)
-        out = Path(args.out) if args.out else Path(".cardiobench/manifests") / f"{m.dataset}.csv"
+        out = Path(args.out) if args.out else DEFAULT_MANIFESTS / f"{m.dataset}.csv"
         m.write(out)
         print(f"{m.dataset}: {len(m)} samples imported -> {out}")
         return 0
@@ -145,7 +148,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from cardiobench.protocols.evaluate import load_suite, run_suite
 
     encoder = _encoder(args)
-    manifests = _manifests(args.manifest)
+    paths = args.manifest or sorted(str(p) for p in DEFAULT_MANIFESTS.glob("*.csv"))
+    if not paths:
+        raise FileNotFoundError(f"no manifests given and none in {DEFAULT_MANIFESTS}; run "
+                                "`cardiobench prepare <dataset> --raw <folder>` first")
+    manifests = _manifests(paths)
     embeddings = {name: load_or_extract(m, encoder, args.cache, num_workers=args.workers)
                   for name, m in manifests.items()}
     results = run_suite(load_suite(args.suite), manifests, embeddings, encoder, args.results)
@@ -273,7 +280,10 @@ def _add_encoder_args(p: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argparse tree of every subcommand."""
-    parser = argparse.ArgumentParser(prog="cardiobench", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="cardiobench",
+        description="Benchmark echocardiography foundation models: harmonise the public "
+                    "datasets, embed, run zero-shot / linear-probe / retrieval protocols.")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="cmd", required=True)
 
@@ -325,7 +335,9 @@ def build_parser() -> argparse.ArgumentParser:
                         ("run", "embed what is missing and run the whole suite for one encoder")):
         p = sub.add_parser(name, help=help_)
         _add_encoder_args(p)
-        p.add_argument("--manifest", nargs="+", required=True)
+        p.add_argument("--manifest", nargs="+", default=None,
+                       help="manifest CSVs (default: every CSV in .cardiobench/manifests, where "
+                            "`prepare` writes them)")
         p.add_argument("--suite", default=None, help="suite YAML (default: the CardioBench suite)")
         p.add_argument("--cache", default=str(DEFAULT_CACHE))
         p.add_argument("--results", default="results")

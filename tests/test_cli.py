@@ -1,0 +1,81 @@
+"""The command line over a tiny phantom: every subcommand a user runs, and clear failures."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from cardiobench.cli import main
+
+
+@pytest.fixture(scope="module")
+def raw(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("cli")
+    assert main(["phantom", "--out", str(root / "raw"), "--scale", "tiny",
+                 "--datasets", "echonet_dynamic", "hmcqu"]) == 0
+    return root
+
+
+def test_prepare_verify_show_export(raw: Path, capsys: pytest.CaptureFixture) -> None:
+    csv = raw / "m" / "hmcqu.csv"
+    assert main(["prepare", "hmcqu", "--raw", str(raw / "raw" / "HMC-QU"), "--out", str(csv)]) == 0
+    out = capsys.readouterr().out
+    assert "hmcqu:" in out and "split fingerprint" in out
+    # a phantom is not the published download: verify says so, count by count, and exits 1
+    capsys.readouterr()
+    assert main(["splits", "verify", str(csv)]) == 1
+    out = capsys.readouterr().out
+    assert "MISMATCH" in out and "patients[test]: expected 25" in out
+    assert main(["splits", "show", str(csv)]) == 0
+    assert "train" in capsys.readouterr().out
+    assert main(["splits", "export", str(csv), "--out", str(raw / "exported")]) == 0
+    exported = json.loads((raw / "exported" / "hmcqu.splits.json").read_text())
+    assert exported["fingerprint"] == json.loads(csv.with_suffix(".json").read_text())["fingerprint"]
+
+
+def test_verify_names_a_moved_patient(raw: Path, capsys: pytest.CaptureFixture) -> None:
+    csv = raw / "m" / "hmcqu_moved.csv"
+    assert main(["prepare", "hmcqu", "--raw", str(raw / "raw" / "HMC-QU"), "--out", str(csv)]) == 0
+    t = pd.read_csv(csv)
+    pid = t.loc[t["split"] == "train", "patient_id"].iloc[0]
+    t.loc[t["patient_id"] == pid, "split"] = "test"
+    t.to_csv(csv, index=False)
+    capsys.readouterr()
+    assert main(["splits", "verify", str(csv)]) == 1
+    assert pid in capsys.readouterr().out
+
+
+def test_embed_then_evaluate_then_report(raw: Path, capsys: pytest.CaptureFixture) -> None:
+    csv = raw / "m" / "echonet_dynamic.csv"
+    assert main(["prepare", "echonet_dynamic", "--raw", str(raw / "raw" / "EchoNet-Dynamic"),
+                 "--out", str(csv)]) == 0
+    cache, results = raw / "cache", raw / "results"
+    assert main(["embed", "--encoder", "pixels", "--manifest", str(csv), "--cache", str(cache),
+                 "--workers", "0"]) == 0
+    assert "0 cached" in capsys.readouterr().out
+    # a second run finds every shard cached
+    assert main(["embed", "--encoder", "pixels", "--manifest", str(csv), "--cache", str(cache),
+                 "--workers", "0"]) == 0
+    assert " 0 shard(s) computed" in capsys.readouterr().out
+    assert main(["evaluate", "--encoder", "pixels", "--manifest", str(csv), "--cache", str(cache),
+                 "--results", str(results), "--workers", "0"]) == 0
+    board = capsys.readouterr().out
+    assert "echonet_dynamic/ef (mae)" in board
+    assert main(["export-predictions", str(raw / "ref"), "--results", str(results)]) == 0
+    ef = pd.read_csv(raw / "ref" / "EchoNet-Dynamic" / "EF" / "pixels.csv")
+    assert list(ef.columns) == ["FileName", "EF_pred"] and len(ef) == 5
+
+
+def test_bad_input_gives_one_clear_line(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    assert main(["prepare", "echonet_dynamic", "--raw", str(tmp_path / "nowhere")]) == 2
+    err = capsys.readouterr().err
+    assert "does not exist" in err and "Traceback" not in err
+    bad = tmp_path / "bad.csv"
+    bad.write_text("sample_id,split\na,train\n")
+    assert main(["splits", "show", str(bad)]) == 2
+    assert "lacks required columns" in capsys.readouterr().err
+    assert main(["embed", "--encoder", "no-such-encoder", "--manifest", str(bad)]) == 2
+    assert "unknown encoder" in capsys.readouterr().err
