@@ -79,3 +79,10 @@ def test_bad_input_gives_one_clear_line(tmp_path: Path, capsys: pytest.CaptureFi
     assert "lacks required columns" in capsys.readouterr().err
     assert main(["embed", "--encoder", "no-such-encoder", "--manifest", str(bad)]) == 2
     assert "unknown encoder" in capsys.readouterr().err
+
+
+def test_plugin_encoder_through_check_encoder(capsys: pytest.CaptureFixture) -> None:
+    # the plugin class lives in tests/test_encoders_models.py, importable as a user module
+    assert main(["check-encoder", "test_encoders_models:PluginEncoder"]) == 0
+    out = capsys.readouterr().out
+    assert "plugin-mean-colour: OK" in out and '"phantom_samples": 40' in out
