@@ -12,7 +12,7 @@ Three measurements, each the median of ``--repeats`` runs over the same phantom 
    and the same number of frames (target ≥ 0.9×: the pipeline is never the bottleneck).
 It also checks that both pipelines give the same embeddings within tolerance.
 
-    python benchmarks/extract_throughput.py [--videos 60] [--repeats 3] [--model echoclip-arch]
+    python benchmarks/extract_throughput.py [--videos 60] [--frames 175] [--repeats 3] [--model NAME]
 """
 
 from __future__ import annotations
@@ -34,8 +34,11 @@ from torchvision import transforms as T
 from cardiobench.embed import EmbeddingCache, extract
 from cardiobench.encoders import build_encoder
 from cardiobench.encoders.base import Encoder
+from cardiobench.encoders.open_clip import ECHOCLIP_SPEC
 from cardiobench.manifest import Manifest
+from cardiobench.io import DEFAULT_CODEC, read_frames, write_video
 from cardiobench.phantom import generate
+from cardiobench.phantom.layouts import Scale
 from cardiobench.preprocessing import prepare
 
 
@@ -132,8 +135,11 @@ def forward_only(encoder: Encoder, n_frames_total: int, batch: int = 64) -> floa
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--videos", type=int, default=60)
+    ap.add_argument("--frames", type=int, default=175, help="frames per phantom video")
+    ap.add_argument("--size", type=int, default=None, help="frame side (default 112, as EchoNet)")
+    ap.add_argument("--codec", default="MJPG", help="AVI codec of the media (MJPG, XVID, FFV1)")
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--workers", type=int, default=None, help="default: CPU cores - 1")
     ap.add_argument("--model", default=None,
                     help="registered encoder for measurement 3 (e.g. a random-weight open_clip)")
     ap.add_argument("--model-arg", action="append", default=[], metavar="KEY=VALUE")
@@ -144,12 +150,17 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="cb-bench-"))
     try:
         raw = work / "raw"
-        generate("echonet_dynamic", raw, scale="demo", seed=1, samples=None)
+        # EchoNet-Dynamic-like media: 112x112 at ~50 fps, ~3.5 s per video (real median ~175 frames)
+        generate("echonet_dynamic", raw, scale=Scale("bench", args.videos, args.frames, args.size),
+                 seed=1)
+        if args.codec != DEFAULT_CODEC:
+            # the phantom writes lossless FFV1; clinical exports are usually MJPEG-like codecs
+            for video in sorted((raw / "Videos").glob("*.avi")):
+                write_video(video, read_frames(video), fps=50, codec=args.codec)
         manifest = prepare("echonet_dynamic", raw)
-        manifest = Manifest(manifest.dataset, manifest.table.head(args.videos), root=manifest.root)
         n = len(manifest)
         print(f"phantom: {n} EchoNet-Dynamic videos, {int(manifest.table['n_frames'].median())} "
-              f"frames median, 112x112; torch threads {torch.get_num_threads()}, "
+              f"frames median, {args.size or 112} px, codec {args.codec}; torch threads {torch.get_num_threads()}, "
               f"workers {args.workers}, median of {args.repeats} runs")
 
         def clean():
@@ -157,8 +168,12 @@ def main() -> None:
             shutil.rmtree(work / "cache", ignore_errors=True)
 
         pixels = build_encoder("pixels")
+        echoclip_input = NoOpEncoder(pixels)
+        echoclip_input.spec = ECHOCLIP_SPEC  # EchoCLIP's contract: 20 frames, stride 2, 224 px
         rows = []
-        for label, enc in (("pixels end-to-end", pixels), ("data path (no-op encoder)", NoOpEncoder(pixels))):
+        for label, enc in (("pixels end-to-end (64 px)", pixels),
+                           ("data path, pixels input (no-op)", NoOpEncoder(pixels)),
+                           ("data path, EchoCLIP input (no-op)", echoclip_input)):
             t_ref = timed(lambda: reference_style(manifest, enc, work / "ref"), args.repeats, clean)
             t_ours = timed(lambda: ours(manifest, enc, work / "cache", args.workers), args.repeats, clean)
             rows.append((label, n / t_ref, n / t_ours, t_ref / t_ours))
@@ -172,9 +187,9 @@ def main() -> None:
                         for s in emb.sample_ids])
         diff = float(np.abs(ref - emb.clip).max())
 
-        print(f"\n{'measurement':32s} {'reference v/s':>14s} {'cardiobench v/s':>16s} {'ratio':>7s}")
+        print(f"\n{'measurement':36s} {'reference v/s':>14s} {'cardiobench v/s':>16s} {'ratio':>7s}")
         for label, a, b, ratio in rows:
-            print(f"{label:32s} {a:14.1f} {b:16.1f} {ratio:6.2f}x")
+            print(f"{label:36s} {a:14.1f} {b:16.1f} {ratio:6.2f}x")
         print(f"max |reference - cardiobench| over pooled pixels embeddings: {diff:.4f} "
               f"(values in [0, 1]; differences come from cv2 vs torch area resampling)")
 

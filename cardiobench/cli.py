@@ -323,7 +323,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cache", default=str(DEFAULT_CACHE))
     p.add_argument("--batch-size", type=int, default=8, help="samples decoded per step")
     p.add_argument("--batch-frames", type=int, default=64, help="frames per forward pass")
-    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--workers", type=int, default=None,
+                   help="decoding processes (default: CPU cores - 1)")
     p.add_argument("--device")
     p.add_argument("--precision", default="auto", choices=["auto", "bf16", "fp16", "fp32"])
     p.add_argument("--shard-size", type=int, default=64)
@@ -341,7 +342,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--suite", default=None, help="suite YAML (default: the CardioBench suite)")
         p.add_argument("--cache", default=str(DEFAULT_CACHE))
         p.add_argument("--results", default="results")
-        p.add_argument("--workers", type=int, default=2)
+        p.add_argument("--workers", type=int, default=None,
+                       help="decoding processes (default: CPU cores - 1)")
         p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("report", help="leaderboard from a results folder")
@@ -355,7 +357,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--encoder", action="append", help="encoder(s) to run (default: pixels)")
     p.add_argument("--suite", default=None)
-    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--workers", type=int, default=None,
+                   help="decoding processes (default: CPU cores - 1)")
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("check-encoder", help="dims, norms, determinism, speed, phantom probe")

@@ -62,8 +62,10 @@ def _to_numpy(batch: Any) -> np.ndarray:
 
 
 def _open_decord(path: Path) -> "decord.VideoReader":
-    # Looked up on the module at call time so tests can wrap decord.VideoReader.
-    return decord.VideoReader(str(path), ctx=decord.cpu(0))
+    # Looked up on the module at call time so tests can wrap decord.VideoReader. One decoding
+    # thread: readers run in parallel DataLoader workers, and decord's default (one thread per
+    # core in every reader) oversubscribes the CPU and runs several times slower.
+    return decord.VideoReader(str(path), ctx=decord.cpu(0), num_threads=1)
 
 
 # ----------------------------------------------------------------------------------- decord path

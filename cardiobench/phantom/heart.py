@@ -616,8 +616,11 @@ def render_clip(params: HeartParams, n_frames: int, fps: float, height: int, wid
     u = rng.random((n_frames, height, width), dtype=np.float32)
     spk = np.sqrt(-np.log(np.maximum(u, 1e-7))) / np.float32(0.8862)
     sigma = blur * height / 112.0
-    spk = cv2.GaussianBlur(np.ascontiguousarray(spk.transpose(1, 2, 0)), (0, 0), sigma)
-    spk = spk.reshape(height, width, n_frames).transpose(2, 0, 1)
+    # frames as channels; OpenCV filters at most 128 channels per call
+    hwt = np.ascontiguousarray(spk.transpose(1, 2, 0))
+    spk = np.concatenate([cv2.GaussianBlur(hwt[:, :, i:i + 128], (0, 0), sigma)
+                          .reshape(height, width, -1) for i in range(0, n_frames, 128)], axis=2)
+    spk = spk.transpose(2, 0, 1)
     spk = 1.0 + 1.6 * spk_c * (spk - 1.0)  # restore the contrast the blur removed
     img = refl * np.maximum(spk, 0.0)
 
