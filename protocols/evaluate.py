@@ -92,9 +92,13 @@ def _run_probe(task: Task, X: np.ndarray, y: np.ndarray, split: np.ndarray,
 
 
 def _run_knn(task: Task, X: np.ndarray, y: np.ndarray, split: np.ndarray,
-             cfg: dict[str, Any]) -> tuple[np.ndarray, dict[str, Any]]:
+             cfg: dict[str, Any], patients: np.ndarray) -> tuple[np.ndarray, dict[str, Any]]:
     gal = np.isin(split, ("train", "val"))
-    model, rec = retrieval.fit_knn(X[gal], y[gal], task.type, tuple(cfg["k_grid"]), cfg["seed"])
+    if task.type != "regression" and len(np.unique(y[gal])) < 2:
+        raise NotApplicable(f"the train+val gallery of {task.name} has a single class: "
+                            "every neighbour vote would be trivially right")
+    model, rec = retrieval.fit_knn(X[gal], y[gal], task.type, tuple(cfg["k_grid"]), cfg["seed"],
+                                   groups=patients[gal])
     if task.type == "regression":
         return retrieval.knn_predict(model, X), rec
     n_cls = 2 if task.type == "binary" else len(task.classes)
@@ -250,7 +254,8 @@ def evaluate(task: Task | str, protocol: str, manifest: Manifest, embeddings: Em
         if protocol == "linear_probe":
             out, rec = _run_probe(task, X, y, split, cfg)
         elif protocol == "knn":
-            out, rec = _run_knn(task, X, y, split, cfg)
+            out, rec = _run_knn(task, X, y, split, cfg,
+                                rows["patient_id"].astype(str).to_numpy())
         elif protocol == "alignment":
             out, rec, direct = _alignment(task, embeddings, pos, y, split, encoder, cfg, cache)
         else:

@@ -12,7 +12,8 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from sklearn.model_selection import GridSearchCV, KFold, StratifiedKFold
+from sklearn.model_selection import (GridSearchCV, GroupKFold, KFold, StratifiedGroupKFold,
+                                     StratifiedKFold)
 from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
 
 K_GRID: tuple[int, ...] = (1, 3, 5, 7, 9, 11, 15, 21)
@@ -24,29 +25,38 @@ def _l2(x: np.ndarray) -> np.ndarray:
 
 
 def fit_knn(X_gallery: np.ndarray, y_gallery: np.ndarray, task_type: str,
-            k_grid: tuple[int, ...] = K_GRID, seed: int = 42) -> tuple[Any, dict[str, Any]]:
-    """Fit the kNN model on the gallery with ``k`` chosen by CV; returns (model, config record)."""
+            k_grid: tuple[int, ...] = K_GRID, seed: int = 42,
+            groups: np.ndarray | None = None) -> tuple[Any, dict[str, Any]]:
+    """Fit the kNN model on the gallery with ``k`` chosen by CV; returns (model, config record).
+
+    With ``groups`` (patient ids) the CV folds keep each patient's videos together, so a
+    patient's other views cannot stand in as its own nearest neighbours during selection.
+    """
     X = _l2(np.asarray(X_gallery, dtype=np.float64))
     n = len(X)
     regression = task_type == "regression"
+    n_groups = len(np.unique(groups)) if groups is not None else n
     if regression:
-        est, cv, scoring = KNeighborsRegressor(metric="cosine"), KFold(5, shuffle=True,
-                                                                       random_state=seed), \
-            "neg_mean_absolute_error"
+        folds = max(2, min(5, n_groups))
+        est, scoring = KNeighborsRegressor(metric="cosine"), "neg_mean_absolute_error"
+        cv = (GroupKFold(folds, shuffle=True, random_state=seed) if groups is not None
+              else KFold(folds, shuffle=True, random_state=seed))
     else:
-        # StratifiedKFold needs every class in every fold: fewer folds for rare classes
-        folds = max(2, min(5, int(np.unique(y_gallery, return_counts=True)[1].min())))
-        est, cv, scoring = KNeighborsClassifier(metric="cosine"), \
-            StratifiedKFold(folds, shuffle=True, random_state=seed), "accuracy"
-    max_k = int(n * (1 - 1 / getattr(cv, "n_splits", 5)))
+        # stratified folds need every class in every fold: fewer folds for rare classes
+        folds = max(2, min(5, n_groups, int(np.unique(y_gallery, return_counts=True)[1].min())))
+        est, scoring = KNeighborsClassifier(metric="cosine"), "accuracy"
+        cv = (StratifiedGroupKFold(folds, shuffle=True, random_state=seed) if groups is not None
+              else StratifiedKFold(folds, shuffle=True, random_state=seed))
+    max_k = int(n * (1 - 1 / folds))
     grid = [k for k in k_grid if k <= max_k] or [1]
     search = GridSearchCV(est, {"n_neighbors": grid}, cv=cv, scoring=scoring, refit=True)
-    search.fit(X, y_gallery)
+    search.fit(X, y_gallery, groups=groups)
     sweep = [{"k": int(k), "cv_score": float(s)} for k, s in
              zip(search.cv_results_["param_n_neighbors"], search.cv_results_["mean_test_score"])]
     return search.best_estimator_, {"k": int(search.best_params_["n_neighbors"]), "sweep": sweep,
                                     "cv_scoring": scoring, "metric": "cosine",
-                                    "gallery": "train+val"}
+                                    "gallery": "train+val",
+                                    "cv": f"{type(cv).__name__}({folds})"}
 
 
 def knn_predict(model: Any, X: np.ndarray, classes: np.ndarray | None = None) -> np.ndarray:

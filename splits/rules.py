@@ -52,14 +52,16 @@ def official_split(values: pd.Series, mapping: Mapping[str, str], *, source: str
                    ids: pd.Series | None = None) -> pd.Series:
     """Map a shipped split column through ``mapping`` (e.g. ``{"TRAIN": "train"}``).
 
-    Every value must be a key of ``mapping`` and map to train/val/test; otherwise
+    Values and keys are compared case-insensitively (the published EchoNet-Dynamic evaluator
+    lost its whole test set to a case mismatch). Every value must match a key of ``mapping``
+    and map to train/val/test; otherwise
     :class:`ManifestError` lists each offending row of ``source`` (with its sample id if given).
     """
     bad_targets = sorted({v for v in mapping.values() if v not in SPLITS})
     if bad_targets:
         raise ManifestError(f"split mapping for {source} maps to {bad_targets}, not {SPLITS}")
-    keys = {str(k): v for k, v in mapping.items()}
-    mapped = values.astype("string").str.strip().map(keys)
+    keys = {str(k).strip().lower(): v for k, v in mapping.items()}
+    mapped = values.astype("string").str.strip().str.lower().map(keys)
     problems = []
     for i in mapped.index[mapped.isna()]:
         sid = None if ids is None else str(ids.loc[i])

@@ -180,3 +180,25 @@ def test_torchrun_two_processes_equal_one(toy: Manifest, tmp_path: Path) -> None
     assert res.returncode == 0, res.stderr[-2000:]
     enc = build_encoder("pixels", n_frames=6)
     _assert_same(_load(single, toy, enc), _load(multi, toy, enc))
+
+
+def test_a_rank_on_a_new_plan_never_leaves_the_old_cache_marked_complete(toy: Manifest,
+                                                                          tmp_path: Path) -> None:
+    enc = build_encoder("pixels", n_frames=6)
+    first = load_or_extract(toy, enc, tmp_path, shard_size=2, num_workers=0, progress=False)
+    edited = Manifest(toy.dataset, toy.table.assign(
+        key_frame=[np.nan] * 3 + [2.0, 2.0] + [np.nan] * (len(toy) - 5)), root=toy.root)
+    # only rank 1 runs on the edited manifest: it rewrites its shards for the new plan
+    extract(edited, enc, tmp_path, shard_size=2, shard=(1, 2), num_workers=0, progress=False)
+    cache = EmbeddingCache(tmp_path, toy.dataset, enc.fingerprint())
+    assert not cache.is_complete()
+    # asking for the original manifest again recomputes the shards that no longer match it
+    again = load_or_extract(toy, enc, tmp_path, shard_size=2, num_workers=0, progress=False)
+    _assert_same(first, again)
+
+
+def test_frame_count_in_the_manifest_larger_than_the_file(toy: Manifest, tmp_path: Path) -> None:
+    enc = build_encoder("pixels", n_frames=6)
+    wrong = Manifest(toy.dataset, toy.table.assign(n_frames=30), root=toy.root)  # files hold 12
+    emb = load_or_extract(wrong, enc, tmp_path, shard_size=4, num_workers=0, progress=False)
+    assert len(emb) == N_VIDEOS and len(emb.failures) == 1  # only the corrupt file fails

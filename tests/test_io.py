@@ -243,23 +243,25 @@ def test_nifti_2d_is_one_frame(tmp_path: Path) -> None:
         read_frames(path, [1])
 
 
-def test_nifti_float_scaled_jointly(tmp_path: Path) -> None:
+def test_nifti_float_scaled_once_per_volume(tmp_path: Path) -> None:
     vol = np.zeros((8, 6, 3), dtype=np.float32)  # (x, y, t)
     vol[:, :, 0] = np.linspace(0.0, 1.0, 8)[:, None]      # frame 0 spans 0..1
     vol[:, :, 1] = np.linspace(0.0, 0.5, 8)[:, None]      # frame 1 spans 0..0.5: darker
-    vol[:, :, 2] = 4.0                                    # frame 2 is far brighter, not asked for
+    vol[:, :, 2] = 2.0                                    # frame 2 is brighter, not asked for
     path = tmp_path / "f.nii.gz"
     nib.save(nib.Nifti1Image(vol, np.eye(4)), path)
     got = read_frames(path, [1, 0])[..., 0]
-    # joint min-max over the requested frames: frame 0 reaches 255, frame 1 only about half
-    assert got[1].max() == 255 and got[0].max() == 128 and got[0].min() == 0
-    np.testing.assert_array_equal(got[1][0], np.rint(np.linspace(0, 255, 8)).astype(np.uint8))
+    # min-max over the whole volume (0..2): frame 0 peaks at half scale, frame 1 at a quarter
+    assert got[1].max() == 128 and got[0].max() == 64 and got[0].min() == 0
+    np.testing.assert_array_equal(got[1][0], np.rint(np.linspace(0, 127.5, 8)).astype(np.uint8))
+    # a frame's values do not depend on which other frames are requested with it
+    np.testing.assert_array_equal(read_frames(path, [0])[0], read_frames(path, [0, 1, 2])[0])
     # a cal_min/cal_max window in the header wins over min-max
     img = nib.Nifti1Image(vol, np.eye(4))
     img.header["cal_min"], img.header["cal_max"] = 0.0, 4.0
     nib.save(img, path)
     got = read_frames(path)[..., 0]
-    assert got[2].min() == 255 and got[0].max() == 64 and got[1].max() == 32
+    assert got[2].min() == 128 and got[0].max() == 64 and got[1].max() == 32
 
 
 def test_nifti_slices_only_requested_frames(tmp_path: Path,

@@ -67,12 +67,22 @@ class SampledFrames(Dataset):
                 info = probe(path)
                 n_frames = info.n_frames if is_missing(n_frames) else n_frames
                 fps = info.fps if is_missing(fps) else fps
-            key = row.get("key_frame")
-            idx = self.sampling.indices(int(n_frames), key_frame=None if is_missing(key) else key,
-                                        fps=None if is_missing(fps) else float(fps))
-            frames = read_frames(path, idx)
+            key = None if is_missing(row.get("key_frame")) else row.get("key_frame")
+            fps = None if is_missing(fps) else float(fps)
+            idx = self.sampling.indices(int(n_frames), key_frame=key, fps=fps)
+            try:
+                frames = read_frames(path, idx)
+            except MediaError:
+                # a side file's frame count can exceed what the file holds: trust the file
+                real = probe(path).n_frames
+                if real == int(n_frames):
+                    raise
+                log.warning("%s: manifest says %s frames, the file holds %d; sampling those",
+                            path, n_frames, real)
+                idx = self.sampling.indices(real, key_frame=key, fps=fps)
+                frames = read_frames(path, idx)
             return Sample(sid, to_tensor(frames).contiguous(), idx)
-        except (MediaError, ValueError, OSError) as exc:
+        except Exception as exc:  # one unreadable sample must not stop the run: record it
             return Sample(sid, None, None, error=f"{type(exc).__name__}: {exc}")
 
 
@@ -272,10 +282,11 @@ def extract(manifest: Manifest, encoder: Encoder, cache_root: str | Path, *,
             "has_frames": encoder.spec.kind == "image",
             "clip_dim": desc["clip_dim"], "shard_size": shard_size, "n_shards": len(plan),
             "plan_hash": plan.plan_hash(), "manifest_fingerprint": manifest.fingerprint}
-    if rank == 0 or not cache.meta_path.exists():
-        old = cache.read_meta()
-        if old.get("plan_hash") != meta["plan_hash"]:
-            cache.write_meta(meta)
+    if cache.read_meta().get("plan_hash") != meta["plan_hash"]:
+        # any rank that sees a new plan resets the meta (dropping "complete") and the index, so
+        # no reader can take the old finalized cache for the new manifest
+        cache.index_path.unlink(missing_ok=True)
+        cache.write_meta(meta)
     run = _Encoding(encoder, device, batch_frames, precision)
     mine = [k for k in range(len(plan)) if k % world == rank]
     todo = []
@@ -327,6 +338,8 @@ def load_or_extract(manifest: Manifest, encoder: Encoder, cache_root: str | Path
     """The cached embeddings, computing whatever is missing first."""
     cache = EmbeddingCache(cache_root, manifest.dataset, encoder.fingerprint())
     plan = ShardPlan.from_table(manifest.table, kwargs.get("shard_size", 64))
-    if not cache.is_complete() or cache.read_meta().get("plan_hash") != plan.plan_hash():
+    current = (cache.is_complete() and cache.read_meta().get("plan_hash") == plan.plan_hash()
+               and all(cache.shard_is_valid(k, plan) for k in range(len(plan))))
+    if not current:
         extract(manifest, encoder, cache_root, **kwargs)
     return cache.load()

@@ -40,11 +40,13 @@ BIOMEDCLIP_ID = "hf-hub:microsoft/BiomedCLIP-PubMedBERT_256-vit_base_patch16_224
 SIGLIP2_ID = "hf-hub:timm/ViT-B-16-SigLIP2"
 
 #: EchoCLIP's official examples: cv2 frames (BGR, never converted), crop_and_scale(zoom=0.1,
-#: cubic) to 224, CLIP mean/std; zero-shot example samples video[0:40:2].
+#: cubic) to 224, CLIP mean/std; zero-shot example samples video[0:40:2]. We start at the
+#: dataset's key frame where it has one (LVH, SegRWMA; frame 0 elsewhere, as the reference) and
+#: never pad: repeated frames would weigh the last frame in the pooled clip vector.
 ECHOCLIP_SPEC = InputSpec(kind="image", resolution=224, crop="echo", zoom=0.1, interpolation="bicubic",
                           mean=CLIP_MEAN, std=CLIP_STD, value_range=1.0, channel_order="BGR",
                           sampling=SamplingPolicy(kind="consecutive", n_frames=20, stride=2,
-                                                  start="zero"))
+                                                  start="key_frame", pad="none"))
 
 
 def _weights_file(folder: Path) -> Path:

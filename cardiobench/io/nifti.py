@@ -15,8 +15,9 @@ volume over time, 4-D+) raises :class:`MediaError`.
 ``.nii.gz`` is decompressed once up to the last needed frame and a ``.nii`` is read by seeking.
 
 **Intensity.** ``uint8`` data is returned as stored. Anything else is mapped to ``uint8`` with the
-header's ``cal_min``/``cal_max`` window when set, else with the min and max over the *requested
-frames jointly*: one scaling for the whole clip. Per-frame min-max (the published reader's choice)
+header's ``cal_min``/``cal_max`` window when set, else with the min and max of the *whole volume*
+(one extra full read for such files): one scaling per file, so a frame's values never depend on
+which other frames were requested. Per-frame min-max (the published reader's choice)
 makes brightness flicker over the cardiac cycle and erases real differences between frames, so we
 do not use it. Grey frames are returned as three identical RGB channels.
 """
@@ -92,16 +93,27 @@ def _fps(img: nib.Nifti1Image, layout: _Layout) -> float | None:
     return round(1.0 / step, 4) if np.isfinite(step) and step > 0 else None
 
 
-def _to_uint8(frames: np.ndarray, img: nib.Nifti1Image) -> np.ndarray:
-    """One intensity mapping for the whole clip (see the module docstring)."""
-    if frames.dtype == np.uint8:
-        return frames
-    data = frames.astype(np.float64, copy=False)
+def _volume_window(img: nib.Nifti1Image) -> tuple[float, float]:
+    """The intensity range mapped to 0–255: the header's cal_min/cal_max, else the volume's range.
+
+    Computed over the whole volume (one full read, only for non-uint8 files without a window)
+    so a frame gets the same pixel values whichever frames are requested with it.
+    """
     lo, hi = float(img.header["cal_min"]), float(img.header["cal_max"])
-    if not (np.isfinite(lo) and np.isfinite(hi) and hi > lo):
-        finite = data[np.isfinite(data)]
-        lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 0.0)
-    if hi <= lo:  # a constant clip carries no contrast; map it to black rather than divide by 0
+    if np.isfinite(lo) and np.isfinite(hi) and hi > lo:
+        return lo, hi
+    data = np.asarray(img.dataobj, dtype=np.float64)
+    finite = data[np.isfinite(data)]
+    return (float(finite.min()), float(finite.max())) if finite.size else (0.0, 0.0)
+
+
+def _to_uint8(frames: np.ndarray, window: tuple[float, float] | None) -> np.ndarray:
+    """One intensity mapping for the whole file (see the module docstring)."""
+    if window is None:
+        return frames
+    lo, hi = window
+    data = frames.astype(np.float64, copy=False)
+    if hi <= lo:  # a constant volume carries no contrast; map it to black rather than divide by 0
         return np.zeros(data.shape, dtype=np.uint8)
     scaled = (np.nan_to_num(data, nan=lo) - lo) * (255.0 / (hi - lo))
     return np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
@@ -148,8 +160,9 @@ def read_nifti(path: str | Path, indices: Sequence[int] | None = None) -> np.nda
             layout = _Layout(path, tuple(int(s) for s in img.shape))
             unique, inverse = resolve_indices(path, indices, layout.n_frames)
             frames = _slice_frames(img.dataobj, layout, unique)
+            window = None if frames.dtype == np.uint8 else _volume_window(img)
     except MediaError:
         raise
     except Exception as exc:
         raise _wrap(path, exc) from exc
-    return np.ascontiguousarray(grey_to_rgb(_to_uint8(frames, img))[inverse])
+    return np.ascontiguousarray(grey_to_rgb(_to_uint8(frames, window))[inverse])
