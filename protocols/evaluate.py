@@ -289,15 +289,23 @@ def evaluate(task: Task | str, protocol: str, manifest: Manifest, embeddings: Em
     if task.type == "binary":
         yt = yt.astype(int)
         tr = (units["split"] == "train").to_numpy()
+        # a fitted model's train scores are in-sample (the probe is refit on train+val, kNN
+        # finds each train unit itself): an F1 threshold on them would be over-confident, so
+        # the calibrated threshold belongs to zero-shot only
+        fitted = protocol in ("linear_probe", "knn")
+        if fitted and cfg["decision"] == "threshold":
+            raise EvaluationError(f"{task.name}: the train-calibrated threshold is defined for "
+                                  "zero_shot only; fitted protocols use decision 'argmax'")
         thr = zero_shot.calibrate_threshold(uo[tr], units["y"].to_numpy()[tr].astype(int)) \
-            if tr.any() and len(np.unique(units["y"][tr])) == 2 else None
+            if not fitted and tr.any() and len(np.unique(units["y"][tr])) == 2 else None
         pred_argmax = (ot >= 0.5).astype(int)
         pred_thr = (ot > thr).astype(int) if thr is not None else None
         if cfg["decision"] == "threshold" and pred_thr is None:
             raise EvaluationError(f"{task.name}: threshold decision needs both classes in train")
         hard = pred_thr if cfg["decision"] == "threshold" else pred_argmax
-        rec["threshold"] = {"value": thr, "fitted_on": "train units", "rule": "prob > threshold",
-                            "objective": "F1 of the positive class"}
+        if not fitted:
+            rec["threshold"] = {"value": thr, "fitted_on": "train units",
+                                "rule": "prob > threshold", "objective": "F1 of the positive class"}
         preds["prob"], preds["pred_argmax"] = ot, pred_argmax
         if pred_thr is not None:
             preds["pred_threshold"] = pred_thr

@@ -333,3 +333,14 @@ def test_tmed2_study_aggregation_and_export(tmp_path):
     assert list(df.columns) == ["study_id", "as_pred", "prob_as"]
     assert set(df["as_pred"]) <= {0, 1} and df["as_pred"].dtype.kind == "i"
     assert set(df["study_id"]) == set(te["study_id"])
+
+
+def test_fitted_protocols_refuse_an_in_sample_threshold(asd_data):
+    m, e = asd_data
+    enc = AnalyticEncoder()
+    r = ev.evaluate("cardiacnet_asd/asd", "linear_probe", m, e, enc, FAST)
+    # no F1 threshold fitted on in-sample train scores
+    assert "threshold" not in r.config["protocol_record"]
+    with pytest.raises(ev.EvaluationError, match="zero_shot only"):
+        ev.evaluate("cardiacnet_asd/asd", "linear_probe", m, e, enc,
+                    {**FAST, "decision": "threshold"})
