@@ -245,6 +245,21 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_cka(args: argparse.Namespace) -> int:
+    from cardiobench.embed import load_or_extract
+    from cardiobench.encoders import build_encoder
+    from cardiobench.protocols.alignment import cka_between
+
+    encoders = [build_encoder(args.a), build_encoder(args.b)]
+    print(f"linear CKA of clip vectors, {args.a} vs {args.b}, {args.split} split")
+    for name, m in _manifests(args.manifest).items():
+        a, b = (load_or_extract(m, e, args.cache, num_workers=args.workers) for e in encoders)
+        ids = m.subset(args.split)["sample_id"].astype(str).to_numpy()
+        value, n = cka_between(a, b, ids)
+        print(f"{name:20s} n={n:5d}  CKA={value:.4f}")
+    return 0
+
+
 def cmd_export_predictions(args: argparse.Namespace) -> int:
     from cardiobench.protocols.export import export_result
     from cardiobench.results import load_results
@@ -373,6 +388,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--results", default="results")
     p.add_argument("--task")
     p.set_defaults(func=cmd_compare)
+
+    p = sub.add_parser("cka", help="linear CKA between two encoders on the same samples")
+    p.add_argument("a")
+    p.add_argument("b")
+    p.add_argument("--manifest", nargs="+", required=True)
+    p.add_argument("--split", default="test")
+    p.add_argument("--cache", default=str(DEFAULT_CACHE))
+    p.add_argument("--workers", type=int, default=None)
+    p.set_defaults(func=cmd_cka)
 
     p = sub.add_parser("export-predictions",
                        help="per-task CSVs in the published evaluators' format")

@@ -14,8 +14,13 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 from scipy import stats as sps
+
+if TYPE_CHECKING:  # pragma: no cover
+    from cardiobench.embed.embeddings import Embeddings
 
 
 def _l2(x: np.ndarray) -> np.ndarray:
@@ -80,3 +85,17 @@ def linear_cka(X: np.ndarray, Y: np.ndarray) -> float:
     Y = Y - Y.mean(axis=0)
     hsic = np.linalg.norm(Y.T @ X) ** 2
     return float(hsic / (np.linalg.norm(X.T @ X) * np.linalg.norm(Y.T @ Y)))
+
+
+def cka_between(a: "Embeddings", b: "Embeddings", sample_ids: "np.ndarray | list[str]"
+                ) -> tuple[float, int]:
+    """Linear CKA of two encoders' clip vectors over the ``sample_ids`` both have embedded.
+
+    Returns ``(cka, n)``; samples missing from either cache are left out of both.
+    """
+    ids = np.asarray(sample_ids, dtype=str)
+    pa, pb = a.align(ids), b.align(ids)
+    keep = (pa >= 0) & (pb >= 0)
+    if keep.sum() < 3:
+        raise ValueError(f"only {int(keep.sum())} samples are embedded by both encoders")
+    return linear_cka(a.clip[pa[keep]], b.clip[pb[keep]]), int(keep.sum())

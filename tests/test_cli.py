@@ -86,3 +86,13 @@ def test_plugin_encoder_through_check_encoder(capsys: pytest.CaptureFixture) -> 
     assert main(["check-encoder", "test_encoders_models:PluginEncoder"]) == 0
     out = capsys.readouterr().out
     assert "plugin-mean-colour: OK" in out and '"phantom_samples": 40' in out
+
+
+def test_cka_between_two_encoders(raw: Path, capsys: pytest.CaptureFixture) -> None:
+    csv = raw / "m" / "echonet_dynamic_cka.csv"
+    assert main(["prepare", "echonet_dynamic", "--raw", str(raw / "raw" / "EchoNet-Dynamic"),
+                 "--out", str(csv)]) == 0
+    capsys.readouterr()
+    assert main(["cka", "pixels", "pixels", "--manifest", str(csv), "--cache",
+                 str(raw / "cka-cache"), "--workers", "0", "--split", "train"]) == 0
+    assert "CKA=1.0000" in capsys.readouterr().out  # an encoder is identical to itself
