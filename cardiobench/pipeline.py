@@ -17,17 +17,17 @@ from cardiobench.preprocessing import prepare
 
 log = logging.getLogger(__name__)
 
-#: phantom/raw layout → the manifest datasets harmonised from it
-LAYOUT_DATASETS: dict[str, tuple[str, ...]] = {
-    "echonet_dynamic": ("echonet_dynamic",),
-    "echonet_pediatric": ("echonet_pediatric",),
-    "echonet_lvh": ("echonet_lvh",),
-    "camus": ("camus",),
-    "tmed2": ("tmed2",),
-    "hmcqu": ("hmcqu",),
-    "segrwma": ("segrwma",),
-    "cardiacnet": ("cardiacnet_asd", "cardiacnet_pah"),
-}
+def layout_datasets(layout: str) -> tuple[str, ...]:
+    """The manifest datasets harmonised from one raw layout (CardiacNet → ASD and PAH).
+
+    Derived from the module each harmoniser and each phantom layout lives in, so adding a
+    dataset needs no third table here.
+    """
+    from cardiobench.phantom.layouts import LAYOUT_MODULES
+    from cardiobench.preprocessing import DATASET_MODULES
+
+    module = LAYOUT_MODULES.get(layout, layout)
+    return tuple(d for d, m in DATASET_MODULES.items() if m == module) or (layout,)
 
 
 @dataclass
@@ -43,7 +43,7 @@ def prepare_all(raw_roots: dict[str, Path], manifest_dir: str | Path) -> Prepare
     out = PreparedSuite()
     manifest_dir = Path(manifest_dir)
     for layout, raw in raw_roots.items():
-        for dataset in LAYOUT_DATASETS.get(layout, (layout,)):
+        for dataset in layout_datasets(layout):
             try:
                 out.manifests[dataset] = prepare(dataset, raw, manifest_dir / f"{dataset}.csv")
             except (ManifestError, KeyError, ImportError, FileNotFoundError) as exc:

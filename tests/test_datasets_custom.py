@@ -29,6 +29,13 @@ def after(path: str, marker: str) -> str:
     return str(PurePosixPath(*parts[parts.index(marker) + 1:]))
 
 
+def mirror(factory: pytest.TempPathFactory, layout: str, samples: pd.DataFrame) -> Path:
+    """A phantom download of ``layout`` holding exactly ``samples`` (tiny media)."""
+    root = factory.mktemp(layout)
+    write_layout(layout, root, "ids", samples=samples)
+    return root
+
+
 def assert_same_split(manifest_table: pd.DataFrame, ids: pd.Series, splits: pd.Series) -> None:
     got = manifest_table.set_index("sample_id")["split"]
     assert len(got) == len(ids) and set(got.index) == set(ids)
@@ -45,9 +52,7 @@ def hmcqu_samples(pub: pd.DataFrame) -> pd.DataFrame:
 
 @pytest.fixture(scope="module")
 def hmcqu_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("hmcqu")
-    write_layout("hmcqu", root, "ids", samples=hmcqu_samples(ref_csv("hmcqu_split.csv")))
-    return root
+    return mirror(tmp_path_factory, "hmcqu", hmcqu_samples(ref_csv("hmcqu_split.csv")))
 
 
 def test_hmcqu_reproduces_published_split(hmcqu_root: Path) -> None:
@@ -91,8 +96,7 @@ def cardiacnet_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
         pd.DataFrame({"path": [after(p, "CardiacNet") for p in asd["path"]], "asd": asd["ASD"]}),
         pd.DataFrame({"path": [after(p, "CardiacNet") for p in pah["path"]], "pah": pah["PAH"]}),
     ], ignore_index=True)
-    root = tmp_path_factory.mktemp("CardiacNet")
-    write_layout("cardiacnet", root, "ids", samples=samples)
+    root = mirror(tmp_path_factory, "cardiacnet", samples)
     return root
 
 
@@ -129,9 +133,7 @@ def tmed2_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     pub = ref_csv("tmed2/per_image.csv")
     samples = pd.DataFrame({"sample_id": pub["query_key"], "view": pub["view"],
                             "aortic_stenosis": pub["diagnosis_label"], "split": pub["split"]})
-    root = tmp_path_factory.mktemp("TMED-2")
-    write_layout("tmed2", root, "ids", samples=samples)
-    return root
+    return mirror(tmp_path_factory, "tmed2", samples)
 
 
 def test_tmed2_reproduces_published_split(tmed2_root: Path) -> None:
@@ -184,9 +186,7 @@ def segrwma_samples(pub: pd.DataFrame) -> pd.DataFrame:
 
 @pytest.fixture(scope="module")
 def segrwma_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("SegRWMA")
-    write_layout("segrwma", root, "ids", samples=segrwma_samples(ref_csv("segrwma_split.csv")))
-    return root
+    return mirror(tmp_path_factory, "segrwma", segrwma_samples(ref_csv("segrwma_split.csv")))
 
 
 def test_segrwma_import_gives_published_2d_test_set(segrwma_root: Path) -> None:
