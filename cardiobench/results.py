@@ -113,13 +113,21 @@ class Result:
 
     @property
     def encoder_name(self) -> str:
-        """The encoder's registered name (file-name safe)."""
+        """The encoder's display name (file-name safe); several configurations may share it."""
         return str(self.encoder.get("name", "encoder")).replace("/", "_")
 
+    @property
+    def encoder_key(self) -> str:
+        """``<display name>-<first 8 hex of the encoder fingerprint>``: unique per encoder
+        configuration (weights, InputSpec, sampling, constructor arguments), so two
+        configurations sharing a display name never overwrite each other's results."""
+        fp = str(self.encoder.get("fingerprint") or "")
+        return f"{self.encoder_name}-{fp[:8]}" if fp else self.encoder_name
+
     def relpath(self) -> Path:
-        """``<dataset>/<endpoint>/<protocol>/<encoder>.json`` relative to the results folder."""
+        """``<dataset>/<endpoint>/<protocol>/<encoder_key>.json`` relative to the results folder."""
         endpoint = self.task.split("/", 1)[-1].replace("/", "_")
-        return Path(self.dataset) / endpoint / self.protocol / f"{self.encoder_name}.json"
+        return Path(self.dataset) / endpoint / self.protocol / f"{self.encoder_key}.json"
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON document (predictions referenced by path, not embedded)."""
