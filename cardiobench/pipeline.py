@@ -10,24 +10,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
+from cardiobench.datasets import layout_datasets
 from cardiobench.embed import Embeddings, load_or_extract
 from cardiobench.encoders import Encoder
 from cardiobench.manifest import Manifest, ManifestError
 from cardiobench.preprocessing import prepare
 
 log = logging.getLogger(__name__)
-
-def layout_datasets(layout: str) -> tuple[str, ...]:
-    """The manifest datasets harmonised from one raw layout (CardiacNet → ASD and PAH).
-
-    Derived from the module each harmoniser and each phantom layout lives in, so adding a
-    dataset needs no third table here.
-    """
-    from cardiobench.phantom.layouts import LAYOUT_MODULES
-    from cardiobench.preprocessing import DATASET_MODULES
-
-    module = LAYOUT_MODULES.get(layout, layout)
-    return tuple(d for d, m in DATASET_MODULES.items() if m == module) or (layout,)
 
 
 @dataclass
@@ -43,7 +32,13 @@ def prepare_all(raw_roots: dict[str, Path], manifest_dir: str | Path) -> Prepare
     out = PreparedSuite()
     manifest_dir = Path(manifest_dir)
     for layout, raw in raw_roots.items():
-        for dataset in layout_datasets(layout):
+        try:
+            names = layout_datasets(layout)
+        except KeyError as exc:
+            log.error("prepare %s failed: %s", layout, exc)
+            out.failed[layout] = str(exc)
+            continue
+        for dataset in names:
             try:
                 out.manifests[dataset] = prepare(dataset, raw, manifest_dir / f"{dataset}.csv")
             except (ManifestError, KeyError, ImportError, FileNotFoundError) as exc:

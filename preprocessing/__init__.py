@@ -1,7 +1,8 @@
 """Harmonisers: each dataset's native download layout → a :class:`~cardiobench.manifest.Manifest`.
 
 One module per dataset registers a function ``harmonise(raw_root: Path) -> Manifest`` with
-:func:`register_dataset`. A harmoniser reads the dataset's own files exactly as downloaded,
+:func:`register_dataset`; which module serves which dataset is read from
+:mod:`cardiobench.datasets`. A harmoniser reads the dataset's own files exactly as downloaded,
 assigns the published split, records non-fatal findings in ``Manifest.problems`` (severity
 ``warning``) and raises :class:`~cardiobench.manifest.ManifestError` naming the rows on anything
 that would corrupt a benchmark.
@@ -9,7 +10,6 @@ that would corrupt a benchmark.
 
 from __future__ import annotations
 
-import importlib
 import logging
 from pathlib import Path
 from typing import Callable
@@ -20,19 +20,6 @@ log = logging.getLogger(__name__)
 
 Harmoniser = Callable[[Path], Manifest]
 _HARMONISERS: dict[str, Harmoniser] = {}
-
-#: Canonical dataset names → module that registers them (imported lazily).
-DATASET_MODULES: dict[str, str] = {
-    "echonet_dynamic": "echonet_dynamic",
-    "echonet_pediatric": "echonet_pediatric",
-    "echonet_lvh": "echonet_lvh",
-    "camus": "camus",
-    "tmed2": "tmed2",
-    "hmcqu": "hmcqu",
-    "segrwma": "segrwma",
-    "cardiacnet_asd": "cardiacnet",
-    "cardiacnet_pah": "cardiacnet",
-}
 
 
 def register_dataset(name: str) -> Callable[[Harmoniser], Harmoniser]:
@@ -45,17 +32,28 @@ def register_dataset(name: str) -> Callable[[Harmoniser], Harmoniser]:
     return deco
 
 
+def forget_harmoniser(name: str) -> None:
+    """Drop a registered harmoniser (:func:`cardiobench.datasets.unregister` calls this)."""
+    _HARMONISERS.pop(name, None)
+
+
 def datasets() -> list[str]:
-    """Every dataset name a harmoniser exists for."""
-    return list(DATASET_MODULES)
+    """Every registered dataset (:mod:`cardiobench.datasets`)."""
+    from cardiobench.datasets import dataset_names
+
+    return dataset_names()
 
 
 def get_harmoniser(name: str) -> Harmoniser:
     """The harmoniser for ``name``; unknown names list the known ones."""
-    if name not in DATASET_MODULES:
-        raise KeyError(f"unknown dataset {name!r}; known: {', '.join(DATASET_MODULES)}")
+    from cardiobench.datasets import get_dataset
+
+    dataset = get_dataset(name)
     if name not in _HARMONISERS:
-        importlib.import_module(f"cardiobench.preprocessing.{DATASET_MODULES[name]}")
+        dataset.load_harmoniser()
+    if name not in _HARMONISERS:
+        raise KeyError(f"dataset {name!r}: module {dataset.harmoniser} registered no harmoniser "
+                       f"under that name")
     return _HARMONISERS[name]
 
 

@@ -3,7 +3,8 @@
 A task says which manifest column is the target, what kind of target it is, at which unit it is
 scored and how per-sample predictions are aggregated to that unit, which rows take part, which
 prompt set zero-shot uses, which subgroups are reported, and how predictions are exported in the
-published evaluators' CSV format (PUBLISHED_BENCHMARK.md §5).
+published evaluators' CSV format (``docs/published_benchmark.md`` §5). The tasks themselves
+are declared with their datasets in :mod:`cardiobench.datasets`.
 
 Aggregation rules (``aggregate``):
 
@@ -27,7 +28,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from cardiobench.stats import VIEW_CLASSES, bmi_bins, camus_age_bins, pediatric_age_bins, sex_groups
+from cardiobench.stats import bmi_bins, camus_age_bins, pediatric_age_bins, sex_groups
 
 TaskType = Literal["regression", "binary", "multiclass"]
 
@@ -132,15 +133,6 @@ class Task:
 # ----------------------------------------------------------------------------- registry
 TASKS: dict[str, Task] = {}
 
-_DS_DIR = {"echonet_dynamic": "EchoNet-Dynamic", "echonet_pediatric": "EchoNet-Pediatric",
-           "echonet_lvh": "EchoNet-LVH", "camus": "CAMUS", "tmed2": "TMED2", "hmcqu": "HMCQU",
-           "segrwma": "segRWMA", "cardiacnet_asd": "CardiacNet", "cardiacnet_pah": "CardiacNet"}
-_DS_ID = {"echonet_dynamic": "FileName", "echonet_pediatric": "FileName",
-          "echonet_lvh": "HashedFileName", "camus": "unique_id", "tmed2": "query_key",
-          "hmcqu": "unique_id", "segrwma": "patient_view_id", "cardiacnet_asd": "unique_id",
-          "cardiacnet_pah": "unique_id"}
-_PROBS5 = tuple(f"prob_{c}" for c in VIEW_CLASSES[:5])
-
 
 def register_task(task: Task) -> Task:
     """Add a task to :data:`TASKS` (a duplicate name raises)."""
@@ -158,67 +150,6 @@ def get_task(name: str) -> Task:
         raise KeyError(f"unknown task {name!r}; known: {sorted(TASKS)}") from None
 
 
-def tasks_for(dataset: str) -> list[Task]:
-    """All tasks on one dataset, in registration order."""
-    return [t for t in TASKS.values() if t.dataset == dataset]
-
-
-_CAMUS_SUB = (Subgroup("Sex", "sex", "sex", ("F", "M")),
-              Subgroup("Age", "age", "camus_age", ("≤45", "46–65", "66–80", ">80")),
-              Subgroup("ImageQuality", "image_quality", "image_quality", ("Poor", "Medium", "Good")))
-_PED_SUB = (Subgroup("Sex", "sex", "sex", ("F", "M")),
-            Subgroup("Age", "age", "pediatric_age", ("≤1", "(1,5]", "(5,12]", "(12,18]")),
-            Subgroup("BMI", "bmi", "bmi", ("Low", "Healthy", "High")))
-
-# R1: EF
-register_task(Task("echonet_dynamic/ef", "echonet_dynamic", "ef", "regression", prompt_set="ef",
-                   export=ExportFormat("EchoNet-Dynamic/EF", "{model}.csv", "FileName",
-                                       "sample_id", ("FileName", "EF_pred"))))
-register_task(Task("echonet_pediatric/ef", "echonet_pediatric", "ef", "regression",
-                   prompt_set="ef", subgroups=_PED_SUB,
-                   export=ExportFormat("EchoNet-Pediatric/EF", "{model}.csv", "FileName",
-                                       "sample_id", ("FileName", "EF_pred", "view"))))
-register_task(Task("camus/ef", "camus", "ef", "regression", unit="patient",
-                   aggregate="mean_per_patient", prompt_set="ef", subgroups=_CAMUS_SUB,
-                   export=ExportFormat("CAMUS/EF", "{model}.csv", "patient_id", "patient_id",
-                                       ("patient_id", "EF_pred"))))
-# R2–R4: LVH dimensions
-for _col, _nm in (("lvidd", "LVIDd"), ("ivsd", "IVSd"), ("lvpwd", "LVPWd")):
-    register_task(Task(f"echonet_lvh/{_col}", "echonet_lvh", _col, "regression", prompt_set=_col,
-                       export=ExportFormat(f"EchoNet-LVH/{_nm}", "{model}.csv", "HashedFileName",
-                                           "sample_id", ("HashedFileName", f"{_nm}_pred"))))
-# C1–C5: binary
-register_task(Task("cardiacnet_asd/asd", "cardiacnet_asd", "asd", "binary", prompt_set="asd",
-                   headline="auroc",
-                   export=ExportFormat("CardiacNet/ASD", "{model}.csv", "unique_id", "sample_id",
-                                       ("unique_id", "asd_pred", "prob_asd"))))
-register_task(Task("cardiacnet_pah/pah", "cardiacnet_pah", "pah", "binary", prompt_set="pah",
-                   headline="auroc",
-                   export=ExportFormat("CardiacNet/PAH", "{model}.csv", "unique_id", "sample_id",
-                                       ("unique_id", "pah_pred", "prob_pah"))))
-register_task(Task("hmcqu/stemi", "hmcqu", "stemi", "binary", prompt_set="stemi",
-                   headline="auroc",
-                   export=ExportFormat("HMCQU/stemi", "{model}.csv", "unique_id", "sample_id",
-                                       ("stemi_pred", "unique_id", "view"))))
-register_task(Task("tmed2/aortic_stenosis", "tmed2", "aortic_stenosis", "binary", unit="study",
-                   aggregate="mean_per_study", prompt_set="aortic_stenosis", headline="auroc",
-                   export=ExportFormat("TMED2/AS", "{model}.csv", "study_id", "study_id",
-                                       ("study_id", "as_pred", "prob_as"))))
-for _v in ("A2C", "A3C", "A4C"):
-    register_task(Task(f"segrwma/rwma_{_v.lower()}", "segrwma", "rwma", "binary",
-                       filters={"modality": ("2D",), "view": (_v,)}, prompt_set="rwma",
-                       headline="auroc",
-                       export=ExportFormat("segRWMA/rwma", f"{{model}}_{_v.lower()}.csv",
-                                           "patient_id", "patient_id",
-                                           ("patient_id", "prob_rwma", "rwma_pred"))))
-# V: view recognition on every dataset
-for _ds, _dir in _DS_DIR.items():
-    _probs = _PROBS5 + (("prob_Other",) if _ds == "tmed2" else ())
-    _file = {"cardiacnet_asd": "{model}_asd.csv", "cardiacnet_pah": "{model}_pah.csv"}.get(
-        _ds, "{model}.csv")
-    register_task(Task(f"{_ds}/view", _ds, "view", "multiclass",
-                       unit="image" if _ds == "tmed2" else "video",
-                       filters={"modality": ("2D",)} if _ds == "segrwma" else {},
-                       prompt_set="view", classes=VIEW_CLASSES, headline="accuracy",
-                       export=ExportFormat(f"{_dir}/view", _file, _DS_ID[_ds], "sample_id",
-                                           (_DS_ID[_ds], "view_pred") + _probs)))
+# The built-in datasets register their tasks; imported last because cardiobench.datasets builds
+# on the classes above.
+import cardiobench.datasets  # noqa: E402,F401

@@ -37,9 +37,23 @@ class SplitSpec:
 
 
 def spec_datasets() -> list[str]:
-    """Every dataset with a spec file shipped in the package."""
-    root = importlib.resources.files("cardiobench.splits")
-    return sorted(p.name[:-5] for p in root.iterdir() if p.name.endswith(".yaml"))
+    """Every registered dataset whose split spec file exists (packaged or its own)."""
+    from cardiobench.datasets import dataset_names
+
+    return sorted(d for d in dataset_names() if _spec_file(d).is_file())
+
+
+def _spec_file(dataset: str) -> Any:
+    """The dataset's own ``split_spec`` when registered with one, else ``splits/<dataset>.yaml``."""
+    from cardiobench.datasets import get_dataset
+
+    try:
+        own = get_dataset(dataset).split_spec
+    except KeyError:
+        own = None
+    if own is not None:
+        return own
+    return importlib.resources.files("cardiobench.splits") / f"{dataset}.yaml"
 
 
 def parse_spec(data: dict[str, Any], source: str) -> SplitSpec:
@@ -64,8 +78,8 @@ def parse_spec(data: dict[str, Any], source: str) -> SplitSpec:
 
 
 def load_spec(dataset: str) -> SplitSpec:
-    """The packaged spec ``splits/<dataset>.yaml``; an unknown dataset lists the known ones."""
-    res = importlib.resources.files("cardiobench.splits") / f"{dataset}.yaml"
+    """The dataset's split spec (see :func:`_spec_file`); an unknown dataset lists the known ones."""
+    res = _spec_file(dataset)
     if not res.is_file():
         raise KeyError(f"no split spec for {dataset!r}; known: {', '.join(spec_datasets())}")
     spec = parse_spec(yaml.safe_load(res.read_text()), str(res))

@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Iterable
 
 from cardiobench.atomic import atomic_write_text
-from cardiobench.phantom.layouts import LAYOUT_MODULES, Scale, get_layout, write_layout
+from cardiobench.phantom.layouts import Scale, get_layout, write_layout
+from cardiobench.phantom.layouts.common import layout_seed
 
 log = logging.getLogger(__name__)
 
@@ -22,26 +23,19 @@ def generate_suite(root: str | Path, scale: str | Scale = "tiny", seed: int = 0,
                    datasets: Iterable[str] | None = None) -> dict[str, Path]:
     """Write every (or each named) layout under ``root``; return ``{layout: raw root}``.
 
-    A layout whose module does not exist yet is skipped with a logged warning; an unknown name
-    in ``datasets`` raises ``KeyError``. Each layout gets its own seed offset so that adding a
-    layout does not change the others.
+    An unknown name in ``datasets`` raises ``KeyError``. Each layout's seed is
+    :func:`~cardiobench.phantom.layouts.common.layout_seed` of its name, so adding a layout does
+    not change the others.
     """
+    from cardiobench.datasets import layouts
+
     root = Path(root)
-    names = list(LAYOUT_MODULES) if datasets is None else list(datasets)
+    names = list(layouts()) if datasets is None else list(datasets)
     out: dict[str, Path] = {}
-    for k, name in enumerate(names):
-        if name not in LAYOUT_MODULES:
-            raise KeyError(f"unknown phantom layout {name!r}; known: {', '.join(LAYOUT_MODULES)}")
-        try:
-            _, folder = get_layout(name)
-        except ModuleNotFoundError as exc:
-            if exc.name != f"cardiobench.phantom.layouts.{LAYOUT_MODULES[name]}":
-                raise  # a real import error inside an existing layout module
-            log.warning("phantom layout %r is not implemented yet (%s); skipped", name, exc)
-            continue
+    for name in names:
+        _, folder = get_layout(name)
         raw = root / folder
-        layout_seed = seed * 1000 + sorted(LAYOUT_MODULES).index(name)
-        truth = write_layout(name, raw, scale=scale, seed=layout_seed)
+        truth = write_layout(name, raw, scale=scale, seed=layout_seed(seed, name))
         atomic_write_text(root / TRUTH_FOLDER / f"{name}.csv", truth.to_csv(index=False))
         log.info("phantom %s: %d samples under %s", name, len(truth), raw)
         out[name] = raw

@@ -21,20 +21,23 @@ import pandas as pd
 class Scale:
     """How big a phantom is: approximate samples per dataset, frames per video, frame side.
 
-    ``size=None`` keeps each dataset's own (reduced) frame size; ``ids`` builds layouts from a
-    given sample table with tiny media, so tests can mirror 10,000 published IDs in seconds.
+    ``size=None`` keeps each dataset's own (reduced) frame size. ``shared_clips`` (the ``ids``
+    scale) builds layouts from a given sample table with tiny media where every sample with the
+    same labels shares one clip (fixed EF and phase, clip seed 0), so tests can mirror 10,000
+    published IDs in seconds.
     """
 
     name: str
     n_samples: int
     n_frames: int
     size: int | None = None
+    shared_clips: bool = False
 
 
 SCALES: dict[str, Scale] = {
     "tiny": Scale("tiny", n_samples=40, n_frames=32),
     "demo": Scale("demo", n_samples=240, n_frames=48),
-    "ids": Scale("ids", n_samples=0, n_frames=2, size=16),
+    "ids": Scale("ids", n_samples=0, n_frames=2, size=16, shared_clips=True),
 }
 
 
@@ -48,19 +51,6 @@ class LayoutWriter(Protocol):
 _WRITERS: dict[str, LayoutWriter] = {}
 _FOLDERS: dict[str, str] = {}
 
-#: layout name → module under cardiobench.phantom.layouts that registers it
-LAYOUT_MODULES: dict[str, str] = {
-    "echonet_dynamic": "echonet_dynamic",
-    "echonet_pediatric": "echonet_pediatric",
-    "echonet_lvh": "echonet_lvh",
-    "camus": "camus",
-    "tmed2": "tmed2",
-    "hmcqu": "hmcqu",
-    "segrwma": "segrwma",
-    "cardiacnet": "cardiacnet",
-}
-
-
 def register_layout(name: str, folder: str) -> Callable[[LayoutWriter], LayoutWriter]:
     """Decorator: register a writer; ``folder`` is its raw root's name inside a phantom suite."""
 
@@ -72,12 +62,24 @@ def register_layout(name: str, folder: str) -> Callable[[LayoutWriter], LayoutWr
     return deco
 
 
+def forget_layout(name: str) -> None:
+    """Drop a registered writer (:func:`cardiobench.datasets.unregister` calls this)."""
+    _WRITERS.pop(name, None)
+    _FOLDERS.pop(name, None)
+
+
 def get_layout(name: str) -> tuple[LayoutWriter, str]:
-    """(writer, suite folder name) for a layout."""
-    if name not in LAYOUT_MODULES:
-        raise KeyError(f"unknown phantom layout {name!r}; known: {', '.join(LAYOUT_MODULES)}")
+    """(writer, suite folder name) for a layout; its module is named in :mod:`cardiobench.datasets`."""
+    from cardiobench.datasets import layouts
+
+    modules = layouts()
+    if name not in modules:
+        raise KeyError(f"unknown phantom layout {name!r}; known: {', '.join(modules)}")
     if name not in _WRITERS:
-        importlib.import_module(f"cardiobench.phantom.layouts.{LAYOUT_MODULES[name]}")
+        importlib.import_module(modules[name])
+    if name not in _WRITERS:
+        raise KeyError(f"phantom layout {name!r}: module {modules[name]} registered no writer "
+                       "under that name")
     return _WRITERS[name], _FOLDERS[name]
 
 

@@ -25,6 +25,7 @@ from cardiobench.atomic import atomic_write_text
 from cardiobench.io import write_nifti
 from cardiobench.phantom.heart import HeartParams, ed_es_frames, pixel_spacing_cm, render_clip
 from cardiobench.phantom.layouts import Scale, register_layout
+from cardiobench.phantom.layouts.common import clip_seed
 
 HEIGHT, WIDTH = 96, 72  # reduced from CAMUS's ~800 x 600 (portrait sector)
 VIEWS = {"2CH": "A2C", "4CH": "A4C"}
@@ -93,7 +94,7 @@ def write(root: Path, *, scale: Scale, seed: int,
             params = HeartParams(view=VIEWS[cam_view], ef=ef, heart_rate_bpm=hr,
                                  image_quality=quality, phase0=float(rng.uniform(0, 1)))
             seq = _half_sequence(params, scale.n_frames, fps, height, width,
-                                 seed=seed * 100_003 + 2 * p + (cam_view == "4CH"))
+                                 seed=clip_seed(scale, seed, 2 * p + (cam_view == "4CH")))
             mm = pixel_spacing_cm(params, height) * 10.0
             write_nifti(pdir / f"{pid}_{cam_view}_half_sequence.nii.gz", seq, (mm, mm), fps)
             write_nifti(pdir / f"{pid}_{cam_view}_ED.nii.gz", seq[:1], (mm, mm), fps)

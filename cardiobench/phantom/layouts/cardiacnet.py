@@ -15,7 +15,7 @@ import pandas as pd
 from cardiobench.io import write_nifti
 from cardiobench.phantom.heart import HeartParams
 from cardiobench.phantom.layouts import Scale, register_layout
-from cardiobench.phantom.layouts.hmcqu import FPS, cached_clip, frames_and_size
+from cardiobench.phantom.layouts.common import FPS, cached_clip, clip_seed, frames_and_size
 
 SUBSETS = {"asd": ("CardiacNet-ASD", "ASD", "Non-ASD"), "pah": ("CardiacNet-PAH", "PAH", "Non-PAH")}
 
@@ -50,7 +50,7 @@ def write(root: Path, *, scale: Scale, seed: int,
     rng = np.random.default_rng(seed)
     n_frames, size = frames_and_size(scale)
     samples = _draw(scale, rng) if samples is None else samples
-    ids = scale.name == "ids"
+    ids = scale.shared_clips
     truth = []
     for i, rec in enumerate(samples.to_dict(orient="records")):
         rel = PurePosixPath(rec["path"])
@@ -60,7 +60,7 @@ def write(root: Path, *, scale: Scale, seed: int,
                              pah=bool(y) and subset == "pah",
                              ef=60.0 if ids else float(rng.uniform(50, 70)),
                              phase0=0.0 if ids else float(rng.uniform(0, 1)))
-        clip = cached_clip(params, n_frames, size, 0 if ids else seed * 100_003 + i)
+        clip = cached_clip(params, n_frames, size, clip_seed(scale, seed, i))
         write_nifti(root / rel, clip, spacing_xy=(0.3, 0.3), fps=FPS)
         # the label mask beside the case, wrapped like the video
         mask = (clip > 200).astype(np.uint8)

@@ -20,6 +20,7 @@ from cardiobench.atomic import atomic_write_text
 from cardiobench.io import write_video
 from cardiobench.phantom.heart import HeartParams, ed_es_frames, pixel_spacing_cm, render_clip
 from cardiobench.phantom.layouts import Scale, register_layout
+from cardiobench.phantom.layouts.common import clip_seed
 
 HEIGHT, WIDTH = 80, 96  # reduced; real videos vary in size, hence the per-row Width/Height
 N_BATCHES = 4
@@ -65,7 +66,7 @@ def write(root: Path, *, scale: Scale, seed: int,
         params = HeartParams(view="PLAX", ef=ef, heart_rate_bpm=hr, ivsd_cm=values["ivsd"],
                              lvidd_cm=values["lvidd"], lvpwd_cm=values["lvpwd"],
                              phase0=float(rng.uniform(0, 1)))
-        clip = render_clip(params, scale.n_frames, fps, height, width, seed=seed * 100_003 + i)
+        clip = render_clip(params, scale.n_frames, fps, height, width, seed=clip_seed(scale, seed, i))
         batch = f"Batch{i % N_BATCHES + 1}"
         write_video(root / batch / f"{vid}.avi", clip, fps)
         eds, ess = ed_es_frames(params, scale.n_frames, fps)

@@ -24,6 +24,7 @@ from cardiobench.atomic import atomic_write_text
 from cardiobench.io import write_video
 from cardiobench.phantom.heart import HeartParams, ed_es_frames, lv_tracing_lines, render_clip
 from cardiobench.phantom.layouts import Scale, register_layout
+from cardiobench.phantom.layouts.common import clip_seed
 
 SIZE = 80  # reduced from the real 112 x 112 to keep the phantom fast
 N_FOLDS = 10
@@ -117,8 +118,8 @@ def write(root: Path, *, scale: Scale, seed: int,
         params = HeartParams(view=view, ef=ef, heart_rate_bpm=hr,
                              edv_ml=float(20 + 5 * child["Age"]),
                              phase0=float(rng.uniform(0, 1)))
-        clip_seed = seed * 100_003 + i
-        clip = render_clip(params, scale.n_frames, fps, size, size, seed=clip_seed)
+        seed_i = clip_seed(scale, seed, i)
+        clip = render_clip(params, scale.n_frames, fps, size, size, seed=seed_i)
         write_video(root / view / "Videos" / row.sample_id, clip, fps)
         eds, ess = ed_es_frames(params, scale.n_frames, fps)
         ed = int(eds[0]) if eds else None
@@ -127,7 +128,7 @@ def write(root: Path, *, scale: Scale, seed: int,
             shrink = (1 - ef / 100) ** (1 / 3)
             for frame, k in ((es, shrink), (ed, 1.0)):  # systolic first, as in the real files
                 if view == "A4C":
-                    lines = lv_tracing_lines(params, frame / fps, size, size, clip_seed)[1:]
+                    lines = lv_tracing_lines(params, frame / fps, size, size, seed_i)[1:]
                     xs = np.concatenate([lines[:, 0], lines[::-1, 2]])
                     ys = np.concatenate([lines[:, 1], lines[::-1, 3]])
                 else:

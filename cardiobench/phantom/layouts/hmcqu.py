@@ -6,7 +6,6 @@ anterior/inferior) and the matching SEG cells read ``MI``.
 
 from __future__ import annotations
 
-import functools
 from pathlib import Path, PurePosixPath
 
 import numpy as np
@@ -14,26 +13,13 @@ import pandas as pd
 
 from cardiobench.atomic import atomic_path
 from cardiobench.io import write_video
-from cardiobench.phantom.heart import HeartParams, render_clip
+from cardiobench.phantom.heart import HeartParams
 from cardiobench.phantom.layouts import Scale, register_layout
+from cardiobench.phantom.layouts.common import FPS, cached_clip, clip_seed, frames_and_size
 
-FPS = 25.0
 N_SEGMENTS = {"A4C": 7, "A2C": 6}
 #: akinetic segment drawn per view, and the SEG column it marks ``MI``
 SEGMENT_OF_VIEW = {"A4C": (("septal", 2), ("lateral", 6)), "A2C": (("inferior", 2), ("anterior", 5))}
-
-
-@functools.lru_cache(maxsize=256)
-def cached_clip(params: HeartParams, n_frames: int, size: int, seed: int) -> np.ndarray:
-    """``render_clip`` memoised: ``ids``-scale layouts reuse one clip per label combination."""
-    clip = render_clip(params, n_frames=n_frames, fps=FPS, height=size, width=size, seed=seed)
-    clip.setflags(write=False)
-    return clip
-
-
-def frames_and_size(scale: Scale, default_size: int = 64) -> tuple[int, int]:
-    """(frames, side) of phantom media at ``scale``, capped to keep files small."""
-    return max(2, min(scale.n_frames, 32)), scale.size or default_size
 
 
 def write_xlsx(path: Path, table: pd.DataFrame) -> None:
@@ -65,7 +51,7 @@ def write(root: Path, *, scale: Scale, seed: int,
                 echo = _echo_name(pid, view, int(rng.integers(1, 3)))
                 rows.append({"path": f"HMC-QU/{view}/{echo}.avi", "view": view, "stemi": stemi})
         samples = pd.DataFrame(rows)
-    ids = scale.name == "ids"
+    ids = scale.shared_clips
     truth = []
     for view in ("A2C", "A4C"):
         sheet_rows = []
@@ -78,7 +64,7 @@ def write(root: Path, *, scale: Scale, seed: int,
                                  ef=float(45 if stemi else 60) if ids else
                                  float(rng.uniform(30, 50) if stemi else rng.uniform(55, 70)),
                                  phase0=0.0 if ids else float(rng.uniform(0, 1)))
-            clip = cached_clip(params, n_frames, size, 0 if ids else seed * 100_003 + i)
+            clip = cached_clip(params, n_frames, size, clip_seed(scale, seed, i))
             write_video(root / PurePosixPath(rec.path), clip, FPS)
             segs = {f"SEG{j}": ("MI" if stemi and j == seg_col else "non-MI")
                     for j in range(1, N_SEGMENTS[view] + 1)}

@@ -17,7 +17,7 @@ from cardiobench.atomic import atomic_write_text
 from cardiobench.io import write_nifti
 from cardiobench.phantom.heart import HeartParams
 from cardiobench.phantom.layouts import Scale, register_layout
-from cardiobench.phantom.layouts.hmcqu import FPS, cached_clip, frames_and_size
+from cardiobench.phantom.layouts.common import FPS, cached_clip, clip_seed, frames_and_size
 
 VIEWS = ("A2C", "A3C", "A4C")
 MODALITIES = ("2D", "LVO", "MCE")
@@ -72,7 +72,7 @@ def write(root: Path, *, scale: Scale, seed: int,
     n_frames, size = frames_and_size(scale)
     mirrored = samples is not None
     table = _draw(scale, rng, n_frames) if samples is None else samples
-    ids = scale.name == "ids"
+    ids = scale.shared_clips
     truth = []
     for i, rec in enumerate(table.to_dict(orient="records")):
         pid, modality, view = rec["patient_id"], rec["modality"], rec["view"]
@@ -81,7 +81,7 @@ def write(root: Path, *, scale: Scale, seed: int,
                              ef=60.0 if ids else float(rng.uniform(50, 68)),
                              phase0=0.0 if ids else float(rng.uniform(0, 1)))
         # ids scale: a 2-frame clip tiled to the published length (gzip folds the repeats)
-        base = cached_clip(params, min(n_frames, n), size, 0 if ids else seed * 100_003 + i)
+        base = cached_clip(params, min(n_frames, n), size, clip_seed(scale, seed, i))
         clip = _contrast(np.resize(base, (n, size, size)), modality)
         stem = f"wallMotion/{pid}-{modality}-{view}"
         write_nifti(root / f"{stem}_image.nii.gz", clip, spacing_xy=(0.4, 0.4), fps=FPS)

@@ -15,7 +15,7 @@ import pandas as pd
 from cardiobench.atomic import atomic_write_text
 from cardiobench.phantom.heart import HeartParams
 from cardiobench.phantom.layouts import Scale, register_layout
-from cardiobench.phantom.layouts.hmcqu import cached_clip
+from cardiobench.phantom.layouts.common import cached_clip, clip_seed
 
 SOURCE_FOLDER = "view_and_diagnosis_labeled_set/labeled/"
 RAW_VIEWS = ("A2C", "A4C", "PLAX", "PSAX", "A4CorA2CorOther")
@@ -70,7 +70,7 @@ def write(root: Path, *, scale: Scale, seed: int,
     allrows = pd.concat([samples, extra], ignore_index=True)
     folder = root / SOURCE_FOLDER
     folder.mkdir(parents=True, exist_ok=True)
-    ids = scale.name == "ids"
+    ids = scale.shared_clips
     cache: dict[tuple[str, int], bytes] = {}
     for i, (qk, view, y) in enumerate(zip(allrows["sample_id"], allrows["view"],
                                           allrows["aortic_stenosis"].astype(int))):
@@ -79,7 +79,7 @@ def write(root: Path, *, scale: Scale, seed: int,
                 cache[(view, y)] = _png(view, y, size, 0)
             data = cache[(view, y)]
         else:
-            data = _png(view, y, size, seed * 100_003 + i)
+            data = _png(view, y, size, clip_seed(scale, seed, i))
         # plain writes: the phantom folder is fresh and nobody reads it while it is written
         (folder / qk).write_bytes(data)
     labels = pd.DataFrame({"query_key": allrows["sample_id"], "view_label": allrows["view"],
