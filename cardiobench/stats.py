@@ -40,14 +40,6 @@ VIEW_CLASSES: tuple[str, ...] = ("A2C", "A3C", "A4C", "PSAX", "PLAX", "Other")
 ECE_BINS = 15
 _STD_EPS = 1e-12  # below this std a correlation is undefined (reference rule)
 
-#: Whether a larger value is better, per metric name (used by reports and paired tests).
-HIGHER_IS_BETTER: dict[str, bool] = {
-    "mae": False, "rmse": False, "mse": False, "nmae": False, "r2": True, "pearson": True,
-    "spearman": True, "accuracy": True, "balanced_accuracy": True, "f1_macro": True,
-    "auroc": True, "auprc": True, "brier": False, "ece": False, "nll": False, "smd": True,
-    "recall@1": True, "recall@5": True, "recall@10": True, "mAP": True,
-}
-
 MetricFn = Callable[[np.ndarray], dict[str, np.ndarray]]
 
 
@@ -126,19 +118,6 @@ def _sorted_midranks(x: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarr
     gw = np.add.reduceat(ws, starts, axis=1)
     mid = np.cumsum(gw, axis=1) - 0.5 * gw
     return order, ws, mid[:, gid]
-
-
-def weighted_midranks(x: np.ndarray, w: np.ndarray) -> np.ndarray:
-    """Average (1-based) ranks of ``x`` inside each weighted replicate, ties sharing their mean.
-
-    A sample of multiplicity ``m`` occupies ``m`` consecutive positions of the expanded sample,
-    so its rank is ``(weight of smaller values) + (weight of its tie group + 1) / 2`` — exactly
-    ``scipy.stats.rankdata`` on the expanded sample.
-    """
-    order, _, mid = _sorted_midranks(x, w)
-    ranks = np.empty_like(mid)
-    ranks[:, order] = mid + 0.5
-    return ranks
 
 
 def _weighted_spearman(y: np.ndarray, p: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -24,12 +24,11 @@ import pandas as pd
 
 from cardiobench.manifest import Manifest, ManifestError, Problem
 from cardiobench.preprocessing import register_dataset
+from cardiobench.splits import load_spec
 
 log = logging.getLogger(__name__)
 
 CAMUS_VIEWS = {"2CH": "A2C", "4CH": "A4C"}
-SPLIT_FILES = {"subgroup_training.txt": "train", "subgroup_validation.txt": "val",
-               "subgroup_testing.txt": "test"}
 REQUIRED_KEYS = ("ED", "ES", "NbFrame", "EF")
 _INT_KEYS = ("ED", "ES", "NbFrame")
 _FLOAT_KEYS = ("EF", "Age", "FrameRate")
@@ -71,19 +70,21 @@ def read_cfg(path: Path) -> dict[str, str | int | float]:
     return info
 
 
-def read_split_files(split_dir: Path) -> tuple[dict[str, str], list[Problem]]:
-    """patient → split from the subgroup files; a patient in two files is an error naming both."""
+def read_split_files(raw_root: Path, files: dict[str, str]) -> tuple[dict[str, str], list[Problem]]:
+    """patient → split from the subgroup files (``files``: split → path under ``raw_root``, from
+    ``splits/camus.yaml``); a patient in two files is an error naming both."""
     where: dict[str, list[str]] = {}
-    for fname, split in SPLIT_FILES.items():
-        path = split_dir / fname
+    split_of_file = {Path(rel).name: split for split, rel in files.items()}
+    for fname, split in split_of_file.items():
+        path = raw_root / files[split]
         if not path.exists():
             raise ManifestError(f"camus: split file {path} not found")
         for line in path.read_text(encoding="utf-8").splitlines():
             if line.strip():
                 where.setdefault(line.strip(), []).append(fname)
-    problems = [Problem("patient_in_two_splits", f"{pid} is listed in {files}", sample_id=pid)
-                for pid, files in sorted(where.items()) if len(files) > 1]
-    return {pid: SPLIT_FILES[files[0]] for pid, files in where.items()}, problems
+    problems = [Problem("patient_in_two_splits", f"{pid} is listed in {names}", sample_id=pid)
+                for pid, names in sorted(where.items()) if len(names) > 1]
+    return {pid: split_of_file[names[0]] for pid, names in where.items()}, problems
 
 
 @register_dataset("camus")
@@ -93,7 +94,8 @@ def harmonise(raw_root: Path) -> Manifest:
     nifti_dir = raw_root / "database_nifti"
     if not nifti_dir.is_dir():
         raise ManifestError(f"camus: {nifti_dir} not found (expected the CAMUS_public folder)")
-    split_of, errors = read_split_files(raw_root / "database_split")
+    split_files = dict(load_spec("camus").params["files"])
+    split_of, errors = read_split_files(raw_root, split_files)
     warnings: list[Problem] = []
     rows = []
     patients = sorted(p for p in nifti_dir.glob("patient*") if p.is_dir())
@@ -148,7 +150,7 @@ def harmonise(raw_root: Path) -> Manifest:
         raise ManifestError(f"camus: no half sequences found under {nifti_dir}")
     return Manifest(
         dataset="camus", table=pd.DataFrame(rows), root=str(raw_root),
-        split_rule={"rule": "official", "files": list(SPLIT_FILES)},
+        split_rule={"rule": "official", "files": list(split_files.values())},
         source={"nifti": "database_nifti", "split_dir": "database_split",
                 "frame_index": "cfg ED/ES are 1-based; manifest ed_frame/es_frame are 0-based"},
         problems=warnings)

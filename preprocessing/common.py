@@ -67,26 +67,6 @@ def missing_file_problems(root: str | Path, table: pd.DataFrame, path_col: str =
     return problems
 
 
-def split_problems(table: pd.DataFrame, split_col: str = "split",
-                   id_col: str = "sample_id", source: str = "") -> list[Problem]:
-    """One error :class:`Problem` per row whose split is not train/val/test (after lower-casing).
-
-    ``source`` (e.g. the native file name and column) is added to each message so the user knows
-    where the bad value came from.
-    """
-    allowed = {"train", "val", "test"}
-    where = f" in {source}" if source else ""
-    problems: list[Problem] = []
-    for i, value in enumerate(table[split_col].tolist()):
-        norm = "" if value is None or (isinstance(value, float) and pd.isna(value)) \
-            else str(value).strip().lower()
-        if norm not in allowed:
-            sid = str(table[id_col].iloc[i]) if id_col in table.columns else None
-            problems.append(Problem("unknown_split", f"split {value!r}{where} is not one of "
-                                    f"TRAIN/VAL/TEST (any case)", sample_id=sid, row=i))
-    return problems
-
-
 def _polygon_area(x: np.ndarray, y: np.ndarray) -> float:
     """Shoelace area of a closed polygon."""
     return float(0.5 * abs(np.dot(x, np.roll(y, 1)) - np.dot(y, np.roll(x, 1))))

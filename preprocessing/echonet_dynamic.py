@@ -17,7 +17,8 @@ import pandas as pd
 from cardiobench.manifest import Manifest, ManifestError, Problem
 from cardiobench.preprocessing import register_dataset
 from cardiobench.preprocessing.common import (ed_es_from_areas, missing_file_problems, read_table,
-                                              split_problems, traced_areas)
+                                              traced_areas)
+from cardiobench.splits import load_spec, map_split_column
 
 log = logging.getLogger(__name__)
 
@@ -38,10 +39,14 @@ def harmonise(raw_root: Path) -> Manifest:
     raw_root = Path(raw_root)
     fl = read_table(raw_root / FILELIST, REQUIRED, dtype={"FileName": str, "Split": str})
     sid = fl["FileName"].astype(str).str.strip().str.removesuffix(".avi")
+    spec = load_spec("echonet_dynamic")
+    column, mapping = str(spec.params["column"]), spec.params["mapping"]
+    split, errors = map_split_column(fl[column], mapping, source=str(raw_root / FILELIST),
+                                     column=column, ids=sid, lines=range(2, len(fl) + 2))
     table = pd.DataFrame({
         "sample_id": sid,
         "patient_id": sid,
-        "split": fl["Split"].astype("string").str.strip().str.lower(),
+        "split": split,
         "path": "Videos/" + sid + ".avi",
         "view": "A4C",
         "key_frame": np.nan,
@@ -50,7 +55,6 @@ def harmonise(raw_root: Path) -> Manifest:
         "ef": pd.to_numeric(fl["EF"], errors="coerce"),
     })
 
-    errors = split_problems(table.assign(split=fl["Split"]), source=f"{raw_root / FILELIST} Split")
     errors += missing_file_problems(raw_root, table)
     if errors:
         raise ManifestError(f"echonet_dynamic: {raw_root} has {len(errors)} problem(s)", errors)
@@ -76,7 +80,7 @@ def harmonise(raw_root: Path) -> Manifest:
     for p in problems:
         log.warning("echonet_dynamic: %s", p)
     return Manifest(dataset="echonet_dynamic", table=table, root=str(raw_root),
-                    split_rule={"rule": "official", "source": f"{FILELIST}:Split",
-                                "map": {"TRAIN": "train", "VAL": "val", "TEST": "test"}},
+                    split_rule={"rule": spec.rule, "source": f"{FILELIST}:{column}",
+                                "map": mapping},
                     source={"name": "EchoNet-Dynamic", "files": [FILELIST, TRACINGS]},
                     problems=problems)

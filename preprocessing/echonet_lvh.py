@@ -28,13 +28,13 @@ import pandas as pd
 from cardiobench.manifest import Manifest, ManifestError, Problem
 from cardiobench.preprocessing import register_dataset
 from cardiobench.preprocessing.common import read_table
+from cardiobench.splits import load_spec, map_split_column
 
 log = logging.getLogger(__name__)
 
 MEASUREMENTS_COLUMNS = ("HashedFileName", "Calc", "CalcValue", "Frame", "Frames", "FPS", "split")
 #: ``Calc`` value → manifest column
 TARGETS = {"IVSd": "ivsd", "LVIDd": "lvidd", "LVPWd": "lvpwd"}
-SPLIT_VALUES = ("train", "val", "test")
 
 
 def find_videos(raw_root: Path) -> dict[str, list[str]]:
@@ -47,21 +47,21 @@ def find_videos(raw_root: Path) -> dict[str, list[str]]:
 
 
 def _split_per_video(m: pd.DataFrame, source: Path) -> tuple[pd.Series, list[Problem]]:
-    """One lower-cased split per video; a video whose rows disagree is an error naming it."""
-    errors: list[Problem] = []
-    splits = m["split"].astype("string").str.strip().str.lower()
+    """One split per video (column and mapping from ``splits/echonet_lvh.yaml``); a video whose
+    rows disagree is an error naming it."""
+    p = load_spec("echonet_lvh").params
+    splits, errors = map_split_column(m[p["column"]], p["mapping"], source=str(source),
+                                      column=p["column"], ids=m["HashedFileName"],
+                                      lines=m.index + 2)
     per_video = splits.groupby(m["HashedFileName"], sort=False).agg(
         lambda s: sorted(set(s.dropna())))
     out = {}
     for vid, values in per_video.items():
-        if len(values) != 1:
+        if len(values) > 1:
             rows = [int(i) + 2 for i in m.index[m["HashedFileName"] == vid]]
             errors.append(Problem("inconsistent_split",
                                   f"{source}: rows {rows} give splits {values}", sample_id=vid))
-        elif values[0] not in SPLIT_VALUES:
-            errors.append(Problem("unknown_split", f"{source}: split {values[0]!r} not in "
-                                  f"{SPLIT_VALUES}", sample_id=vid))
-        else:
+        elif values:
             out[vid] = values[0]
     return pd.Series(out, dtype="string"), errors
 
@@ -130,6 +130,6 @@ def harmonise(raw_root: Path) -> Manifest:
                                 "no IVSd/LVIDd/LVPWd row", severity="warning"))
     return Manifest(
         dataset="echonet_lvh", table=table, root=str(raw_root),
-        split_rule={"rule": "official", "column": "split", "case_insensitive": True},
+        split_rule={"rule": "official", "column": "split"},
         source={"files": ["MeasurementsList.csv"], "duplicate_rule": "keep first per (video, Calc)"},
         problems=warnings)

@@ -1,4 +1,4 @@
-"""EchoNet-Pediatric: ``A4C/`` and ``PSAX/`` folders → one manifest (PUBLISHED_BENCHMARK.md §1.2).
+"""EchoNet-Pediatric: ``A4C/`` and ``PSAX/`` folders → one manifest (docs/published_benchmark.md §1.2).
 
 Native layout, per view folder: ``FileList.csv`` (``FileName`` *with* ``.avi``, ``EF, Sex, Age,
 Weight, Height, Split`` where ``Split`` is an integer fold 0–9), ``VolumeTracings.csv`` and
@@ -22,23 +22,12 @@ import pandas as pd
 from cardiobench.manifest import Manifest, ManifestError, Problem
 from cardiobench.preprocessing import register_dataset
 from cardiobench.preprocessing.common import read_table
+from cardiobench.splits import load_spec, map_split_column
 
 log = logging.getLogger(__name__)
 
 VIEW_FOLDERS = ("A4C", "PSAX")
 FILELIST_COLUMNS = ("FileName", "EF", "Sex", "Age", "Weight", "Height", "Split")
-N_FOLDS = 10
-
-
-def fold_to_split(fold: int) -> str:
-    """Official fold → split: 0 = test, 1 = val, 2–9 = train."""
-    if fold == 0:
-        return "test"
-    if fold == 1:
-        return "val"
-    if 2 <= fold < N_FOLDS:
-        return "train"
-    raise ValueError(f"fold {fold} is outside 0..{N_FOLDS - 1}")
 
 
 def patient_of(file_name: str) -> str:
@@ -103,17 +92,13 @@ def _read_view(raw_root: Path, view: str, errors: list[Problem]) -> pd.DataFrame
     # Missing or zero height gives NaN, never inf.
     out["bmi"] = (weight / height_m.where(height_m > 0) ** 2).astype(float)
     folds = pd.to_numeric(table["Split"], errors="coerce")
-    splits = []
-    for i, (fold, name) in enumerate(zip(folds, out["sample_id"])):
-        if pd.isna(fold) or fold != int(fold) or not 0 <= fold < N_FOLDS:
-            errors.append(Problem("bad_fold", f"{filelist} row {i + 2}: Split "
-                                  f"{table['Split'].iat[i]!r} is not an integer fold 0..9",
-                                  sample_id=name, row=i))
-            splits.append(pd.NA)
-        else:
-            splits.append(fold_to_split(int(fold)))
+    p = load_spec("echonet_pediatric").params
+    split, bad = map_split_column(table[p["column"]], p["mapping"], source=str(filelist),
+                                  column=p["column"], ids=out["sample_id"],
+                                  lines=range(2, len(table) + 2))
+    errors += bad
     out["fold"] = folds.astype("Int64")
-    out["split"] = splits
+    out["split"] = split
     out["patient_id"] = out["sample_id"].map(patient_of)
     out["path"] = [f"{view}/Videos/{name}" for name in out["sample_id"]]
     out["filelist_row"] = np.arange(len(out)) + 2  # 1-based line number incl. header

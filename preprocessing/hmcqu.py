@@ -8,7 +8,7 @@ Layout (raw root)::
 
 Per video: STEMI = 1 if any SEG* cell is "MI"; ``patient_id`` = first ``ES\\d+`` in ECHO;
 ``sample_id`` = ``<patient_id>_<view>`` (the published ``unique_id``). Split: the reference's
-patient-level stratified draw (``splits/hmcqu.yaml``, PUBLISHED_BENCHMARK.md Appendix A).
+patient-level stratified draw (``splits/hmcqu.yaml``, docs/published_benchmark.md Appendix A).
 """
 
 from __future__ import annotations

@@ -44,9 +44,21 @@ def ef_text_axis(text: np.ndarray, values: np.ndarray) -> np.ndarray:
     return u
 
 
+def project(clip: np.ndarray, axis: np.ndarray) -> np.ndarray:
+    """Per-sample score: each L2-normalised clip embedding projected on the unit ``axis``."""
+    return _l2(clip) @ axis
+
+
+def binary_direction(text: np.ndarray, is_positive: np.ndarray) -> np.ndarray:
+    """Unit prompt direction ``normalise(mean(positive prompts) − mean(negative prompts))``."""
+    t = _l2(text)
+    pos = np.asarray(is_positive, dtype=bool)
+    return _l2(t[pos].mean(axis=0) - t[~pos].mean(axis=0))
+
+
 def ef_axis_alignment(clip: np.ndarray, ef: np.ndarray, axis: np.ndarray) -> dict[str, float]:
     """Pearson, Spearman and R² (×100) of the clip projections on ``axis`` versus true EF."""
-    proj = _l2(clip) @ axis
+    proj = project(clip, axis)
     ef = np.asarray(ef, dtype=np.float64)
     r = sps.pearsonr(proj, ef)[0]
     # R² of a simple linear regression of projection on EF equals r²
@@ -58,10 +70,7 @@ def binary_direction_margin(clip: np.ndarray, labels: np.ndarray, text: np.ndarr
                             is_positive: np.ndarray) -> dict[str, float]:
     """Margins on the positive−negative prompt direction: class means and standardised
     mean difference (pooled sample std; NaN with fewer than two samples in a class)."""
-    t = _l2(text)
-    pos = np.asarray(is_positive, dtype=bool)
-    u = _l2(t[pos].mean(axis=0) - t[~pos].mean(axis=0))
-    m = _l2(clip) @ u
+    m = project(clip, binary_direction(text, is_positive))
     y = np.asarray(labels).astype(int)
     a, b = m[y == 1], m[y == 0]
     out = {"margin_pos": float(a.mean()) if len(a) else np.nan,

@@ -1,4 +1,4 @@
-"""Export predictions in the published evaluators' CSV formats (PUBLISHED_BENCHMARK.md §5).
+"""Export predictions in the published evaluators' CSV formats (docs/published_benchmark.md §5).
 
 One directory per task, one file per model, the evaluator's ID column name and spelling, hard
 0/1 integers for binary predictions, ``prob_*`` columns. View files carry the five

@@ -5,7 +5,8 @@ comes from (``rule``), its parameters, the published counts and fingerprint. The
 
 - ``stratified_patient`` (HMC-QU, CardiacNet): :func:`stratified_patient_split`, the reference's
   two-step scikit-learn draw, reproducing the published CSVs ID for ID;
-- ``official``: a split shipped with the data (:func:`official_split`);
+- ``official``: a split shipped with the data (:func:`map_split_column` / :func:`official_split`,
+  the one reader of a split column);
 - ``published_csv`` (SegRWMA): :func:`import_published` reads the published split CSV.
 
 :func:`verify`, :func:`export` and :func:`show` are the library side of
@@ -13,13 +14,14 @@ comes from (``rule``), its parameters, the published counts and fingerprint. The
 """
 
 from cardiobench.splits.spec import SPEC_RULES, SplitSpec, load_spec, spec_datasets
-from cardiobench.splits.rules import official_split, stratified_patient_split, apply_spec_rule
+from cardiobench.splits.rules import (apply_spec_rule, map_split_column, official_split,
+                                      stratified_patient_split)
 from cardiobench.splits.published import file_sha256, import_published
 from cardiobench.splits.report import VerifyReport, export, show, verify
 
 __all__ = [
     "SPEC_RULES", "SplitSpec", "load_spec", "spec_datasets",
-    "official_split", "stratified_patient_split", "apply_spec_rule",
+    "official_split", "map_split_column", "stratified_patient_split", "apply_spec_rule",
     "file_sha256", "import_published",
     "VerifyReport", "export", "show", "verify",
 ]

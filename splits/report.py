@@ -104,6 +104,17 @@ def verify(manifest: Manifest, reference: pd.DataFrame | None = None,
             if exp is not None and actual[what].get(split) != int(exp):
                 diffs.append({"what": what, "split": split, "expected": int(exp),
                               "actual": actual[what].get(split)})
+    test_rows = t[t["split"] == "test"]
+    for col, exp in (spec.params.get("test_targets") or {}).items():
+        got = int(test_rows[col].notna().sum()) if col in test_rows else 0
+        if got != int(exp):
+            diffs.append({"what": f"labelled {col}", "split": "test", "expected": int(exp),
+                          "actual": got})
+    for view, exp in (spec.params.get("test_views") or {}).items():
+        got = int((test_rows["view"].astype(str) == view).sum()) if "view" in test_rows else 0
+        if got != int(exp):
+            diffs.append({"what": f"view {view}", "split": "test", "expected": int(exp),
+                          "actual": got})
     fp = manifest.fingerprint
     fp_match = None if spec.fingerprint is None else fp == spec.fingerprint
     ids_match = None

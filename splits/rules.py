@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import logging
-from typing import Mapping
+from typing import Mapping, Sequence
 
+import numpy as np
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
@@ -48,29 +49,47 @@ def stratified_patient_split(table: pd.DataFrame, label: str, *, test_size: floa
     return table[patient_col].astype(str).map(assignment).astype("string")
 
 
-def official_split(values: pd.Series, mapping: Mapping[str, str], *, source: str,
-                   ids: pd.Series | None = None) -> pd.Series:
-    """Map a shipped split column through ``mapping`` (e.g. ``{"TRAIN": "train"}``).
+def _norm_split_value(value: object) -> str:
+    """Comparable form of a split value: stripped, lower-case; ``2.0`` (a float column) → ``2``."""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return str(value).strip().lower()
 
-    Values and keys are compared case-insensitively (the published EchoNet-Dynamic evaluator
-    lost its whole test set to a case mismatch). Every value must match a key of ``mapping``
-    and map to train/val/test; otherwise
-    :class:`ManifestError` lists each offending row of ``source`` (with its sample id if given).
+
+def map_split_column(values: pd.Series, mapping: Mapping[object, str], *, source: str,
+                     column: str = "split", ids: pd.Series | None = None,
+                     lines: Sequence[int] | None = None) -> tuple[pd.Series, list[Problem]]:
+    """Map a shipped split column through ``mapping``; return the splits and one problem per bad row.
+
+    This is the one place an official split column is read. Values and keys are compared
+    case-insensitively (the published EchoNet-Dynamic evaluator lost its whole test set to a case
+    mismatch) and integer folds match whether the column was read as int or float. A value that
+    matches no key gives an ``unknown_split`` :class:`Problem` naming ``source``, ``column``, the
+    value, the sample (``ids``) and, when ``lines`` gives each row's line in ``source``, that line.
     """
     bad_targets = sorted({v for v in mapping.values() if v not in SPLITS})
     if bad_targets:
         raise ManifestError(f"split mapping for {source} maps to {bad_targets}, not {SPLITS}")
-    keys = {str(k).strip().lower(): v for k, v in mapping.items()}
-    mapped = values.astype("string").str.strip().str.lower().map(keys)
+    keys = {_norm_split_value(k): v for k, v in mapping.items()}
+    mapped = pd.Series([keys.get(_norm_split_value(v)) if pd.notna(v) else None
+                        for v in values.tolist()], index=values.index, dtype="string")
     problems = []
-    for i in mapped.index[mapped.isna()]:
-        sid = None if ids is None else str(ids.loc[i])
-        problems.append(Problem("unknown_split", f"{source}: split value {values.loc[i]!r} is "
-                                f"not one of {sorted(keys)}", sample_id=sid, row=int(i)))
+    for pos in np.flatnonzero(mapped.isna().to_numpy()):
+        sid = None if ids is None else str(ids.iloc[pos])
+        where = f"{source} row {lines[pos]}" if lines is not None else source
+        problems.append(Problem("unknown_split", f"{where}: {column} {values.iloc[pos]!r} is "
+                                f"not one of {sorted(keys)}", sample_id=sid, row=int(pos)))
+    return mapped, problems
+
+
+def official_split(values: pd.Series, mapping: Mapping[object, str], *, source: str,
+                   ids: pd.Series | None = None, column: str = "split") -> pd.Series:
+    """:func:`map_split_column`, raising :class:`ManifestError` listing every offending row."""
+    mapped, problems = map_split_column(values, mapping, source=source, column=column, ids=ids)
     if problems:
         raise ManifestError(f"{source}: {len(problems)} row(s) with an unknown split value",
                             problems)
-    return mapped.astype("string")
+    return mapped
 
 
 def apply_spec_rule(spec: SplitSpec, table: pd.DataFrame) -> pd.Series | None:

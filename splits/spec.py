@@ -11,6 +11,17 @@ import yaml
 from cardiobench.manifest import ManifestError
 
 SPEC_RULES = ("official", "stratified_patient", "published_csv")
+#: The ``params`` each rule's code reads; any other key is refused so no field is decoration.
+#: ``column``/``mapping``: the shipped split column (:func:`~cardiobench.splits.map_split_column`);
+#: ``files``: split → file of patient IDs (CAMUS); ``test_targets``/``test_views``: labelled test
+#: rows per target and test rows per view, checked by ``splits verify``; ``test_ids_filter``:
+#: rows the published test IDs cover; ``sha256``: the published CSV's digest.
+RULE_PARAMS: dict[str, frozenset[str]] = {
+    "official": frozenset({"column", "mapping", "files", "test_targets", "test_views",
+                           "test_ids_filter"}),
+    "stratified_patient": frozenset({"test_size", "val_size", "seed", "label"}),
+    "published_csv": frozenset({"sha256", "test_ids_filter"}),
+}
 
 
 @dataclass(frozen=True)
@@ -69,6 +80,10 @@ def parse_spec(data: dict[str, Any], source: str) -> SplitSpec:
         raise ManifestError(f"split spec {source} has unknown keys {unknown}")
     if data["rule"] not in SPEC_RULES:
         raise ManifestError(f"split spec {source}: rule {data['rule']!r} not one of {SPEC_RULES}")
+    unread = sorted(set(data.get("params") or {}) - RULE_PARAMS[data["rule"]])
+    if unread:
+        raise ManifestError(f"split spec {source}: params {unread} are not read by rule "
+                            f"{data['rule']!r}; it reads {sorted(RULE_PARAMS[data['rule']])}")
     return SplitSpec(dataset=str(data["dataset"]), rule=str(data["rule"]),
                      description=str(data.get("description") or ""),
                      params=dict(data.get("params") or {}),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from abc import ABC
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 import torch
@@ -48,10 +48,6 @@ class InputSpec:
         d["sampling"] = self.sampling.to_dict()
         d["mean"], d["std"] = list(self.mean), list(self.std)
         return d
-
-    def with_sampling(self, sampling: SamplingPolicy) -> "InputSpec":
-        """A copy with another sampling policy (the user may override the default)."""
-        return replace(self, sampling=sampling)
 
 
 class Encoder(ABC):

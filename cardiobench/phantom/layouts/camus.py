@@ -1,6 +1,6 @@
 """Phantom CAMUS_public download: NIfTI half sequences, Info cfgs and the subgroup split files.
 
-Written as the real download (PUBLISHED_BENCHMARK.md §1.4)::
+Written as the real download (docs/published_benchmark.md §1.4)::
 
     database_nifti/patientXXXX/patientXXXX_{2CH,4CH}_half_sequence.nii.gz   (ED → ES)
     database_nifti/patientXXXX/patientXXXX_{2CH,4CH}_{ED,ES}.nii.gz         (single frames)

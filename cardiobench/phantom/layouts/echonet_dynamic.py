@@ -1,6 +1,6 @@
 """Phantom EchoNet-Dynamic download: ``FileList.csv``, ``VolumeTracings.csv``, ``Videos/*.avi``.
 
-Exactly the real layout (PUBLISHED_BENCHMARK.md §1.1): ``FileList.csv`` with ``FileName`` (no
+Exactly the real layout (docs/published_benchmark.md §1.1): ``FileList.csv`` with ``FileName`` (no
 extension, ``0X`` + 16 hex digits), ``EF, ESV, EDV, FrameHeight, FrameWidth, FPS,
 NumberOfFrames, Split`` (``TRAIN/VAL/TEST``); ``VolumeTracings.csv`` with ``FileName`` (with
 ``.avi``), ``X1, Y1, X2, Y2, Frame``: per video the long axis then 20 perpendicular chords of the

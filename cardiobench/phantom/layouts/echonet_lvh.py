@@ -1,6 +1,6 @@
 """Phantom EchoNet-LVH download: ``MeasurementsList.csv`` + PLAX AVIs spread over ``Batch1..4``.
 
-Written as the real download (PUBLISHED_BENCHMARK.md §1.3): the long-format measurement table with
+Written as the real download (docs/published_benchmark.md §1.3): the long-format measurement table with
 its unnamed index column and ``HashedFileName, Calc, CalcValue, Frame, X1, X2, Y1, Y2, Frames, FPS,
 Width, Height, split``, one row per caliper measurement. The simulator draws the septum, cavity
 and posterior wall of each PLAX video at the drawn IVSd/LVIDd/LVPWd (cm) and the known pixel

@@ -1,6 +1,6 @@
 """Phantom EchoNet-Pediatric download: ``A4C/`` and ``PSAX/`` with FileList, tracings and AVIs.
 
-Written exactly as the real download (PUBLISHED_BENCHMARK.md §1.2): per view folder a
+Written exactly as the real download (docs/published_benchmark.md §1.2): per view folder a
 ``FileList.csv`` (``FileName`` with ``.avi``, ``EF, Sex, Age, Weight, Height, Split`` integer
 fold), a ``VolumeTracings.csv`` in the Pediatric polygon format (``FileName, X, Y, Frame``) and
 ``Videos/<FileName>``. File names follow ``<patient>-<accession>-<6-digit instance>.avi`` and each
