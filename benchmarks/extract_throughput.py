@@ -1,6 +1,6 @@
 """Extraction throughput: cardiobench's pipeline against a reference-style pipeline, side by side.
 
-Reference style (what the published code does, PUBLISHED_BENCHMARK.md §3.1): decode *every*
+Reference style (what the published code does, docs/published_benchmark.md §3.1): decode *every*
 frame with cv2, keep the sampled ones, per-frame PIL round trip + torchvision transforms, one
 ``torch.save`` file per video. cardiobench: decode only the sampled frames (decord), batched tensor
 preprocessing, sharded ``.npz`` cache.
