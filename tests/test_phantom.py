@@ -198,3 +198,31 @@ def test_generate_suite_writes_truth_outside_raw_roots(tmp_path):
         "FileList.csv", "Videos", "VolumeTracings.csv"]
     with pytest.raises(KeyError):
         generate_suite(tmp_path, datasets=["nope"])
+
+
+def test_layout_content_does_not_depend_on_the_other_layouts(tmp_path):
+    from cardiobench.phantom import generate
+    from cardiobench.phantom.layouts.common import layout_seed
+
+    mini = Scale("mini", n_samples=12, n_frames=2, size=16)
+    generate_suite(tmp_path / "a", scale=mini, seed=5, datasets=["hmcqu"])
+    generate_suite(tmp_path / "b", scale=mini, seed=5, datasets=["cardiacnet", "hmcqu"])
+    alone = pd.read_csv(tmp_path / "a" / "_truth" / "hmcqu.csv")
+    pd.testing.assert_frame_equal(alone, pd.read_csv(tmp_path / "b" / "_truth" / "hmcqu.csv"))
+    direct = generate("hmcqu", tmp_path / "c", scale=mini, seed=layout_seed(5, "hmcqu"))
+    assert direct["stemi"].tolist() == alone["stemi"].tolist()
+    for sheet in ("A4C.xlsx", "A2C.xlsx"):  # the native label sheets agree cell for cell
+        pd.testing.assert_frame_equal(pd.read_excel(tmp_path / "a" / "HMC-QU" / sheet),
+                                      pd.read_excel(tmp_path / "b" / "HMC-QU" / sheet))
+
+
+def test_shared_clips_scale_reuses_one_clip_per_label():
+    from cardiobench.phantom.layouts import SCALES
+    from cardiobench.phantom.layouts.common import cached_clip, clip_seed
+
+    ids, tiny = SCALES["ids"], SCALES["tiny"]
+    assert ids.shared_clips and not tiny.shared_clips
+    assert clip_seed(ids, 7, 3) == clip_seed(ids, 8, 4) == 0
+    assert clip_seed(tiny, 7, 3) == 7 * 100_003 + 3 != clip_seed(tiny, 7, 4)
+    p = HeartParams(view="A4C", ef=60.0, phase0=0.0)
+    assert cached_clip(p, 2, 16, 0) is cached_clip(p, 2, 16, 0)
