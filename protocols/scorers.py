@@ -113,6 +113,8 @@ class Scorer:
     bootstrapped: ClassVar[bool] = True
     #: per-subgroup metrics in ``extras["subgroups"]``
     subgroups: ClassVar[bool] = True
+    #: predictions-table column holding the test outputs (default :meth:`predictions`)
+    output_column: ClassVar[str] = "y_pred"
 
     def headline(self, task: Task) -> str:
         """The metric a leaderboard shows."""
@@ -137,8 +139,10 @@ class Scorer:
 
     def predictions(self, units: Units, y: np.ndarray, out: np.ndarray,
                     dec: Decision) -> pd.DataFrame | None:
-        """Per-test-unit table written beside the result."""
-        raise NotImplementedError
+        """Per-test-unit table written beside the result: ids, ``y_true`` and the outputs."""
+        preds = units.base_predictions(units.mask("test"), y)
+        preds[self.output_column] = out
+        return preds
 
     def score(self, units: Units, cfg: Mapping[str, Any], runner: type[Runner],
               boot: Bootstrap) -> Scored:
@@ -186,12 +190,6 @@ class RegressionScorer(Scorer):
     def baseline(self, units: Units, y: np.ndarray) -> tuple[str, MetricFn]:
         mean = lp.mean_baseline(units.y[units.mask("train", "val")], len(y))
         return "train+val mean", partial(stats.regression_metrics, y, mean)
-
-    def predictions(self, units: Units, y: np.ndarray, out: np.ndarray,
-                    dec: Decision) -> pd.DataFrame:
-        preds = units.base_predictions(units.mask("test"), y)
-        preds["y_pred"] = out
-        return preds
 
 
 @register_scorer("prediction", "binary")
@@ -290,12 +288,7 @@ class _ScoreScorer(Scorer):
     """A row score that is not a prediction: no decision, no trivial baseline, no subgroups."""
 
     subgroups = False
-
-    def predictions(self, units: Units, y: np.ndarray, out: np.ndarray,
-                    dec: Decision) -> pd.DataFrame:
-        preds = units.base_predictions(units.mask("test"), y)
-        preds["score"] = out
-        return preds
+    output_column = "score"
 
 
 @register_scorer("alignment", "regression")
