@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.cardiobench-installed
 OUT    ?= results/demo
 SCALE  ?= demo
 
-.PHONY: venv demo test bench clean
+.PHONY: venv demo test test-all bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,8 +19,11 @@ venv: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/cardiobench demo --out $(OUT) --scale $(SCALE)
 
-## The test suite (what CI runs).
+## The test suite without the tests marked slow (every run); test-all adds them (what CI runs).
 test: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not slow" tests
+
+test-all: $(STAMP)
 	$(BIN)/python -m pytest -q tests
 
 ## Speed benchmarks (scripts that print side-by-side ratios; not part of the tests).

@@ -1,6 +1,14 @@
 """cardiobench: benchmark echocardiography foundation models on eight public datasets.
 
-The command line is a thin layer over the library (and the only part of it that prints)."""
+The command line is a thin layer over the library (and the only part of it that prints).
+Verbs mean one thing: ``embed`` computes embeddings, ``evaluate`` scores cached ones (and refuses,
+naming what is missing), ``run`` does both. Library modules are imported inside the commands so
+``cardiobench --help`` stays fast.
+
+The module is longer than ~400 lines on purpose: each verb is one ``cmd_*`` function plus one
+small ``_parser_*`` function beside the shared option helpers, so a verb's options and its
+behaviour are read (and changed) in one file without touching the other verbs.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +19,7 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 log = logging.getLogger("cardiobench")
 
@@ -20,16 +28,23 @@ DEFAULT_MANIFESTS = Path(".cardiobench/manifests")
 
 
 # -- helpers -------------------------------------------------------------------------------------
-def _encoder(args: argparse.Namespace):
+def _encoder(args: argparse.Namespace, side: str = ""):
+    """Build the encoder named by the encoder options (``side`` "a"/"b" for the cka pair)."""
     from cardiobench.encoders import build_encoder
 
+    pre = f"{side}_" if side else ""
     kwargs: dict[str, Any] = {}
-    for item in getattr(args, "encoder_arg", None) or []:
-        key, _, value = item.partition("=")
+    for item in getattr(args, f"{pre}encoder_arg", None) or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--{pre.replace('_', '-')}encoder-arg expects KEY=VALUE, got {item!r}")
         kwargs[key] = _literal(value)
-    if getattr(args, "weights", None):
-        kwargs["weights"] = args.weights
-    return build_encoder(args.encoder, **kwargs)
+    if getattr(args, f"{pre}weights", None):
+        kwargs["weights"] = getattr(args, f"{pre}weights")
+    encoder = build_encoder(getattr(args, side or "encoder"), **kwargs)
+    if getattr(args, "device", None):
+        encoder.to(args.device)
+    return encoder
 
 
 def _literal(value: str) -> Any:
@@ -49,6 +64,15 @@ def _manifests(paths: Sequence[str]):
     return out
 
 
+def _manifest_paths(args: argparse.Namespace) -> list[str]:
+    """``--manifest`` or every CSV where ``prepare`` writes; none at all is an error."""
+    paths = args.manifest or sorted(str(p) for p in DEFAULT_MANIFESTS.glob("*.csv"))
+    if not paths:
+        raise FileNotFoundError(f"no manifests given and none in {DEFAULT_MANIFESTS}; run "
+                                "`cardiobench prepare <dataset> --raw <folder>` first")
+    return paths
+
+
 def _shard(args: argparse.Namespace):
     from cardiobench.embed.extract import parse_shard
 
@@ -66,7 +90,104 @@ def _init_distributed() -> None:
             torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
 
 
-# -- commands ------------------------------------------------------------------------------------
+def _embed(args: argparse.Namespace, encoder: Any, paths: Sequence[str]) -> bool:
+    """Embed every manifest (this rank's or ``--shard``'s slice); True if all are finalized."""
+    from cardiobench.embed import extract
+    from cardiobench.manifest import Manifest
+
+    done = True
+    for path in paths:
+        m = Manifest.read(path)
+        rep = extract(m, encoder, args.cache, batch_size=args.batch_size,
+                      batch_frames=args.batch_frames, num_workers=args.workers,
+                      device=args.device, precision=args.precision, shard_size=args.shard_size,
+                      shard=_shard(args))
+        print(f"{m.dataset}: {len(rep.computed_shards)} shard(s) computed, "
+              f"{len(rep.skipped_shards)} cached, {rep.n_failed} failed sample(s), "
+              f"{rep.seconds:.1f}s -> {rep.cache_dir}{'' if rep.finalized else ' (not finalized)'}")
+        done &= rep.finalized
+    return done
+
+
+def _cached_embeddings(manifests: dict[str, Any], encoder: Any, cache_root: str | Path,
+                       paths: Sequence[str]) -> dict[str, Any]:
+    """Finished embeddings of every manifest; refuses (FileNotFoundError) naming each one that is
+    missing, unfinished or computed for another version of the manifest."""
+    from cardiobench.embed import EmbeddingCache, ShardPlan
+
+    out, missing = {}, []
+    for (name, m), path in zip(manifests.items(), paths):
+        cache = EmbeddingCache(cache_root, name, encoder.fingerprint())
+        meta = cache.read_meta()
+        if not meta:
+            why = "nothing cached"
+        elif not cache.is_complete():
+            why = "not finalized (shards missing or `embed --finalize-only` not run)"
+        elif ShardPlan.from_table(m.table, int(meta["shard_size"])).plan_hash() != meta["plan_hash"]:
+            why = "cached for a different version of the manifest"
+        else:
+            out[name] = cache.load()
+            continue
+        missing.append(f"{name} ({path}): {why} in {cache.dir}")
+    if missing:
+        raise FileNotFoundError(
+            f"evaluate scores cached embeddings only; for {encoder.name} "
+            f"({encoder.fingerprint()[:12]}):\n  " + "\n  ".join(missing) +
+            "\nrun `cardiobench embed` with the same encoder options (or `cardiobench run`)")
+    return out
+
+
+def _score(args: argparse.Namespace, encoder: Any, paths: Sequence[str]) -> int:
+    """Run the suite on cached embeddings, then write and print the leaderboard."""
+    from cardiobench.protocols.evaluate import load_suite, run_suite
+
+    manifests = _manifests(paths)
+    embeddings = _cached_embeddings(manifests, encoder, args.cache, paths)
+    results = run_suite(load_suite(args.suite), manifests, embeddings, encoder, args.results)
+    print(f"{len(results)} result(s) -> {args.results}")
+    return cmd_report(argparse.Namespace(results=args.results, out=None))
+
+
+class _LazyNames:
+    """Choices that are looked up only when argparse needs them (keeps ``--help`` fast)."""
+
+    def __init__(self, load: Callable[[], Sequence[str]]):
+        self._load = load
+        self._names: tuple[str, ...] | None = None
+
+    def _get(self) -> tuple[str, ...]:
+        if self._names is None:
+            self._names = tuple(self._load())
+        return self._names
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._get())
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._get()
+
+    def __len__(self) -> int:
+        return len(self._get())
+
+
+def _dataset_names() -> list[str]:
+    from cardiobench.preprocessing import datasets
+
+    return datasets()
+
+
+def _layout_names() -> list[str]:
+    from cardiobench.phantom.layouts import LAYOUT_MODULES
+
+    return list(LAYOUT_MODULES)
+
+
+def _protocol_names() -> list[str]:
+    from cardiobench.protocols.evaluate import protocols
+
+    return list(protocols())
+
+
 def cmd_phantom(args: argparse.Namespace) -> int:
     from cardiobench.pipeline import generate_phantom
 
@@ -91,24 +212,18 @@ def cmd_prepare(args: argparse.Namespace) -> int:
 
 
 def cmd_embed(args: argparse.Namespace) -> int:
-    from cardiobench.embed import extract, finalize_cache
+    from cardiobench.embed import finalize_cache
     from cardiobench.manifest import Manifest
 
     _init_distributed()
     encoder = _encoder(args)
-    for path in args.manifest:
-        m = Manifest.read(path)
-        if args.finalize_only:
+    if args.finalize_only:
+        for path in args.manifest:
+            m = Manifest.read(path)
             index = finalize_cache(m, encoder, args.cache, shard_size=args.shard_size)
             print(f"{m.dataset}: finalized {len(index)} samples")
-            continue
-        rep = extract(m, encoder, args.cache, batch_size=args.batch_size,
-                      batch_frames=args.batch_frames, num_workers=args.workers,
-                      device=args.device, precision=args.precision, shard_size=args.shard_size,
-                      shard=_shard(args))
-        print(f"{m.dataset}: {len(rep.computed_shards)} shard(s) computed, "
-              f"{len(rep.skipped_shards)} cached, {rep.n_failed} failed sample(s), "
-              f"{rep.seconds:.1f}s -> {rep.cache_dir}{'' if rep.finalized else ' (not finalized)'}")
+        return 0
+    _embed(args, encoder, args.manifest)
     return 0
 
 
@@ -144,20 +259,23 @@ def cmd_splits(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from cardiobench.embed import load_or_extract
-    from cardiobench.protocols.evaluate import load_suite, run_suite
+    return _score(args, _encoder(args), _manifest_paths(args))
 
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from cardiobench.embed.extract import distributed_rank
+
+    _init_distributed()
     encoder = _encoder(args)
-    paths = args.manifest or sorted(str(p) for p in DEFAULT_MANIFESTS.glob("*.csv"))
-    if not paths:
-        raise FileNotFoundError(f"no manifests given and none in {DEFAULT_MANIFESTS}; run "
-                                "`cardiobench prepare <dataset> --raw <folder>` first")
-    manifests = _manifests(paths)
-    embeddings = {name: load_or_extract(m, encoder, args.cache, num_workers=args.workers)
-                  for name, m in manifests.items()}
-    results = run_suite(load_suite(args.suite), manifests, embeddings, encoder, args.results)
-    print(f"{len(results)} result(s) -> {args.results}")
-    return cmd_report(argparse.Namespace(results=args.results, out=None))
+    paths = _manifest_paths(args)
+    finished = _embed(args, encoder, paths)
+    if distributed_rank()[0] != 0:
+        return 0  # rank 0 scores once every rank has embedded its slice
+    if not finished:
+        print("not every shard is embedded yet (other --shard tasks still to run): rerun "
+              "`cardiobench run` or `cardiobench evaluate` once they have finished")
+        return 0
+    return _score(args, encoder, paths)
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -177,7 +295,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     out = Path(args.out)
     t0 = time.perf_counter()
     print(f"[1/4] phantom suite ({args.scale}) -> {out / 'raw'}")
-    roots = generate_phantom(out / "raw", scale=args.scale, seed=args.seed)
+    roots = generate_phantom(out / "raw", scale=args.scale, seed=args.seed, layouts=args.datasets)
     print(f"[2/4] harmonising {len(roots)} download layout(s)")
     prepared = prepare_all(roots, out / "manifests")
     for name, reason in prepared.failed.items():
@@ -188,7 +306,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         encoder = build_encoder(name)
         print(f"[3/4] embedding with {name} ({encoder.fingerprint()[:12]})")
         embeddings = embed_all(prepared.manifests, encoder, out / "cache",
-                               num_workers=args.workers)
+                               num_workers=args.workers, device=args.device,
+                               precision=args.precision)
         print(f"[4/4] protocols for {name}")
         all_results += run_suite(load_suite(args.suite), prepared.manifests, embeddings, encoder,
                                  out / "results")
@@ -225,7 +344,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
     results = load_results(args.results, with_predictions=True)
     by_key: dict[tuple[str, str, str], Any] = {}
     for r in results:
-        if r.status == "ok":
+        # only predictions of the label pair up (alignment scores and retrieval have no y_pred)
+        if r.status == "ok" and r.predictions is not None and "y_pred" in r.predictions:
             by_key[(r.encoder_name, r.task, r.protocol)] = r
     rows = []
     for (enc, task, proto), ra in sorted(by_key.items()):
@@ -234,26 +354,27 @@ def cmd_compare(args: argparse.Namespace) -> int:
         rb = by_key.get((args.b, task, proto))
         if rb is None:
             continue
-        for metric, d in compare_results(ra, rb).items():
+        for metric, d in compare_results(ra, rb, n_boot=args.n_boot, seed=args.seed).items():
             rows.append(f"{task:32s} {proto:13s} {metric:18s} {d.diff:9.3f} "
                         f"[{d.ci_low:9.3f}, {d.ci_high:9.3f}]  p={d.p_value:.4f}")
     if not rows:
         print(f"no (task, protocol) scored by both {args.a!r} and {args.b!r} in {args.results}")
         return 1
-    print(f"{args.a} minus {args.b}: paired patient bootstrap (1000 replicates, seed 42), 95 % CI")
+    print(f"{args.a} minus {args.b}: paired patient bootstrap ({args.n_boot} replicates, "
+          f"seed {args.seed}), 95 % CI")
     print("\n".join(rows))
     return 0
 
 
 def cmd_cka(args: argparse.Namespace) -> int:
     from cardiobench.embed import load_or_extract
-    from cardiobench.encoders import build_encoder
     from cardiobench.protocols.alignment import cka_between
 
-    encoders = [build_encoder(args.a), build_encoder(args.b)]
+    encoders = [_encoder(args, "a"), _encoder(args, "b")]
     print(f"linear CKA of clip vectors, {args.a} vs {args.b}, {args.split} split")
     for name, m in _manifests(args.manifest).items():
-        a, b = (load_or_extract(m, e, args.cache, num_workers=args.workers) for e in encoders)
+        a, b = (load_or_extract(m, e, args.cache, num_workers=args.workers, device=args.device,
+                                precision=args.precision) for e in encoders)
         ids = m.subset(args.split)["sample_id"].astype(str).to_numpy()
         value, n = cka_between(a, b, ids)
         print(f"{name:20s} n={n:5d}  CKA={value:.4f}")
@@ -286,11 +407,224 @@ def cmd_encoders(args: argparse.Namespace) -> int:
 
 
 # -- parser --------------------------------------------------------------------------------------
-def _add_encoder_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--encoder", required=True, help="registered name, entry point, or module:Class")
-    p.add_argument("--weights", help="local weights file or directory")
-    p.add_argument("--encoder-arg", action="append", metavar="KEY=VALUE",
-                   help="extra encoder argument (JSON value), repeatable")
+# One small function per subcommand, so options added to one verb stay local to it.
+ENCODER_HELP = ("registered name (`cardiobench encoders` lists them), plugin entry-point name, "
+                "or module:Class")
+WORKERS_HELP = ("decoding worker processes (default: 0 on a machine with 2 cores or fewer, "
+                "else min(8, cores - 1))")
+
+
+def _add_encoder_args(p: argparse.ArgumentParser, side: str = "", positional: bool = False,
+                      device: bool = True) -> None:
+    """The encoder options every verb that builds an encoder takes: the encoder,
+    ``--weights``, ``--encoder-arg`` and (with ``device``) ``--device``. ``side`` ("a"/"b")
+    prefixes them for verbs that build two encoders."""
+    pre = f"{side}-" if side else ""
+    what = f"encoder {side.upper()}: " if side else ""
+    if positional or side:
+        p.add_argument(side or "encoder", metavar=side.upper() or "ENCODER",
+                       help=what + ENCODER_HELP)
+    else:
+        p.add_argument("--encoder", required=True, help=ENCODER_HELP)
+    p.add_argument(f"--{pre}weights", metavar="PATH",
+                   help=what + "local weights file or directory (default: where the encoder "
+                        "looks by itself, e.g. the Hugging Face cache)")
+    p.add_argument(f"--{pre}encoder-arg", action="append", metavar="KEY=VALUE",
+                   help=what + "extra argument for the encoder's constructor, VALUE parsed as "
+                        "JSON when it is JSON (repeatable)")
+    if device:
+        p.add_argument("--device", help="torch device, e.g. cpu, cuda, cuda:1 (default: cuda "
+                                        "when available, else cpu)")
+
+
+def _add_extraction_args(p: argparse.ArgumentParser, shard: bool = True) -> None:
+    """How embeddings are computed: precision, decoding workers, batches and shards."""
+    p.add_argument("--precision", default="auto", choices=["auto", "bf16", "fp16", "fp32"],
+                   help="autocast dtype on GPU; auto = bf16 on GPU, fp32 on CPU (default: auto)")
+    p.add_argument("--workers", type=int, default=None, help=WORKERS_HELP)
+    if not shard:
+        return
+    p.add_argument("--batch-size", type=int, default=8,
+                   help="samples decoded per loader step (default: 8)")
+    p.add_argument("--batch-frames", type=int, default=64,
+                   help="frames per forward pass (default: 64)")
+    p.add_argument("--shard-size", type=int, default=64,
+                   help="samples per cache shard, the unit of resume (default: 64)")
+    p.add_argument("--shard", metavar="i/N",
+                   help="compute only this job-array task's slice of shards; the last task to "
+                        "finish finalizes the cache (default: all, or torchrun's rank)")
+
+
+def _add_cache_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--cache", default=str(DEFAULT_CACHE),
+                   help="embedding cache folder (default: $CARDIOBENCH_CACHE or "
+                        ".cardiobench/cache)")
+
+
+def _add_scoring_args(p: argparse.ArgumentParser) -> None:
+    """Which manifests and suite are scored, and where results go."""
+    p.add_argument("--manifest", nargs="+", default=None, metavar="CSV",
+                   help="manifest CSVs (default: every CSV in .cardiobench/manifests, where "
+                        "`prepare` writes them)")
+    p.add_argument("--suite", default=None, metavar="YAML",
+                   help="suite YAML (default: the packaged CardioBench suite)")
+    p.add_argument("--results", default="results",
+                   help="results folder: one JSON + predictions CSV per (task, protocol, "
+                        "encoder), and leaderboard.md (default: results)")
+
+
+def _parser_phantom(sub: Any) -> None:
+    p = sub.add_parser("phantom", help="write the synthetic phantom suite in native layouts")
+    p.add_argument("--out", required=True, help="folder to write one raw layout per dataset into")
+    p.add_argument("--scale", default="tiny", choices=["tiny", "demo"],
+                   help="tiny: ~40 samples per dataset; demo: ~240 (default: tiny)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    p.add_argument("--datasets", nargs="*", choices=_LazyNames(_layout_names), metavar="LAYOUT",
+                   help="layouts to write, of: %(choices)s (default: all)")
+    p.set_defaults(func=cmd_phantom)
+
+
+def _parser_prepare(sub: Any) -> None:
+    p = sub.add_parser("prepare", help="harmonise a raw download into a manifest")
+    p.add_argument("dataset", choices=_LazyNames(_dataset_names), metavar="DATASET",
+                   help="one of: %(choices)s")
+    p.add_argument("--raw", required=True, help="the dataset's download folder, unmodified")
+    p.add_argument("--out", help="manifest CSV (default .cardiobench/manifests/<dataset>.csv)")
+    p.add_argument("--no-file-check", action="store_true",
+                   help="skip opening every media file (faster; unreadable files then fail "
+                        "later, at embedding)")
+    p.set_defaults(func=cmd_prepare)
+
+
+def _parser_splits(sub: Any) -> None:
+    p = sub.add_parser("splits", help="verify, export, import or show split manifests")
+    ssub = p.add_subparsers(dest="splits_cmd", required=True)
+    q = ssub.add_parser("verify", help="fingerprint and counts against splits/<dataset>.yaml")
+    q.add_argument("manifest", nargs="+", help="manifest CSVs")
+    q = ssub.add_parser("export", help="CSV + JSON manifests for other tools")
+    q.add_argument("manifest", nargs="+", help="manifest CSVs")
+    q.add_argument("--out", required=True, help="folder for <dataset>.splits.csv/.json")
+    q = ssub.add_parser("show", help="per-split table of patients, samples, labels")
+    q.add_argument("manifest", nargs="+", help="manifest CSVs")
+    q = ssub.add_parser("import", help="build a manifest from a published split CSV")
+    q.add_argument("csv", help="the published split CSV")
+    q.add_argument("--raw", required=True, help="the dataset's download folder, unmodified")
+    q.add_argument("--dataset", default="segrwma", choices=_LazyNames(_dataset_names),
+                   metavar="DATASET", help="dataset of the CSV, one of: %(choices)s "
+                                           "(default: segrwma)")
+    q.add_argument("--out", help="manifest CSV (default .cardiobench/manifests/<dataset>.csv)")
+    p.set_defaults(func=cmd_splits)
+
+
+def _parser_embed(sub: Any) -> None:
+    p = sub.add_parser("embed", help="compute embeddings into the resumable cache (no scoring)")
+    _add_encoder_args(p)
+    p.add_argument("--manifest", nargs="+", required=True, metavar="CSV", help="manifest CSVs")
+    _add_cache_arg(p)
+    _add_extraction_args(p)
+    p.add_argument("--finalize-only", action="store_true",
+                   help="compute nothing: merge and verify the shards other tasks wrote")
+    p.set_defaults(func=cmd_embed)
+
+
+def _scoring_verb(sub: Any, name: str, help_: str, embeds: bool) -> argparse.ArgumentParser:
+    """``evaluate`` and ``run``: the same options, plus the extraction ones where it embeds."""
+    p = sub.add_parser(name, help=help_)
+    _add_encoder_args(p)
+    _add_scoring_args(p)
+    _add_cache_arg(p)
+    if embeds:
+        _add_extraction_args(p)
+    return p
+
+
+def _parser_evaluate(sub: Any) -> None:
+    p = _scoring_verb(sub, "evaluate", "score cached embeddings with every protocol of the "
+                                       "suite; refuses when embeddings are missing", embeds=False)
+    p.set_defaults(func=cmd_evaluate)
+
+
+def _parser_run(sub: Any) -> None:
+    p = _scoring_verb(sub, "run", "embed what is missing, then evaluate (= embed + evaluate)",
+                      embeds=True)
+    p.set_defaults(func=cmd_run)
+
+
+def _parser_report(sub: Any) -> None:
+    p = sub.add_parser("report", help="leaderboard from a results folder")
+    p.add_argument("--results", default="results", help="results folder (default: results)")
+    p.add_argument("--out", help="write the Markdown here (default: <results>/leaderboard.md)")
+    p.set_defaults(func=cmd_report)
+
+
+def _parser_demo(sub: Any) -> None:
+    p = sub.add_parser("demo", help="phantom → manifests → embeddings → protocols → leaderboard")
+    p.add_argument("--out", default="results/demo", help="output folder (default: results/demo)")
+    p.add_argument("--scale", default="demo", choices=["tiny", "demo"],
+                   help="tiny: ~40 samples per dataset; demo: ~240 (default: demo)")
+    p.add_argument("--seed", type=int, default=0, help="phantom seed (default: 0)")
+    p.add_argument("--datasets", nargs="*", choices=_LazyNames(_layout_names), metavar="LAYOUT",
+                   help="phantom layouts to run, of: %(choices)s (default: all)")
+    p.add_argument("--encoder", action="append",
+                   help=ENCODER_HELP + "; repeat for several (default: pixels)")
+    p.add_argument("--suite", default=None, metavar="YAML",
+                   help="suite YAML (default: the packaged CardioBench suite)")
+    p.add_argument("--device", help="torch device (default: cuda when available, else cpu)")
+    _add_extraction_args(p, shard=False)
+    p.set_defaults(func=cmd_demo)
+
+
+def _parser_check_encoder(sub: Any) -> None:
+    p = sub.add_parser("check-encoder", help="dims, norms, determinism, speed, phantom probe")
+    # the phantom extraction inside picks its own device, so --device would not hold throughout
+    _add_encoder_args(p, positional=True, device=False)
+    p.set_defaults(func=cmd_check_encoder)
+
+
+def _parser_compare(sub: Any) -> None:
+    p = sub.add_parser("compare", help="paired bootstrap deltas between two encoders' results")
+    p.add_argument("a", help="encoder display name of the first results (A in A − B)")
+    p.add_argument("b", help="encoder display name of the second results")
+    p.add_argument("--results", default="results", help="results folder (default: results)")
+    p.add_argument("--task", help="only this task, e.g. echonet_dynamic/ef (default: every task "
+                                  "both encoders scored)")
+    p.add_argument("--n-boot", type=int, default=1000,
+                   help="bootstrap replicates (default: 1000)")
+    p.add_argument("--seed", type=int, default=42, help="bootstrap seed (default: 42)")
+    p.set_defaults(func=cmd_compare)
+
+
+def _parser_cka(sub: Any) -> None:
+    p = sub.add_parser("cka", help="linear CKA between two encoders on the same samples "
+                                   "(embeds what is not cached)")
+    _add_encoder_args(p, side="a", device=False)
+    _add_encoder_args(p, side="b", device=True)
+    p.add_argument("--manifest", nargs="+", required=True, metavar="CSV", help="manifest CSVs")
+    p.add_argument("--split", default="test", choices=["train", "val", "test"],
+                   help="samples compared (default: test)")
+    _add_cache_arg(p)
+    _add_extraction_args(p, shard=False)
+    p.set_defaults(func=cmd_cka)
+
+
+def _parser_export_predictions(sub: Any) -> None:
+    p = sub.add_parser("export-predictions",
+                       help="per-task CSVs in the published evaluators' format")
+    p.add_argument("out", help="output folder")
+    p.add_argument("--format", default="cardiobench-ref", choices=["cardiobench-ref"],
+                   help="file layout (default: cardiobench-ref)")
+    p.add_argument("--results", default="results", help="results folder (default: results)")
+    p.add_argument("--protocol", default="linear_probe", choices=_LazyNames(_protocol_names),
+                   metavar="PROTOCOL",
+                   help="protocol whose predictions are exported, of: %(choices)s "
+                        "(default: linear_probe)")
+    p.add_argument("--encoder", help="only this encoder display name (default: all)")
+    p.set_defaults(func=cmd_export_predictions)
+
+
+def _parser_encoders(sub: Any) -> None:
+    p = sub.add_parser("encoders", help="list registered encoders")
+    p.set_defaults(func=cmd_encoders)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -299,116 +633,14 @@ def build_parser() -> argparse.ArgumentParser:
         prog="cardiobench",
         description="Benchmark echocardiography foundation models: harmonise the public "
                     "datasets, embed, run zero-shot / linear-probe / retrieval protocols.")
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    sub = parser.add_subparsers(dest="cmd", required=True)
-
-    p = sub.add_parser("phantom", help="write the synthetic phantom suite in native layouts")
-    p.add_argument("--out", required=True)
-    p.add_argument("--scale", default="tiny", choices=["tiny", "demo"])
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--datasets", nargs="*", help="layouts to write (default: all)")
-    p.set_defaults(func=cmd_phantom)
-
-    p = sub.add_parser("prepare", help="harmonise a raw download into a manifest")
-    p.add_argument("dataset")
-    p.add_argument("--raw", required=True, help="the dataset's download folder, unmodified")
-    p.add_argument("--out", help="manifest CSV (default .cardiobench/manifests/<dataset>.csv)")
-    p.add_argument("--no-file-check", action="store_true")
-    p.set_defaults(func=cmd_prepare)
-
-    p = sub.add_parser("splits", help="verify, export, import or show split manifests")
-    ssub = p.add_subparsers(dest="splits_cmd", required=True)
-    q = ssub.add_parser("verify", help="fingerprint and counts against splits/<dataset>.yaml")
-    q.add_argument("manifest", nargs="+")
-    q = ssub.add_parser("export", help="CSV + JSON manifests for other tools")
-    q.add_argument("manifest", nargs="+")
-    q.add_argument("--out", required=True)
-    q = ssub.add_parser("show", help="per-split table of patients, samples, labels")
-    q.add_argument("manifest", nargs="+")
-    q = ssub.add_parser("import", help="build a manifest from a published split CSV")
-    q.add_argument("csv")
-    q.add_argument("--raw", required=True)
-    q.add_argument("--dataset", default="segrwma")
-    q.add_argument("--out")
-    p.set_defaults(func=cmd_splits)
-
-    p = sub.add_parser("embed", help="extract embeddings into the resumable cache")
-    _add_encoder_args(p)
-    p.add_argument("--manifest", nargs="+", required=True)
-    p.add_argument("--cache", default=str(DEFAULT_CACHE))
-    p.add_argument("--batch-size", type=int, default=8, help="samples decoded per step")
-    p.add_argument("--batch-frames", type=int, default=64, help="frames per forward pass")
-    p.add_argument("--workers", type=int, default=None,
-                   help="decoding processes (default: CPU cores - 1)")
-    p.add_argument("--device")
-    p.add_argument("--precision", default="auto", choices=["auto", "bf16", "fp16", "fp32"])
-    p.add_argument("--shard-size", type=int, default=64)
-    p.add_argument("--shard", help="i/N: this job-array task's slice of shards")
-    p.add_argument("--finalize-only", action="store_true", help="merge and verify shards")
-    p.set_defaults(func=cmd_embed)
-
-    for name, help_ in (("evaluate", "run the protocols on cached embeddings"),
-                        ("run", "embed what is missing and run the whole suite for one encoder")):
-        p = sub.add_parser(name, help=help_)
-        _add_encoder_args(p)
-        p.add_argument("--manifest", nargs="+", default=None,
-                       help="manifest CSVs (default: every CSV in .cardiobench/manifests, where "
-                            "`prepare` writes them)")
-        p.add_argument("--suite", default=None, help="suite YAML (default: the CardioBench suite)")
-        p.add_argument("--cache", default=str(DEFAULT_CACHE))
-        p.add_argument("--results", default="results")
-        p.add_argument("--workers", type=int, default=None,
-                       help="decoding processes (default: CPU cores - 1)")
-        p.set_defaults(func=cmd_evaluate)
-
-    p = sub.add_parser("report", help="leaderboard from a results folder")
-    p.add_argument("--results", default="results")
-    p.add_argument("--out", help="write the Markdown here too")
-    p.set_defaults(func=cmd_report)
-
-    p = sub.add_parser("demo", help="phantom → manifests → embeddings → protocols → leaderboard")
-    p.add_argument("--out", default="results/demo")
-    p.add_argument("--scale", default="demo", choices=["tiny", "demo"])
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--encoder", action="append", help="encoder(s) to run (default: pixels)")
-    p.add_argument("--suite", default=None)
-    p.add_argument("--workers", type=int, default=None,
-                   help="decoding processes (default: CPU cores - 1)")
-    p.set_defaults(func=cmd_demo)
-
-    p = sub.add_parser("check-encoder", help="dims, norms, determinism, speed, phantom probe")
-    p.add_argument("encoder", help="registered name, entry point, or module:Class")
-    p.add_argument("--weights")
-    p.add_argument("--encoder-arg", action="append", metavar="KEY=VALUE")
-    p.set_defaults(func=cmd_check_encoder)
-
-    p = sub.add_parser("compare", help="paired bootstrap deltas between two encoders' results")
-    p.add_argument("a")
-    p.add_argument("b")
-    p.add_argument("--results", default="results")
-    p.add_argument("--task")
-    p.set_defaults(func=cmd_compare)
-
-    p = sub.add_parser("cka", help="linear CKA between two encoders on the same samples")
-    p.add_argument("a")
-    p.add_argument("b")
-    p.add_argument("--manifest", nargs="+", required=True)
-    p.add_argument("--split", default="test")
-    p.add_argument("--cache", default=str(DEFAULT_CACHE))
-    p.add_argument("--workers", type=int, default=None)
-    p.set_defaults(func=cmd_cka)
-
-    p = sub.add_parser("export-predictions",
-                       help="per-task CSVs in the published evaluators' format")
-    p.add_argument("out")
-    p.add_argument("--format", default="cardiobench-ref", choices=["cardiobench-ref"])
-    p.add_argument("--results", default="results")
-    p.add_argument("--protocol", default="linear_probe")
-    p.add_argument("--encoder")
-    p.set_defaults(func=cmd_export_predictions)
-
-    p = sub.add_parser("encoders", help="list registered encoders")
-    p.set_defaults(func=cmd_encoders)
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="debug logging, and full tracebacks on errors")
+    sub = parser.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
+    for add in (_parser_phantom, _parser_prepare, _parser_splits, _parser_embed,
+                _parser_evaluate, _parser_run, _parser_report, _parser_demo,
+                _parser_check_encoder, _parser_compare, _parser_cka,
+                _parser_export_predictions, _parser_encoders):
+        add(sub)
     return parser
 
 

@@ -81,7 +81,18 @@ def text_to_video_recall(text: np.ndarray, video: np.ndarray, relevant: np.ndarr
     of queries with at least one relevant video in the top ``k``; AP per query = mean precision at
     the ranks of its relevant videos; queries without a relevant video are skipped.
     """
-    sim = _l2(np.asarray(text, dtype=np.float64)) @ _l2(np.asarray(video, dtype=np.float64)).T
+    return recall_from_similarity(cosine_similarity(text, video), relevant, ks)
+
+
+def cosine_similarity(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``(len(a), len(b))`` cosine similarities, computed in float64."""
+    return _l2(np.asarray(a, dtype=np.float64)) @ _l2(np.asarray(b, dtype=np.float64)).T
+
+
+def recall_from_similarity(sim: np.ndarray, relevant: np.ndarray,
+                           ks: tuple[int, ...] = (1, 5, 10)) -> dict[str, float]:
+    """Recall@k (%) and mAP (%) from query-major similarities ``sim`` (Q, N); see
+    :func:`text_to_video_recall`."""
     order = np.argsort(-sim, axis=1, kind="stable")
     rel = np.take_along_axis(np.asarray(relevant, dtype=bool), order, axis=1)
     keep = rel.any(axis=1)

@@ -13,20 +13,7 @@ from cardiobench.phantom.layouts import write_layout
 from cardiobench.preprocessing import prepare
 from cardiobench.splits import import_published, load_spec, verify
 
-REF = Path(__file__).resolve().parents[2] / "shared" / "reference"
-SPLITS = REF / "cardiobench" / "data" / "splits"
-
-
-def ref_csv(rel: str) -> pd.DataFrame:
-    if not SPLITS.is_dir():
-        pytest.skip(f"reference data not found at {REF}")
-    return pd.read_csv(SPLITS / rel)
-
-
-def after(path: str, marker: str) -> str:
-    """The part of a published ``data/raw/...`` path below the dataset root folder ``marker``."""
-    parts = PurePosixPath(path).parts
-    return str(PurePosixPath(*parts[parts.index(marker) + 1:]))
+from helpers import after, hmcqu_samples, ref_csv
 
 
 def mirror(factory: pytest.TempPathFactory, layout: str, samples: pd.DataFrame) -> Path:
@@ -44,11 +31,6 @@ def assert_same_split(manifest_table: pd.DataFrame, ids: pd.Series, splits: pd.S
 
 
 # --------------------------------------------------------------------------------- HMC-QU
-
-def hmcqu_samples(pub: pd.DataFrame) -> pd.DataFrame:
-    return pd.DataFrame({"path": ["HMC-QU/" + after(p, "videos") for p in pub["path"]],
-                         "view": pub["view"], "stemi": pub["STEMI"], "split": pub["split"]})
-
 
 @pytest.fixture(scope="module")
 def hmcqu_root(tmp_path_factory: pytest.TempPathFactory) -> Path:

@@ -21,11 +21,11 @@ from cardiobench.manifest import ManifestError
 from cardiobench.phantom.layouts import write_layout
 from cardiobench.preprocessing import prepare
 
-REF = Path(__file__).resolve().parents[2] / "shared" / "reference"
-EXAMPLES = REF / "cardiobench" / "evaluation" / "example_predictions"
+from helpers import EXAMPLES, REF_WHY
+
 SPLITS_DIR = Path(__file__).resolve().parents[1] / "splits"
 
-needs_ref = pytest.mark.skipif(not EXAMPLES.is_dir(), reason=f"reference data absent: {EXAMPLES}")
+needs_ref = pytest.mark.skipif(not EXAMPLES.is_dir(), reason=REF_WHY)
 
 
 def _sha(ids) -> str:

@@ -14,7 +14,8 @@ from cardiobench.manifest import ManifestError, validate
 from cardiobench.phantom import Scale, generate
 from cardiobench.preprocessing import prepare
 
-REF = Path(__file__).resolve().parents[2] / "shared" / "reference"
+from helpers import EXAMPLES
+
 MINI = Scale("mini", n_samples=8, n_frames=32)
 
 
@@ -65,7 +66,7 @@ def test_same_seed_same_bytes(tmp_path):
 
 
 def test_samples_mode_writes_exactly_those_rows(tmp_path):
-    ref = REF / "cardiobench" / "evaluation" / "example_predictions" / "EchoNet-Dynamic" / "EF"
+    ref = EXAMPLES / "EchoNet-Dynamic" / "EF"
     if (ref / "modelname.csv").exists():  # mirror (a slice of) the published test IDs
         ids = pd.read_csv(ref / "modelname.csv", dtype={"FileName": str})["FileName"][:60]
     else:

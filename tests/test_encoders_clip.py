@@ -24,15 +24,10 @@ from cardiobench.encoders.check import check_encoder
 from cardiobench.encoders.echoclip_r_tokenizer import TemplateTokenizer, basic_clean, split_variables
 from cardiobench.transforms import preprocess
 from cardiobench.weights import WeightsNotFound, hf_offline
-from test_encoders_helpers import state_dict_bytes, write_hf_repo
+from helpers import ECHO_CFG
+from hf_repos import state_dict_bytes, write_hf_repo
 
 BERT_ID = "microsoft/BiomedNLP-BiomedBERT-base-uncased-abstract"
-ECHO_CFG = {"model_cfg": {
-    "embed_dim": 32,
-    "vision_cfg": {"timm_model_name": "convnext_atto", "timm_model_pretrained": False, "timm_pool": "",
-                   "timm_proj": "linear", "timm_drop": 0.0, "timm_drop_path": 0.1, "image_size": 64},
-    "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 1}},
-    "preprocess_cfg": {"mean": list(CLIP_MEAN), "std": list(CLIP_STD)}}
 BIOMED_CFG = {"model_cfg": {
     "embed_dim": 32,
     "vision_cfg": {"timm_model_name": "vit_tiny_patch16_224", "timm_model_pretrained": False,

@@ -19,7 +19,8 @@ from cardiobench.encoders.check import check_encoder
 from cardiobench.encoders.panecho import PanEchoBackbone, sinusoid
 from cardiobench.transforms import preprocess
 from cardiobench.weights import WeightsNotFound
-from test_encoders_helpers import write_hf_repo
+from hf_repos import write_hf_repo
+from helpers import PluginEncoder  # noqa: F401  (the plugin a user writes)
 
 DINO = "vit_small_patch16_dinov3.lvd1689m"
 
@@ -177,21 +178,8 @@ def test_r2plus1d_kinetics_checkpoint(tmp_path, monkeypatch):
     assert enc.embed_dim == 512 and torch.allclose(enc.encode_clips(x), want, atol=1e-5)
 
 
-class PluginEncoder(Encoder):
-    """A user's own encoder, loaded as ``module:Class``: mean colour per frame, 3-d."""
-
-    normalized = False
-
-    def __init__(self, **_: object) -> None:
-        self.name, self.embed_dim = "plugin-mean-colour", 3
-        self.spec = InputSpec(kind="image", resolution=32, crop="squash", mean=(0.0,) * 3, std=(1.0,) * 3)
-
-    def encode_frames(self, frames: torch.Tensor) -> torch.Tensor:
-        return frames.float().mean(dim=(2, 3))
-
-
 def test_plugin_through_build_and_check():
-    enc = build_encoder(f"{__name__}:PluginEncoder")
+    enc = build_encoder("helpers:PluginEncoder")
     rep = check_encoder(enc, n=3)
     assert rep["ok"] and rep["output_shape"] == [3, 3] and rep["has_text"] is False
     # Uniform noise in [0, 1]: mean colour ≈ 0.5.

@@ -14,16 +14,12 @@ from cardiobench.pipeline import embed_all
 from cardiobench.preprocessing import prepare
 from cardiobench.protocols.evaluate import evaluate
 from cardiobench.protocols.export import export_result
-from test_datasets_custom import REF, hmcqu_samples, ref_csv
-
-EXAMPLES_ROOT = REF / "cardiobench" / "evaluation" / "example_predictions"
+from helpers import EXAMPLES, hmcqu_samples, ref_csv, require_ref
 
 
 @pytest.fixture(scope="module")
 def examples() -> Path:
-    if not EXAMPLES_ROOT.is_dir():
-        pytest.skip("reference example predictions not available")
-    return EXAMPLES_ROOT
+    return require_ref(EXAMPLES)
 
 
 def _export(tmp: Path, dataset: str, raw: Path, task: str) -> pd.DataFrame:

@@ -19,7 +19,8 @@ from cardiobench.protocols.tasks import TASKS, get_task
 from cardiobench.results import load_results
 from cardiobench.stats import VIEW_CLASSES
 
-REF = Path(__file__).resolve().parents[2] / "shared" / "reference"
+from helpers import EXAMPLES, require_ref
+
 D = 16
 FAST = {"n_boot": 200}
 
@@ -267,9 +268,7 @@ def _fake_result(task_name: str, n: int = 4):
 
 
 def test_export_columns_match_reference_examples(tmp_path):
-    ex = REF / "cardiobench" / "evaluation" / "example_predictions"
-    if not ex.exists():
-        pytest.skip("reference example predictions not available")
+    ex = require_ref(EXAMPLES)
     checked = 0
     for name, task in TASKS.items():
         path = export.export_result(_fake_result(name), tmp_path)

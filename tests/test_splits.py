@@ -13,15 +13,13 @@ from cardiobench.manifest import Manifest, ManifestError, split_fingerprint
 from cardiobench.splits import (export, file_sha256, load_spec, official_split, show,
                                 stratified_patient_split, verify)
 
-REF = Path(__file__).resolve().parents[2] / "shared" / "reference"
-SPLITS = REF / "cardiobench" / "data" / "splits"
-PRED = REF / "cardiobench" / "evaluation" / "example_predictions"
+from helpers import EXAMPLES as PRED, SPLITS, require_ref
+
 MINE = ("hmcqu", "cardiacnet_asd", "cardiacnet_pah", "tmed2", "segrwma")
 
 
 def need_ref() -> None:
-    if not SPLITS.is_dir():
-        pytest.skip(f"reference data not found at {REF}")
+    require_ref(SPLITS)
 
 
 def published(dataset: str) -> pd.DataFrame:

@@ -66,10 +66,20 @@ def test_multiclass_metrics_equal_sklearn_and_ece_bins():
     logits = rng.normal(size=(150, 6)) + 2 * np.eye(6)[y]
     p = stats.normalise_view_proba(np.exp(logits))
     _close(stats.multiclass_metrics(y, p), stats.multiclass_metrics_sklearn(y, p))
-    # ECE bin edges: conf exactly 1/15 falls in the first (closed) bin, 2/15 in the second
+    # ECE by hand (15 equal-width bins of the top-1 confidence): confidences 14/15 (right) and
+    # 13/15 (wrong) sit in different bins → (|1 − 14/15| + |0 − 13/15|) / 2
     proba = np.array([[1 / 15, 14 / 15], [2 / 15, 13 / 15]])[:, ::-1]
-    assert stats.multiclass_metrics([0, 1], proba)["ece"][0] == pytest.approx(
-        100 * stats.ece_top1_loop(proba, np.array([0, 1])))
+    assert stats.multiclass_metrics([0, 1], proba)["ece"][0] == pytest.approx(100 * 14 / 30)
+
+
+def test_ece_hand_computed_for_multiclass_and_binary():
+    # top-1 confidences 0.9 (right), 0.9 (wrong), 0.7 (right), 0.7 (right): bin 0.9 has accuracy
+    # 1/2, bin 0.7 accuracy 1 → ECE = ½·|0.5 − 0.9| + ½·|1 − 0.7| = 0.35
+    proba = np.array([[0.9, 0.05, 0.05], [0.9, 0.05, 0.05], [0.1, 0.7, 0.2], [0.2, 0.1, 0.7]])
+    assert stats.multiclass_metrics([0, 1, 1, 2], proba)["ece"][0] == pytest.approx(35.0)
+    # the same confidences as P(positive): 0.9→1 right, 0.1→0 wrong (conf 0.9), 0.3→0, 0.7→1
+    p, y = np.array([0.9, 0.1, 0.3, 0.7]), np.array([1, 1, 0, 1])
+    assert stats.binary_metrics(y, (p >= 0.5).astype(int), p)["ece"][0] == pytest.approx(35.0)
 
 
 def _clustered(n_pat=60, per=4, seed=5):

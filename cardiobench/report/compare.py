@@ -39,7 +39,9 @@ def compare_results(a: Result, b: Result, n_boot: int = 1000, seed: int = 42,
         raise ValueError("both results need predictions (load_results(..., with_predictions=True))")
     task = get_task(a.task)
     key = task.unit_column()
-    df = a.predictions.merge(b.predictions.drop(columns=["patient_id"]), on=key,
+    # per-patient tasks join on patient_id itself; otherwise b's copy of it is redundant
+    right = b.predictions if key == "patient_id" else b.predictions.drop(columns=["patient_id"])
+    df = a.predictions.merge(right, on=key,
                              suffixes=("_a", "_b"), validate="one_to_one")
     if len(df) == 0:
         raise ValueError(f"{a.task}: the two results share no units")

@@ -1,4 +1,4 @@
-"""Helpers for encoder tests (no tests here): files in the Hugging Face cache layout a user has offline."""
+"""Files in the Hugging Face cache layout a user has offline, for the encoder tests (a helper module: no tests here)."""
 
 from __future__ import annotations
 

@@ -1,0 +1,93 @@
+"""Fixtures shared by the test modules: the tiny phantom suite, its prepared manifests, a tiny
+random CLIP checkpoint, and the reference tree (``../shared/reference``) with a skip that says why.
+
+Constants and builders that test modules import live in ``helpers.py`` (test modules never
+import one another).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from helpers import ECHO_CFG, REF, require_ref
+
+
+@dataclass
+class PreparedPhantom:
+    """The tiny phantom suite on disk: raw layouts, manifests (CSV + sidecar) and Manifests."""
+
+    root: Path
+    raw: dict[str, Path]
+    manifest_dir: Path
+    manifests: dict
+
+
+@pytest.fixture(scope="session")
+def tiny_phantom(tmp_path_factory: pytest.TempPathFactory) -> PreparedPhantom:
+    """Every layout of the ``tiny`` phantom (seed 3), harmonised; generated once per session."""
+    from cardiobench.pipeline import generate_phantom, prepare_all
+
+    root = tmp_path_factory.mktemp("tiny-phantom")
+    raw = generate_phantom(root / "raw", scale="tiny", seed=3)
+    prepared = prepare_all(raw, root / "manifests")
+    assert not prepared.failed, prepared.failed
+    return PreparedPhantom(root, raw, root / "manifests", prepared.manifests)
+
+
+@pytest.fixture(scope="session")
+def tiny_manifests(tiny_phantom: PreparedPhantom) -> dict:
+    """``{dataset: Manifest}`` of the tiny phantom suite."""
+    return tiny_phantom.manifests
+
+
+@pytest.fixture(scope="session")
+def tiny_clip_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A random-init open_clip checkpoint (:data:`helpers.ECHO_CFG`) in open_clip's local layout."""
+    import open_clip
+    import torch
+
+    d = tmp_path_factory.mktemp("tinyclip")
+    (d / "open_clip_config.json").write_text(json.dumps(ECHO_CFG))
+    torch.manual_seed(0)
+    model = open_clip.create_model("local-dir:" + str(d), pretrained=None, load_weights=False)
+    torch.save(model.state_dict(), d / "open_clip_pytorch_model.bin")
+    return d
+
+
+@pytest.fixture(scope="session")
+def ref() -> Path:
+    """The reference tree; tests using it skip in a user's clone, saying why."""
+    return require_ref(REF)
+
+
+@dataclass
+class SuiteRun:
+    """The CardioBench suite run on the tiny phantom for ``pixels`` and a random tiny CLIP."""
+
+    results_dir: Path
+    cache_dir: Path
+    results: dict  # {encoder display name: {(task, protocol): Result}}
+
+
+@pytest.fixture(scope="session")
+def suite_run(tiny_phantom: PreparedPhantom, tiny_clip_dir: Path) -> SuiteRun:
+    """Both encoders through every (task × protocol), results in one folder (run once)."""
+    from cardiobench.encoders import build_encoder
+    from cardiobench.pipeline import embed_all
+    from cardiobench.protocols.evaluate import load_suite, run_suite
+
+    root = tiny_phantom.root
+    encoders = [build_encoder("pixels"),
+                build_encoder("open_clip", weights=str(tiny_clip_dir), name="tiny-clip",
+                              spec_overrides={"resolution": 64})]
+    out: dict = {}
+    for enc in encoders:
+        emb = embed_all(tiny_phantom.manifests, enc, root / "cache", num_workers=0,
+                        progress=False)
+        results = run_suite(load_suite(), tiny_phantom.manifests, emb, enc, root / "results")
+        out[enc.name] = {(r.task, r.protocol): r for r in results}
+    return SuiteRun(root / "results", root / "cache", out)

@@ -1,0 +1,71 @@
+"""Shared constants and small builders for the tests (a helper module: no tests here).
+
+``REF`` is the one place the tests locate the published reference material (``../shared/reference``
+beside the repository). A plain clone does not have it: tests that need it call
+:func:`require_ref` or carry :data:`needs_ref`, which skip with the reason spelled out.
+"""
+
+from __future__ import annotations
+
+from pathlib import PurePosixPath
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+from cardiobench.encoders.base import CLIP_MEAN, CLIP_STD, Encoder, InputSpec
+
+REF = Path(__file__).resolve().parents[2] / "shared" / "reference"
+#: why a test skips in a user's clone
+REF_WHY = (f"needs the published reference files (split CSVs, example predictions) under {REF}, "
+           "which only a checkout beside ../shared has; a user's clone skips this check")
+needs_ref = pytest.mark.skipif(not REF.is_dir(), reason=REF_WHY)
+SPLITS = REF / "cardiobench" / "data" / "splits"
+EXAMPLES = REF / "cardiobench" / "evaluation" / "example_predictions"
+
+
+def require_ref(path: Path = REF) -> Path:
+    """``path`` under the reference tree, or skip the calling test saying why."""
+    if not path.exists():
+        pytest.skip(f"{REF_WHY} (missing: {path})")
+    return path
+
+
+def ref_csv(rel: str) -> pd.DataFrame:
+    """A published split CSV (skips without the reference tree)."""
+    return pd.read_csv(require_ref(SPLITS) / rel)
+
+
+def after(path: str, marker: str) -> str:
+    """The part of a published ``data/raw/...`` path below the dataset root folder ``marker``."""
+    parts = PurePosixPath(path).parts
+    return str(PurePosixPath(*parts[parts.index(marker) + 1:]))
+
+
+def hmcqu_samples(pub: pd.DataFrame) -> pd.DataFrame:
+    """The sample table of an HMC-QU phantom mirroring the published split CSV."""
+    return pd.DataFrame({"path": ["HMC-QU/" + after(p, "videos") for p in pub["path"]],
+                         "view": pub["view"], "stemi": pub["STEMI"], "split": pub["split"]})
+
+
+#: a tiny EchoCLIP-shaped open_clip config: ConvNeXt-atto image tower, 1-layer CLIP text tower
+ECHO_CFG = {"model_cfg": {
+    "embed_dim": 32,
+    "vision_cfg": {"timm_model_name": "convnext_atto", "timm_model_pretrained": False, "timm_pool": "",
+                   "timm_proj": "linear", "timm_drop": 0.0, "timm_drop_path": 0.1, "image_size": 64},
+    "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 1}},
+    "preprocess_cfg": {"mean": list(CLIP_MEAN), "std": list(CLIP_STD)}}
+
+
+class PluginEncoder(Encoder):
+    """A user's own encoder, loaded as ``module:Class``: mean colour per frame, 3-d."""
+
+    normalized = False
+
+    def __init__(self, **_: object) -> None:
+        self.name, self.embed_dim = "plugin-mean-colour", 3
+        self.spec = InputSpec(kind="image", resolution=32, crop="squash", mean=(0.0,) * 3, std=(1.0,) * 3)
+
+    def encode_frames(self, frames: torch.Tensor) -> torch.Tensor:
+        return frames.float().mean(dim=(2, 3))
