@@ -77,15 +77,24 @@ def cmd_phantom(args: argparse.Namespace) -> int:
 
 
 def cmd_prepare(args: argparse.Namespace) -> int:
+    from cardiobench.manifest import problems_path
     from cardiobench.preprocessing import prepare
+    from cardiobench.problems import summarise
 
     out = Path(args.out) if args.out else DEFAULT_MANIFESTS / f"{args.dataset}.csv"
-    m = prepare(args.dataset, args.raw, out, check_files=not args.no_file_check)
+    m = prepare(args.dataset, args.raw, out, media_check=not args.no_media_check,
+                allow_incomplete=args.allow_incomplete, workers=args.workers)
     print(f"{args.dataset}: {len(m)} samples -> {out}")
     for split, c in m.split_counts().items():
         print(f"  {split:5s} {c['samples']:6d} samples {c['patients']:6d} patients")
-    for p in m.problems:
-        print(f"  {p}")
+    if len(m.excluded):
+        counts = ", ".join(f"{k} {v}" for k, v in m.excluded_counts().items())
+        print(f"  {len(m.excluded)} unusable sample(s) set aside ({counts}): a subset of the "
+              "published split")
+    for line in summarise(m.problems):
+        print(f"  {line}")
+    if m.problems:
+        print(f"  full list: {problems_path(out)}")
     print(f"  split fingerprint {m.fingerprint}")
     return 0
 
@@ -119,7 +128,8 @@ def cmd_splits(args: argparse.Namespace) -> int:
     if args.splits_cmd == "verify":
         ok = True
         for path in args.manifest:
-            report = splits.verify(Manifest.read(path))
+            # an edited split is what verify reports on, so the sidecar's fingerprint may differ
+            report = splits.verify(Manifest.read(path, check_sidecar_split=False))
             print(report)
             ok &= bool(report.ok)
         return 0 if ok else 1
@@ -313,7 +323,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("dataset")
     p.add_argument("--raw", required=True, help="the dataset's download folder, unmodified")
     p.add_argument("--out", help="manifest CSV (default .cardiobench/manifests/<dataset>.csv)")
-    p.add_argument("--no-file-check", action="store_true")
+    p.add_argument("--allow-incomplete", action="store_true",
+                   help="write the manifest without unusable samples (bad label cell, missing, "
+                        "empty, unreadable or truncated file) instead of stopping; they are "
+                        "listed in the sidecar and <manifest>.problems.csv")
+    p.add_argument("--no-media-check", action="store_true",
+                   help="only check that each listed file exists and is non-empty; do not open "
+                        "and decode it (faster; broken files then fail later, at embed)")
+    p.add_argument("--workers", type=int, default=None,
+                   help="threads for the media check (default: min(8, 2 x CPU cores))")
     p.set_defaults(func=cmd_prepare)
 
     p = sub.add_parser("splits", help="verify, export, import or show split manifests")
