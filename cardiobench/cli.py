@@ -43,10 +43,16 @@ def _manifests(paths: Sequence[str]):
     from cardiobench.manifest import Manifest
 
     out = {}
-    for p in paths:
+    for p in _manifest_paths(paths):
         m = Manifest.read(p)
         out[m.dataset] = m
     return out
+
+
+def _manifest_paths(paths: Sequence[str]) -> list[str]:
+    """Manifest CSVs among ``paths``; a shell glob ``manifests/*.csv`` also matches the
+    ``<manifest>.problems.csv`` files beside them, which are reports, not manifests."""
+    return [p for p in paths if not str(p).endswith(".problems.csv")]
 
 
 def _shard(args: argparse.Namespace):
@@ -100,13 +106,15 @@ def cmd_prepare(args: argparse.Namespace) -> int:
 
 
 def cmd_embed(args: argparse.Namespace) -> int:
-    from cardiobench.embed import extract, finalize_cache
     from cardiobench.manifest import Manifest
+
+    # validated before torch or any model is loaded: an invalid manifest is refused at once
+    manifests = [Manifest.read(path) for path in _manifest_paths(args.manifest)]
+    from cardiobench.embed import extract, finalize_cache
 
     _init_distributed()
     encoder = _encoder(args)
-    for path in args.manifest:
-        m = Manifest.read(path)
+    for m in manifests:
         if args.finalize_only:
             index = finalize_cache(m, encoder, args.cache, shard_size=args.shard_size)
             print(f"{m.dataset}: finalized {len(index)} samples")
@@ -154,15 +162,16 @@ def cmd_splits(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from cardiobench.embed import load_or_extract
-    from cardiobench.protocols.evaluate import load_suite, run_suite
-
-    encoder = _encoder(args)
-    paths = args.manifest or sorted(str(p) for p in DEFAULT_MANIFESTS.glob("*.csv"))
+    paths = args.manifest or sorted(str(p) for p in DEFAULT_MANIFESTS.glob("*.csv")
+                                    if not p.name.endswith(".problems.csv"))
     if not paths:
         raise FileNotFoundError(f"no manifests given and none in {DEFAULT_MANIFESTS}; run "
                                 "`cardiobench prepare <dataset> --raw <folder>` first")
     manifests = _manifests(paths)
+    from cardiobench.embed import load_or_extract
+    from cardiobench.protocols.evaluate import load_suite, run_suite
+
+    encoder = _encoder(args)
     embeddings = {name: load_or_extract(m, encoder, args.cache, num_workers=args.workers)
                   for name, m in manifests.items()}
     results = run_suite(load_suite(args.suite), manifests, embeddings, encoder, args.results)
@@ -260,9 +269,10 @@ def cmd_cka(args: argparse.Namespace) -> int:
     from cardiobench.encoders import build_encoder
     from cardiobench.protocols.alignment import cka_between
 
+    manifests = _manifests(args.manifest)
     encoders = [build_encoder(args.a), build_encoder(args.b)]
     print(f"linear CKA of clip vectors, {args.a} vs {args.b}, {args.split} split")
-    for name, m in _manifests(args.manifest).items():
+    for name, m in manifests.items():
         a, b = (load_or_extract(m, e, args.cache, num_workers=args.workers) for e in encoders)
         ids = m.subset(args.split)["sample_id"].astype(str).to_numpy()
         value, n = cka_between(a, b, ids)

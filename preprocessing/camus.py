@@ -19,9 +19,9 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-import nibabel as nib
 import pandas as pd
 
+from cardiobench.io import MediaError, probe
 from cardiobench.manifest import Manifest, ManifestError, Problem
 from cardiobench.preprocessing import register_dataset
 
@@ -78,7 +78,7 @@ def read_split_files(split_dir: Path) -> tuple[dict[str, str], list[Problem]]:
         path = split_dir / fname
         if not path.exists():
             raise ManifestError(f"camus: split file {path} not found")
-        for line in path.read_text(encoding="utf-8").splitlines():
+        for line in path.read_text(encoding="utf-8-sig").splitlines():
             if line.strip():
                 where.setdefault(line.strip(), []).append(fname)
     problems = [Problem("patient_in_two_splits", f"{pid} is listed in {files}", sample_id=pid)
@@ -115,11 +115,19 @@ def harmonise(raw_root: Path) -> Manifest:
                 continue
             info = read_cfg(cfg)
             if not seq.exists():
-                errors.append(Problem("missing_file", f"{seq} not found (its cfg exists)",
-                                      sample_id=sid))
-                continue
-            n_stored = nib.load(seq).shape[-1]  # header only; time is the last axis
-            if n_stored != info["NbFrame"]:
+                warnings.append(Problem("missing_file", f"{seq} not found (its cfg exists)",
+                                        sample_id=sid, severity="unusable", file=str(seq)))
+                n_stored = None
+            else:
+                try:
+                    n_stored = probe(seq).n_frames  # header only
+                except MediaError as exc:
+                    # the sample is unusable, not the dataset: prepare names it and stops, or
+                    # sets it aside with --allow-incomplete
+                    warnings.append(Problem(f"media_{exc.kind}", f"{seq}: {exc.reason}",
+                                            sample_id=sid, severity="unusable", file=str(seq)))
+                    n_stored = None
+            if n_stored is not None and n_stored != info["NbFrame"]:
                 warnings.append(Problem("frame_count_mismatch", f"{seq} holds {n_stored} "
                                         f"frames, {cfg} says NbFrame={info['NbFrame']}",
                                         sample_id=sid, severity="warning"))

@@ -21,7 +21,7 @@ import pandas as pd
 
 from cardiobench.manifest import Manifest, ManifestError, Problem
 from cardiobench.preprocessing import register_dataset
-from cardiobench.preprocessing.common import read_table
+from cardiobench.schemas import ECHONET_PEDIATRIC_FILELIST, read_side_table, with_sample_ids
 
 log = logging.getLogger(__name__)
 
@@ -90,28 +90,26 @@ def ed_es_from_tracings(path: Path) -> pd.DataFrame:
 def _read_view(raw_root: Path, view: str, errors: list[Problem]) -> pd.DataFrame:
     folder = raw_root / view
     filelist = folder / "FileList.csv"
-    table = read_table(filelist, FILELIST_COLUMNS)
+    side = read_side_table(filelist, ECHONET_PEDIATRIC_FILELIST)
+    table = side.table
     out = pd.DataFrame({
-        "sample_id": table["FileName"].astype(str).str.strip(),
+        "sample_id": table["FileName"],
         "view": view,
-        "ef": pd.to_numeric(table["EF"], errors="coerce"),
-        "sex": table["Sex"].astype("string").str.strip().str.upper(),
-        "age": pd.to_numeric(table["Age"], errors="coerce"),
+        "ef": table["EF"],
+        "sex": table["Sex"].str.upper(),
+        "age": table["Age"],
     })
-    weight = pd.to_numeric(table["Weight"], errors="coerce")
-    height_m = pd.to_numeric(table["Height"], errors="coerce") / 100.0
+    weight = table["Weight"]
+    height_m = table["Height"] / 100.0
     # Missing or zero height gives NaN, never inf.
     out["bmi"] = (weight / height_m.where(height_m > 0) ** 2).astype(float)
-    folds = pd.to_numeric(table["Split"], errors="coerce")
-    splits = []
-    for i, (fold, name) in enumerate(zip(folds, out["sample_id"])):
-        if pd.isna(fold) or fold != int(fold) or not 0 <= fold < N_FOLDS:
-            errors.append(Problem("bad_fold", f"{filelist} row {i + 2}: Split "
-                                  f"{table['Split'].iat[i]!r} is not an integer fold 0..9",
-                                  sample_id=name, row=i))
-            splits.append(pd.NA)
-        else:
-            splits.append(fold_to_split(int(fold)))
+    folds = table["Split"]
+    splits = [pd.NA if pd.isna(f) else fold_to_split(int(f)) for f in folds]
+    for p in with_sample_ids(side.problems, out["sample_id"]):
+        # the same file name exists in both view folders' lists: say which view
+        sid = p.sample_id if p.sample_id is not None or p.severity == "warning" \
+            else f"{view} {filelist.name} line {p.line}"
+        errors.append(Problem(p.kind, p.message, sid, p.row, p.severity, p.file, p.line))
     out["fold"] = folds.astype("Int64")
     out["split"] = splits
     out["patient_id"] = out["sample_id"].map(patient_of)
@@ -166,7 +164,8 @@ def harmonise(raw_root: Path) -> Manifest:
                                     f"manifest holds only {present}", severity="warning"))
     table = pd.concat([_read_view(raw_root, v, errors) for v in present], ignore_index=True)
     fold_errors, fold_warnings = _fold_problems(table)
-    errors += fold_errors
+    warnings += [p for p in errors if p.severity != "error"]
+    errors = [p for p in errors if p.severity == "error"] + fold_errors
     warnings += fold_warnings
     if errors:
         raise ManifestError(f"echonet_pediatric: {len(errors)} problem(s) in {raw_root}", errors)
