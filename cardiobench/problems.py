@@ -44,8 +44,11 @@ def summarise(problems: Iterable[Problem], first_n: int = FIRST_N) -> list[str]:
     return lines
 
 
-def log_summary(logger: logging.Logger, prefix: str, problems: Iterable[Problem]) -> None:
-    """Log :func:`summarise` lines (warnings at WARNING, the rest at ERROR), each once."""
+def log_summary(logger: logging.Logger, prefix: str, problems: Iterable[Problem],
+                level: int | None = None) -> None:
+    """Log :func:`summarise` lines once each: at ``level``, else warnings at WARNING and the
+    rest at ERROR."""
     for line in summarise(problems):
-        level = logging.WARNING if line.startswith("[warning]") else logging.ERROR
-        logger.log(level, "%s: %s", prefix, line)
+        lvl = level if level is not None else (
+            logging.WARNING if line.startswith("[warning]") else logging.ERROR)
+        logger.log(lvl, "%s: %s", prefix, line)

@@ -93,13 +93,9 @@ def prepare(name: str, raw_root: str | Path, out_csv: str | Path | None = None, 
     unusable += check_media(probe_set, decode=media_check, workers=workers)
     bad = _bad_rows(t, unusable)
     extra = unlisted_files(manifest, name)
-    if extra:
-        others.append(Problem("unlisted_file", f"{len(extra)} media file(s) on disk are listed "
-                              f"by no side file and were left out, e.g. {extra[:5]}",
-                              severity="warning"))
-        for rel in extra:
-            others.append(Problem("unlisted_file", "on disk but listed by no side file",
-                                  file=rel, severity="warning"))
+    # one problem per file: the summary line counts them and names the first five
+    others += [Problem("unlisted_file", "on disk but listed by no side file; left out",
+                       file=rel, severity="warning") for rel in extra]
     if unusable:
         if not allow_incomplete:
             n_bad = len({str(p.sample_id) for p in unusable if p.sample_id is not None}
@@ -134,11 +130,13 @@ def prepare(name: str, raw_root: str | Path, out_csv: str | Path | None = None, 
                                 "write", unusable)
     manifest.problems = unusable + others
     check(manifest, check_files=False)
-    log_summary(log, name, manifest.problems)
-    if len(manifest.excluded):
-        log.warning("%s: %d unusable sample(s) set aside (%s); the manifest is a subset of the "
-                    "published split", name, len(manifest.excluded),
-                    ", ".join(f"{k} {v}" for k, v in manifest.excluded_counts().items()))
+    # One line here; the per-kind summary is for whoever presents the result (the CLI prints
+    # it), so no report appears twice.
+    if manifest.problems:
+        log.info("%s: %d problem(s) of %d kind(s) recorded (Manifest.problems; written to "
+                 "<manifest>.problems.csv)", name, len(manifest.problems),
+                 len({p.kind for p in manifest.problems}))
+    log_summary(log, name, manifest.problems, level=logging.DEBUG)
     if out_csv is not None:
         manifest.write(out_csv)
     return manifest

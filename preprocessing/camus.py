@@ -113,7 +113,13 @@ def harmonise(raw_root: Path) -> Manifest:
                 errors.append(Problem("missing_file", f"{cfg} not found (the half sequence "
                                       "exists)", sample_id=sid))
                 continue
-            info = read_cfg(cfg)
+            try:
+                info = read_cfg(cfg)
+            except ManifestError as exc:
+                # a malformed cfg costs its own sample, named with the file and line
+                warnings.append(Problem("bad_cfg", str(exc), sample_id=sid,
+                                        severity="unusable", file=str(cfg)))
+                continue
             if not seq.exists():
                 warnings.append(Problem("missing_file", f"{seq} not found (its cfg exists)",
                                         sample_id=sid, severity="unusable", file=str(seq)))

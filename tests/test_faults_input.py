@@ -548,6 +548,36 @@ def test_repeated_warnings_collapse_to_one_line(clean: dict, tmp_path: Path,
     assert (problems["kind"] == "no_ed_es").sum() == len(clean[DYN][1])
 
 
+def test_schema_rules_hold_on_files_the_phantom_did_not_write(tmp_path: Path) -> None:
+    """General rules, on hand-written side files: order, case, extras, encodings, families."""
+    from cardiobench.schemas import ECHONET_DYNAMIC_FILELIST, HMCQU_SHEET, read_side_table
+
+    f = tmp_path / "FileList.csv"
+    f.write_bytes(b"\xef\xbb\xbfsplit_note,Split,EF,FileName,EF_old\r\n"
+                  b"x,val,55.5,A1,1\r\n"
+                  b"y, Test ,abc,A2,2\r\n"
+                  b"z,TRAIN,,A3,3\r\n")
+    side = read_side_table(f, ECHONET_DYNAMIC_FILELIST)
+    assert list(side.table["Split"]) == ["VAL", "TEST", "TRAIN"]
+    assert side.table["EF"].iloc[0] == 55.5 and side.table["EF"].iloc[1:].isna().all()
+    assert sorted(side.bad_rows) == [1, 2] and list(side.line) == [2, 3, 4]
+    msgs = sorted(str(p) for p in side.problems)
+    assert "line 3" in msgs[0] and "'abc'" in msgs[0] and "line 4" in msgs[1] and "empty" in msgs[1]
+    assert "split_note" not in side.table and "EF_old" not in side.table  # extras ignored
+
+    g = tmp_path / "sheet.csv"
+    g.write_text("ECHO,SEG1,SEG3,SEG4,SEG5,SEG6,SEG7\nES0001_x,MI,non-MI,MI,MI,MI,MI\n")
+    with pytest.raises(ManifestError, match=r"lacks column\(s\) \['SEG2'\].*found columns"):
+        read_side_table(g, HMCQU_SHEET)
+    g.write_text("ECHO,SEG1,seg_2,SEG3,SEG4,SEG5,SEG6\nES0001_x,MI,non-MI,MI,MI,MI,MI\n")
+    with pytest.raises(ManifestError, match=r"'seg_2' looks like a SEG<n> column"):
+        read_side_table(g, HMCQU_SHEET)
+    g.write_text("ECHO,SEG1,SEG2,SEG3,SEG4,SEG5,SEG6,Notes\nES0001_x,mi,NON-MI,Mi,MI,MI,MI,a\n")
+    side = read_side_table(g, HMCQU_SHEET)
+    assert side.family_columns["SEG"] == [f"SEG{k}" for k in range(1, 7)]
+    assert list(side.table.iloc[0, 1:]) == ["MI", "non-MI", "MI", "MI", "MI", "MI"]
+
+
 def test_readme_table_matches_suite() -> None:
     text = README.read_text()
     assert TABLE_BEGIN in text and TABLE_END in text, "README lacks the fault table section"
