@@ -106,14 +106,13 @@ def cmd_prepare(args: argparse.Namespace) -> int:
 
 
 def cmd_embed(args: argparse.Namespace) -> int:
-    from cardiobench.manifest import Manifest
-
-    # validated before torch or any model is loaded: an invalid manifest is refused at once
-    manifests = [Manifest.read(path) for path in _manifest_paths(args.manifest)]
     from cardiobench.embed import extract, finalize_cache
+    from cardiobench.manifest import Manifest
 
     _init_distributed()
     encoder = _encoder(args)
+    # every manifest validated before any is embedded: a bad second one wastes no GPU time
+    manifests = [Manifest.read(path) for path in _manifest_paths(args.manifest)]
     for m in manifests:
         if args.finalize_only:
             index = finalize_cache(m, encoder, args.cache, shard_size=args.shard_size)

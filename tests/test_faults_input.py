@@ -480,15 +480,15 @@ def _read_stage(fault: Fault, raw0: Path, tmp_path: Path, capsys: pytest.Capture
         Manifest.read(csv)
     for argv in (["splits", "show", str(csv)], ["splits", "export", str(csv), "--out",
                                                  str(tmp_path / "exp")],
-                 ["embed", "--encoder", "pixels", "--manifest", str(csv), "--cache",
-                  str(tmp_path / "cache"), "--workers", "0"]):
+                 ["evaluate", "--encoder", "pixels", "--manifest", str(csv), "--cache",
+                  str(tmp_path / "cache"), "--results", str(tmp_path / "res"), "--workers", "0"]):
         capsys.readouterr()
         assert main(argv) == 2, argv
         text = capsys.readouterr().err
         assert str(csv) in text or "sidecar" in text
         for w in _fill(fault.words, info):
             assert w in text, f"{argv[0]}: {w!r} not in:\n{text}"
-    assert not (tmp_path / "cache").exists() or not any((tmp_path / "cache").rglob("*.npy"))
+    assert not (tmp_path / "cache").exists() and not (tmp_path / "res").exists()
 
 
 # ------------------------------------------------------------------------- io-level contracts
