@@ -238,7 +238,7 @@ def _resolve_columns(path: Path, schema: TableSchema,
         families[fam.prefix] = [exact[k] for k in sorted(exact)]
     if missing or hints:
         expected = schema.names()
-        msg = (f"{path} lacks column(s) {missing} ({schema.description})" if missing
+        msg = (f"{path} lacks required column(s) {missing} ({schema.description})" if missing
                else f"{path} has misspelled column(s) ({schema.description})")
         raise ManifestError(f"{msg}; expected columns {expected}; found columns {header}"
                             + (f"; {'; '.join(hints)}" if hints else ""))

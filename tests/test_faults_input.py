@@ -274,7 +274,7 @@ FAULTS: list[Fault] = [
           ("FileList.csv line {line}", "'training'"), 1),
     Fault("column_renamed", DYN, "prepare", "column `EF` renamed `ef value`",
           "refused: file, columns expected and found", rename_column("FileList.csv", "EF", "ef value"),
-          "refused", ("FileList.csv", "lacks column(s) ['EF']", "'ef value'")),
+          "refused", ("FileList.csv", "lacks required column(s) ['EF']", "'ef value'")),
     Fault("columns_reordered", DYN, "prepare",
           "columns in another order, an extra column, lower-case split values",
           "handled: same labels", dynamic_reshuffle, "handled"),
@@ -567,7 +567,7 @@ def test_schema_rules_hold_on_files_the_phantom_did_not_write(tmp_path: Path) ->
 
     g = tmp_path / "sheet.csv"
     g.write_text("ECHO,SEG1,SEG3,SEG4,SEG5,SEG6,SEG7\nES0001_x,MI,non-MI,MI,MI,MI,MI\n")
-    with pytest.raises(ManifestError, match=r"lacks column\(s\) \['SEG2'\].*found columns"):
+    with pytest.raises(ManifestError, match=r"lacks required column\(s\) \['SEG2'\].*found columns"):
         read_side_table(g, HMCQU_SHEET)
     g.write_text("ECHO,SEG1,seg_2,SEG3,SEG4,SEG5,SEG6\nES0001_x,MI,non-MI,MI,MI,MI,MI\n")
     with pytest.raises(ManifestError, match=r"'seg_2' looks like a SEG<n> column"):
