@@ -58,15 +58,21 @@ def _manifests(paths: Sequence[str]):
     from cardiobench.manifest import Manifest
 
     out = {}
-    for p in paths:
+    for p in _only_manifests(paths):
         m = Manifest.read(p)
         out[m.dataset] = m
     return out
 
 
+def _only_manifests(paths: Sequence[str]) -> list[str]:
+    """Manifest CSVs among ``paths``; a shell glob ``manifests/*.csv`` also matches the
+    ``<manifest>.problems.csv`` files beside them, which are reports, not manifests."""
+    return [str(p) for p in paths if not str(p).endswith(".problems.csv")]
+
+
 def _manifest_paths(args: argparse.Namespace) -> list[str]:
     """``--manifest`` or every CSV where ``prepare`` writes; none at all is an error."""
-    paths = args.manifest or sorted(str(p) for p in DEFAULT_MANIFESTS.glob("*.csv"))
+    paths = _only_manifests(args.manifest or sorted(str(p) for p in DEFAULT_MANIFESTS.glob("*.csv")))
     if not paths:
         raise FileNotFoundError(f"no manifests given and none in {DEFAULT_MANIFESTS}; run "
                                 "`cardiobench prepare <dataset> --raw <folder>` first")
@@ -96,8 +102,9 @@ def _embed(args: argparse.Namespace, encoder: Any, paths: Sequence[str]) -> bool
     from cardiobench.manifest import Manifest
 
     done = True
-    for path in paths:
-        m = Manifest.read(path)
+    # every manifest validated before any is embedded: a bad second one wastes no GPU time
+    manifests = [Manifest.read(path) for path in _only_manifests(paths)]
+    for m in manifests:
         rep = extract(m, encoder, args.cache, batch_size=args.batch_size,
                       batch_frames=args.batch_frames, num_workers=args.workers,
                       device=args.device, precision=args.precision, shard_size=args.shard_size,
@@ -198,15 +205,24 @@ def cmd_phantom(args: argparse.Namespace) -> int:
 
 
 def cmd_prepare(args: argparse.Namespace) -> int:
+    from cardiobench.manifest import problems_path
     from cardiobench.preprocessing import prepare
+    from cardiobench.problems import summarise
 
     out = Path(args.out) if args.out else DEFAULT_MANIFESTS / f"{args.dataset}.csv"
-    m = prepare(args.dataset, args.raw, out, check_files=not args.no_file_check)
+    m = prepare(args.dataset, args.raw, out, media_check=not args.no_media_check,
+                allow_incomplete=args.allow_incomplete, workers=args.workers)
     print(f"{args.dataset}: {len(m)} samples -> {out}")
     for split, c in m.split_counts().items():
         print(f"  {split:5s} {c['samples']:6d} samples {c['patients']:6d} patients")
-    for p in m.problems:
-        print(f"  {p}")
+    if len(m.excluded):
+        counts = ", ".join(f"{k} {v}" for k, v in m.excluded_counts().items())
+        print(f"  {len(m.excluded)} unusable sample(s) set aside ({counts}): a subset of the "
+              "published split")
+    for line in summarise(m.problems):
+        print(f"  {line}")
+    if m.problems:
+        print(f"  full list: {problems_path(out)}")
     print(f"  split fingerprint {m.fingerprint}")
     return 0
 
@@ -218,7 +234,7 @@ def cmd_embed(args: argparse.Namespace) -> int:
     _init_distributed()
     encoder = _encoder(args)
     if args.finalize_only:
-        for path in args.manifest:
+        for path in _only_manifests(args.manifest):
             m = Manifest.read(path)
             index = finalize_cache(m, encoder, args.cache, shard_size=args.shard_size)
             print(f"{m.dataset}: finalized {len(index)} samples")
@@ -233,18 +249,19 @@ def cmd_splits(args: argparse.Namespace) -> int:
 
     if args.splits_cmd == "verify":
         ok = True
-        for path in args.manifest:
-            report = splits.verify(Manifest.read(path))
+        for path in _only_manifests(args.manifest):
+            # an edited split is what verify reports on, so the sidecar's fingerprint may differ
+            report = splits.verify(Manifest.read(path, check_sidecar_split=False))
             print(report)
             ok &= bool(report.ok)
         return 0 if ok else 1
     if args.splits_cmd == "export":
-        for path in args.manifest:
+        for path in _only_manifests(args.manifest):
             written = splits.export(Manifest.read(path), args.out)
             print(f"{path} -> {written}")
         return 0
     if args.splits_cmd == "show":
-        for path in args.manifest:
+        for path in _only_manifests(args.manifest):
             m = Manifest.read(path)
             print(f"== {m.dataset}")
             print(splits.show(m).to_string())
@@ -490,9 +507,15 @@ def _parser_prepare(sub: Any) -> None:
                    help="one of: %(choices)s")
     p.add_argument("--raw", required=True, help="the dataset's download folder, unmodified")
     p.add_argument("--out", help="manifest CSV (default .cardiobench/manifests/<dataset>.csv)")
-    p.add_argument("--no-file-check", action="store_true",
-                   help="skip opening every media file (faster; unreadable files then fail "
-                        "later, at embedding)")
+    p.add_argument("--allow-incomplete", action="store_true",
+                   help="write the manifest without unusable samples (bad label cell, missing, "
+                        "empty, unreadable or truncated file) instead of stopping; they are "
+                        "listed in the sidecar and <manifest>.problems.csv")
+    p.add_argument("--no-media-check", action="store_true",
+                   help="only check that each listed file exists and is non-empty; do not open "
+                        "and decode it (faster; broken files then fail later, at embed)")
+    p.add_argument("--workers", type=int, default=None,
+                   help="threads for the media check (default: min(8, 2 x CPU cores))")
     p.set_defaults(func=cmd_prepare)
 
 

@@ -65,17 +65,27 @@ class ManifestError(ValueError):
 
 @dataclass(frozen=True)
 class Problem:
-    """One defect found in a manifest or a raw download: what, where, and how bad."""
+    """One defect found in a manifest or a raw download: what, where, and how bad.
+
+    ``severity``: ``"error"`` fails preparation; ``"unusable"`` marks one sample that cannot be
+    used (``prepare`` stops, or with ``--allow-incomplete`` sets the sample aside); ``"warning"``
+    is reported and recorded. ``file``/``line`` locate a side-file cell as a spreadsheet user sees
+    it (1-based line, the header being line 1); ``row`` is the 0-based row of the table at hand.
+    """
 
     kind: str  # e.g. "duplicate_sample_id", "patient_in_two_splits", "missing_file"
     message: str
     sample_id: str | None = None
     row: int | None = None
-    severity: str = "error"  # "error" fails preparation; "warning" is reported and recorded
+    severity: str = "error"
+    file: str | None = None
+    line: int | None = None
 
     def __str__(self) -> str:
         where = []
-        if self.row is not None:
+        if self.file is not None:
+            where.append(f"{self.file}" + (f" line {self.line}" if self.line is not None else ""))
+        elif self.row is not None:
             where.append(f"row {self.row}")
         if self.sample_id is not None:
             where.append(f"sample {self.sample_id!r}")
@@ -84,7 +94,15 @@ class Problem:
 
     def to_dict(self) -> dict[str, Any]:
         return {"kind": self.kind, "message": self.message, "sample_id": self.sample_id,
-                "row": self.row, "severity": self.severity}
+                "row": self.row, "severity": self.severity, "file": self.file,
+                "line": self.line}
+
+
+EXCLUDED_COLUMNS = ("sample_id", "split", "path", "reason")
+
+
+def _empty_excluded() -> pd.DataFrame:
+    return pd.DataFrame({c: pd.Series(dtype="string") for c in EXCLUDED_COLUMNS})
 
 
 @dataclass
@@ -97,9 +115,14 @@ class Manifest:
     split_rule: dict[str, Any] = field(default_factory=dict)
     source: dict[str, Any] = field(default_factory=dict)
     problems: list[Problem] = field(default_factory=list)
+    #: samples ``prepare --allow-incomplete`` set aside: ``sample_id, split, path, reason``
+    excluded: pd.DataFrame = field(default_factory=_empty_excluded)
 
     def __post_init__(self) -> None:
         self.table = normalise_table(self.table)
+        self.excluded = (_empty_excluded() if self.excluded is None or not len(self.excluded)
+                         else self.excluded.reindex(columns=list(EXCLUDED_COLUMNS))
+                         .astype("string").reset_index(drop=True))
 
     def __len__(self) -> int:
         return len(self.table)
@@ -134,22 +157,52 @@ class Manifest:
             "counts": self.split_counts(),
             "n_samples": len(self.table),
             "problems": [p.to_dict() for p in self.problems],
+            "excluded": self.excluded.astype(object).where(self.excluded.notna(), None)
+            .to_dict(orient="records"),
         }
 
+    def excluded_counts(self) -> dict[str, int]:
+        """Per split, how many samples ``prepare --allow-incomplete`` set aside (empty if none)."""
+        if not len(self.excluded):
+            return {}
+        splits = self.excluded["split"].fillna("(none)").astype(str)
+        return {str(k): int(v) for k, v in splits.value_counts().sort_index().items()}
+
     def write(self, csv_path: str | Path) -> Path:
-        """Write ``<csv_path>`` and its sidecar ``<csv_path without .csv>.json`` atomically."""
+        """Write ``<csv_path>``, its sidecar ``<stem>.json`` and ``<stem>.problems.csv`` atomically.
+
+        The problems CSV (one row per problem and per set-aside sample) is written only when
+        there is something in it; a stale one from an earlier run is replaced by an empty table.
+        """
         csv_path = Path(csv_path)
+        if csv_path.suffix.lower() == ".json":
+            raise ManifestError(f"manifest path {csv_path} ends in .json: that name belongs to "
+                                "a manifest's sidecar; give a .csv path")
         csv_path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_text(csv_path, self.table.to_csv(index=False))
         atomic_write_text(sidecar_path(csv_path), json.dumps(self.sidecar(), indent=2, default=str))
+        problems = problems_path(csv_path)
+        if self.problems or len(self.excluded) or problems.exists():
+            atomic_write_text(problems, problems_table(self.problems).to_csv(index=False))
         return csv_path
 
     @classmethod
-    def read(cls, csv_path: str | Path) -> "Manifest":
-        """Read a manifest CSV and its sidecar; a malformed file raises :class:`ManifestError`."""
+    def read(cls, csv_path: str | Path, *, validate: bool = True,
+             check_sidecar_split: bool = True) -> "Manifest":
+        """Read a manifest CSV and its sidecar, validated as ``prepare`` validates.
+
+        Refused with :class:`ManifestError` naming the rows (1-based CSV lines): a missing or
+        unparsable file, a missing sidecar or one for another table (dataset, sample count, split
+        fingerprint), duplicate ``sample_id``, a patient in two splits, an unknown split value,
+        an absolute or escaping path, a label outside its range. ``check_sidecar_split=False``
+        accepts a split edited after ``prepare`` (``splits verify`` reports such edits itself);
+        ``validate=False`` skips every content check (for repair tools only).
+        """
         csv_path = Path(csv_path)
         if not csv_path.exists():
             raise ManifestError(f"manifest not found: {csv_path}")
+        if csv_path.suffix.lower() == ".json":
+            raise ManifestError(f"{csv_path} is a sidecar; pass the manifest CSV beside it")
         try:
             table = pd.read_csv(csv_path, dtype={c: "string" for c in _STRING_COLUMNS},
                                 keep_default_na=True)
@@ -161,14 +214,30 @@ class Manifest:
         meta: dict[str, Any] = {}
         side = sidecar_path(csv_path)
         if side.exists():
-            meta = json.loads(side.read_text())
+            try:
+                meta = json.loads(side.read_text(encoding="utf-8"))
+            except (ValueError, UnicodeDecodeError) as exc:
+                raise ManifestError(f"sidecar {side} of manifest {csv_path} is not valid JSON "
+                                    f"({exc}); rerun `cardiobench prepare`") from exc
+            if not isinstance(meta, dict):
+                raise ManifestError(f"sidecar {side} of manifest {csv_path} is not a JSON object")
             if meta.get("schema_version", SCHEMA_VERSION) > SCHEMA_VERSION:
                 raise ManifestError(f"{side} has schema version {meta['schema_version']}, newer "
                                     f"than this cardiobench ({SCHEMA_VERSION}); upgrade cardiobench")
-        problems = [Problem(**p) for p in meta.get("problems", [])]
-        return cls(dataset=meta.get("dataset", csv_path.stem), table=table,
-                   root=meta.get("root", ""), split_rule=meta.get("split_rule", {}),
-                   source=meta.get("source", {}), problems=problems)
+        elif validate:
+            raise ManifestError(f"manifest {csv_path} has no sidecar {side}: a manifest is the CSV "
+                                "plus the JSON `cardiobench prepare` writes beside it (dataset, "
+                                "root the paths are relative to, split rule); rerun prepare")
+        known = set(Problem.__dataclass_fields__)
+        problems = [Problem(**{k: v for k, v in p.items() if k in known})
+                    for p in meta.get("problems", [])]
+        excluded = pd.DataFrame(meta.get("excluded") or [], columns=list(EXCLUDED_COLUMNS))
+        m = cls(dataset=meta.get("dataset", csv_path.stem), table=table,
+                root=meta.get("root", ""), split_rule=meta.get("split_rule", {}),
+                source=meta.get("source", {}), problems=problems, excluded=excluded)
+        if validate:
+            _check_read(m, csv_path, meta, check_sidecar_split)
+        return m
 
 
 def sidecar_path(csv_path: str | Path) -> Path:
@@ -187,6 +256,43 @@ def normalise_table(table: pd.DataFrame) -> pd.DataFrame:
     ordered = [c for c in COLUMNS if c in table.columns]
     extras = [c for c in table.columns if c not in COLUMNS]
     return table[ordered + extras].reset_index(drop=True)
+
+
+def problems_path(csv_path: str | Path) -> Path:
+    """``manifest.csv`` → ``manifest.problems.csv`` (every problem and set-aside sample)."""
+    csv_path = Path(csv_path)
+    return csv_path.with_name(f"{csv_path.stem}.problems.csv")
+
+
+def problems_table(problems: Iterable[Problem]) -> pd.DataFrame:
+    """One row per problem: ``severity, kind, sample_id, file, line, row, message``."""
+    cols = ["severity", "kind", "sample_id", "file", "line", "row", "message"]
+    return pd.DataFrame([{c: p.to_dict()[c] for c in cols} for p in problems], columns=cols)
+
+
+def _check_read(m: Manifest, csv_path: Path, meta: dict[str, Any],
+                check_sidecar_split: bool) -> None:
+    """Refuse a manifest read from disk that ``prepare`` would not have written."""
+    side = sidecar_path(csv_path)
+    errors: list[Problem] = []
+    n = meta.get("n_samples")
+    if n is not None and int(n) != len(m.table):
+        errors.append(Problem("sidecar_mismatch", f"{side} says {n} samples, the CSV holds "
+                              f"{len(m.table)}: the CSV was edited or belongs to another "
+                              "sidecar; rerun prepare", file=str(side)))
+    elif check_sidecar_split and meta.get("fingerprint") and meta["fingerprint"] != m.fingerprint:
+        errors.append(Problem("sidecar_mismatch", f"the split assignment in {csv_path} does not "
+                              f"match the fingerprint recorded in {side}: the CSV was edited "
+                              "after prepare; rerun prepare", file=str(side)))
+    for p in validate(m, check_files=False):
+        if p.severity != "error":
+            continue
+        line = None if p.row is None else p.row + 2
+        errors.append(Problem(p.kind, p.message, sample_id=p.sample_id, row=p.row,
+                              file=str(csv_path), line=line))
+    if errors:
+        raise ManifestError(f"manifest {csv_path} is invalid ({len(errors)} problem(s)); "
+                            "refusing to use it", errors)
 
 
 def split_fingerprint(table: pd.DataFrame) -> str:

@@ -14,7 +14,9 @@ import logging
 from pathlib import Path
 from typing import Callable
 
-from cardiobench.manifest import Manifest, ManifestError, check
+import pandas as pd
+
+from cardiobench.manifest import Manifest, ManifestError, Problem, check
 
 log = logging.getLogger(__name__)
 
@@ -57,16 +59,92 @@ def get_harmoniser(name: str) -> Harmoniser:
     return _HARMONISERS[name]
 
 
-def prepare(name: str, raw_root: str | Path, out_csv: str | Path | None = None,
-            check_files: bool = True) -> Manifest:
-    """Harmonise ``raw_root``, validate (raising on errors), and write the manifest if asked."""
+ALLOW_FLAG = "--allow-incomplete"
+
+
+def prepare(name: str, raw_root: str | Path, out_csv: str | Path | None = None, *,
+            media_check: bool = True, allow_incomplete: bool = False,
+            workers: int | None = None) -> Manifest:
+    """Harmonise ``raw_root``, check its media, apply the unusable-sample policy, validate, write.
+
+    Unusable samples -- a bad label cell, a file that is missing, empty, unreadable or holds
+    fewer frames than promised -- stop preparation with a :class:`ManifestError` listing each
+    with its reason and naming :data:`ALLOW_FLAG`. With ``allow_incomplete`` they are left out of
+    the manifest and kept (``sample_id, split, path, reason``) in ``Manifest.excluded``, the
+    sidecar and ``<manifest>.problems.csv``. ``media_check=False`` (``--no-media-check``) only
+    checks that each file exists and is non-empty, without opening it. Dataset-level errors
+    (patient leakage, duplicate IDs, a missing column) always stop.
+    """
+    from cardiobench.preprocessing.media import check_media, unlisted_files
+    from cardiobench.problems import log_summary
+
     raw_root = Path(raw_root)
     if not raw_root.exists():
         raise ManifestError(f"{name}: raw folder {raw_root} does not exist")
     manifest = get_harmoniser(name)(raw_root)
-    check(manifest, check_files=check_files)
-    for p in manifest.problems:
-        log.warning("%s: %s", name, p)
+    unusable = [p for p in manifest.problems if p.severity == "unusable"]
+    others = [p for p in manifest.problems if p.severity != "unusable"]
+    t = manifest.table
+    bad = _bad_rows(t, unusable)
+    intact = t[~bad].reset_index(drop=True)
+    probe_set = Manifest(dataset=manifest.dataset, table=intact, root=manifest.root)
+    unusable += check_media(probe_set, decode=media_check, workers=workers)
+    bad = _bad_rows(t, unusable)
+    extra = unlisted_files(manifest, name)
+    # one problem per file: the summary line counts them and names the first five
+    others += [Problem("unlisted_file", "on disk but listed by no side file; left out",
+                       file=rel, severity="warning") for rel in extra]
+    if unusable:
+        if not allow_incomplete:
+            n_bad = len({str(p.sample_id) for p in unusable if p.sample_id is not None}
+                        | set(t.loc[bad, "sample_id"].astype(str)))
+            raise ManifestError(
+                f"{name}: {n_bad} unusable sample(s) in {raw_root}; fix them, or rerun "
+                f"with {ALLOW_FLAG} to write the manifest without them (they are then listed in "
+                "the sidecar and <manifest>.problems.csv, and the results say so)", unusable)
+        reasons: dict[str, list[str]] = {}
+        for p in unusable:
+            reasons.setdefault(str(p.sample_id), []).append(
+                f"{p.kind}: {p.message}" + (f" ({p.file} line {p.line})" if p.line else ""))
+        dropped = t[bad]
+        excluded = pd.DataFrame({
+            "sample_id": dropped["sample_id"].astype("string"),
+            "split": dropped["split"],
+            "path": dropped["path"],
+            "reason": ["; ".join(reasons.get(str(s), ["see the problems file"]))
+                       for s in dropped["sample_id"]],
+        })
+        # samples a harmoniser could not even place in its table (e.g. no label to split on)
+        absent = sorted({str(p.sample_id) for p in unusable if p.sample_id is not None}
+                        - set(t["sample_id"].astype(str)))
+        if absent:
+            excluded = pd.concat([excluded, pd.DataFrame({
+                "sample_id": absent, "split": pd.NA, "path": pd.NA,
+                "reason": ["; ".join(reasons[a]) for a in absent]})], ignore_index=True)
+        manifest.table = t[~bad].reset_index(drop=True)
+        manifest.excluded = excluded.astype("string").reset_index(drop=True)
+        if not len(manifest.table):
+            raise ManifestError(f"{name}: every sample of {raw_root} is unusable; nothing to "
+                                "write", unusable)
+    manifest.problems = unusable + others
+    check(manifest, check_files=False)
+    # One line here; the per-kind summary is for whoever presents the result (the CLI prints
+    # it), so no report appears twice.
+    if manifest.problems:
+        log.info("%s: %d problem(s) of %d kind(s) recorded (Manifest.problems; written to "
+                 "<manifest>.problems.csv)", name, len(manifest.problems),
+                 len({p.kind for p in manifest.problems}))
+    log_summary(log, name, manifest.problems, level=logging.DEBUG)
     if out_csv is not None:
         manifest.write(out_csv)
     return manifest
+
+
+def _bad_rows(table: pd.DataFrame, unusable: list[Problem]) -> "pd.Series[bool]":
+    """Rows named by an unusable problem: by ``sample_id``, else by the harmoniser's ``row``."""
+    ids = {str(p.sample_id) for p in unusable if p.sample_id is not None}
+    rows = {p.row for p in unusable if p.sample_id is None and p.row is not None}
+    bad = table["sample_id"].astype(str).isin(ids)
+    if rows:
+        bad |= pd.Series(table.index.isin(list(rows)), index=table.index)
+    return bad

@@ -19,9 +19,9 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-import nibabel as nib
 import pandas as pd
 
+from cardiobench.io import MediaError, probe
 from cardiobench.manifest import Manifest, ManifestError, Problem
 from cardiobench.preprocessing import register_dataset
 from cardiobench.splits import load_spec
@@ -79,7 +79,7 @@ def read_split_files(raw_root: Path, files: dict[str, str]) -> tuple[dict[str, s
         path = raw_root / files[split]
         if not path.exists():
             raise ManifestError(f"camus: split file {path} not found")
-        for line in path.read_text(encoding="utf-8").splitlines():
+        for line in path.read_text(encoding="utf-8-sig").splitlines():
             if line.strip():
                 where.setdefault(line.strip(), []).append(fname)
     problems = [Problem("patient_in_two_splits", f"{pid} is listed in {names}", sample_id=pid)
@@ -115,13 +115,27 @@ def harmonise(raw_root: Path) -> Manifest:
                 errors.append(Problem("missing_file", f"{cfg} not found (the half sequence "
                                       "exists)", sample_id=sid))
                 continue
-            info = read_cfg(cfg)
-            if not seq.exists():
-                errors.append(Problem("missing_file", f"{seq} not found (its cfg exists)",
-                                      sample_id=sid))
+            try:
+                info = read_cfg(cfg)
+            except ManifestError as exc:
+                # a malformed cfg costs its own sample, named with the file and line
+                warnings.append(Problem("bad_cfg", str(exc), sample_id=sid,
+                                        severity="unusable", file=str(cfg)))
                 continue
-            n_stored = nib.load(seq).shape[-1]  # header only; time is the last axis
-            if n_stored != info["NbFrame"]:
+            if not seq.exists():
+                warnings.append(Problem("missing_file", f"{seq} not found (its cfg exists)",
+                                        sample_id=sid, severity="unusable", file=str(seq)))
+                n_stored = None
+            else:
+                try:
+                    n_stored = probe(seq).n_frames  # header only
+                except MediaError as exc:
+                    # the sample is unusable, not the dataset: prepare names it and stops, or
+                    # sets it aside with --allow-incomplete
+                    warnings.append(Problem(f"media_{exc.kind}", f"{seq}: {exc.reason}",
+                                            sample_id=sid, severity="unusable", file=str(seq)))
+                    n_stored = None
+            if n_stored is not None and n_stored != info["NbFrame"]:
                 warnings.append(Problem("frame_count_mismatch", f"{seq} holds {n_stored} "
                                         f"frames, {cfg} says NbFrame={info['NbFrame']}",
                                         sample_id=sid, severity="warning"))

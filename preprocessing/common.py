@@ -1,4 +1,4 @@
-"""Small helpers shared by the harmonisers: read a native table, report missing media.
+"""Small helpers shared by the harmonisers: read a native table, ED/ES from traced areas.
 
 Kept generic on purpose: nothing here knows about any one dataset.
 """
@@ -6,13 +6,13 @@ Kept generic on purpose: nothing here knows about any one dataset.
 from __future__ import annotations
 
 import logging
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Iterable
 
 import numpy as np
 import pandas as pd
 
-from cardiobench.manifest import ManifestError, Problem
+from cardiobench.manifest import ManifestError
 
 log = logging.getLogger(__name__)
 
@@ -42,29 +42,6 @@ def read_table(path: str | Path, required: Iterable[str] = (), *,
         raise ManifestError(f"{path} lacks required column(s) {missing}; "
                             f"it has {list(table.columns)}")
     return table
-
-
-def missing_file_problems(root: str | Path, table: pd.DataFrame, path_col: str = "path",
-                          id_col: str = "sample_id") -> list[Problem]:
-    """One error :class:`Problem` per row of ``table`` whose ``root / row[path_col]`` is absent.
-
-    Each problem names the row, the sample (``id_col`` when present) and the full missing path,
-    so :func:`cardiobench.preprocessing.prepare` fails listing every missing file.
-    """
-    root = Path(root)
-    problems: list[Problem] = []
-    ids = table[id_col] if id_col in table.columns else None
-    for i, rel in enumerate(table[path_col].tolist()):
-        sid = None if ids is None else str(ids.iloc[i])
-        if rel is None or (isinstance(rel, float) and pd.isna(rel)) or str(rel) == "":
-            problems.append(Problem("missing_path", "no media path for this sample",
-                                    sample_id=sid, row=i))
-            continue
-        full = root / PurePosixPath(str(rel))
-        if not full.exists():
-            problems.append(Problem("missing_file", f"file {full} does not exist",
-                                    sample_id=sid, row=i))
-    return problems
 
 
 def _polygon_area(x: np.ndarray, y: np.ndarray) -> float:

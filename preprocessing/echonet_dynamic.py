@@ -14,35 +14,38 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from cardiobench.manifest import Manifest, ManifestError, Problem
+from cardiobench.manifest import Manifest, Problem
 from cardiobench.preprocessing import register_dataset
-from cardiobench.preprocessing.common import (ed_es_from_areas, missing_file_problems, read_table,
-                                              traced_areas)
+from cardiobench.preprocessing.common import ed_es_from_areas, traced_areas
+from cardiobench.schemas import (ECHONET_DYNAMIC_FILELIST, ECHONET_TRACINGS, read_side_table,
+                                 with_sample_ids)
 from cardiobench.splits import load_spec, map_split_column
 
 log = logging.getLogger(__name__)
 
 FILELIST = "FileList.csv"
 TRACINGS = "VolumeTracings.csv"
-REQUIRED = ["FileName", "EF", "FPS", "NumberOfFrames", "Split"]
-TRACING_REQUIRED = ["FileName", "X1", "Y1", "X2", "Y2", "Frame"]
 
 
 @register_dataset("echonet_dynamic")
 def harmonise(raw_root: Path) -> Manifest:
-    """Read an EchoNet-Dynamic download; raise :class:`ManifestError` naming every bad row.
+    """Read an EchoNet-Dynamic download against its declared schemas.
 
-    Errors: a missing required column (named with the file), a ``Split`` outside
-    TRAIN/VAL/TEST, a video listed in ``FileList.csv`` but absent from ``Videos/``. Warnings
-    (kept in ``Manifest.problems``): videos without a usable ED/ES tracing (their frames are NaN).
+    Raises :class:`ManifestError` for a file-level fault (a missing or misspelled column, named
+    with the columns expected and found). Cell faults (``EF`` = ``abc``/``55%``/blank, a
+    ``Split`` outside TRAIN/VAL/TEST) make their sample unusable (a problem naming file, line and
+    value; ``prepare`` stops or sets the sample aside). Warnings: videos without a usable ED/ES
+    tracing (their frames are empty).
     """
     raw_root = Path(raw_root)
-    fl = read_table(raw_root / FILELIST, REQUIRED, dtype={"FileName": str, "Split": str})
-    sid = fl["FileName"].astype(str).str.strip().str.removesuffix(".avi")
+    side = read_side_table(raw_root / FILELIST, ECHONET_DYNAMIC_FILELIST)
+    fl = side.table
+    sid = fl["FileName"].str.removesuffix(".avi").str.removesuffix(".AVI")
     spec = load_spec("echonet_dynamic")
     column, mapping = str(spec.params["column"]), spec.params["mapping"]
-    split, errors = map_split_column(fl[column], mapping, source=str(raw_root / FILELIST),
-                                     column=column, ids=sid, lines=range(2, len(fl) + 2))
+    split, split_problems = map_split_column(
+        fl[column], mapping, source=str(raw_root / FILELIST), column=column, ids=sid,
+        lines=side.line.tolist(), severity="unusable", skip_rows=side.bad_rows)
     table = pd.DataFrame({
         "sample_id": sid,
         "patient_id": sid,
@@ -50,20 +53,25 @@ def harmonise(raw_root: Path) -> Manifest:
         "path": "Videos/" + sid + ".avi",
         "view": "A4C",
         "key_frame": np.nan,
-        "fps": pd.to_numeric(fl["FPS"], errors="coerce"),
-        "n_frames": pd.to_numeric(fl["NumberOfFrames"], errors="coerce"),
-        "ef": pd.to_numeric(fl["EF"], errors="coerce"),
+        "fps": fl["FPS"],
+        "n_frames": fl["NumberOfFrames"],
+        "ef": fl["EF"],
     })
+    problems: list[Problem] = with_sample_ids(side.problems, sid) + split_problems
 
-    errors += missing_file_problems(raw_root, table)
-    if errors:
-        raise ManifestError(f"echonet_dynamic: {raw_root} has {len(errors)} problem(s)", errors)
-
-    problems: list[Problem] = []
     trace_path = raw_root / TRACINGS
     if trace_path.is_file():
-        tracings = read_table(trace_path, TRACING_REQUIRED, dtype={"FileName": str})
-        tracings["FileName"] = tracings["FileName"].str.strip().str.removesuffix(".avi")
+        traces = read_side_table(trace_path, ECHONET_TRACINGS)
+        if traces.bad_rows:
+            first = sorted(traces.bad_rows)[:5]
+            problems.append(Problem(
+                "bad_tracing_rows", f"{len(traces.bad_rows)} tracing row(s) with an empty or "
+                f"non-numeric coordinate/frame ignored (lines "
+                f"{[int(traces.line.iat[r]) for r in first]}{' ...' if len(traces.bad_rows) > 5 else ''})",
+                file=str(trace_path), severity="warning"))
+        problems += [p for p in traces.problems if p.severity == "warning"]
+        tracings = traces.table.drop(index=list(traces.bad_rows))
+        tracings["FileName"] = tracings["FileName"].str.removesuffix(".avi")
         frames = ed_es_from_areas(traced_areas(tracings)).set_index("FileName")
     else:
         problems.append(Problem("missing_tracings", f"{trace_path} not found: no ED/ES frames",
@@ -74,11 +82,14 @@ def harmonise(raw_root: Path) -> Manifest:
     n_traced = sid.map(frames["n_traced"])
     for i in np.flatnonzero(table["ed_frame"].isna().to_numpy()):
         n = n_traced.iat[i]
-        why = "no tracing" if pd.isna(n) else f"{int(n)} traced frame(s) instead of 2 distinct"
+        if pd.isna(n):
+            why = "no traced frame"
+        elif int(n) == 2:
+            why = "its 2 traced frames enclose the same area, so ED cannot be told from ES"
+        else:
+            why = f"{int(n)} traced frame(s) where ED and ES need exactly 2"
         problems.append(Problem("no_ed_es", f"{why} in {TRACINGS}; ed/es frames left empty",
-                                sample_id=str(sid.iat[i]), row=i, severity="warning"))
-    for p in problems:
-        log.warning("echonet_dynamic: %s", p)
+                                sample_id=str(sid.iat[i]), row=int(i), severity="warning"))
     return Manifest(dataset="echonet_dynamic", table=table, root=str(raw_root),
                     split_rule={"rule": spec.rule, "source": f"{FILELIST}:{column}",
                                 "map": mapping},

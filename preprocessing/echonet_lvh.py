@@ -23,11 +23,12 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from cardiobench.manifest import Manifest, ManifestError, Problem
 from cardiobench.preprocessing import register_dataset
-from cardiobench.preprocessing.common import read_table
+from cardiobench.schemas import ECHONET_LVH_MEASUREMENTS, read_side_table, with_sample_ids
 from cardiobench.splits import load_spec, map_split_column
 
 log = logging.getLogger(__name__)
@@ -48,11 +49,11 @@ def find_videos(raw_root: Path) -> dict[str, list[str]]:
 
 def _split_per_video(m: pd.DataFrame, source: Path) -> tuple[pd.Series, list[Problem]]:
     """One split per video (column and mapping from ``splits/echonet_lvh.yaml``); a video whose
-    rows disagree is an error naming it."""
+    rows disagree, or whose split value is unknown, is an error naming it."""
     p = load_spec("echonet_lvh").params
     splits, errors = map_split_column(m[p["column"]], p["mapping"], source=str(source),
                                       column=p["column"], ids=m["HashedFileName"],
-                                      lines=m.index + 2)
+                                      lines=None)
     per_video = splits.groupby(m["HashedFileName"], sort=False).agg(
         lambda s: sorted(set(s.dropna())))
     out = {}
@@ -71,11 +72,37 @@ def harmonise(raw_root: Path) -> Manifest:
     """Pivot ``MeasurementsList.csv`` to one row per video with IVSd/LVIDd/LVPWd in cm."""
     raw_root = Path(raw_root)
     source = raw_root / "MeasurementsList.csv"
-    m = read_table(source, MEASUREMENTS_COLUMNS).reset_index(drop=True)
-    m["HashedFileName"] = m["HashedFileName"].astype(str).str.strip()
-    m["CalcValue"] = pd.to_numeric(m["CalcValue"], errors="coerce")
+    side = read_side_table(source, ECHONET_LVH_MEASUREMENTS)
+    m = side.table
     errors: list[Problem] = []
-    warnings: list[Problem] = []
+    warnings: list[Problem] = [p for p in side.problems if p.severity == "warning"]
+    unusable: list[Problem] = []
+    target = m["Calc"].isin(list(TARGETS)).to_numpy()
+    cell_rows = {p.row for p in side.problems if p.severity == "unusable"}
+    for i in np.flatnonzero(target & m["CalcValue"].isna().to_numpy()):
+        if int(i) not in cell_rows:  # blank value on a row we use: the measure is unknown
+            unusable.append(Problem("empty_cell", f"CalcValue is empty on a {m.at[i, 'Calc']} "
+                                    "row; the measurement is unknown", row=int(i),
+                                    file=str(source), line=int(side.line.iat[i]),
+                                    severity="unusable"))
+    for p in with_sample_ids(side.problems, m["HashedFileName"]):
+        if p.severity == "warning":
+            continue
+        # a bad cell on a row we never use (another Calc) costs nothing: keep it as a warning
+        used = p.row is not None and (target[p.row] or "split" in p.message
+                                      or "HashedFileName" in p.message)
+        unusable.append(p if used else Problem(p.kind, p.message, p.sample_id, p.row,
+                                               "warning", p.file, p.line))
+    unusable = with_sample_ids(unusable, m["HashedFileName"])
+    warnings += [p for p in unusable if p.severity == "warning"]
+    unusable = [p for p in unusable if p.severity == "unusable"]
+    # rows naming no video cannot be attributed to a sample; their problems say where they are
+    unusable = [p if p.sample_id is not None
+                else Problem(p.kind, p.message, f"{source.name} line {p.line}", p.row,
+                             p.severity, p.file, p.line) for p in unusable]
+    bad_videos = {p.sample_id for p in unusable}
+    m = m[m["HashedFileName"].notna() & ~m["HashedFileName"].isin(bad_videos)]
+    m = m.reset_index(drop=True)
 
     split, split_errors = _split_per_video(m, source)
     errors += split_errors
@@ -119,9 +146,10 @@ def harmonise(raw_root: Path) -> Manifest:
             errors.append(Problem("video_in_two_batches", f"{vid}.avi is in {hits}; "
                                   "cannot tell which copy is the dataset's", sample_id=vid))
         else:
-            errors.append(Problem("missing_file", f"{vid}.avi is in no Batch*/ folder "
-                                  f"under {raw_root}", sample_id=vid))
+            unusable.append(Problem("missing_file", f"{vid}.avi is in no Batch*/ folder "
+                                    f"under {raw_root}", sample_id=vid, severity="unusable"))
     table["path"] = paths
+    warnings = unusable + warnings
     if errors:
         raise ManifestError(f"echonet_lvh: {len(errors)} problem(s) in {raw_root}", errors)
     unmeasured = table[list(TARGETS.values())].isna().all(axis=1)
@@ -130,6 +158,6 @@ def harmonise(raw_root: Path) -> Manifest:
                                 "no IVSd/LVIDd/LVPWd row", severity="warning"))
     return Manifest(
         dataset="echonet_lvh", table=table, root=str(raw_root),
-        split_rule={"rule": "official", "column": "split"},
+        split_rule={"rule": "official", "column": "split", "case_insensitive": True},
         source={"files": ["MeasurementsList.csv"], "duplicate_rule": "keep first per (video, Calc)"},
         problems=warnings)

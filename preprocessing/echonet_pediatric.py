@@ -1,4 +1,4 @@
-"""EchoNet-Pediatric: ``A4C/`` and ``PSAX/`` folders → one manifest (docs/published_benchmark.md §1.2).
+"""EchoNet-Pediatric: ``A4C/`` and ``PSAX/`` folders → one manifest (PUBLISHED_BENCHMARK.md §1.2).
 
 Native layout, per view folder: ``FileList.csv`` (``FileName`` *with* ``.avi``, ``EF, Sex, Age,
 Weight, Height, Split`` where ``Split`` is an integer fold 0–9), ``VolumeTracings.csv`` and
@@ -21,7 +21,7 @@ import pandas as pd
 
 from cardiobench.manifest import Manifest, ManifestError, Problem
 from cardiobench.preprocessing import register_dataset
-from cardiobench.preprocessing.common import read_table
+from cardiobench.schemas import ECHONET_PEDIATRIC_FILELIST, read_side_table, with_sample_ids
 from cardiobench.splits import load_spec, map_split_column
 
 log = logging.getLogger(__name__)
@@ -79,26 +79,31 @@ def ed_es_from_tracings(path: Path) -> pd.DataFrame:
 def _read_view(raw_root: Path, view: str, errors: list[Problem]) -> pd.DataFrame:
     folder = raw_root / view
     filelist = folder / "FileList.csv"
-    table = read_table(filelist, FILELIST_COLUMNS)
+    side = read_side_table(filelist, ECHONET_PEDIATRIC_FILELIST)
+    table = side.table
     out = pd.DataFrame({
-        "sample_id": table["FileName"].astype(str).str.strip(),
+        "sample_id": table["FileName"],
         "view": view,
-        "ef": pd.to_numeric(table["EF"], errors="coerce"),
-        "sex": table["Sex"].astype("string").str.strip().str.upper(),
-        "age": pd.to_numeric(table["Age"], errors="coerce"),
+        "ef": table["EF"],
+        "sex": table["Sex"].str.upper(),
+        "age": table["Age"],
     })
-    weight = pd.to_numeric(table["Weight"], errors="coerce")
-    height_m = pd.to_numeric(table["Height"], errors="coerce") / 100.0
+    weight = table["Weight"]
+    height_m = table["Height"] / 100.0
     # Missing or zero height gives NaN, never inf.
     out["bmi"] = (weight / height_m.where(height_m > 0) ** 2).astype(float)
-    folds = pd.to_numeric(table["Split"], errors="coerce")
-    p = load_spec("echonet_pediatric").params
-    split, bad = map_split_column(table[p["column"]], p["mapping"], source=str(filelist),
-                                  column=p["column"], ids=out["sample_id"],
-                                  lines=range(2, len(table) + 2))
-    errors += bad
+    spec = load_spec("echonet_pediatric").params
+    folds = table[spec["column"]]
+    splits, split_problems = map_split_column(
+        folds, spec["mapping"], source=str(filelist), column=spec["column"], ids=out["sample_id"],
+        lines=side.line.tolist(), severity="unusable", skip_rows=side.bad_rows)
+    for p in with_sample_ids(side.problems + split_problems, out["sample_id"]):
+        # the same file name exists in both view folders' lists: say which view
+        sid = p.sample_id if p.sample_id is not None or p.severity == "warning" \
+            else f"{view} {filelist.name} line {p.line}"
+        errors.append(Problem(p.kind, p.message, sid, p.row, p.severity, p.file, p.line))
     out["fold"] = folds.astype("Int64")
-    out["split"] = split
+    out["split"] = splits
     out["patient_id"] = out["sample_id"].map(patient_of)
     out["path"] = [f"{view}/Videos/{name}" for name in out["sample_id"]]
     out["filelist_row"] = np.arange(len(out)) + 2  # 1-based line number incl. header
@@ -151,7 +156,8 @@ def harmonise(raw_root: Path) -> Manifest:
                                     f"manifest holds only {present}", severity="warning"))
     table = pd.concat([_read_view(raw_root, v, errors) for v in present], ignore_index=True)
     fold_errors, fold_warnings = _fold_problems(table)
-    errors += fold_errors
+    warnings += [p for p in errors if p.severity != "error"]
+    errors = [p for p in errors if p.severity == "error"] + fold_errors
     warnings += fold_warnings
     if errors:
         raise ManifestError(f"echonet_pediatric: {len(errors)} problem(s) in {raw_root}", errors)
@@ -164,6 +170,7 @@ def harmonise(raw_root: Path) -> Manifest:
     return Manifest(
         dataset="echonet_pediatric", table=table, root=str(raw_root),
         split_rule={"rule": "official", "column": "Split",
-                    "mapping": {"0": "test", "1": "val", "2-9": "train"}},
+                    "mapping": {str(k): v for k, v in
+                                load_spec("echonet_pediatric").params["mapping"].items()}},
         source={"files": [f"{v}/FileList.csv" for v in present]},
         problems=warnings)

@@ -21,7 +21,7 @@ import pandas as pd
 
 from cardiobench.manifest import Manifest, ManifestError, Problem
 from cardiobench.preprocessing import register_dataset
-from cardiobench.preprocessing.common import read_table
+from cardiobench.schemas import HMCQU_SHEET, read_side_table, with_sample_ids
 from cardiobench.splits import load_spec, stratified_patient_split
 
 log = logging.getLogger(__name__)
@@ -31,43 +31,58 @@ VIDEO_DIR = "HMC-QU"
 _PATIENT = re.compile(r"ES\d+")
 
 
-def read_sheet(path: Path, view: str) -> pd.DataFrame:
-    """One label sheet → rows ``ECHO, view, patient_id, stemi, path``; bad columns raise."""
-    sheet = read_table(path, dtype=str, engine="openpyxl")
-    # case-sensitive like the reference: "LV Wall Ground-truth Segmentation Masks" is no SEG column
-    seg_cols = [c for c in sheet.columns if "SEG" in c]
-    if "ECHO" not in sheet.columns or not seg_cols:
-        raise ManifestError(f"hmcqu: {path} must have an 'ECHO' column and SEG1..SEGn columns; "
-                            f"found columns {list(sheet.columns)}")
-    sheet = sheet[sheet["ECHO"].notna() & (sheet["ECHO"].str.strip() != "")]
-    problems = []
+def read_sheet(path: Path, view: str) -> tuple[pd.DataFrame, list[Problem]]:
+    """One label sheet → rows ``ECHO, view, patient_id, stemi, path`` and its problems.
+
+    The sheet is read against :data:`cardiobench.schemas.HMCQU_SHEET`: ``ECHO`` and SEG1..SEGn
+    (n ≥ 6, exact spelling; ``Seg 2`` is an error naming it), each SEG cell ``MI`` or ``non-MI``
+    (any case). A blank or unknown SEG cell makes its video unusable -- the STEMI label is
+    unknown, never "non-MI" by default. An ECHO without an ``ES<digits>`` patient id is an error.
+    """
+    side = read_side_table(path, HMCQU_SHEET)
+    sheet = side.table
+    seg_cols = side.family_columns["SEG"]
+    errors: list[Problem] = []
     rows = []
-    for i, rec in sheet.iterrows():
-        echo = str(rec["ECHO"]).strip()
+    for i in range(len(sheet)):
+        echo = sheet.at[i, "ECHO"]
+        line = int(side.line.iat[i])
+        if pd.isna(echo):
+            continue  # a row without a video name: reported as an empty ECHO cell below
+        echo = str(echo)
         m = _PATIENT.search(echo)
         if m is None:
-            problems.append(Problem("bad_id", f"{path.name} row {i + 2}: ECHO {echo!r} has no "
-                                    "ES<digits> patient id", sample_id=echo, row=int(i)))
+            errors.append(Problem("bad_id", f"ECHO {echo!r} has no ES<digits> patient id",
+                                  sample_id=echo, row=i, file=str(path), line=line))
             continue
-        segs = [str(rec[c]).strip() for c in seg_cols if pd.notna(rec[c])]
-        unknown = sorted({s for s in segs if s not in ("MI", "non-MI")})
-        if unknown:
-            problems.append(Problem("bad_label", f"{path.name} row {i + 2}: SEG values {unknown} "
-                                    "are not 'MI'/'non-MI'", sample_id=echo, row=int(i)))
+        segs = [sheet.at[i, c] for c in seg_cols]
         rows.append({"ECHO": echo, "view": view, "patient_id": m.group(0),
-                     "stemi": int(any(s == "MI" for s in segs)),
-                     "path": f"{VIDEO_DIR}/{view}/{echo}.avi"})
-    if problems:
-        raise ManifestError(f"hmcqu: {len(problems)} bad row(s) in {path}", problems)
-    return pd.DataFrame(rows, columns=["ECHO", "view", "patient_id", "stemi", "path"])
+                     "stemi": int(any(s == "MI" for s in segs if pd.notna(s))),
+                     "path": f"{VIDEO_DIR}/{view}/{echo}.avi", "_row": i})
+    if errors:
+        raise ManifestError(f"hmcqu: {len(errors)} bad row(s) in {path}", errors)
+    out = pd.DataFrame(rows, columns=["ECHO", "view", "patient_id", "stemi", "path", "_row"])
+    ids = pd.Series({r["_row"]: f"{r['patient_id']}_{view}" for r in rows}, dtype="string")
+    problems = with_sample_ids(side.problems, ids)
+    # a blank ECHO cell names no video: the whole sheet row is unusable and has no sample id
+    problems = [p if p.sample_id is not None or p.severity == "warning"
+                else Problem(p.kind, p.message, f"{path.name} line {p.line}", None, p.severity,
+                             p.file, p.line) for p in problems]
+    return out.drop(columns="_row"), problems
 
 
 @register_dataset("hmcqu")
 def harmonise(raw_root: Path) -> Manifest:
     """HMC-QU raw root (holding ``A4C.xlsx``, ``A2C.xlsx``, ``HMC-QU/``) → manifest."""
     raw_root = Path(raw_root)
-    table = pd.concat([read_sheet(raw_root / f"{v}.xlsx", v) for v in VIEWS], ignore_index=True)
+    sheets = [read_sheet(raw_root / f"{v}.xlsx", v) for v in VIEWS]
+    table = pd.concat([t for t, _ in sheets], ignore_index=True)
+    problems = [p for _, ps in sheets for p in ps]
     table["sample_id"] = table["patient_id"] + "_" + table["view"]
+    # An unusable video must not shape the split of the others: the stratified draw runs on the
+    # intact videos only, exactly as if the download had not listed the unusable ones.
+    bad = table["sample_id"].isin({p.sample_id for p in problems if p.severity == "unusable"})
+    table = table[~bad].reset_index(drop=True)
     spec = load_spec("hmcqu")
     p = spec.params
     table["split"] = stratified_patient_split(table, "stemi", test_size=float(p["test_size"]),
@@ -78,4 +93,5 @@ def harmonise(raw_root: Path) -> Manifest:
     log.info("hmcqu: %d videos, %d patients", len(table), table["patient_id"].nunique())
     return Manifest(dataset="hmcqu", table=table, root=str(raw_root),
                     split_rule={"rule": spec.rule, **p},
-                    source={"files": [f"{v}.xlsx" for v in VIEWS], "video_dir": VIDEO_DIR})
+                    source={"files": [f"{v}.xlsx" for v in VIEWS], "video_dir": VIDEO_DIR},
+                    problems=problems)

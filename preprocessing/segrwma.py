@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
+from cardiobench.io import MediaError, probe
 from cardiobench.manifest import Manifest, ManifestError, Problem
 from cardiobench.preprocessing import register_dataset
 
@@ -68,17 +69,29 @@ def scan(raw_root: Path) -> tuple[pd.DataFrame, list[Problem]]:
                                         "patient<N>-<2D|LVO|MCE>-<A2C|A3C|A4C>_image.nii.gz",
                                         severity="warning"))
             continue
-        shape = nib.load(str(folder / name)).shape
-        if len(shape) != 3:
-            raise ManifestError(f"segrwma: {folder / name} has shape {shape}, expected (W,H,T)")
-        label = folder / name.replace("_image.nii.gz", "_label.nii.gz")
         sid = make_sample_id(m["patient"], m["view"], m["modality"])
-        key = first_annotated_frame(label) if label.exists() else None
+        try:
+            shape = probe(folder / name)
+        except MediaError as exc:
+            # one broken video is that sample's problem, not the dataset's: prepare names it
+            problems.append(Problem(f"media_{exc.kind}", f"{folder / name}: {exc.reason}",
+                                    sample_id=sid, severity="unusable", file=str(folder / name)))
+            rows.append({"sample_id": sid, "patient_id": m["patient"],
+                         "path": f"{VIDEO_DIR}/{name}", "view": m["view"],
+                         "modality": m["modality"], "n_frames": None, "key_frame": None})
+            continue
+        label = folder / name.replace("_image.nii.gz", "_label.nii.gz")
+        try:
+            key = first_annotated_frame(label) if label.exists() else None
+        except (ManifestError, OSError, ValueError, nib.filebasedimages.ImageFileError) as exc:
+            problems.append(Problem("bad_label_mask", f"{label}: {exc}", sample_id=sid,
+                                    severity="warning", file=str(label)))
+            key = None
         if key is None:
             problems.append(Problem("no_annotation", f"{label.name} missing or empty; key_frame "
                                     "unknown", sample_id=sid, severity="warning"))
         rows.append({"sample_id": sid, "patient_id": m["patient"], "path": f"{VIDEO_DIR}/{name}",
-                     "view": m["view"], "modality": m["modality"], "n_frames": int(shape[2]),
+                     "view": m["view"], "modality": m["modality"], "n_frames": shape.n_frames,
                      "key_frame": key})
     return pd.DataFrame(rows), problems
 
@@ -112,7 +125,8 @@ def from_published(csv: pd.DataFrame, raw_root: Path,
             if rec[col] != raw[col]:
                 errors.append(Problem("id_mismatch", f"{where}: {col}={rec[col]!r} but the file "
                                       f"name says {raw[col]!r}", sample_id=sid, row=int(i)))
-        if "n_frames" in csv and rec["n_frames"] != "" and int(rec["n_frames"]) != raw["n_frames"]:
+        if "n_frames" in csv and rec["n_frames"] != "" and raw["n_frames"] is not None \
+                and not pd.isna(raw["n_frames"]) and int(rec["n_frames"]) != raw["n_frames"]:
             errors.append(Problem("frame_count_mismatch", f"{where}: n_frames={rec['n_frames']} "
                                   f"but {fname} has {raw['n_frames']} frames",
                                   sample_id=sid, row=int(i)))

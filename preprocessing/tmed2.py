@@ -22,7 +22,8 @@ import pandas as pd
 
 from cardiobench.manifest import Manifest, ManifestError, Problem
 from cardiobench.preprocessing import register_dataset
-from cardiobench.preprocessing.common import read_table
+from cardiobench.schemas import (TMED2_LABELS, TableSchema, read_side_table, tmed2_fold_schema,
+                                 with_sample_ids)
 from cardiobench.splits import load_spec, official_split
 
 log = logging.getLogger(__name__)
@@ -36,16 +37,23 @@ VIEW_MAP = {"A2C": "A2C", "A4C": "A4C", "PLAX": "PLAX", "PSAX": "PSAX",
 _KEY = re.compile(r"^(?P<study>.+)_\d+\.png$")
 
 
-def _read_csv(path: Path, required: tuple[str, ...]) -> pd.DataFrame:
-    """Read a side CSV as strings (columns required) and refuse repeated query_keys."""
-    df = read_table(path, required, dtype=str, keep_default_na=False)
-    dup = df["query_key"].duplicated(keep=False)
+def _read_csv(path: Path, schema: TableSchema) -> tuple[pd.DataFrame, list[Problem]]:
+    """Read a side CSV against ``schema`` (declared columns only) and refuse repeated query_keys.
+
+    Returns the table (rows with an unusable cell dropped) and those cells' problems, each naming
+    its ``query_key``.
+    """
+    side = read_side_table(path, schema)
+    df = side.table
+    dup = df["query_key"].notna() & df["query_key"].duplicated(keep=False)
     if dup.any():
-        problems = [Problem("duplicate_query_key", f"{path.name} row {i + 2}: query_key repeated",
-                            sample_id=df.at[i, "query_key"], row=int(i))
+        problems = [Problem("duplicate_query_key", "query_key repeated",
+                            sample_id=str(df.at[i, "query_key"]), row=int(i), file=str(path),
+                            line=int(side.line.iat[i]))
                     for i in df.index[dup]]
         raise ManifestError(f"tmed2: {path} repeats {int(dup.sum())} query_key row(s)", problems)
-    return df
+    problems = with_sample_ids(side.problems, df["query_key"])
+    return df.drop(index=list(side.bad_rows)).reset_index(drop=True), problems
 
 
 @register_dataset("tmed2")
@@ -54,31 +62,30 @@ def harmonise(raw_root: Path) -> Manifest:
     raw_root = Path(raw_root)
     spec = load_spec("tmed2")
     split_col = str(spec.params["column"])
-    labels = _read_csv(raw_root / LABELS_CSV, ("query_key", "view_label", "diagnosis_label"))
-    fold = _read_csv(raw_root / SPLIT_CSV, ("query_key", "SourceFolder", split_col))
-
-    problems: list[Problem] = []
-    bad = ~labels["diagnosis_label"].isin([*DIAGNOSES, NOT_PROVIDED])
-    bad_view = ~labels["view_label"].isin(list(VIEW_MAP))
-    bad_key = ~labels["query_key"].str.match(_KEY)
-    for i in labels.index[bad | bad_view | bad_key]:
-        problems.append(Problem("bad_label", f"{LABELS_CSV} row {i + 2}: diagnosis "
-                                f"{labels.at[i, 'diagnosis_label']!r}, view "
-                                f"{labels.at[i, 'view_label']!r} (known: {sorted(DIAGNOSES)} + "
-                                f"{NOT_PROVIDED}; views {sorted(VIEW_MAP)}; key <study>_<n>.png)",
-                                sample_id=labels.at[i, "query_key"], row=int(i)))
-    if problems:
-        raise ManifestError(f"tmed2: {len(problems)} bad row(s) in {raw_root / LABELS_CSV}",
-                            problems)
+    labels, problems = _read_csv(raw_root / LABELS_CSV, TMED2_LABELS)
+    fold, fold_problems = _read_csv(raw_root / SPLIT_CSV, tmed2_fold_schema(
+        split_col, tuple(str(k) for k in spec.params["mapping"])))
+    problems += fold_problems
+    bad_key = ~labels["query_key"].str.match(_KEY).fillna(False).astype(bool)
+    for i in labels.index[bad_key]:
+        problems.append(Problem("bad_id", f"query_key {labels.at[i, 'query_key']!r} is not "
+                                "<study>_<n>.png", sample_id=labels.at[i, "query_key"],
+                                row=int(i), file=str(raw_root / LABELS_CSV),
+                                severity="unusable"))
+    labels = labels[~bad_key].reset_index(drop=True)
+    # a label row whose fold row is unusable is unusable too (it has no split): drop it here,
+    # the fold problem names it
+    fold_bad = {p.sample_id for p in fold_problems if p.severity == "unusable"}
+    labels = labels[~labels["query_key"].isin(fold_bad)].reset_index(drop=True)
 
     dropped = labels["diagnosis_label"] == NOT_PROVIDED
     kept = labels[~dropped]
-    warnings = []
+    warnings: list[Problem] = list(problems)
     if dropped.any():
         warnings.append(Problem("not_provided_dropped", f"{int(dropped.sum())} image(s) with "
                                 f"diagnosis_label == {NOT_PROVIDED} dropped (no AS label)",
                                 severity="warning"))
-    merged = kept.merge(fold[["query_key", "SourceFolder", split_col]], on="query_key",
+    merged = kept.merge(fold, on="query_key",
                         how="left", validate="1:1", indicator=True)
     unsplit = merged["_merge"] == "left_only"
     if unsplit.any():

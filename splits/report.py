@@ -57,9 +57,16 @@ class VerifyReport:
     extra: list[str] = field(default_factory=list)
     test_ids_match: bool | None = None
     reference: str | None = None  # where the reference assignment came from
+    #: per split, samples ``prepare --allow-incomplete`` set aside (empty: the full download)
+    excluded: dict[str, int] = field(default_factory=dict)
 
     def __str__(self) -> str:
         lines = [f"{self.dataset}: {'OK' if self.ok else 'MISMATCH'}"]
+        if self.excluded:
+            n = sum(self.excluded.values())
+            per = ", ".join(f"{k} {v}" for k, v in self.excluded.items())
+            lines.append(f"  subset of the published split: {n} unusable sample(s) set aside "
+                         f"by prepare --allow-incomplete ({per})")
         fp = {True: "matches", False: "DIFFERS from", None: "(no published value for)"}
         lines.append(f"  fingerprint {self.fingerprint[:16]}… {fp[self.fingerprint_match]} "
                      f"the published split")
@@ -84,7 +91,7 @@ class VerifyReport:
                 "moved_patients": {k: list(v) for k, v in self.moved_patients.items()},
                 "moved": self.moved.to_dict(orient="records"), "missing": self.missing,
                 "extra": self.extra, "test_ids_match": self.test_ids_match,
-                "reference": self.reference}
+                "reference": self.reference, "excluded": self.excluded}
 
 
 def verify(manifest: Manifest, reference: pd.DataFrame | None = None,
@@ -151,7 +158,8 @@ def verify(manifest: Manifest, reference: pd.DataFrame | None = None,
     report = VerifyReport(dataset=manifest.dataset, ok=ok, fingerprint=fp,
                           expected_fingerprint=spec.fingerprint, fingerprint_match=fp_match,
                           count_diffs=diffs, moved=moved, moved_patients=moved_patients,
-                          missing=missing, extra=extra, test_ids_match=ids_match, reference=source)
+                          missing=missing, extra=extra, test_ids_match=ids_match, reference=source,
+                          excluded=manifest.excluded_counts())
     (log.info if ok else log.warning)("%s", report)
     return report
 

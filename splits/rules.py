@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import Mapping, Sequence
+from typing import Collection, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -58,7 +58,8 @@ def _norm_split_value(value: object) -> str:
 
 def map_split_column(values: pd.Series, mapping: Mapping[object, str], *, source: str,
                      column: str = "split", ids: pd.Series | None = None,
-                     lines: Sequence[int] | None = None) -> tuple[pd.Series, list[Problem]]:
+                     lines: Sequence[int] | None = None, severity: str = "error",
+                     skip_rows: Collection[int] = ()) -> tuple[pd.Series, list[Problem]]:
     """Map a shipped split column through ``mapping``; return the splits and one problem per bad row.
 
     This is the one place an official split column is read. Values and keys are compared
@@ -66,6 +67,8 @@ def map_split_column(values: pd.Series, mapping: Mapping[object, str], *, source
     mismatch) and integer folds match whether the column was read as int or float. A value that
     matches no key gives an ``unknown_split`` :class:`Problem` naming ``source``, ``column``, the
     value, the sample (``ids``) and, when ``lines`` gives each row's line in ``source``, that line.
+    ``severity`` is the problems' severity (``"unusable"`` lets ``prepare --allow-incomplete`` set
+    the sample aside); ``skip_rows`` are positions already reported by the side-file reader.
     """
     bad_targets = sorted({v for v in mapping.values() if v not in SPLITS})
     if bad_targets:
@@ -74,11 +77,16 @@ def map_split_column(values: pd.Series, mapping: Mapping[object, str], *, source
     mapped = pd.Series([keys.get(_norm_split_value(v)) if pd.notna(v) else None
                         for v in values.tolist()], index=values.index, dtype="string")
     problems = []
+    skip = set(skip_rows)
     for pos in np.flatnonzero(mapped.isna().to_numpy()):
+        if pos in skip:
+            continue
         sid = None if ids is None else str(ids.iloc[pos])
         where = f"{source} row {lines[pos]}" if lines is not None else source
         problems.append(Problem("unknown_split", f"{where}: {column} {values.iloc[pos]!r} is "
-                                f"not one of {sorted(keys)}", sample_id=sid, row=int(pos)))
+                                f"not one of {sorted(keys)}", sample_id=sid, row=int(pos),
+                                severity=severity, file=source,
+                                line=None if lines is None else int(lines[pos])))
     return mapped, problems
 
 

@@ -291,7 +291,7 @@ def test_pediatric_bad_fold_named(ped_small):
     fl["Split"] = fl["Split"].astype(object)
     fl.loc[0, "Split"] = "TEST"
     fl.to_csv(path, index=False)
-    with pytest.raises(ManifestError, match=r"FileList\.csv row 2: Split 'TEST'"):
+    with pytest.raises(ManifestError, match=r"FileList\.csv line 2.*Split = 'TEST'"):
         prepare("echonet_pediatric", ped_small)
 
 

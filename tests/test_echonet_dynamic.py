@@ -113,7 +113,7 @@ def test_bogus_split_is_named(mini):
     with pytest.raises(ManifestError) as err:
         prepare("echonet_dynamic", mini)
     msg = str(err.value)
-    assert "'BOGUS'" in msg and fl["FileName"].iloc[4] in msg and "row 4" in msg
+    assert "'BOGUS'" in msg and fl["FileName"].iloc[4] in msg and "FileList.csv line 6" in msg
 
 
 def test_video_without_tracing_gets_nan_and_warning(mini):

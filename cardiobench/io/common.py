@@ -32,7 +32,7 @@ def resolve_indices(path: str | Path, indices: Sequence[int] | None,
     (no Python-style wrap-around: a negative frame hint is a data error, not "from the end").
     """
     if n_frames < 1:
-        raise MediaError(path, "the file contains no frames")
+        raise MediaError(path, "the file contains no frames", "empty")
     if indices is None:
         unique = np.arange(n_frames, dtype=np.int64)
         return unique, unique.copy()
@@ -42,10 +42,12 @@ def resolve_indices(path: str | Path, indices: Sequence[int] | None,
         raise TypeError(f"frame indices for {path} must be integers, got {list(indices)!r}") from exc
     if req.size == 0:
         raise ValueError(f"no frame indices requested for {path}")
-    bad = req[(req < 0) | (req >= n_frames)]
+    if (req < 0).any():
+        raise MediaError(path, f"frame index {int(req[req < 0][0])} is negative", "other")
+    bad = req[req >= n_frames]
     if bad.size:
         raise MediaError(path, f"frame index {int(bad[0])} is out of range for a file with "
-                               f"{n_frames} frame{'s' if n_frames != 1 else ''}")
+                               f"{n_frames} frame{'s' if n_frames != 1 else ''}", "truncated")
     unique, inverse = np.unique(req, return_inverse=True)
     return unique, inverse.reshape(-1)
 

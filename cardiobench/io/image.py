@@ -28,14 +28,15 @@ def _decode(path: Path) -> np.ndarray:
         buf = np.fromfile(path, dtype=np.uint8)
         img = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED) if buf.size else None
     except (OSError, cv2.error) as exc:
-        raise MediaError(path, f"OpenCV cannot decode it as an image ({exc})") from exc
+        raise MediaError(path, f"OpenCV cannot decode it as an image ({exc})",
+                         "unreadable") from exc
     if img is None:
         raise MediaError(path, "OpenCV cannot decode it as an image (corrupt, empty or "
-                               "not the format its suffix says)")
+                               "not the format its suffix says)", "unreadable")
     if img.dtype == np.uint16:
         img = ((img.astype(np.uint32) + 128) // 257).astype(np.uint8)
     elif img.dtype != np.uint8:
-        raise MediaError(path, f"unsupported image sample type {img.dtype}")
+        raise MediaError(path, f"unsupported image sample type {img.dtype}", "unreadable")
     if img.ndim == 2:
         return grey_to_rgb(img)
     if img.ndim == 3 and img.shape[2] == 1:
@@ -44,7 +45,7 @@ def _decode(path: Path) -> np.ndarray:
         return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
     if img.ndim == 3 and img.shape[2] == 4:
         return cv2.cvtColor(img, cv2.COLOR_BGRA2RGB)
-    raise MediaError(path, f"unsupported image layout with shape {img.shape}")
+    raise MediaError(path, f"unsupported image layout with shape {img.shape}", "unreadable")
 
 
 def probe_image(path: str | Path) -> MediaInfo:

@@ -25,6 +25,7 @@ do not use it. Grey frames are returned as three identical RGB channels.
 from __future__ import annotations
 
 import gzip
+import zlib
 from contextlib import ExitStack
 from pathlib import Path
 from typing import IO, Sequence
@@ -47,11 +48,11 @@ class _Layout:
     def __init__(self, path: Path, shape: tuple[int, ...]) -> None:
         if len(shape) < 2:
             raise MediaError(path, f"NIfTI data is {len(shape)}-D (shape {shape}); "
-                                   "expected (x, y) or (x, y, t)")
+                                   "expected (x, y) or (x, y, t)", "bad_header")
         extra = [a for a in range(2, len(shape)) if shape[a] > 1]
         if len(extra) > 1:
             raise MediaError(path, f"NIfTI data has {2 + len(extra)} non-singleton axes (shape "
-                                   f"{shape}); expected (x, y) or (x, y, t) after squeezing")
+                                   f"{shape}); expected (x, y) or (x, y, t) after squeezing", "bad_header")
         self.shape = shape
         self.time_axis: int | None = extra[0] if extra else None
         self.n_frames = shape[self.time_axis] if self.time_axis is not None else 1
@@ -74,7 +75,7 @@ def _load(path: Path, stack: ExitStack) -> nib.Nifti1Image:
     head = fobj.read(4)
     fobj.seek(0)
     if len(head) < 4:
-        raise MediaError(path, "file too short for a NIfTI header")
+        raise MediaError(path, "file too short for a NIfTI header", "bad_header")
     sizeof_hdr = {int.from_bytes(head, "little"), int.from_bytes(head, "big")}
     klass = nib.Nifti2Image if 540 in sizeof_hdr else nib.Nifti1Image
     holder = nib.FileHolder(filename=str(path), fileobj=fobj)
@@ -131,7 +132,15 @@ def _slice_frames(proxy: object, layout: _Layout, unique: np.ndarray) -> np.ndar
 
 
 def _wrap(path: Path, exc: Exception) -> MediaError:
-    return MediaError(path, f"not a readable NIfTI file ({type(exc).__name__}: {exc})")
+    # Header parse errors vs data that ends early (a cut download) vs anything else.
+    if isinstance(exc, (nib.filebasedimages.ImageFileError, nib.spatialimages.HeaderDataError)):
+        kind = "bad_header"
+    elif isinstance(exc, (EOFError, zlib.error, gzip.BadGzipFile)) or "not enough" in str(exc) \
+            or "too short" in str(exc) or "Expected" in str(exc) and "bytes" in str(exc):
+        kind = "truncated"
+    else:
+        kind = "unreadable"
+    return MediaError(path, f"not a readable NIfTI file ({type(exc).__name__}: {exc})", kind)
 
 
 def probe_nifti(path: str | Path) -> MediaInfo:
@@ -156,7 +165,7 @@ def read_nifti(path: str | Path, indices: Sequence[int] | None = None) -> np.nda
             img = _load(path, stack)
             if img.get_data_dtype().fields is not None:
                 raise MediaError(path, f"unsupported NIfTI data type {img.get_data_dtype()} "
-                                       "(structured RGB/complex voxels)")
+                                       "(structured RGB/complex voxels)", "unreadable")
             layout = _Layout(path, tuple(int(s) for s in img.shape))
             unique, inverse = resolve_indices(path, indices, layout.n_frames)
             frames = _slice_frames(img.dataobj, layout, unique)

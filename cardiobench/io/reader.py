@@ -5,13 +5,19 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable, Literal, Sequence
 
+import logging
+import os
+
 import numpy as np
 
+from .capture import NativeStderr
 from .common import MediaInfo
 from .errors import MediaError
 from .image import IMAGE_SUFFIXES, probe_image, read_image
 from .nifti import NIFTI_SUFFIXES, probe_nifti, read_nifti
 from .video import VIDEO_SUFFIXES, probe_video, read_video
+
+log = logging.getLogger(__name__)
 
 MediaKind = Literal["video", "nifti", "image"]
 
@@ -44,10 +50,32 @@ def _checked(path: str | Path) -> tuple[Path, MediaKind]:
     path = Path(path)
     kind = media_kind(path)
     if not path.exists():
-        raise MediaError(path, "no such file")
+        raise MediaError(path, "no such file", "missing")
     if not path.is_file():
-        raise MediaError(path, "not a regular file (a directory?)")
+        raise MediaError(path, "not a regular file (a directory?)", "other")
+    if path.stat().st_size == 0:
+        raise MediaError(path, "the file is empty (0 bytes)", "empty")
+    try:
+        with open(path, "rb"):
+            pass
+    except PermissionError as exc:
+        raise MediaError(path, f"no permission to read it ({exc.strerror})", "permission") from exc
+    if not os.access(path, os.R_OK):
+        raise MediaError(path, "no permission to read it", "permission")
     return path, kind
+
+
+def _captured(fn: Callable[..., object], path: Path, *args: object) -> object:
+    """Run a decoder with its native stderr captured into the error it may raise."""
+    cap = NativeStderr()
+    try:
+        with cap:
+            result = fn(path, *args)
+    except MediaError as exc:
+        raise exc.with_decoder_output(cap.text) from None
+    if cap.text.strip():
+        log.debug("decoder output for %s: %s", path, cap.text.strip()[:400])
+    return result
 
 
 def probe(path: str | Path) -> MediaInfo:
@@ -57,7 +85,7 @@ def probe(path: str | Path) -> MediaInfo:
     truncated AVIs are counted by decoding with OpenCV. NIfTI: header only. Stills: one frame.
     """
     path, kind = _checked(path)
-    return _PROBES[kind](path)
+    return _captured(_PROBES[kind], path)  # type: ignore[return-value]
 
 
 def read_frames(path: str | Path, indices: Sequence[int] | None = None) -> np.ndarray:
@@ -66,7 +94,8 @@ def read_frames(path: str | Path, indices: Sequence[int] | None = None) -> np.nd
     ``indices`` are 0-based frame numbers in the order wanted (repeats and any order allowed; each
     distinct frame is decoded once); ``None`` means every frame. A still has the single frame 0.
     Raises :class:`MediaError` for a missing, corrupt, empty or unsupported file and for an index
-    outside the file's frames (naming the index and the frame count).
+    outside the file's frames (naming the index and the frame count) -- ``kind="truncated"``:
+    the file holds fewer frames than asked for. Decoder noise on stderr goes into the reason.
     """
     path, kind = _checked(path)
-    return _READERS[kind](path, indices)
+    return _captured(_READERS[kind], path, indices)  # type: ignore[return-value]

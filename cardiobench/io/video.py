@@ -75,7 +75,7 @@ def _probe_decord(path: Path) -> MediaInfo:
     try:
         n = len(vr)
         if n < 1:
-            raise MediaError(path, "the video contains no frames")
+            raise MediaError(path, "the video contains no frames", "empty")
         h, w = _to_numpy(vr[0]).shape[:2]
         return MediaInfo(n_frames=n, fps=_fps(vr.get_avg_fps()), height=int(h), width=int(w))
     finally:
@@ -101,7 +101,7 @@ def _open_cv2(path: Path, why: str) -> "cv2.VideoCapture":
     if not cap.isOpened():
         cap.release()
         raise MediaError(path, "not a readable video: OpenCV cannot open it"
-                               + (f" ({why})" if why else ""))
+                               + (f" ({why})" if why else ""), "unreadable")
     return cap
 
 
@@ -157,18 +157,20 @@ def _read_cv2(path: Path, indices: Sequence[int] | None, *, truncated: bool,
         frames, readable = _scan_cv2(path, None, truncated=truncated, why=why)
         if readable < 1:
             raise MediaError(path, "the video contains no decodable frames"
-                             + (" (the file is truncated)" if truncated else ""))
+                             + (" (the file is truncated)" if truncated else ""),
+                             "truncated" if truncated else "unreadable")
         return np.stack([frames[k] for k in range(readable)])
     # Range check with an unbounded count first; the scan then gives the real readable end.
     unique, inverse = resolve_indices(path, indices, np.iinfo(np.int64).max)
     frames, readable = _scan_cv2(path, set(unique.tolist()), truncated=truncated, why=why)
     if readable < 1:
         raise MediaError(path, "the video contains no decodable frames"
-                         + (" (the file is truncated)" if truncated else ""))
+                         + (" (the file is truncated)" if truncated else ""),
+                         "truncated" if truncated else "unreadable")
     missing = [int(k) for k in unique if int(k) not in frames]
     if missing:
         raise MediaError(path, f"frame index {missing[0]} is past the readable end: "
-                               f"{_count_note(readable, truncated)}")
+                               f"{_count_note(readable, truncated)}", "truncated")
     decoded = np.stack([frames[int(k)] for k in unique])
     return np.ascontiguousarray(decoded[inverse])
 
@@ -188,7 +190,8 @@ def _probe_cv2(path: Path, *, truncated: bool, why: str) -> MediaInfo:
     readable = n - 1 if (truncated and n > 0) else n
     if readable < 1:
         raise MediaError(path, "the video contains no decodable frames"
-                         + (" (the file is truncated)" if truncated else ""))
+                         + (" (the file is truncated)" if truncated else ""),
+                         "truncated" if truncated else "unreadable")
     return MediaInfo(n_frames=readable, fps=fps, height=h, width=w)
 
 

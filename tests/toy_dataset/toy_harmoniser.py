@@ -1,6 +1,7 @@
 """Toy dataset harmoniser: ``labels.csv`` (``clip, ef, fold``) + ``clips/<clip>.avi`` → manifest.
 
-Reads its split column and mapping from its own split spec, as a real harmoniser does.
+Declares its side-file schema and reads its split column and mapping from its own split spec,
+as a real harmoniser does; missing or unreadable media are caught by ``prepare``'s media check.
 """
 
 from __future__ import annotations
@@ -11,23 +12,32 @@ import pandas as pd
 
 from cardiobench.manifest import Manifest, ManifestError
 from cardiobench.preprocessing import register_dataset
-from cardiobench.preprocessing.common import missing_file_problems, read_table
+from cardiobench.schemas import Column, TableSchema, read_side_table, with_sample_ids
 from cardiobench.splits import load_spec, map_split_column
+
+LABELS = TableSchema("toy labels.csv", (
+    Column("clip", meaning="no clip name"),
+    Column("ef", "float", range=(0.0, 100.0), meaning="no ejection fraction label"),
+    Column("fold", "int", meaning="no fold"),
+))
 
 
 @register_dataset("toy_echo")
 def harmonise(raw_root: Path) -> Manifest:
     """One row per clip; the split comes from the ``fold`` column through the spec's mapping."""
-    labels = read_table(Path(raw_root) / "labels.csv", ("clip", "ef", "fold"), dtype={"clip": str})
+    side = read_side_table(Path(raw_root) / "labels.csv", LABELS)
+    labels = side.table
     spec = load_spec("toy_echo")
     column, mapping = spec.params["column"], spec.params["mapping"]
     split, errors = map_split_column(labels[column], mapping, source="labels.csv", column=column,
-                                     ids=labels["clip"], lines=range(2, len(labels) + 2))
-    table = pd.DataFrame({"sample_id": labels["clip"], "patient_id": labels["clip"],
-                          "split": split, "path": "clips/" + labels["clip"] + ".avi",
-                          "view": "A4C", "ef": labels["ef"].astype(float)})
-    errors += missing_file_problems(raw_root, table)
+                                     ids=labels["clip"], lines=side.line.tolist(),
+                                     skip_rows=side.bad_rows)
     if errors:
         raise ManifestError(f"toy_echo: {len(errors)} problem(s)", errors)
+    table = pd.DataFrame({"sample_id": labels["clip"], "patient_id": labels["clip"],
+                          "split": split, "path": "clips/" + labels["clip"] + ".avi",
+                          "view": "A4C", "ef": labels["ef"]})
     return Manifest(dataset="toy_echo", table=table, root=str(raw_root),
-                    split_rule={"rule": spec.rule, "column": column}, source={"files": ["labels.csv"]})
+                    split_rule={"rule": spec.rule, "column": column},
+                    source={"files": ["labels.csv"]},
+                    problems=with_sample_ids(side.problems, labels["clip"]))
