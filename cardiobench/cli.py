@@ -184,9 +184,9 @@ def _dataset_names() -> list[str]:
 
 
 def _layout_names() -> list[str]:
-    from cardiobench.phantom.layouts import LAYOUT_MODULES
+    from cardiobench.datasets import layouts
 
-    return list(LAYOUT_MODULES)
+    return sorted(layouts())
 
 
 def _protocol_names() -> list[str]:

@@ -18,7 +18,7 @@ from cardiobench.splits import load_spec, map_split_column
 LABELS = TableSchema("toy labels.csv", (
     Column("clip", meaning="no clip name"),
     Column("ef", "float", range=(0.0, 100.0), meaning="no ejection fraction label"),
-    Column("fold", "int", meaning="no fold"),
+    Column("fold", meaning="no fold"),
 ))
 
 
