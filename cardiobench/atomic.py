@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-import tempfile
+import secrets
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -18,19 +18,33 @@ def atomic_path(final: str | Path, keep_suffix: bool = False) -> Iterator[Path]:
 
     The rename is atomic on POSIX file systems, so readers see either the old file or the
     complete new one. On an exception the temporary file is removed and ``final`` is untouched.
+    The temporary file is created with mode 0666 filtered by the process umask (0644 under the
+    usual 022), like any file ``open()`` creates: ``tempfile.mkstemp`` would make it 0600 and a
+    shared lab cache unreadable to colleagues.
     """
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
     suffix = f".tmp{final.suffix}" if keep_suffix else ".tmp"
-    fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=suffix, dir=final.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
+    tmp_path = _create_exclusive(final.parent, f".{final.name}.", suffix)
     try:
         yield tmp_path
         os.replace(tmp_path, final)
     except BaseException:
         tmp_path.unlink(missing_ok=True)
         raise
+
+
+def _create_exclusive(folder: Path, prefix: str, suffix: str) -> Path:
+    """Create a new empty file with a random name; O_EXCL makes a name clash retry, not clobber."""
+    for _ in range(100):
+        path = folder / f"{prefix}{secrets.token_hex(4)}{suffix}"
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        except FileExistsError:
+            continue
+        os.close(fd)
+        return path
+    raise FileExistsError(f"cannot create a temporary file beside {folder / prefix}")
 
 
 def atomic_write_text(final: str | Path, text: str) -> Path:
