@@ -59,3 +59,19 @@ def atomic_write_bytes(final: str | Path, data: bytes) -> Path:
     with atomic_path(final) as tmp:
         tmp.write_bytes(data)
     return Path(final)
+
+
+class OverwriteError(ValueError):
+    """An output path would overwrite one of the command's inputs."""
+
+
+def refuse_overwrite(output: str | Path, inputs: "list[str | Path]", what: str = "output") -> None:
+    """Raise :class:`OverwriteError` when ``output`` is (or resolves to) one of ``inputs``.
+
+    Paths are compared after resolving links and ``..``, so ``m/../m/camus.csv`` is caught too.
+    """
+    out = Path(output).resolve()
+    for p in inputs:
+        if Path(p).resolve() == out:
+            raise OverwriteError(f"refusing to write {what} {output}: it would overwrite the "
+                                 f"input {p}; choose another path")

@@ -80,6 +80,7 @@ def cmd_prepare(args: argparse.Namespace) -> int:
     from cardiobench.preprocessing import prepare
 
     out = Path(args.out) if args.out else DEFAULT_MANIFESTS / f"{args.dataset}.csv"
+    _refuse_manifest_out(out, Path(args.raw))
     m = prepare(args.dataset, args.raw, out, check_files=not args.no_file_check)
     print(f"{args.dataset}: {len(m)} samples -> {out}")
     for split, c in m.split_counts().items():
@@ -96,6 +97,8 @@ def cmd_embed(args: argparse.Namespace) -> int:
 
     _init_distributed()
     encoder = _encoder(args)
+    _refuse_outputs_over_manifests([args.cache], args.manifest)
+    unusable = []
     for path in args.manifest:
         m = Manifest.read(path)
         if args.finalize_only:
@@ -109,7 +112,61 @@ def cmd_embed(args: argparse.Namespace) -> int:
         print(f"{m.dataset}: {len(rep.computed_shards)} shard(s) computed, "
               f"{len(rep.skipped_shards)} cached, {rep.n_failed} failed sample(s), "
               f"{rep.seconds:.1f}s -> {rep.cache_dir}{'' if rep.finalized else ' (not finalized)'}")
-    return 0
+        if rep.retried:
+            print(f"  retried {len(rep.retried)} previously failed sample(s) whose file changed")
+        if rep.finalized and rep.n_failed:
+            why = _print_failure_summary(m, rep, Path(rep.cache_dir) / "failures.csv")
+            if why:
+                unusable.append(f"{m.dataset}: {why}")
+    for line in unusable:
+        print(f"cardiobench: error: {line}; nothing can be scored from it", file=sys.stderr)
+    return 1 if unusable else 0
+
+
+def _print_failure_summary(m: Any, rep: Any, failures_csv: Path) -> str | None:
+    """Print failed/total per split with the failure kinds; return why the dataset is unusable
+    (every sample, or every test sample, failed) or None."""
+    from cardiobench.embed import failure_summary
+
+    table = failure_summary(m, rep.failures)
+    print(f"  failures per split (details: {failures_csv}):")
+    for row in table.itertuples():
+        print(f"    {row.split:5s} {row.failed:6d} of {row.samples:6d} failed  {row.kinds}")
+    if int(table["failed"].sum()) == len(m.table) and len(m.table):
+        return f"all {len(m.table)} samples failed to embed"
+    test = table[table["split"] == "test"]
+    if len(test) and int(test["samples"].iat[0]) and int(test["failed"].iat[0]) == int(
+            test["samples"].iat[0]):
+        return f"all {int(test['samples'].iat[0])} test samples failed to embed"
+    return None
+
+
+def _refuse_manifest_out(out: Path, raw: Path, inputs: Sequence[Path] = ()) -> None:
+    """A manifest and its sidecar must not be one file, nor overwrite a file of the download."""
+    from cardiobench.atomic import OverwriteError, refuse_overwrite
+    from cardiobench.manifest import sidecar_path
+
+    side = sidecar_path(out)
+    if side.resolve() == out.resolve():
+        raise OverwriteError(f"refusing to write the manifest to {out}: its JSON sidecar has the "
+                             "same name and would overwrite it; give a .csv path")
+    for target, what in ((out, "the manifest"), (side, "the manifest's sidecar")):
+        refuse_overwrite(target, list(inputs), what)
+        t = target.resolve()
+        if t.exists() and raw.resolve() in t.parents:
+            raise OverwriteError(f"refusing to write {what} {target}: it would overwrite a file "
+                                 f"of the download in {raw}; write it outside the download")
+
+
+def _refuse_outputs_over_manifests(outputs: Sequence[str | Path],
+                                   manifests: Sequence[str] | None) -> None:
+    """Results, cache and export folders must not be a manifest or its sidecar."""
+    from cardiobench.atomic import refuse_overwrite
+    from cardiobench.manifest import sidecar_path
+
+    inputs = [q for p in manifests or [] for q in (Path(p), sidecar_path(p))]
+    for out in outputs:
+        refuse_overwrite(out, inputs, "output")
 
 
 def cmd_splits(args: argparse.Namespace) -> int:
@@ -124,6 +181,7 @@ def cmd_splits(args: argparse.Namespace) -> int:
             ok &= bool(report.ok)
         return 0 if ok else 1
     if args.splits_cmd == "export":
+        _refuse_outputs_over_manifests([args.out], args.manifest)
         for path in args.manifest:
             written = splits.export(Manifest.read(path), args.out)
             print(f"{path} -> {written}")
@@ -137,6 +195,7 @@ def cmd_splits(args: argparse.Namespace) -> int:
     if args.splits_cmd == "import":
         m = splits.import_published(args.csv, args.raw, dataset=args.dataset)
         out = Path(args.out) if args.out else DEFAULT_MANIFESTS / f"{m.dataset}.csv"
+        _refuse_manifest_out(out, Path(args.raw), [Path(args.csv)])
         m.write(out)
         print(f"{m.dataset}: {len(m)} samples imported -> {out}")
         return 0
@@ -152,6 +211,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if not paths:
         raise FileNotFoundError(f"no manifests given and none in {DEFAULT_MANIFESTS}; run "
                                 "`cardiobench prepare <dataset> --raw <folder>` first")
+    _refuse_outputs_over_manifests([args.results, args.cache], paths)
     manifests = _manifests(paths)
     embeddings = {name: load_or_extract(m, encoder, args.cache, num_workers=args.workers)
                   for name, m in manifests.items()}
@@ -222,16 +282,14 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from cardiobench.report.compare import compare_results
     from cardiobench.results import load_results
 
-    results = load_results(args.results, with_predictions=True)
-    by_key: dict[tuple[str, str, str], Any] = {}
-    for r in results:
-        if r.status == "ok":
-            by_key[(r.encoder_name, r.task, r.protocol)] = r
+    results = [r for r in load_results(args.results, with_predictions=True) if r.status == "ok"]
+    by_a = {(r.task, r.protocol): r for r in _results_of(results, args.a)}
+    by_b = {(r.task, r.protocol): r for r in _results_of(results, args.b)}
     rows = []
-    for (enc, task, proto), ra in sorted(by_key.items()):
-        if enc != args.a or (args.task and task != args.task):
+    for (task, proto), ra in sorted(by_a.items()):
+        if args.task and task != args.task:
             continue
-        rb = by_key.get((args.b, task, proto))
+        rb = by_b.get((task, proto))
         if rb is None:
             continue
         for metric, d in compare_results(ra, rb).items():
@@ -243,6 +301,20 @@ def cmd_compare(args: argparse.Namespace) -> int:
     print(f"{args.a} minus {args.b}: paired patient bootstrap (1000 replicates, seed 42), 95 % CI")
     print("\n".join(rows))
     return 0
+
+
+def _results_of(results: list[Any], wanted: str) -> list[Any]:
+    """Results of one encoder configuration, named by ``encoder_key`` or by display name; a
+    display name that several configurations share is refused, listing their keys."""
+    hits = [r for r in results if r.encoder_key == wanted]
+    if hits:
+        return hits
+    hits = [r for r in results if r.encoder_name == wanted]
+    keys = sorted({r.encoder_key for r in hits})
+    if len(keys) > 1:
+        raise ValueError(f"{wanted!r} names {len(keys)} encoder configurations in the results "
+                         f"({', '.join(keys)}); pass one of these keys instead")
+    return hits
 
 
 def cmd_cka(args: argparse.Namespace) -> int:
@@ -265,12 +337,17 @@ def cmd_export_predictions(args: argparse.Namespace) -> int:
     from cardiobench.results import load_results
 
     n = 0
-    for r in load_results(args.results, with_predictions=True):
-        if r.status != "ok" or r.protocol != args.protocol:
-            continue
-        if args.encoder and r.encoder_name != args.encoder:
-            continue
-        path = export_result(r, args.out)
+    results = [r for r in load_results(args.results, with_predictions=True)
+               if r.status == "ok" and r.protocol == args.protocol]
+    if args.encoder:
+        results = _results_of(results, args.encoder)
+    keys_per_name: dict[str, set[str]] = {}
+    for r in results:
+        keys_per_name.setdefault(r.encoder_name, set()).add(r.encoder_key)
+    for r in results:
+        # two configurations sharing a display name get their keys, never one file between them
+        model = r.encoder_key if len(keys_per_name[r.encoder_name]) > 1 else None
+        path = export_result(r, args.out, model=model)
         n += 1
         print(f"{r.task:32s} -> {path}")
     print(f"{n} file(s) in the published evaluators' format under {args.out}")
@@ -342,7 +419,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="decoding processes (default: CPU cores - 1)")
     p.add_argument("--device")
     p.add_argument("--precision", default="auto", choices=["auto", "bf16", "fp16", "fp32"])
-    p.add_argument("--shard-size", type=int, default=64)
+    p.add_argument("--shard-size", type=int, default=None,
+                   help="samples per committed shard (default: what the cache was built with, "
+                        "64 for a new cache; another size re-packs without re-embedding)")
     p.add_argument("--shard", help="i/N: this job-array task's slice of shards")
     p.add_argument("--finalize-only", action="store_true", help="merge and verify shards")
     p.set_defaults(func=cmd_embed)

@@ -211,6 +211,23 @@ def _ci_dict(res: Mapping[str, stats.MetricCI]) -> dict[str, dict[str, Any]]:
 
 
 # ----------------------------------------------------------------------------- evaluate
+def data_completeness(task: Task, manifest: Manifest, rows: pd.DataFrame,
+                      pos: np.ndarray) -> dict[str, Any]:
+    """What a result is computed from, against what it should be: samples ``prepare`` set aside
+    and samples that failed to embed, per split, and test units expected vs scored."""
+    excluded = getattr(manifest, "excluded", None)
+    per_split = (excluded["split"].astype(str).value_counts().sort_index().to_dict()
+                 if excluded is not None and len(excluded) else {})
+    split = rows["split"].astype(str)
+    failed = split[pos < 0].value_counts().sort_index().to_dict()
+    unit = rows[task.unit_column()].astype(str)
+    test = (split == "test").to_numpy()
+    return {"excluded_by_prepare": {str(k): int(v) for k, v in per_split.items()},
+            "embed_failed": {str(k): int(v) for k, v in failed.items()},
+            "test_units_expected": int(unit[test].nunique()),
+            "test_units_scored": int(unit[test & (pos >= 0)].nunique())}
+
+
 def evaluate(task: Task | str, protocol: str, manifest: Manifest, embeddings: Embeddings,
              encoder: Any = None, config: Mapping[str, Any] | None = None) -> Result:
     """Evaluate one (task, protocol) for one encoder's embeddings; see the module docstring.
@@ -239,6 +256,7 @@ def evaluate(task: Task | str, protocol: str, manifest: Manifest, embeddings: Em
     rows = task.select(manifest.table)
     pos = embeddings.align(rows["sample_id"])
     missing = rows.loc[pos < 0, "sample_id"].astype(str).tolist()
+    completeness = data_completeness(task, manifest, rows, pos)
     if missing:
         log.warning("%s: %d selected samples have no embedding (first: %s); they are excluded",
                     task.name, len(missing), missing[:5])
@@ -265,7 +283,9 @@ def evaluate(task: Task | str, protocol: str, manifest: Manifest, embeddings: Em
         return Result(**base, config=cfg, status="not_applicable", reason=str(exc),
                       provenance=provenance(**prov, wall_time_s=time.perf_counter() - t0))
     if protocol == "alignment":
-        return _alignment_result(task, base, cfg, rec, rows, y, out, direct, prov, t0)
+        res = _alignment_result(task, base, cfg, rec, rows, y, out, direct, prov, t0)
+        res.extras["data_completeness"] = completeness
+        return res
 
     units = _aggregate(task, rows, y, out)
     ocols = [c for c in units.columns if c.startswith("o") and c[1:].isdigit()]
@@ -282,7 +302,7 @@ def evaluate(task: Task | str, protocol: str, manifest: Manifest, embeddings: Em
                           "patient_id": units["patient_id"][te].to_numpy(), "y_true": yt})
     if "view" in units:
         preds["view"] = units["view"][te].to_numpy()
-    extras: dict[str, Any] = {"missing_embeddings": missing,
+    extras: dict[str, Any] = {"missing_embeddings": missing, "data_completeness": completeness,
                               "n_rows_per_unit": float(units["n_rows"].mean())
                               if "n_rows" in units else 1.0}
     hard = None
