@@ -10,6 +10,7 @@ that every intact sample's vectors equal the clean run's bit for bit. The README
 from __future__ import annotations
 
 import errno
+import importlib
 import json
 import os
 import re
@@ -25,8 +26,6 @@ import pytest
 
 from cardiobench.cli import main
 from cardiobench.embed import EmbeddingCache, Embeddings, extract, load_or_extract
-from cardiobench.embed import cache as cache_mod
-from cardiobench.embed import extract as extract_mod
 from cardiobench.encoders import build_encoder
 from cardiobench.io import MediaError
 from cardiobench.manifest import Manifest
@@ -34,6 +33,9 @@ from cardiobench.pipeline import generate_phantom
 from cardiobench.preprocessing import prepare
 from cardiobench.results import load_results, write_result
 
+# the package exports a function named `extract`, which hides the submodule of that name
+cache_mod = importlib.import_module("cardiobench.embed.cache")
+extract_mod = importlib.import_module("cardiobench.embed.extract")
 README = Path(__file__).resolve().parents[1] / "README.md"
 ENC_ARGS = {"n_frames": 4, "size": 8}
 SHARD = 4
