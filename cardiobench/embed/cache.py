@@ -46,6 +46,17 @@ log = logging.getLogger(__name__)
 CACHE_VERSION = 2
 DEFAULT_SHARD_SIZE = 64
 _SHARD_NAME = re.compile(r"^shard-s(\d+)-(\d{5})\.npz$")
+_LEGACY_NAME = re.compile(r"^shard-(\d{5})\.npz$")  # cache version 1, no checksums
+
+
+_WARNED: set[str] = set()  # damaged shards already named in this process (one line each)
+
+
+def _warn_damaged(path: Path, problem: str, what: str) -> None:
+    key = f"{path}|{problem}"
+    if key not in _WARNED:
+        _WARNED.add(key)
+        log.warning("shard %s is damaged (%s); %s will be recomputed", path, problem, what)
 
 
 class CacheCorruptError(RuntimeError):
@@ -245,7 +256,7 @@ class EmbeddingCache:
         if problem == "missing":
             return False
         if problem is not None:
-            log.warning("shard %s is damaged (%s); it will be recomputed", path, problem)
+            _warn_damaged(path, problem, "it")
             return False
         try:
             with np.load(path, allow_pickle=False) as z:
@@ -327,19 +338,23 @@ class EmbeddingCache:
             return []
         return sorted(p for p in self.shard_dir.iterdir() if _SHARD_NAME.match(p.name))
 
-    def records(self, paths: Iterable[Path]) -> dict[str, SampleRecord]:
+    def trusted(self, path: Path) -> bool:
+        """True when ``path``'s bytes match its checksum; a damaged file is named in a warning."""
+        problem = self.shard_problem(path)
+        if problem is not None and problem != "missing":
+            _warn_damaged(path, problem, "its samples")
+        return problem is None
+
+    def records(self, paths: Iterable[Path], check: bool = True) -> dict[str, SampleRecord]:
         """Per-sample records of the intact shard files among ``paths``, keyed by signature.
 
-        Damaged files are skipped with a warning naming them; files without per-sample
-        signatures (an older cache) give nothing.
+        Damaged files are skipped with a warning naming them (``check=False`` when the caller
+        has just verified them); files without per-sample signatures (an older cache) give
+        nothing.
         """
         out: dict[str, SampleRecord] = {}
         for path in paths:
-            problem = self.shard_problem(path)
-            if problem is not None:
-                if problem != "missing":
-                    log.warning("shard %s is damaged (%s); its samples will be recomputed",
-                                path, problem)
+            if check and not self.trusted(path):
                 continue
             try:
                 data = self.read_shard_file(path)
@@ -404,7 +419,8 @@ class EmbeddingCache:
         if self.shard_dir.exists():
             for p in self.shard_dir.iterdir():
                 orphan = p.name.endswith(".sha256") and p.name[:-len(".sha256")] not in keep
-                if orphan or (p.name.startswith(".") and p.name.endswith(".tmp")):
+                torn = p.name.startswith(".") and p.name.endswith(".tmp")
+                if orphan or torn or _LEGACY_NAME.match(p.name):
                     p.unlink(missing_ok=True)
         if gone:
             log.info("%s: removed %d shard file(s) of an earlier plan", self.dir, len(gone))

@@ -276,11 +276,7 @@ class _Reusable:
         self.where: dict[str, Path] = {}
         self.loaded: dict[Path, dict[str, SampleRecord]] = {}
         for path in cache.shard_files():
-            problem = cache.shard_problem(path)
-            if problem is not None:
-                if problem != "missing":
-                    log.warning("shard %s is damaged (%s); its samples will be recomputed",
-                                path, problem)
+            if not cache.trusted(path):
                 continue
             try:
                 with np.load(path, allow_pickle=False) as z:
@@ -298,7 +294,8 @@ class _Reusable:
         if path is None:
             return None
         if path not in self.loaded:
-            self.loaded = {path: self.cache.records([path])}  # keep one file in memory
+            # keep one file in memory; it was verified when the index was built
+            self.loaded = {path: self.cache.records([path], check=False)}
         return self.loaded[path].get(sig)
 
 
