@@ -96,12 +96,14 @@ def _init_distributed() -> None:
             torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
 
 
-def _embed(args: argparse.Namespace, encoder: Any, paths: Sequence[str]) -> bool:
-    """Embed every manifest (this rank's or ``--shard``'s slice); True if all are finalized."""
+def _embed(args: argparse.Namespace, encoder: Any, paths: Sequence[str]) -> tuple[bool, list[str]]:
+    """Embed every manifest (this rank's or ``--shard``'s slice); returns whether all are
+    finalized, and one line per dataset that cannot be scored (all, or all test, samples failed)."""
     from cardiobench.embed import extract
     from cardiobench.manifest import Manifest
 
-    done = True
+    done, unusable = True, []
+    _refuse_outputs_over_manifests([args.cache], paths)
     # every manifest validated before any is embedded: a bad second one wastes no GPU time
     manifests = [Manifest.read(path) for path in _only_manifests(paths)]
     for m in manifests:
@@ -112,8 +114,62 @@ def _embed(args: argparse.Namespace, encoder: Any, paths: Sequence[str]) -> bool
         print(f"{m.dataset}: {len(rep.computed_shards)} shard(s) computed, "
               f"{len(rep.skipped_shards)} cached, {rep.n_failed} failed sample(s), "
               f"{rep.seconds:.1f}s -> {rep.cache_dir}{'' if rep.finalized else ' (not finalized)'}")
+        if rep.retried:
+            print(f"  retried {len(rep.retried)} previously failed sample(s) whose file changed")
+        if rep.finalized and rep.n_failed:
+            why = _print_failure_summary(m, rep, Path(rep.cache_dir) / "failures.csv")
+            if why:
+                unusable.append(f"{m.dataset}: {why}")
         done &= rep.finalized
-    return done
+    for line in unusable:
+        print(f"cardiobench: error: {line}; nothing can be scored from it", file=sys.stderr)
+    return done, unusable
+
+
+def _print_failure_summary(m: Any, rep: Any, failures_csv: Path) -> str | None:
+    """Print failed/total per split with the failure kinds; return why the dataset is unusable
+    (every sample, or every test sample, failed) or None."""
+    from cardiobench.embed import failure_summary
+
+    table = failure_summary(m, rep.failures)
+    print(f"  failures per split (details: {failures_csv}):")
+    for row in table.itertuples():
+        print(f"    {row.split:5s} {row.failed:6d} of {row.samples:6d} failed  {row.kinds}")
+    if int(table["failed"].sum()) == len(m.table) and len(m.table):
+        return f"all {len(m.table)} samples failed to embed"
+    test = table[table["split"] == "test"]
+    if len(test) and int(test["samples"].iat[0]) and int(test["failed"].iat[0]) == int(
+            test["samples"].iat[0]):
+        return f"all {int(test['samples'].iat[0])} test samples failed to embed"
+    return None
+
+
+def _refuse_manifest_out(out: Path, raw: Path, inputs: Sequence[Path] = ()) -> None:
+    """A manifest and its sidecar must not be one file, nor overwrite a file of the download."""
+    from cardiobench.atomic import OverwriteError, refuse_overwrite
+    from cardiobench.manifest import sidecar_path
+
+    side = sidecar_path(out)
+    if side.resolve() == out.resolve():
+        raise OverwriteError(f"refusing to write the manifest to {out}: its JSON sidecar has the "
+                             "same name and would overwrite it; give a .csv path")
+    for target, what in ((out, "the manifest"), (side, "the manifest's sidecar")):
+        refuse_overwrite(target, list(inputs), what)
+        t = target.resolve()
+        if t.exists() and raw.resolve() in t.parents:
+            raise OverwriteError(f"refusing to write {what} {target}: it would overwrite a file "
+                                 f"of the download in {raw}; write it outside the download")
+
+
+def _refuse_outputs_over_manifests(outputs: Sequence[str | Path],
+                                   manifests: Sequence[str] | None) -> None:
+    """Results, cache and export folders must not be a manifest or its sidecar."""
+    from cardiobench.atomic import refuse_overwrite
+    from cardiobench.manifest import sidecar_path
+
+    inputs = [q for p in manifests or [] for q in (Path(p), sidecar_path(p))]
+    for out in outputs:
+        refuse_overwrite(out, inputs, "output")
 
 
 def _cached_embeddings(manifests: dict[str, Any], encoder: Any, cache_root: str | Path,
@@ -210,6 +266,7 @@ def cmd_prepare(args: argparse.Namespace) -> int:
     from cardiobench.problems import summarise
 
     out = Path(args.out) if args.out else DEFAULT_MANIFESTS / f"{args.dataset}.csv"
+    _refuse_manifest_out(out, Path(args.raw))
     m = prepare(args.dataset, args.raw, out, media_check=not args.no_media_check,
                 allow_incomplete=args.allow_incomplete, workers=args.workers)
     print(f"{args.dataset}: {len(m)} samples -> {out}")
@@ -239,8 +296,8 @@ def cmd_embed(args: argparse.Namespace) -> int:
             index = finalize_cache(m, encoder, args.cache, shard_size=args.shard_size)
             print(f"{m.dataset}: finalized {len(index)} samples")
         return 0
-    _embed(args, encoder, args.manifest)
-    return 0
+    _, unusable = _embed(args, encoder, args.manifest)
+    return 1 if unusable else 0
 
 
 def cmd_splits(args: argparse.Namespace) -> int:
@@ -256,6 +313,7 @@ def cmd_splits(args: argparse.Namespace) -> int:
             ok &= bool(report.ok)
         return 0 if ok else 1
     if args.splits_cmd == "export":
+        _refuse_outputs_over_manifests([args.out], args.manifest)
         for path in _only_manifests(args.manifest):
             written = splits.export(Manifest.read(path), args.out)
             print(f"{path} -> {written}")
@@ -285,7 +343,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     _init_distributed()
     encoder = _encoder(args)
     paths = _manifest_paths(args)
-    finished = _embed(args, encoder, paths)
+    _refuse_outputs_over_manifests([args.results], paths)
+    finished, unusable = _embed(args, encoder, paths)
+    if unusable:
+        return 1
     if distributed_rank()[0] != 0:
         return 0  # rank 0 scores once every rank has embedded its slice
     if not finished:
@@ -358,17 +419,16 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from cardiobench.report.compare import compare_results
     from cardiobench.results import load_results
 
-    results = load_results(args.results, with_predictions=True)
-    by_key: dict[tuple[str, str, str], Any] = {}
-    for r in results:
-        # only predictions of the label pair up (alignment scores and retrieval have no y_pred)
-        if r.status == "ok" and r.predictions is not None and "y_pred" in r.predictions:
-            by_key[(r.encoder_name, r.task, r.protocol)] = r
+    # only predictions of the label pair up (alignment scores and retrieval have no y_pred)
+    results = [r for r in load_results(args.results, with_predictions=True)
+               if r.status == "ok" and r.predictions is not None and "y_pred" in r.predictions]
+    by_a = {(r.task, r.protocol): r for r in _results_of(results, args.a)}
+    by_b = {(r.task, r.protocol): r for r in _results_of(results, args.b)}
     rows = []
-    for (enc, task, proto), ra in sorted(by_key.items()):
-        if enc != args.a or (args.task and task != args.task):
+    for (task, proto), ra in sorted(by_a.items()):
+        if args.task and task != args.task:
             continue
-        rb = by_key.get((args.b, task, proto))
+        rb = by_b.get((task, proto))
         if rb is None:
             continue
         for metric, d in compare_results(ra, rb, n_boot=args.n_boot, seed=args.seed).items():
@@ -381,6 +441,20 @@ def cmd_compare(args: argparse.Namespace) -> int:
           f"seed {args.seed}), 95 % CI")
     print("\n".join(rows))
     return 0
+
+
+def _results_of(results: list[Any], wanted: str) -> list[Any]:
+    """Results of one encoder configuration, named by ``encoder_key`` or by display name; a
+    display name that several configurations share is refused, listing their keys."""
+    hits = [r for r in results if r.encoder_key == wanted]
+    if hits:
+        return hits
+    hits = [r for r in results if r.encoder_name == wanted]
+    keys = sorted({r.encoder_key for r in hits})
+    if len(keys) > 1:
+        raise ValueError(f"{wanted!r} names {len(keys)} encoder configurations in the results "
+                         f"({', '.join(keys)}); pass one of these keys instead")
+    return hits
 
 
 def cmd_cka(args: argparse.Namespace) -> int:

@@ -2,15 +2,19 @@
 
 Layout under a results folder::
 
-    <results>/<dataset>/<endpoint>/<protocol>/<encoder>.json
-    <results>/<dataset>/<endpoint>/<protocol>/<encoder>.predictions.csv
+    <results>/<dataset>/<endpoint>/<protocol>/<encoder_key>.json
+    <results>/<dataset>/<endpoint>/<protocol>/<encoder_key>.predictions.csv
+
+``encoder_key`` is ``<display name>-<fingerprint[:8]>``, so two configurations of one encoder
+(other weights, other ``--encoder-arg``) keep separate files.
 
 JSON fields (``schema_version`` 1): ``task``, ``dataset``, ``protocol``, ``status`` (``ok`` or
 ``not_applicable`` with a ``reason``), ``encoder`` (the encoder's ``describe()`` dict), ``config``
 (full protocol configuration: chosen hyper-parameters, the sweep, prompts, aggregation),
 ``metrics`` ``{name: {value, ci_low, ci_high, mean, n_boot_valid}}``, ``baseline`` (the trivial
 predictor's metrics in the same form: train+val mean or class prior), ``extras`` (subgroup tables,
-per-class accuracy, ...), ``n`` (evaluation units, e.g. patients for CAMUS EF), ``n_samples``
+per-class accuracy, ``data_completeness``: samples set aside by ``prepare`` and samples that
+failed to embed, per split, and ``test_units_expected`` vs ``test_units_scored``, ...), ``n`` (evaluation units, e.g. patients for CAMUS EF), ``n_samples``
 (test rows before aggregation), ``n_clusters`` (bootstrap clusters), ``predictions`` (path of
 the CSV relative to the JSON) and ``provenance`` (versions, git hash, fingerprints, seed, device,
 wall time, timestamp). NaN is written as ``null``.

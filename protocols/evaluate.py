@@ -55,10 +55,30 @@ def defaults(protocol: str) -> dict[str, Any]:
 
 
 # ----------------------------------------------------------------------------- rows and units
-def _rows(task: Task, manifest: Manifest, embeddings: Embeddings) -> tuple[RowData, list[str]]:
-    """The task's rows that have embeddings, and the ids of those that have none."""
+def data_completeness(task: Task, manifest: Manifest, rows: pd.DataFrame,
+                      pos: np.ndarray) -> dict[str, Any]:
+    """What a result is computed from, against what it should be: samples ``prepare`` set aside
+    and samples that failed to embed, per split, and test units expected vs scored."""
+    excluded = getattr(manifest, "excluded", None)
+    per_split = (excluded["split"].astype(str).value_counts().sort_index().to_dict()
+                 if excluded is not None and len(excluded) else {})
+    split = rows["split"].astype(str)
+    failed = split[pos < 0].value_counts().sort_index().to_dict()
+    unit = rows[task.unit_column()].astype(str)
+    test = (split == "test").to_numpy()
+    return {"excluded_by_prepare": {str(k): int(v) for k, v in per_split.items()},
+            "embed_failed": {str(k): int(v) for k, v in failed.items()},
+            "test_units_expected": int(unit[test].nunique()),
+            "test_units_scored": int(unit[test & (pos >= 0)].nunique())}
+
+
+def _rows(task: Task, manifest: Manifest,
+          embeddings: Embeddings) -> tuple[RowData, list[str], dict[str, Any]]:
+    """The task's rows that have embeddings, the ids of those that have none, and the
+    :func:`data_completeness` record."""
     rows = task.select(manifest.table)
     pos = embeddings.align(rows["sample_id"])
+    completeness = data_completeness(task, manifest, rows, pos)
     missing = rows.loc[pos < 0, "sample_id"].astype(str).tolist()
     if missing:
         log.warning("%s: %d selected samples have no embedding (first: %s); they are excluded",
@@ -66,7 +86,8 @@ def _rows(task: Task, manifest: Manifest, embeddings: Embeddings) -> tuple[RowDa
     rows, pos = rows[pos >= 0], pos[pos >= 0]
     if not (rows["split"].astype(str) == "test").any():
         raise EvaluationError(f"{task.name}: no test rows with embeddings")
-    return RowData(task, rows, embeddings, pos, task.encode_labels(rows[task.label])), missing
+    return (RowData(task, rows, embeddings, pos, task.encode_labels(rows[task.label])), missing,
+            completeness)
 
 
 def _aggregate(task: Task, rows: pd.DataFrame, y: np.ndarray, out: np.ndarray) -> pd.DataFrame:
@@ -146,7 +167,7 @@ def evaluate(task: Task | str, protocol: str, manifest: Manifest, embeddings: Em
     if runner_cls.needs_text and (encoder is None or not getattr(encoder, "has_text", False)):
         return not_applicable("no encoder object given" if encoder is None
                               else f"{enc_desc.get('name')} has no text tower")
-    data, missing = _rows(task, manifest, embeddings)
+    data, missing, completeness = _rows(task, manifest, embeddings)
     runner = runner_cls(cfg, encoder, cache)
     try:
         runner.fit(data)
@@ -160,7 +181,7 @@ def evaluate(task: Task | str, protocol: str, manifest: Manifest, embeddings: Em
                      cfg["level"])
     scorer = get_scorer(runner_cls, task)
     scored = scorer.score(units, cfg, runner_cls, boot)
-    extras: dict[str, Any] = {"missing_embeddings": missing,
+    extras: dict[str, Any] = {"missing_embeddings": missing, "data_completeness": completeness,
                               "n_rows_per_unit": float(units.table["n_rows"].mean())
                               if "n_rows" in units.table else 1.0, **scored.extras}
     if task.subgroups and scorer.subgroups:

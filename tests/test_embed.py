@@ -89,7 +89,7 @@ def test_resume_after_injected_failure_equals_uninterrupted(toy: Manifest, tmp_p
     cache = EmbeddingCache(run_root, toy.dataset, enc.fingerprint())
     assert not cache.is_complete()
     assert sorted(p.name for p in cache.shard_dir.glob("*.npz")) == [
-        "shard-00000.npz", "shard-00001.npz"]
+        "shard-s3-00000.npz", "shard-s3-00001.npz"]
     assert not list(cache.shard_dir.glob("*.tmp")), "no half-written shard may remain"
     rep = extract(toy, enc, run_root, shard_size=3, num_workers=0, progress=False)
     assert rep.skipped_shards == [0, 1] and rep.computed_shards == [2, 3]
@@ -166,7 +166,10 @@ def test_video_encoder_stores_clip_vectors_only(toy: Manifest, tmp_path: Path) -
 
 @pytest.mark.slow
 def test_torchrun_two_processes_equal_one(toy: Manifest, tmp_path: Path) -> None:
-    csv = toy.write(tmp_path / "toy.csv")
+    # the corrupt file goes to train: `embed` exits 1 when every test sample failed
+    splits = ["train"] * (N_VIDEOS - 1) + ["test", "train"]
+    csv = Manifest(toy.dataset, toy.table.assign(split=splits), root=toy.root).write(
+        tmp_path / "toy.csv")
     single, multi = tmp_path / "single", tmp_path / "multi"
     base = [sys.executable, "-m", "cardiobench.cli", "embed", "--encoder", "pixels",
             "--encoder-arg", "n_frames=6", "--manifest", str(csv), "--shard-size", "2",
@@ -201,4 +204,8 @@ def test_frame_count_in_the_manifest_larger_than_the_file(toy: Manifest, tmp_pat
     enc = build_encoder("pixels", n_frames=6)
     wrong = Manifest(toy.dataset, toy.table.assign(n_frames=30), root=toy.root)  # files hold 12
     emb = load_or_extract(wrong, enc, tmp_path, shard_size=4, num_workers=0, progress=False)
-    assert len(emb) == N_VIDEOS and len(emb.failures) == 1  # only the corrupt file fails
+    # a file holding fewer frames than its row promises is a failure, never a re-sampled "ok"
+    assert len(emb) == 0 and len(emb.failures) == N_VIDEOS + 1
+    kinds = emb.failures.set_index("sample_id")["kind"]
+    assert (kinds.drop("broken") == "truncated").all()
+    assert "holds 12 decodable frames" in emb.failures.set_index("sample_id").at["v03", "reason"]

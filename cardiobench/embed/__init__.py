@@ -2,7 +2,8 @@
 
 from cardiobench.embed.cache import EmbeddingCache, ShardPlan
 from cardiobench.embed.embeddings import Embeddings
-from cardiobench.embed.extract import ExtractReport, extract, finalize_cache, load_or_extract
+from cardiobench.embed.extract import (ExtractReport, extract, failure_summary, finalize_cache,
+                                       load_or_extract)
 
-__all__ = ["EmbeddingCache", "Embeddings", "ExtractReport", "ShardPlan", "extract",
+__all__ = ["EmbeddingCache", "Embeddings", "ExtractReport", "ShardPlan", "extract", "failure_summary",
            "finalize_cache", "load_or_extract"]

@@ -1,18 +1,26 @@
-"""The embedding cache on disk: shards committed atomically, an index, a failures table.
+"""The embedding cache on disk: shards committed atomically with checksums, an index, failures.
 
 Layout, for one dataset under one encoder fingerprint::
 
     <cache_root>/<dataset>/<fingerprint[:16]>/
-        meta.json              encoder description, sampling, shard plan hash, shard count
-        shards/shard-00000.npz one per plan shard: sample_ids, clip, frames+offsets, frame indices,
-                               failed ids and reasons, and the shard's plan hash
-        index.csv              (after finalize) sample_id, status (ok|failed), shard, reason
-        failures.csv           (after finalize) sample_id, path, reason
+        meta.json                    encoder description, sampling, shard plan hash and size,
+                                     and (after finalize) every shard's SHA-256
+        shards/shard-s64-00000.npz   one per plan shard: per sample its ID, signature, clip
+                                     vector, frames+offsets and frame indices; failed samples
+                                     with reason, kind and the file identity they failed on
+        shards/shard-s64-00000.npz.sha256   the shard's SHA-256, written at commit
+        index.csv                    (after finalize) sample_id, status (ok|failed), shard, kind,
+                                     reason
+        failures.csv                 (after finalize) sample_id, path, kind, reason
 
 The *shard plan* is deterministic: the manifest's sample_ids sorted, cut into ``shard_size``
-chunks. A shard file is valid only if its stored plan hash equals the plan's, so a changed
-manifest never mixes old and new samples. Shards are written with a temp name + rename, so a
-killed run leaves either a complete shard or none; a resumed run skips every valid shard.
+chunks. A shard file is valid only if its bytes match the checksum written when it was committed
+and its stored plan hash equals the plan's, so a changed manifest never mixes old and new
+samples and a damaged file (bit flip, truncation) is named and recomputed, never read.
+
+The shard size is part of a shard's file name, not of the cache's identity: a plan of another
+size takes every sample it can from the shards already on disk (matched by the sample's
+signature), so changing ``--shard-size`` re-packs vectors instead of re-embedding them.
 """
 
 from __future__ import annotations
@@ -21,9 +29,11 @@ import hashlib
 import io
 import json
 import logging
-from dataclasses import dataclass
+import os
+import re
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -33,7 +43,24 @@ from cardiobench.embed.embeddings import Embeddings
 
 log = logging.getLogger(__name__)
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2
+DEFAULT_SHARD_SIZE = 64
+_SHARD_NAME = re.compile(r"^shard-s(\d+)-(\d{5})\.npz$")
+_LEGACY_NAME = re.compile(r"^shard-(\d{5})\.npz$")  # cache version 1, no checksums
+
+
+_WARNED: set[str] = set()  # damaged shards already named in this process (one line each)
+
+
+def _warn_damaged(path: Path, problem: str, what: str) -> None:
+    key = f"{path}|{problem}"
+    if key not in _WARNED:
+        _WARNED.add(key)
+        log.warning("shard %s is damaged (%s); %s will be recomputed", path, problem, what)
+
+
+class CacheCorruptError(RuntimeError):
+    """A cache file does not match the checksum recorded when it was written."""
 
 
 @dataclass(frozen=True)
@@ -43,6 +70,7 @@ class ShardPlan:
     shards: tuple[tuple[str, ...], ...]
     #: per shard, one signature per sample (ID + everything that decides its decoded frames)
     signatures: tuple[tuple[str, ...], ...] = ()
+    size: int = DEFAULT_SHARD_SIZE
 
     @classmethod
     def from_table(cls, table: pd.DataFrame, shard_size: int) -> "ShardPlan":
@@ -60,24 +88,32 @@ class ShardPlan:
         ids = t["sample_id"].tolist()
         cut = range(0, len(ids), shard_size)
         return cls(tuple(tuple(ids[i:i + shard_size]) for i in cut),
-                   tuple(tuple(sig[i:i + shard_size]) for i in cut))
+                   tuple(tuple(sig[i:i + shard_size]) for i in cut), shard_size)
 
     def __len__(self) -> int:
         return len(self.shards)
 
+    def shard_signatures(self, k: int) -> tuple[str, ...]:
+        """The signatures of shard ``k``'s samples (their IDs for a plan built without them)."""
+        return self.signatures[k] if self.signatures else self.shards[k]
+
     def shard_hash(self, k: int) -> str:
         """SHA-256 of shard ``k``'s IDs (stored in the shard file to validate it on resume)."""
-        rows = self.signatures[k] if self.signatures else self.shards[k]
-        return hashlib.sha256("\n".join(rows).encode()).hexdigest()
+        return hashlib.sha256("\n".join(self.shard_signatures(k)).encode()).hexdigest()
 
     def plan_hash(self) -> str:
-        """SHA-256 of the whole plan."""
-        return hashlib.sha256("|".join(self.shard_hash(k) for k in range(len(self))).encode()).hexdigest()
+        """SHA-256 of the whole plan (independent of the shard size: the samples' signatures)."""
+        rows = [s for k in range(len(self)) for s in self.shard_signatures(k)]
+        return hashlib.sha256("\n".join(rows).encode()).hexdigest()
 
 
 @dataclass
 class ShardData:
-    """The content of one shard: embeddings of the samples that decoded, failures of the rest."""
+    """The content of one shard: embeddings of the samples that decoded, failures of the rest.
+
+    ``failed_identity`` holds, per failed sample, the identity (size and mtime) of its file when
+    it failed, so a rerun retries exactly the samples whose file has since changed.
+    """
 
     sample_ids: list[str]
     clip: np.ndarray                  # (n, Dc) float16
@@ -85,6 +121,53 @@ class ShardData:
     frame_indices: list[np.ndarray]   # per sample, the decoded frame indices
     failed_ids: list[str]
     failed_reasons: list[str]
+    signatures: list[str] = field(default_factory=list)
+    failed_signatures: list[str] = field(default_factory=list)
+    failed_kinds: list[str] = field(default_factory=list)
+    failed_identity: list[str] = field(default_factory=list)
+
+
+@dataclass
+class SampleRecord:
+    """One sample's entry in a shard: its embeddings, or why it failed."""
+
+    sample_id: str
+    signature: str
+    clip: np.ndarray | None = None
+    frames: np.ndarray | None = None
+    indices: np.ndarray | None = None
+    reason: str = ""
+    kind: str = ""
+    identity: str = ""
+
+    @property
+    def ok(self) -> bool:
+        """True for an embedded sample, False for a failure."""
+        return self.clip is not None
+
+
+def file_identity(path: str | Path) -> str:
+    """``"<size>:<mtime_ns>"`` of a file, ``"absent"`` if it cannot be stat'ed."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return "absent"
+    return f"{st.st_size}:{st.st_mtime_ns}"
+
+
+def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
+    """SHA-256 hex digest of a file's bytes."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` (one place, so tests can simulate a full disk)."""
+    with open(path, "wb") as fh:
+        fh.write(data)
 
 
 class EmbeddingCache:
@@ -97,9 +180,15 @@ class EmbeddingCache:
         self.shard_dir = self.dir / "shards"
 
     # -- paths ---------------------------------------------------------------------------------
-    def shard_path(self, k: int) -> Path:
-        """File of shard ``k``."""
-        return self.shard_dir / f"shard-{k:05d}.npz"
+    def shard_path(self, k: int, size: int | ShardPlan = DEFAULT_SHARD_SIZE) -> Path:
+        """File of shard ``k`` of a plan with shards of ``size`` samples."""
+        size = size.size if isinstance(size, ShardPlan) else int(size)
+        return self.shard_dir / f"shard-s{size}-{k:05d}.npz"
+
+    @staticmethod
+    def checksum_path(shard: Path) -> Path:
+        """The file holding ``shard``'s SHA-256."""
+        return shard.with_name(shard.name + ".sha256")
 
     @property
     def meta_path(self) -> Path:
@@ -116,43 +205,85 @@ class EmbeddingCache:
     # -- meta ----------------------------------------------------------------------------------
     def write_meta(self, meta: dict[str, Any]) -> None:
         """Write meta.json (atomically); refuses to overwrite a cache of another fingerprint."""
-        if self.meta_path.exists():
-            old = json.loads(self.meta_path.read_text())
-            if old.get("fingerprint") != self.fingerprint:
-                raise RuntimeError(f"{self.dir} holds fingerprint {old.get('fingerprint')}, "
-                                   f"not {self.fingerprint}")
+        old = self.read_meta()
+        if old and old.get("fingerprint") != self.fingerprint:
+            raise RuntimeError(f"{self.dir} holds fingerprint {old.get('fingerprint')}, "
+                               f"not {self.fingerprint}")
         payload = {"cache_version": CACHE_VERSION, "dataset": self.dataset,
                    "fingerprint": self.fingerprint, **meta}
         atomic_write_text(self.meta_path, json.dumps(payload, indent=2, default=str))
 
     def read_meta(self) -> dict[str, Any]:
-        """meta.json as a dict (empty if absent)."""
-        return json.loads(self.meta_path.read_text()) if self.meta_path.exists() else {}
+        """meta.json as a dict (empty if absent or unreadable, which makes the cache incomplete)."""
+        if not self.meta_path.exists():
+            return {}
+        try:
+            meta = json.loads(self.meta_path.read_text())
+        except (OSError, ValueError) as exc:
+            log.warning("%s is unreadable (%s); the cache will be rebuilt", self.meta_path, exc)
+            return {}
+        return meta if isinstance(meta, dict) else {}
+
+    def shard_size(self) -> int | None:
+        """The shard size the cache was last planned with (None for a new cache)."""
+        size = self.read_meta().get("shard_size")
+        return int(size) if size else None
 
     # -- shards --------------------------------------------------------------------------------
-    def shard_is_valid(self, k: int, plan: ShardPlan) -> bool:
-        """True if shard ``k`` exists, reads, and was computed for this plan's IDs."""
-        path = self.shard_path(k)
+    def shard_problem(self, path: Path) -> str | None:
+        """Why the shard file ``path`` cannot be trusted (None when its bytes are intact).
+
+        Intact means: the file exists, its checksum file exists, and its SHA-256 matches.
+        """
         if not path.exists():
+            return "missing"
+        expected_file = self.checksum_path(path)
+        if not expected_file.exists():
+            return "no checksum recorded (written by an older cardiobench or torn)"
+        expected = expected_file.read_text().strip()
+        actual = sha256_file(path)
+        if actual != expected:
+            return f"checksum mismatch (SHA-256 {actual[:12]}…, recorded {expected[:12]}…)"
+        return None
+
+    def shard_is_valid(self, k: int, plan: ShardPlan) -> bool:
+        """True if shard ``k`` exists, is intact, and was computed for this plan's samples.
+
+        A damaged shard is named in a warning (it will be recomputed); a merely absent one is not.
+        """
+        path = self.shard_path(k, plan)
+        problem = self.shard_problem(path)
+        if problem == "missing":
+            return False
+        if problem is not None:
+            _warn_damaged(path, problem, "it")
             return False
         try:
             with np.load(path, allow_pickle=False) as z:
                 return str(z["plan_hash"]) == plan.shard_hash(k)
-        except Exception as exc:  # a torn or foreign file: recompute it
+        except Exception as exc:  # intact bytes but a foreign layout: recompute it
             log.warning("shard %s unreadable (%s); it will be recomputed", path, exc)
             return False
 
     def write_shard(self, k: int, plan: ShardPlan, data: ShardData) -> Path:
-        """Commit shard ``k`` atomically."""
+        """Commit shard ``k`` atomically; its checksum file is written before the rename.
+
+        A crash or a full disk at any point leaves either the previous state or the complete new
+        shard with a matching checksum: a half-written file never carries a valid checksum.
+        """
         arrays: dict[str, np.ndarray] = {
             "plan_hash": np.array(plan.shard_hash(k)),
             "sample_ids": np.array(data.sample_ids, dtype=str),
+            "signatures": np.array(data.signatures, dtype=str),
             "clip": np.asarray(data.clip, dtype=np.float16),
             "idx_offsets": _offsets([len(i) for i in data.frame_indices]),
             "frame_indices": (np.concatenate(data.frame_indices).astype(np.int64)
                               if data.frame_indices else np.zeros(0, np.int64)),
             "failed_ids": np.array(data.failed_ids, dtype=str),
+            "failed_signatures": np.array(data.failed_signatures, dtype=str),
             "failed_reasons": np.array(data.failed_reasons, dtype=str),
+            "failed_kinds": np.array(data.failed_kinds, dtype=str),
+            "failed_identity": np.array(data.failed_identity, dtype=str),
         }
         if data.frames is not None:
             arrays["frame_offsets"] = _offsets([len(f) for f in data.frames])
@@ -160,55 +291,151 @@ class EmbeddingCache:
                                 else np.zeros((0, 0), np.float16))
         buf = io.BytesIO()
         np.savez(buf, **arrays)
-        with atomic_path(self.shard_path(k)) as tmp:
-            tmp.write_bytes(buf.getvalue())
-        return self.shard_path(k)
+        payload = buf.getvalue()
+        final = self.shard_path(k, plan)
+        # drop the old checksum first: a crash after it leaves the old shard "unverified", so it
+        # is recomputed rather than trusted against a checksum of bytes it does not hold
+        self.checksum_path(final).unlink(missing_ok=True)
+        try:
+            with atomic_path(final) as tmp:
+                _write_bytes(tmp, payload)
+                atomic_write_text(self.checksum_path(final), hashlib.sha256(payload).hexdigest())
+        except OSError as exc:
+            self.checksum_path(final).unlink(missing_ok=True)
+            raise OSError(exc.errno, f"cannot write shard {final}: {exc.strerror or exc}; "
+                          "finished shards are kept, free space (or fix the folder) and run "
+                          "embed again") from exc
+        return final
 
-    def read_shard(self, k: int) -> ShardData:
-        """Load shard ``k``."""
-        with np.load(self.shard_path(k), allow_pickle=False) as z:
+    def read_shard(self, k: int, plan: ShardPlan | int = DEFAULT_SHARD_SIZE) -> ShardData:
+        """Load shard ``k`` of a plan (or of a shard size)."""
+        return self.read_shard_file(self.shard_path(k, plan))
+
+    @staticmethod
+    def read_shard_file(path: Path) -> ShardData:
+        """Load one shard file."""
+        with np.load(path, allow_pickle=False) as z:
             idx = _split(z["frame_indices"], z["idx_offsets"])
             frames = _split(z["frames"], z["frame_offsets"]) if "frames" in z else None
-            return ShardData(sample_ids=[str(s) for s in z["sample_ids"]], clip=z["clip"],
-                             frames=frames, frame_indices=idx,
+            names = set(z.files)
+            n_failed = len(z["failed_ids"])
+
+            def strings(key: str, n: int, default: str = "") -> list[str]:
+                return [str(s) for s in z[key]] if key in names else [default] * n
+
+            ids = [str(s) for s in z["sample_ids"]]
+            return ShardData(sample_ids=ids, clip=z["clip"], frames=frames, frame_indices=idx,
                              failed_ids=[str(s) for s in z["failed_ids"]],
-                             failed_reasons=[str(s) for s in z["failed_reasons"]])
+                             failed_reasons=[str(s) for s in z["failed_reasons"]],
+                             signatures=strings("signatures", len(ids)),
+                             failed_signatures=strings("failed_signatures", n_failed),
+                             failed_kinds=strings("failed_kinds", n_failed, "other"),
+                             failed_identity=strings("failed_identity", n_failed))
+
+    def shard_files(self) -> list[Path]:
+        """Every committed shard file in the folder, of any shard size."""
+        if not self.shard_dir.exists():
+            return []
+        return sorted(p for p in self.shard_dir.iterdir() if _SHARD_NAME.match(p.name))
+
+    def trusted(self, path: Path) -> bool:
+        """True when ``path``'s bytes match its checksum; a damaged file is named in a warning."""
+        problem = self.shard_problem(path)
+        if problem is not None and problem != "missing":
+            _warn_damaged(path, problem, "its samples")
+        return problem is None
+
+    def records(self, paths: Iterable[Path], check: bool = True) -> dict[str, SampleRecord]:
+        """Per-sample records of the intact shard files among ``paths``, keyed by signature.
+
+        Damaged files are skipped with a warning naming them (``check=False`` when the caller
+        has just verified them); files without per-sample signatures (an older cache) give
+        nothing.
+        """
+        out: dict[str, SampleRecord] = {}
+        for path in paths:
+            if check and not self.trusted(path):
+                continue
+            try:
+                data = self.read_shard_file(path)
+            except Exception as exc:
+                log.warning("shard %s unreadable (%s); its samples will be recomputed", path, exc)
+                continue
+            for i, (sid, sig) in enumerate(zip(data.sample_ids, data.signatures)):
+                if sig:
+                    out[sig] = SampleRecord(
+                        sid, sig, clip=data.clip[i],
+                        frames=data.frames[i] if data.frames is not None else None,
+                        indices=data.frame_indices[i])
+            for sid, sig, reason, kind, ident in zip(data.failed_ids, data.failed_signatures,
+                                                     data.failed_reasons, data.failed_kinds,
+                                                     data.failed_identity):
+                if sig:
+                    out[sig] = SampleRecord(sid, sig, reason=reason, kind=kind, identity=ident)
+        return out
 
     # -- finalize / load -----------------------------------------------------------------------
     def finalize(self, plan: ShardPlan, paths: dict[str, str] | None = None) -> pd.DataFrame:
-        """Check every plan shard is present and valid, then write index.csv and failures.csv."""
+        """Check every plan shard is present and valid, then write index.csv and failures.csv,
+        record every shard's checksum in meta.json and remove shards of other plans."""
         missing = [k for k in range(len(plan)) if not self.shard_is_valid(k, plan)]
         if missing:
             raise RuntimeError(f"cannot finalize {self.dir}: shards {missing[:10]} "
                                f"({len(missing)} in all) are missing or stale; run embed again")
         rows = []
+        checksums = {}
         for k in range(len(plan)):
-            shard = self.read_shard(k)
+            path = self.shard_path(k, plan)
+            shard = self.read_shard_file(path)
+            checksums[path.name] = self.checksum_path(path).read_text().strip()
             got = set(shard.sample_ids) | set(shard.failed_ids)
             if got != set(plan.shards[k]):
-                raise RuntimeError(f"shard {k} of {self.dir} does not cover its planned samples")
-            rows += [{"sample_id": s, "status": "ok", "shard": k, "reason": ""}
+                raise RuntimeError(f"shard {path} does not cover its planned samples")
+            rows += [{"sample_id": s, "status": "ok", "shard": k, "kind": "", "reason": ""}
                      for s in shard.sample_ids]
-            rows += [{"sample_id": s, "status": "failed", "shard": k, "reason": r}
-                     for s, r in zip(shard.failed_ids, shard.failed_reasons)]
-        index = pd.DataFrame(rows, columns=["sample_id", "status", "shard", "reason"])
-        failures = index[index["status"] == "failed"][["sample_id", "reason"]].copy()
+            rows += [{"sample_id": s, "status": "failed", "shard": k, "kind": kind, "reason": r}
+                     for s, r, kind in zip(shard.failed_ids, shard.failed_reasons,
+                                           shard.failed_kinds)]
+        index = pd.DataFrame(rows, columns=["sample_id", "status", "shard", "kind", "reason"])
+        failures = index[index["status"] == "failed"][["sample_id", "kind", "reason"]].copy()
         failures.insert(1, "path", failures["sample_id"].map(paths or {}).fillna(""))
         atomic_write_text(self.index_path, index.to_csv(index=False))
         atomic_write_text(self.failures_path, failures.to_csv(index=False))
         meta = self.read_meta()
         meta.update({"complete": True, "n_ok": int((index["status"] == "ok").sum()),
-                     "n_failed": int(len(failures))})
+                     "n_failed": int(len(failures)), "shard_size": plan.size,
+                     "n_shards": len(plan), "shard_sha256": checksums})
         self.write_meta({k: v for k, v in meta.items()
                          if k not in ("cache_version", "dataset", "fingerprint")})
+        self.remove_stale(plan)
         return index
+
+    def remove_stale(self, plan: ShardPlan) -> list[Path]:
+        """Delete shard files (and checksums, and torn temporaries) that ``plan`` does not use."""
+        keep = {self.shard_path(k, plan).name for k in range(len(plan))}
+        gone = [p for p in self.shard_files() if p.name not in keep]
+        for p in gone:
+            p.unlink(missing_ok=True)
+        if self.shard_dir.exists():
+            for p in self.shard_dir.iterdir():
+                orphan = p.name.endswith(".sha256") and p.name[:-len(".sha256")] not in keep
+                torn = p.name.startswith(".") and p.name.endswith(".tmp")
+                if orphan or torn or _LEGACY_NAME.match(p.name):
+                    p.unlink(missing_ok=True)
+        if gone:
+            log.info("%s: removed %d shard file(s) of an earlier plan", self.dir, len(gone))
+        return gone
 
     def is_complete(self) -> bool:
         """True once finalize has run."""
         return bool(self.read_meta().get("complete")) and self.index_path.exists()
 
     def load(self) -> Embeddings:
-        """All embeddings of a finalized cache, in sample_id order."""
+        """All embeddings of a finalized cache, in sample_id order.
+
+        Every shard is checked against the SHA-256 recorded at finalize; a mismatch raises
+        :class:`CacheCorruptError` naming the shard (``load_or_extract`` recomputes it).
+        """
         if not self.is_complete():
             raise FileNotFoundError(f"embedding cache {self.dir} is not complete; run embed first")
         meta = self.read_meta()
@@ -216,8 +443,17 @@ class EmbeddingCache:
         clips: list[np.ndarray] = []
         frames: list[np.ndarray] | None = [] if meta.get("has_frames") else None
         failures = pd.read_csv(self.failures_path, dtype=str, keep_default_na=False)
+        size = int(meta.get("shard_size") or DEFAULT_SHARD_SIZE)
+        recorded = meta.get("shard_sha256") or {}
         for k in range(int(meta["n_shards"])):
-            shard = self.read_shard(k)
+            path = self.shard_path(k, size)
+            if not path.exists():
+                raise CacheCorruptError(f"shard {path} of a finalized cache is missing")
+            actual = sha256_file(path)
+            if recorded.get(path.name) != actual:
+                raise CacheCorruptError(f"shard {path} does not match the checksum recorded at "
+                                        f"finalize (SHA-256 {actual[:12]}…)")
+            shard = self.read_shard_file(path)
             ids += shard.sample_ids
             if len(shard.sample_ids):
                 clips.append(shard.clip.astype(np.float32))
@@ -225,9 +461,11 @@ class EmbeddingCache:
                 frames += [f.astype(np.float32) for f in shard.frames]
         clip_dim = int(meta.get("clip_dim", 0))
         clip = np.concatenate(clips) if clips else np.zeros((0, clip_dim), np.float32)
+        if "kind" not in failures:
+            failures["kind"] = "other"
         return Embeddings(sample_ids=np.array(ids, dtype=str), clip=clip, frames=frames,
                           encoder=meta.get("encoder", {}), fingerprint=self.fingerprint,
-                          failures=failures[["sample_id", "reason"]])
+                          failures=failures[["sample_id", "kind", "reason"]])
 
 
 def _offsets(lengths: Sequence[int]) -> np.ndarray:

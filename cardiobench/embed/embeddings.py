@@ -25,7 +25,7 @@ class Embeddings:
     encoder: dict[str, Any] = field(default_factory=dict)   # Encoder.describe()
     fingerprint: str = ""                      # cache key (encoder + sampling + dataset)
     failures: pd.DataFrame = field(
-        default_factory=lambda: pd.DataFrame(columns=["sample_id", "reason"]))
+        default_factory=lambda: pd.DataFrame(columns=["sample_id", "kind", "reason"]))
 
     def __post_init__(self) -> None:
         self.sample_ids = np.asarray(self.sample_ids, dtype=str)

@@ -26,7 +26,8 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
-from cardiobench.embed.cache import EmbeddingCache, ShardData, ShardPlan
+from cardiobench.embed.cache import (DEFAULT_SHARD_SIZE, CacheCorruptError, EmbeddingCache,
+                                     SampleRecord, ShardData, ShardPlan, file_identity)
 from cardiobench.encoders.base import Encoder
 from cardiobench.io import MediaError, probe, read_frames
 from cardiobench.manifest import Manifest, is_missing
@@ -43,6 +44,7 @@ class Sample:
     frames: torch.Tensor | None      # uint8 (T, 3, H, W)
     indices: np.ndarray | None
     error: str | None = None
+    kind: str = ""
 
 
 class SampledFrames(Dataset):
@@ -63,27 +65,63 @@ class SampledFrames(Dataset):
         try:
             n_frames = row.get("n_frames")
             fps = row.get("fps")
-            if is_missing(n_frames) or (self.sampling.kind == "fps" and is_missing(fps)):
+            declared = None if is_missing(n_frames) else int(n_frames)
+            if declared is None or (self.sampling.kind == "fps" and is_missing(fps)):
                 info = probe(path)
-                n_frames = info.n_frames if is_missing(n_frames) else n_frames
+                n_frames = info.n_frames if declared is None else declared
                 fps = info.fps if is_missing(fps) else fps
             key = None if is_missing(row.get("key_frame")) else row.get("key_frame")
             fps = None if is_missing(fps) else float(fps)
             idx = self.sampling.indices(int(n_frames), key_frame=key, fps=fps)
-            try:
-                frames = read_frames(path, idx)
-            except MediaError:
-                # a side file's frame count can exceed what the file holds: trust the file
-                real = probe(path).n_frames
-                if real == int(n_frames):
-                    raise
-                log.warning("%s: manifest says %s frames, the file holds %d; sampling those",
-                            path, n_frames, real)
-                idx = self.sampling.indices(real, key_frame=key, fps=fps)
-                frames = read_frames(path, idx)
-            return Sample(sid, to_tensor(frames).contiguous(), idx)
+            return Sample(sid, to_tensor(_read_promised(path, idx, declared)).contiguous(), idx)
         except Exception as exc:  # one unreadable sample must not stop the run: record it
-            return Sample(sid, None, None, error=f"{type(exc).__name__}: {exc}")
+            return Sample(sid, None, None, error=f"{type(exc).__name__}: {exc}",
+                          kind=failure_kind(exc))
+
+
+class TruncatedMedia(Exception):
+    """A file holds fewer decodable frames than its manifest row promises."""
+
+    kind = "truncated"
+
+
+def failure_kind(exc: BaseException) -> str:
+    """A short machine-readable kind for a failed sample (``MediaError.kind`` where it has one)."""
+    kind = getattr(exc, "kind", None)
+    if kind:
+        return str(kind)
+    if isinstance(exc, PermissionError):
+        return "permission"
+    if isinstance(exc, FileNotFoundError) or "no such file" in str(exc):
+        return "missing"
+    return "other"
+
+
+def _read_promised(path: Path, idx: np.ndarray, declared: int | None) -> np.ndarray:
+    """The frames ``idx`` of ``path``; a file holding fewer frames than ``declared`` fails.
+
+    The last promised frame is decoded too (then dropped): a file cut short after the sampled
+    frames would otherwise embed as ``ok`` from a different clip than the manifest describes.
+    """
+    want = np.asarray(idx)
+    extra = declared is not None and declared > 0 and not (want == declared - 1).any()
+    ask = np.concatenate([want, [declared - 1]]) if extra else want
+    try:
+        frames = read_frames(path, ask)
+    except MediaError as exc:
+        if declared is None:
+            raise
+        if getattr(exc, "kind", None) == "truncated":
+            raise TruncatedMedia(f"{path}: the manifest promises {declared} frames, {exc}") from exc
+        real = probe(path).n_frames
+        if real >= declared:
+            raise
+        raise TruncatedMedia(f"{path} holds {real} decodable frames, the manifest promises "
+                             f"{declared}") from exc
+    if len(frames) != len(ask):
+        raise TruncatedMedia(f"{path}: {len(ask)} frames requested, {len(frames)} decoded "
+                             f"(the manifest promises {declared})")
+    return frames[:len(want)] if extra else frames
 
 
 def _collate(batch: list[Sample]) -> list[Sample]:
@@ -109,6 +147,15 @@ class ExtractReport:
     frames_encoded: int = 0
     seconds: float = 0.0
     finalized: bool = False
+    #: valid shards rewritten because a failed sample's file changed
+    healed_shards: list[int] = field(default_factory=list)
+    #: previously failed samples tried again (their file changed)
+    retried: list[str] = field(default_factory=list)
+    #: samples taken from shards already on disk instead of being embedded again
+    reused_samples: int = 0
+    #: after finalize: sample_id, kind, reason of every failed sample
+    failures: pd.DataFrame = field(
+        default_factory=lambda: pd.DataFrame(columns=["sample_id", "kind", "reason"]))
 
 
 def autocast_context(device: torch.device, precision: str = "auto") -> contextlib.AbstractContextManager:
@@ -217,34 +264,95 @@ def _iter_loader(ds: SampledFrames, batch_size: int, num_workers: int,
         yield _pin(batch) if pin else batch
 
 
+class _Reusable:
+    """Sample records already on disk (any shard size), found by signature, loaded on demand.
+
+    Only the signature arrays are read up front; a file's vectors are read when one of its
+    samples is needed, so a re-pack or a healed shard never re-embeds what the cache holds.
+    """
+
+    def __init__(self, cache: EmbeddingCache):
+        self.cache = cache
+        self.where: dict[str, Path] = {}
+        self.loaded: dict[Path, dict[str, SampleRecord]] = {}
+        for path in cache.shard_files():
+            if not cache.trusted(path):
+                continue
+            try:
+                with np.load(path, allow_pickle=False) as z:
+                    sigs = [str(x) for key in ("signatures", "failed_signatures") if key in z
+                            for x in z[key]]
+            except Exception as exc:
+                log.warning("shard %s unreadable (%s); its samples will be recomputed", path, exc)
+                continue
+            for sig in sigs:
+                self.where.setdefault(sig, path)
+
+    def get(self, sig: str) -> SampleRecord | None:
+        """The record stored for ``sig``, or None."""
+        path = self.where.get(sig)
+        if path is None:
+            return None
+        if path not in self.loaded:
+            # keep one file in memory; it was verified when the index was built
+            self.loaded = {path: self.cache.records([path], check=False)}
+        return self.loaded[path].get(sig)
+
+
+def _changed_failures(cache: EmbeddingCache, k: int, plan: ShardPlan,
+                      files: dict[str, Path]) -> list[str]:
+    """Failed samples of shard ``k`` whose file changed since they failed (to be retried)."""
+    with np.load(cache.shard_path(k, plan), allow_pickle=False) as z:
+        ids = [str(s) for s in z["failed_ids"]]
+        ident = ([str(s) for s in z["failed_identity"]] if "failed_identity" in z
+                 else [""] * len(ids))
+    return [sid for sid, was in zip(ids, ident)
+            if sid in files and file_identity(files[sid]) != was]
+
+
 def _embed_shard(k: int, plan: ShardPlan, by_id: pd.DataFrame, manifest: Manifest,
                  encoder: Encoder, run: "_Encoding", cache: EmbeddingCache, batch_size: int,
                  num_workers: int, device: torch.device, report: ExtractReport, bar: Any,
-                 on_shard: Callable[[int], None] | None) -> None:
-    """Decode, encode and commit one shard of the plan."""
+                 on_shard: Callable[[int], None] | None, reusable: _Reusable,
+                 files: dict[str, Path]) -> None:
+    """Decode, encode and commit one shard of the plan, reusing every sample already on disk.
+
+    A stored failure is reused only while its file is unchanged (same size and mtime); a
+    changed file is retried.
+    """
     desc_dim = encoder.describe()["clip_dim"]
-    rows = by_id.loc[list(plan.shards[k])]
-    ds = SampledFrames(rows, manifest.root, encoder.spec.sampling)
-    data = ShardData([], np.zeros((0, desc_dim), np.float16),
-                     [] if encoder.spec.kind == "image" else None, [], [], [])
-    clips: list[np.ndarray] = []
-    for batch in _iter_loader(ds, batch_size, num_workers, pin=device.type == "cuda"):
-        good = [s for s in batch if s.error is None]
-        for s in batch:
-            if s.error is not None:
-                log.warning("%s: sample %s failed: %s", manifest.dataset, s.sample_id, s.error)
-                data.failed_ids.append(s.sample_id)
-                data.failed_reasons.append(s.error)
-        if good:
-            for s, (clip, frames) in zip(good, run(good)):
-                data.sample_ids.append(s.sample_id)
-                clips.append(clip.astype(np.float16))
-                data.frame_indices.append(s.indices)  # type: ignore[arg-type]
-                if data.frames is not None:
-                    data.frames.append(frames.astype(np.float16))  # type: ignore[union-attr]
-        bar.update(len(batch))
-    if clips:
-        data.clip = np.stack(clips)
+    records: dict[str, SampleRecord] = {}
+    todo: list[str] = []
+    for sid, sig in zip(plan.shards[k], plan.shard_signatures(k)):
+        rec = reusable.get(sig)
+        if rec is not None and not rec.ok and rec.identity != file_identity(files[sid]):
+            report.retried.append(sid)
+            rec = None
+        if rec is None:
+            todo.append(sid)
+        else:
+            records[sid] = rec
+            report.reused_samples += 1
+            bar.update(1)
+    if todo:
+        ds = SampledFrames(by_id.loc[todo], manifest.root, encoder.spec.sampling)
+        sigs = dict(zip(plan.shards[k], plan.shard_signatures(k)))
+        for batch in _iter_loader(ds, batch_size, num_workers, pin=device.type == "cuda"):
+            good = [s for s in batch if s.error is None]
+            for s in batch:
+                if s.error is not None:
+                    log.warning("%s: sample %s failed: %s", manifest.dataset, s.sample_id, s.error)
+                    records[s.sample_id] = SampleRecord(
+                        s.sample_id, sigs[s.sample_id], reason=s.error, kind=s.kind or "other",
+                        identity=file_identity(files[s.sample_id]))
+            if good:
+                for s, (clip, frames) in zip(good, run(good)):
+                    records[s.sample_id] = SampleRecord(
+                        s.sample_id, sigs[s.sample_id], clip=clip.astype(np.float16),
+                        frames=None if frames is None else frames.astype(np.float16),
+                        indices=s.indices)
+            bar.update(len(batch))
+    data = _shard_data(plan, k, records, desc_dim, encoder.spec.kind == "image")
     cache.write_shard(k, plan, data)
     report.computed_shards.append(k)
     report.n_failed += len(data.failed_ids)
@@ -252,10 +360,56 @@ def _embed_shard(k: int, plan: ShardPlan, by_id: pd.DataFrame, manifest: Manifes
         on_shard(k)
 
 
+def _shard_data(plan: ShardPlan, k: int, records: dict[str, SampleRecord], clip_dim: int,
+                image: bool) -> ShardData:
+    """Assemble shard ``k`` from its records, in plan order (so any mix of reused and fresh
+    samples gives the same bytes as an uninterrupted run)."""
+    data = ShardData([], np.zeros((0, clip_dim), np.float16), [] if image else None, [], [], [])
+    clips = []
+    for sid in plan.shards[k]:
+        rec = records[sid]
+        if rec.ok:
+            data.sample_ids.append(sid)
+            data.signatures.append(rec.signature)
+            clips.append(np.asarray(rec.clip, dtype=np.float16))
+            data.frame_indices.append(np.asarray(rec.indices, dtype=np.int64))
+            if data.frames is not None:
+                data.frames.append(np.asarray(rec.frames, dtype=np.float16))
+        else:
+            data.failed_ids.append(sid)
+            data.failed_signatures.append(rec.signature)
+            data.failed_reasons.append(rec.reason)
+            data.failed_kinds.append(rec.kind or "other")
+            data.failed_identity.append(rec.identity)
+    if clips:
+        data.clip = np.stack(clips)
+    return data
+
+
+def _sample_files(manifest: Manifest) -> dict[str, Path]:
+    table = manifest.table
+    return {str(s): Path(manifest.root) / str(p)
+            for s, p in zip(table["sample_id"].astype(str), table["path"].astype(str))}
+
+
+def failure_summary(manifest: Manifest, failures: pd.DataFrame) -> pd.DataFrame:
+    """Per split: samples, failed, and the failure kinds with counts (``"truncated: 2, ..."``)."""
+    split = dict(zip(manifest.table["sample_id"].astype(str),
+                     manifest.table["split"].astype(str)))
+    f = failures.assign(split=failures["sample_id"].astype(str).map(split))
+    rows = []
+    for name, n in manifest.table["split"].astype(str).value_counts(sort=False).items():
+        here = f[f["split"] == name]
+        kinds = here["kind"].value_counts() if "kind" in here else pd.Series(dtype=int)
+        rows.append({"split": name, "samples": int(n), "failed": int(len(here)),
+                     "kinds": ", ".join(f"{kk}: {c}" for kk, c in kinds.items())})
+    return pd.DataFrame(rows, columns=["split", "samples", "failed", "kinds"])
+
+
 def extract(manifest: Manifest, encoder: Encoder, cache_root: str | Path, *,
             batch_size: int = 8, batch_frames: int = 64, num_workers: int | None = None,
             device: str | torch.device | None = None, precision: str = "auto",
-            shard_size: int = 64, shard: tuple[int, int] | None = None,
+            shard_size: int | None = None, shard: tuple[int, int] | None = None,
             finalize: bool = True, progress: bool = True,
             on_shard: Callable[[int], None] | None = None) -> ExtractReport:
     """Embed every sample of ``manifest`` into the cache; resume where a previous run stopped.
@@ -263,8 +417,10 @@ def extract(manifest: Manifest, encoder: Encoder, cache_root: str | Path, *,
     ``batch_size`` samples are decoded per loader step; frames of several samples are encoded
     together in batches of up to ``batch_frames``. ``shard=(i, N)`` (or torchrun's RANK /
     WORLD_SIZE) restricts this process to its slice of shards; the cache is finalized (index and
-    failures written) only when every shard is present. ``on_shard(k)`` is called after each
-    committed shard (used by tests to inject failures).
+    failures written) only when every shard is present. ``shard_size=None`` keeps the size the
+    cache was built with (64 for a new cache); another size re-packs the stored vectors. A
+    failed sample whose file changed since it failed is retried. ``on_shard(k)`` is called after
+    each committed shard (used by tests to inject failures).
     """
     t0 = time.perf_counter()
     num_workers = default_workers() if num_workers is None else num_workers
@@ -273,16 +429,20 @@ def extract(manifest: Manifest, encoder: Encoder, cache_root: str | Path, *,
     fp = encoder.fingerprint()
     cache = EmbeddingCache(cache_root, manifest.dataset, fp)
     table = manifest.table
+    shard_size = shard_size or cache.shard_size() or DEFAULT_SHARD_SIZE
     plan = ShardPlan.from_table(table, shard_size)
     rank, world = shard if shard is not None else distributed_rank()
     by_id = table.set_index("sample_id", drop=False)
+    by_id.index = by_id.index.astype(str)
+    files = _sample_files(manifest)
     report = ExtractReport(cache_dir=cache.dir, n_samples=len(table))
     desc = encoder.describe()
     meta = {"encoder": desc, "sampling": encoder.spec.sampling.to_dict(),
             "has_frames": encoder.spec.kind == "image",
             "clip_dim": desc["clip_dim"], "shard_size": shard_size, "n_shards": len(plan),
             "plan_hash": plan.plan_hash(), "manifest_fingerprint": manifest.fingerprint}
-    if cache.read_meta().get("plan_hash") != meta["plan_hash"]:
+    old = cache.read_meta()
+    if old.get("plan_hash") != meta["plan_hash"] or old.get("shard_size") != shard_size:
         # any rank that sees a new plan resets the meta (dropping "complete") and the index, so
         # no reader can take the old finalized cache for the new manifest
         cache.index_path.unlink(missing_ok=True)
@@ -291,19 +451,31 @@ def extract(manifest: Manifest, encoder: Encoder, cache_root: str | Path, *,
     mine = [k for k in range(len(plan)) if k % world == rank]
     todo = []
     for k in mine:
-        (report.skipped_shards if cache.shard_is_valid(k, plan) else todo).append(k)
+        if not cache.shard_is_valid(k, plan):
+            todo.append(k)
+        elif _changed_failures(cache, k, plan, files):
+            todo.append(k)
+            report.healed_shards.append(k)
+        else:
+            report.skipped_shards.append(k)
     if report.skipped_shards:
         log.info("%s: %d shard(s) already cached, %d to compute", manifest.dataset,
                  len(report.skipped_shards), len(todo))
+    if todo and report.healed_shards:
+        # the shard's meta "complete" must drop while a healed shard is being rewritten
+        cache.index_path.unlink(missing_ok=True)
+    reusable = _Reusable(cache) if todo else None
     bar = tqdm(total=sum(len(plan.shards[k]) for k in todo), desc=f"embed {manifest.dataset}",
                unit="sample", disable=not progress)
     threads = ((os.cpu_count() or 1) - num_workers if device.type == "cpu" and num_workers
                else torch.get_num_threads())
-    with _main_threads(threads):
-        for k in todo:
-            _embed_shard(k, plan, by_id, manifest, encoder, run, cache, batch_size, num_workers,
-                         device, report, bar, on_shard)
-    bar.close()
+    try:
+        with _main_threads(threads):
+            for k in todo:
+                _embed_shard(k, plan, by_id, manifest, encoder, run, cache, batch_size,
+                             num_workers, device, report, bar, on_shard, reusable, files)
+    finally:
+        bar.close()
     report.frames_encoded = run.frames_encoded
     _barrier(world)
     if finalize and rank == 0:
@@ -311,10 +483,15 @@ def extract(manifest: Manifest, encoder: Encoder, cache_root: str | Path, *,
             paths = dict(zip(table["sample_id"].astype(str), table["path"].astype(str)))
             index = cache.finalize(plan, paths)
             report.n_failed = int((index["status"] == "failed").sum())
+            report.failures = index.loc[index["status"] == "failed",
+                                        ["sample_id", "kind", "reason"]].reset_index(drop=True)
             report.finalized = True
         else:
             log.info("%s: not every shard is present yet; finalize after the other ranks finish",
                      manifest.dataset)
+    if report.retried:
+        log.info("%s: retried %d previously failed sample(s) whose file changed",
+                 manifest.dataset, len(report.retried))
     report.seconds = time.perf_counter() - t0
     return report
 
@@ -325,21 +502,43 @@ def _barrier(world: int) -> None:
 
 
 def finalize_cache(manifest: Manifest, encoder: Encoder, cache_root: str | Path,
-                   shard_size: int = 64) -> pd.DataFrame:
+                   shard_size: int | None = None) -> pd.DataFrame:
     """Merge and verify the shards written by several ranks or job-array tasks."""
     cache = EmbeddingCache(cache_root, manifest.dataset, encoder.fingerprint())
-    plan = ShardPlan.from_table(manifest.table, shard_size)
+    plan = ShardPlan.from_table(manifest.table, shard_size or cache.shard_size()
+                                or DEFAULT_SHARD_SIZE)
     paths = dict(zip(manifest.table["sample_id"].astype(str), manifest.table["path"].astype(str)))
     return cache.finalize(plan, paths)
 
 
+def cache_is_current(manifest: Manifest, cache: EmbeddingCache, shard_size: int) -> bool:
+    """True when the finalized cache covers ``manifest`` with intact shards of ``shard_size``
+    and no failed sample's file has changed since it failed."""
+    meta = cache.read_meta()
+    plan = ShardPlan.from_table(manifest.table, shard_size)
+    if not (cache.is_complete() and meta.get("plan_hash") == plan.plan_hash()
+            and meta.get("shard_size") == shard_size):
+        return False
+    if not all(cache.shard_is_valid(k, plan) for k in range(len(plan))):
+        return False
+    files = _sample_files(manifest)
+    return not any(_changed_failures(cache, k, plan, files) for k in range(len(plan)))
+
+
 def load_or_extract(manifest: Manifest, encoder: Encoder, cache_root: str | Path,
                     **kwargs: Any):
-    """The cached embeddings, computing whatever is missing first."""
+    """The cached embeddings, computing whatever is missing, damaged or healable first.
+
+    Without ``shard_size`` the cache keeps the size it was built with (``embed --shard-size
+    16`` is reused as is). A shard that fails its checksum at load is named and recomputed.
+    """
     cache = EmbeddingCache(cache_root, manifest.dataset, encoder.fingerprint())
-    plan = ShardPlan.from_table(manifest.table, kwargs.get("shard_size", 64))
-    current = (cache.is_complete() and cache.read_meta().get("plan_hash") == plan.plan_hash()
-               and all(cache.shard_is_valid(k, plan) for k in range(len(plan))))
-    if not current:
-        extract(manifest, encoder, cache_root, **kwargs)
-    return cache.load()
+    size = kwargs.pop("shard_size", None) or cache.shard_size() or DEFAULT_SHARD_SIZE
+    if not cache_is_current(manifest, cache, size):
+        extract(manifest, encoder, cache_root, shard_size=size, **kwargs)
+    try:
+        return cache.load()
+    except CacheCorruptError as exc:  # damaged between the check and the read
+        log.warning("%s; recomputing it", exc)
+        extract(manifest, encoder, cache_root, shard_size=size, **kwargs)
+        return cache.load()
