@@ -155,8 +155,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     manifests = _manifests(paths)
     embeddings = {name: load_or_extract(m, encoder, args.cache, num_workers=args.workers)
                   for name, m in manifests.items()}
-    results = run_suite(load_suite(args.suite), manifests, embeddings, encoder, args.results)
-    print(f"{len(results)} result(s) -> {args.results}")
+    suite = load_suite(args.suite)
+    if args.ci:
+        suite["ci"] = args.ci
+    results = run_suite(suite, manifests, embeddings, encoder, args.results)
+    print(f"{len(results)} result(s) -> {args.results} (bootstrap CIs: "
+          f"{suite.get('ci', 'patient')})")
     return cmd_report(argparse.Namespace(results=args.results, out=None))
 
 
@@ -261,20 +265,35 @@ def cmd_cka(args: argparse.Namespace) -> int:
 
 
 def cmd_export_predictions(args: argparse.Namespace) -> int:
-    from cardiobench.protocols.export import export_result
+    from cardiobench.protocols.export import (EXPORT_PROTOCOLS, check_export, export_predictions,
+                                              write_ground_truth)
     from cardiobench.results import load_results
 
-    n = 0
-    for r in load_results(args.results, with_predictions=True):
-        if r.status != "ok" or r.protocol != args.protocol:
-            continue
-        if args.encoder and r.encoder_name != args.encoder:
-            continue
-        path = export_result(r, args.out)
-        n += 1
-        print(f"{r.task:32s} -> {path}")
-    print(f"{n} file(s) in the published evaluators' format under {args.out}")
-    return 0 if n else 1
+    if args.check:
+        findings = check_export(args.out)
+        for f in findings:
+            print(f)
+        errors = sum(f.level == "error" for f in findings)
+        print(f"{args.out}: {errors} error(s), {len(findings) - errors} warning(s)"
+              + ("" if errors else "; the published evaluators can read it"))
+        return 1 if errors else 0
+    protocols = list(EXPORT_PROTOCOLS) if args.protocol == "all" else [args.protocol]
+    results = [r for r in load_results(args.results, with_predictions=True)
+               if not args.encoder or args.encoder in (r.encoder_name, r.encoder_key)]
+    report = export_predictions(results, args.out, protocols, args.model_name, args.format)
+    for f in report.files:
+        note = "" if f.status == "ok" else f"  [header only: {f.status}]"
+        print(f"{f.task:32s} {f.protocol:13s} -> {f.path}{note}")
+    for name, m in report.models.items():
+        print(f"model {name!r} = {m['encoder_key']}")
+    if args.with_ground_truth:
+        paths = args.manifest or sorted(str(p) for p in DEFAULT_MANIFESTS.glob("*.csv"))
+        for path in write_ground_truth(_manifests(paths), args.out):
+            print(f"ground truth -> {path}")
+    n_ok = sum(f.status == "ok" for f in report.files)
+    print(f"{n_ok} file(s) with predictions, {len(report.files) - n_ok} header-only, index "
+          f"{report.index}")
+    return 0 if n_ok else 1
 
 
 def cmd_encoders(args: argparse.Namespace) -> int:
@@ -359,6 +378,9 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--results", default="results")
         p.add_argument("--workers", type=int, default=None,
                        help="decoding processes (default: CPU cores - 1)")
+        p.add_argument("--ci", choices=["patient", "reference"], default=None,
+                       help="bootstrap CIs: patient (default) or reference (the published "
+                            "evaluators' row bootstrap, to compare with the paper)")
         p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("report", help="leaderboard from a results folder")
@@ -401,10 +423,21 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("export-predictions",
                        help="per-task CSVs in the published evaluators' format")
     p.add_argument("out")
-    p.add_argument("--format", default="cardiobench-ref", choices=["cardiobench-ref"])
+    p.add_argument("--format", default="reference", choices=["reference", "long"],
+                   help="reference: the evaluators' per-task files; long: one tidy CSV")
     p.add_argument("--results", default="results")
-    p.add_argument("--protocol", default="linear_probe")
-    p.add_argument("--encoder")
+    p.add_argument("--protocol", default="linear_probe",
+                   choices=["zero_shot", "linear_probe", "knn", "all"])
+    p.add_argument("--encoder", help="display name or encoder key to export")
+    p.add_argument("--model-name", help="file name the evaluators see (made safe: letters, "
+                                        "digits, '-'); default: the encoder's display name")
+    p.add_argument("--with-ground-truth", action="store_true",
+                   help="also write the ground-truth CSVs of CAMUS, EchoNet-Dynamic/-LVH/"
+                        "-Pediatric from the manifests")
+    p.add_argument("--manifest", nargs="+", default=None,
+                   help="manifests for --with-ground-truth (default: .cardiobench/manifests)")
+    p.add_argument("--check", action="store_true",
+                   help="validate the export in OUT against the evaluators' format instead")
     p.set_defaults(func=cmd_export_predictions)
 
     p = sub.add_parser("encoders", help="list registered encoders")

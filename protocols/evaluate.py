@@ -28,7 +28,7 @@ from typing import Any, Mapping
 import numpy as np
 import pandas as pd
 
-from cardiobench import stats
+from cardiobench import stats, stats_reference
 from cardiobench.embed.embeddings import Embeddings
 from cardiobench.manifest import Manifest
 from cardiobench.results import Result, provenance, write_result
@@ -41,7 +41,7 @@ log = logging.getLogger(__name__)
 PROTOCOLS: tuple[str, ...] = ("zero_shot", "linear_probe", "knn", "alignment")
 
 DEFAULTS: dict[str, dict[str, Any]] = {
-    "common": {"n_boot": 1000, "seed": 42, "level": 0.95},
+    "common": {"n_boot": 1000, "seed": 42, "level": 0.95, "ci": "patient"},
     "zero_shot": {"order": "rank_mean_then_median", "top_fraction": zero_shot.TOP_FRACTION,
                   "decision": "threshold", "prompt_dir": None},
     "linear_probe": {"decision": "argmax", "class_weight_binary": "balanced",
@@ -68,6 +68,7 @@ def _config(protocol: str, config: Mapping[str, Any] | None) -> dict[str, Any]:
     if unknown:
         raise EvaluationError(f"unknown {protocol} config keys {sorted(unknown)}")
     cfg.update(config or {})
+    stats_reference.check_ci_mode(cfg["ci"])
     return cfg
 
 
@@ -224,7 +225,7 @@ def evaluate(task: Task | str, protocol: str, manifest: Manifest, embeddings: Em
     cache = cfg.pop("text_cache", None) or zero_shot.TextEmbeddingCache()
     enc_desc = encoder.describe() if encoder is not None else dict(embeddings.encoder)
     prov = dict(manifest_fingerprint=manifest.fingerprint, cache_fingerprint=embeddings.fingerprint,
-                seed=cfg["seed"], device=str(getattr(encoder, "device", "cpu")))
+                seed=cfg["seed"], device=str(getattr(encoder, "device", "cpu")), ci=cfg["ci"])
     base = dict(task=task.name, dataset=task.dataset, protocol=protocol, encoder=enc_desc)
     if manifest.dataset != task.dataset:
         raise EvaluationError(f"task {task.name} needs dataset {task.dataset}, got manifest "
@@ -268,6 +269,11 @@ def evaluate(task: Task | str, protocol: str, manifest: Manifest, embeddings: Em
         return _alignment_result(task, base, cfg, rec, rows, y, out, direct, prov, t0)
 
     units = _aggregate(task, rows, y, out)
+    if cfg["ci"] == "reference":  # the published bootstrap resamples units in GT-file order
+        from cardiobench.protocols.export import published_order
+        ids = units["patient_id"] if task.export.id_source == "patient_id" else units["unit"]
+        units = stats_reference.reference_order(units, ids, published_order(task.name))
+    bootstrap = stats_reference.bootstrap_for(cfg["ci"], task.type)
     ocols = [c for c in units.columns if c.startswith("o") and c[1:].isdigit()]
     uo = units[ocols].to_numpy()
     uo = uo[:, 0] if task.type != "multiclass" else uo
@@ -275,7 +281,8 @@ def evaluate(task: Task | str, protocol: str, manifest: Manifest, embeddings: Em
     tv = units["split"].isin(["train", "val"]).to_numpy()
     yt, ot = units["y"].to_numpy()[te], uo[te]
     ytv = units["y"].to_numpy()[tv]
-    boot = dict(clusters=units["patient_id"].to_numpy()[te], n_boot=cfg["n_boot"],
+    boot = dict(clusters=None if cfg["ci"] == "reference" else units["patient_id"].to_numpy()[te],
+                n_boot=cfg["n_boot"],
                 seed=cfg["seed"], level=cfg["level"])
 
     preds = pd.DataFrame({task.unit_column(): units["unit"][te].to_numpy(),
@@ -312,7 +319,7 @@ def evaluate(task: Task | str, protocol: str, manifest: Manifest, embeddings: Em
         preds["y_pred"] = hard
         other = pred_argmax if cfg["decision"] == "threshold" else pred_thr
         if other is not None:
-            extras["metrics_other_decision"] = _ci_dict(stats.bootstrap_metrics(
+            extras["metrics_other_decision"] = _ci_dict(bootstrap(
                 partial(stats.binary_metrics, yt, other, ot), len(yt), **boot))
     elif task.type == "multiclass":
         yt = yt.astype(int)
@@ -330,7 +337,7 @@ def evaluate(task: Task | str, protocol: str, manifest: Manifest, embeddings: Em
         preds["y_pred"] = ot
 
     fn = _metric_fn(task, yt, ot, hard)
-    metrics = stats.bootstrap_metrics(fn, len(yt), **boot)
+    metrics = bootstrap(fn, len(yt), **boot)
 
     # the floor a reader compares against: train+val mean, or the train+val class prior
     if task.type == "regression":
@@ -345,7 +352,7 @@ def evaluate(task: Task | str, protocol: str, manifest: Manifest, embeddings: Em
         bfn = partial(stats.multiclass_metrics, yt,
                       lp.prior_baseline(ytv.astype(int), len(task.classes), len(yt)))
         bname = "train+val prior (majority class)"
-    baseline = stats.bootstrap_metrics(bfn, len(yt), **boot)
+    baseline = bootstrap(bfn, len(yt), **boot)
 
     if task.subgroups:
         first = rows.assign(_unit=rows[task.unit_column()].astype(str)).drop_duplicates("_unit")
@@ -361,7 +368,8 @@ def evaluate(task: Task | str, protocol: str, manifest: Manifest, embeddings: Em
                "task": {"type": task.type, "label": task.label, "unit": task.unit,
                         "aggregate": task.aggregate, "filters": {k: list(v) for k, v in
                                                                  task.filters.items()}},
-               "bootstrap": {"unit": "patient_id", "n_boot": cfg["n_boot"], "seed": cfg["seed"],
+               "bootstrap": {**stats_reference.describe(cfg["ci"]), "n_boot": cfg["n_boot"],
+                             "seed": cfg["seed"],
                              "interval": f"percentile {cfg['level']:.0%}"}}
     log.info("%s %s %s: %s = %.3f", task.name, protocol, enc_desc.get("name"), task.headline,
              metrics[task.headline].value if task.headline in metrics else float("nan"))
@@ -387,8 +395,8 @@ def _alignment_result(task: Task, base: dict[str, Any], cfg: dict[str, Any], rec
     else:
         fn = partial(stats.correlation_metrics, yt, st) if task.type == "regression" else \
             partial(stats.separation_metrics, yt.astype(int), st)
-        metrics = _ci_dict(stats.bootstrap_metrics(fn, len(yt), cl, cfg["n_boot"], cfg["seed"],
-                                                   cfg["level"]))
+        metrics = _ci_dict(stats_reference.bootstrap_for(cfg["ci"], "regression")(
+            fn, len(yt), cl, cfg["n_boot"], cfg["seed"], cfg["level"]))
         preds = pd.DataFrame({task.unit_column(): units["unit"][te].to_numpy(),
                               "patient_id": cl, "y_true": yt, "score": st})
         headline = "pearson" if task.type == "regression" else "smd"
@@ -410,7 +418,8 @@ def suite_entries(suite: Mapping[str, Any]) -> list[tuple[str, str, dict[str, An
             for p in run.get("protocols", PROTOCOLS):
                 if p not in PROTOCOLS:
                     raise EvaluationError(f"suite run {i}: unknown protocol {p!r}")
-                out.append((t, p, dict(run.get("config", {}).get(p, {}))))
+                ci = {"ci": suite["ci"]} if "ci" in suite else {}
+                out.append((t, p, {**ci, **dict(run.get("config", {}).get(p, {}))}))
     return out
 
 
