@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -20,40 +21,17 @@ from cardiobench.protocols import export
 from cardiobench.protocols.tasks import get_task
 from cardiobench.results import Result
 from cardiobench.stats import VIEW_CLASSES
-from test_datasets_custom import REF
-
-EXAMPLES = REF / "cardiobench" / "evaluation" / "example_predictions"
-
-
-@pytest.fixture(scope="module")
-def examples() -> Path:
-    if not EXAMPLES.is_dir():
-        pytest.skip("reference example predictions not available")
-    return EXAMPLES
+from test_export_published_ids import examples  # noqa: F401  (fixture)
+from test_protocols import _fake_result
 
 
 def _result(task_name: str, ids: list[str], name: str = "pixels", fp: str = "ab12cd34ef",
             protocol: str = "linear_probe") -> Result:
     """An ``ok`` result whose test units are ``ids`` (values are arbitrary but valid)."""
-    task = get_task(task_name)
-    rng = np.random.default_rng(len(ids))
-    n = len(ids)
-    preds = pd.DataFrame({task.unit_column(): ids, "patient_id": ids, "view": "A4C"})
-    if task.type == "regression":
-        preds["y_true"] = rng.uniform(30, 60, n)
-        preds["y_pred"] = rng.uniform(30, 60, n)
-    elif task.type == "binary":
-        preds["y_true"] = rng.integers(0, 2, n)
-        preds["prob"] = rng.uniform(size=n)
-        preds["y_pred"] = (preds["prob"] > 0.5).astype(int)
-    else:
-        p = rng.dirichlet(np.ones(6), n)
-        for j, c in enumerate(VIEW_CLASSES):
-            preds[f"prob_{c}"] = p[:, j]
-        preds["y_true"] = "A4C"
-        preds["y_pred"] = [VIEW_CLASSES[i] for i in p.argmax(1)]
-    return Result(task=task_name, dataset=task.dataset, protocol=protocol,
-                  encoder={"name": name, "fingerprint": fp}, predictions=preds)
+    r = _fake_result(task_name, len(ids))
+    r.predictions[get_task(task_name).unit_column()] = ids
+    r.predictions["patient_id"] = ids
+    return replace(r, encoder={"name": name, "fingerprint": fp}, protocol=protocol)
 
 
 def _published_results(examples: Path, **kw) -> list[Result]:
