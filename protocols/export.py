@@ -245,7 +245,7 @@ def export_predictions(results: Sequence[Result], out: str | Path,
                 report.files.append(ExportedFile(str(path.relative_to(out)), tname, proto, name,
                                                  key, status, len(frame), reason))
                 if status != "ok":
-                    log.info("%s %s: header-only file (%s: %s)", tname, proto, status, reason)
+                    log.debug("%s %s: header-only file (%s: %s)", tname, proto, status, reason)
     if fmt == "long":
         table = pd.concat(long_parts, ignore_index=True) if long_parts else pd.DataFrame()
         atomic_write_text(out / LONG_FILE, table.to_csv(index=False))

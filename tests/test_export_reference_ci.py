@@ -131,3 +131,12 @@ def test_suite_level_ci_reaches_every_entry() -> None:
     entries = ev.suite_entries({"ci": "reference", "runs": [
         {"tasks": ["echonet_dynamic/ef"], "protocols": ["linear_probe", "knn"]}]})
     assert [c["ci"] for _, _, c in entries] == ["reference", "reference"]
+
+
+def test_cli_accepts_ci_on_run_and_evaluate() -> None:
+    from cardiobench.cli import build_parser
+
+    for cmd in ("run", "evaluate"):
+        args = build_parser().parse_args([cmd, "--encoder", "pixels", "--ci", "reference"])
+        assert args.ci == "reference"
+    assert build_parser().parse_args(["run", "--encoder", "pixels"]).ci is None
