@@ -13,8 +13,8 @@ What the published evaluators do (docs/reproducing.md, re-derived from the refer
   4 for binary tasks) before the mean and the 2.5 % / 97.5 % quantiles (numpy linear
   interpolation) are taken; the reported point, mean and bounds are rounded the same way.
 
-Assumption (stated in the docs): replicates on which a metric is undefined (NaN) are left out of
-the mean and quantiles, as in our patient bootstrap.
+A replicate on which a metric is undefined (NaN, e.g. R² on a constant sample) makes that
+metric's mean and bounds NaN, as ``numpy.mean``/``numpy.quantile`` do in the evaluators.
 
 Our default, the patient-clustered bootstrap without rounding (:mod:`cardiobench.stats`), stays
 the right statistic; this module exists for side-by-side comparison with the paper's tables.
@@ -22,7 +22,6 @@ the right statistic; this module exists for side-by-side comparison with the pap
 
 from __future__ import annotations
 
-import math
 from functools import partial
 from typing import Any, Callable, Sequence
 
@@ -39,7 +38,9 @@ REFERENCE_DECIMALS: dict[str, int] = {"regression": 2, "multiclass": 2, "binary"
 
 
 def _round(x: float, decimals: int) -> float:
-    return float(np.round(x, decimals)) if math.isfinite(x) else math.nan
+    # Python's round on a Python float, as the evaluators do (numpy's np.round scales by 10**d
+    # first and can differ on values next to a half-way point)
+    return round(float(x), decimals)
 
 
 def reference_bootstrap(fn: MetricFn, n_rows: int, clusters: Sequence | np.ndarray | None = None,
@@ -49,22 +50,19 @@ def reference_bootstrap(fn: MetricFn, n_rows: int, clusters: Sequence | np.ndarr
 
     ``fn`` is a count-weight metric function (as for :func:`cardiobench.stats.bootstrap_metrics`)
     whose rows are already in ground-truth file order. ``clusters`` is accepted for signature
-    compatibility and ignored: the reference resamples rows.
+    compatibility and ignored: the reference resamples rows. As in the evaluators, one undefined
+    (NaN) replicate makes the mean and both bounds NaN (``n_boot_valid`` counts the finite ones).
     """
     del clusters
     point = {k: float(v[0]) for k, v in fn(np.ones((1, n_rows))).items()}
     reps = bootstrap_replicates(fn, n_rows, None, n_boot, seed)
-    alpha = (1.0 - level) / 2.0
+    alpha = round(1.0 - level, 12)  # 0.05, not 0.050000000000000044, as the evaluators write it
     out = {}
     for k, v in point.items():
-        r = np.round(reps[k], decimals)
-        r = r[np.isfinite(r)]
-        if len(r) == 0:
-            out[k] = MetricCI(_round(v, decimals), math.nan, math.nan, math.nan, 0)
-            continue
-        lo, hi = np.quantile(r, [alpha, 1.0 - alpha])
-        out[k] = MetricCI(_round(v, decimals), _round(float(lo), decimals),
-                          _round(float(hi), decimals), _round(float(r.mean()), decimals), len(r))
+        r = np.array([_round(x, decimals) for x in reps[k]], dtype=np.float64)
+        lo, hi = np.quantile(r, alpha / 2), np.quantile(r, 1 - alpha / 2)
+        out[k] = MetricCI(_round(v, decimals), _round(lo, decimals), _round(hi, decimals),
+                          _round(np.mean(r), decimals), int(np.isfinite(r).sum()))
     return out
 
 

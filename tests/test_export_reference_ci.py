@@ -30,10 +30,9 @@ def _published(y: np.ndarray, p: np.ndarray, metric, decimals: int, n_boot: int 
     for _ in range(n_boot):
         idx = rng.integers(0, len(y), size=len(y))
         reps.append(round(metric(y[idx], p[idx]), decimals))
-    reps = np.array(reps)
-    reps = reps[np.isfinite(reps)]
-    lo, hi = np.percentile(reps, [2.5, 97.5])
-    return point, round(float(reps.mean()), decimals), round(float(lo), decimals), \
+    reps = np.array(reps)  # one NaN replicate makes mean and bounds NaN, as in the evaluators
+    lo, hi = np.quantile(reps, 0.05 / 2), np.quantile(reps, 1 - 0.05 / 2)
+    return point, round(float(np.mean(reps)), decimals), round(float(lo), decimals), \
         round(float(hi), decimals)
 
 
@@ -47,6 +46,9 @@ def test_regression_five_rows_equal_the_written_out_procedure() -> None:
     assert _got(res["mae"]) == _published(Y, P, skm.mean_absolute_error, 2)
     assert _got(res["rmse"]) == _published(
         Y, P, lambda a, b: float(np.sqrt(skm.mean_squared_error(a, b))), 2)
+    r2 = _published(Y, P, lambda a, b: skm.r2_score(a, b) * 100 if len(np.unique(a)) > 1
+                    else np.nan, 2)
+    np.testing.assert_equal(_got(res["r2"]), r2)
     # the point MAE of this case, by hand: |3.2|+|4.6|+|2.4|+|5.9|+|4.7| = 20.8 → 4.16
     assert res["mae"].value == 4.16
 
@@ -140,3 +142,18 @@ def test_cli_accepts_ci_on_run_and_evaluate() -> None:
         args = build_parser().parse_args([cmd, "--encoder", "pixels", "--ci", "reference"])
         assert args.ci == "reference"
     assert build_parser().parse_args(["run", "--encoder", "pixels"]).ci is None
+
+
+def test_an_undefined_replicate_makes_mean_and_bounds_nan_as_published() -> None:
+    """Three rows: some replicates draw one row only, where R² is undefined."""
+    y, p = Y[:3], P[:3]
+    res = reference_bootstrap(partial(stats.regression_metrics, y, p), 3, n_boot=300, decimals=2)
+
+    def r2(a, b):
+        return skm.r2_score(a, b) * 100 if len(np.unique(a)) > 1 else np.nan
+
+    want = _published(y, p, r2, 2)
+    assert np.isfinite(want[0]) and np.isnan(want[1:]).all()
+    np.testing.assert_equal(_got(res["r2"]), want)
+    assert res["r2"].n_boot_valid < 300 and _got(res["mae"]) == _published(
+        y, p, skm.mean_absolute_error, 2)
