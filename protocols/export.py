@@ -434,7 +434,8 @@ def _check_file(entry: dict[str, Any], path: Path, rel: str) -> list[Finding]:
                         f"{entry['required']}")]
     if df.empty:
         return [Finding("warning", rel, "header only (task not applicable or not run): the "
-                        "evaluator finds no rows to score for this model")]
+                        "evaluator skips this model ('no overlap'); if no file of the folder has "
+                        "rows, TMED-2 and EchoNet-LVH stop when they build their summary table")]
     f: list[Finding] = []
     ids = df[entry["id_column"]]
     dup = int(ids.duplicated().sum())
