@@ -345,11 +345,11 @@ def _check_values(entry: dict[str, Any], df: pd.DataFrame, rel: str) -> list[Fin
     for c in pred:
         col = df[c]
         if kind == "binary":
-            vals = pd.to_numeric(col, errors="coerce")
-            if vals.isna().any() or not vals.isin([0, 1]).all() or \
-                    not col.astype(str).str.fullmatch(r"[01]").all():
-                bad = col[~col.astype(str).str.fullmatch(r"[01]")].head(3).tolist()
-                f.append(Finding("error", rel, f"{c} must be hard 0/1 integers; found {bad}"))
+            ok = pd.to_numeric(col, errors="coerce").isin([0, 1])
+            if not ok.all():
+                bad = col[~ok].head(3).tolist()
+                f.append(Finding("error", rel, f"{c} must be hard 0/1 labels (the evaluators "
+                                 f"score it as the predicted class); found {bad}"))
         elif kind == "regression":
             vals = pd.to_numeric(col, errors="coerce")
             n_bad = int((~np.isfinite(vals.to_numpy(dtype=float))).sum())
