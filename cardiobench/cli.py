@@ -176,18 +176,19 @@ def _cached_embeddings(manifests: dict[str, Any], encoder: Any, cache_root: str 
                        paths: Sequence[str]) -> dict[str, Any]:
     """Finished embeddings of every manifest; refuses (FileNotFoundError) naming each one that is
     missing, unfinished or computed for another version of the manifest."""
-    from cardiobench.embed import EmbeddingCache, ShardPlan
+    from cardiobench.embed import EmbeddingCache
+    from cardiobench.embed.extract import cache_is_current
 
     out, missing = {}, []
     for (name, m), path in zip(manifests.items(), paths):
         cache = EmbeddingCache(cache_root, name, encoder.fingerprint())
-        meta = cache.read_meta()
-        if not meta:
+        if not cache.read_meta():
             why = "nothing cached"
         elif not cache.is_complete():
             why = "not finalized (shards missing or `embed --finalize-only` not run)"
-        elif ShardPlan.from_table(m.table, int(meta["shard_size"])).plan_hash() != meta["plan_hash"]:
-            why = "cached for a different version of the manifest"
+        elif not cache_is_current(m, cache, cache.shard_size() or 64):
+            why = ("cached for a different version of the manifest, with a damaged shard, or "
+                   "with failed samples whose files have changed since")
         else:
             out[name] = cache.load()
             continue
@@ -206,8 +207,12 @@ def _score(args: argparse.Namespace, encoder: Any, paths: Sequence[str]) -> int:
 
     manifests = _manifests(paths)
     embeddings = _cached_embeddings(manifests, encoder, args.cache, paths)
-    results = run_suite(load_suite(args.suite), manifests, embeddings, encoder, args.results)
-    print(f"{len(results)} result(s) -> {args.results}")
+    suite = load_suite(args.suite)
+    if getattr(args, "ci", None):
+        suite["ci"] = args.ci
+    results = run_suite(suite, manifests, embeddings, encoder, args.results)
+    print(f"{len(results)} result(s) -> {args.results} (bootstrap CIs: "
+          f"{suite.get('ci', 'patient')})")
     return cmd_report(argparse.Namespace(results=args.results, out=None))
 
 
@@ -473,20 +478,35 @@ def cmd_cka(args: argparse.Namespace) -> int:
 
 
 def cmd_export_predictions(args: argparse.Namespace) -> int:
-    from cardiobench.protocols.export import export_result
+    from cardiobench.protocols.export import (EXPORT_PROTOCOLS, check_export, export_predictions,
+                                              write_ground_truth)
     from cardiobench.results import load_results
 
-    n = 0
-    for r in load_results(args.results, with_predictions=True):
-        if r.status != "ok" or r.protocol != args.protocol:
-            continue
-        if args.encoder and r.encoder_name != args.encoder:
-            continue
-        path = export_result(r, args.out)
-        n += 1
-        print(f"{r.task:32s} -> {path}")
-    print(f"{n} file(s) in the published evaluators' format under {args.out}")
-    return 0 if n else 1
+    if args.check:
+        findings = check_export(args.out)
+        for f in findings:
+            print(f)
+        errors = sum(f.level == "error" for f in findings)
+        print(f"{args.out}: {errors} error(s), {len(findings) - errors} warning(s)"
+              + ("" if errors else "; the published evaluators can read it"))
+        return 1 if errors else 0
+    protocols = list(EXPORT_PROTOCOLS) if args.protocol == "all" else [args.protocol]
+    results = [r for r in load_results(args.results, with_predictions=True)
+               if not args.encoder or args.encoder in (r.encoder_name, r.encoder_key)]
+    report = export_predictions(results, args.out, protocols, args.model_name, args.format)
+    for f in report.files:
+        note = "" if f.status == "ok" else f"  [header only: {f.status}]"
+        print(f"{f.task:32s} {f.protocol:13s} -> {f.path}{note}")
+    for name, m in report.models.items():
+        print(f"model {name!r} = {m['encoder_key']}")
+    if args.with_ground_truth:
+        paths = args.manifest or sorted(str(p) for p in DEFAULT_MANIFESTS.glob("*.csv"))
+        for path in write_ground_truth(_manifests(paths), args.out):
+            print(f"ground truth -> {path}")
+    n_ok = sum(f.status == "ok" for f in report.files)
+    print(f"{n_ok} file(s) with predictions, {len(report.files) - n_ok} header-only, index "
+          f"{report.index}")
+    return 0 if n_ok else 1
 
 
 def cmd_encoders(args: argparse.Namespace) -> int:
@@ -539,8 +559,10 @@ def _add_extraction_args(p: argparse.ArgumentParser, shard: bool = True) -> None
                    help="samples decoded per loader step (default: 8)")
     p.add_argument("--batch-frames", type=int, default=64,
                    help="frames per forward pass (default: 64)")
-    p.add_argument("--shard-size", type=int, default=64,
-                   help="samples per cache shard, the unit of resume (default: 64)")
+    p.add_argument("--shard-size", type=int, default=None,
+                   help="samples per cache shard, the unit of resume (default: what the cache "
+                        "was built with, 64 for a new cache; another size re-packs without "
+                        "re-embedding)")
     p.add_argument("--shard", metavar="i/N",
                    help="compute only this job-array task's slice of shards; the last task to "
                         "finish finalizes the cache (default: all, or torchrun's rank)")
@@ -562,6 +584,10 @@ def _add_scoring_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--results", default="results",
                    help="results folder: one JSON + predictions CSV per (task, protocol, "
                         "encoder), and leaderboard.md (default: results)")
+    p.add_argument("--ci", choices=["patient", "reference"], default=None,
+                   help="bootstrap CIs: patient (the suite's default) or reference (the published "
+                        "evaluators' row bootstrap with per-replicate rounding, to compare with "
+                        "the paper)")
 
 
 def _parser_phantom(sub: Any) -> None:
@@ -707,15 +733,25 @@ def _parser_cka(sub: Any) -> None:
 def _parser_export_predictions(sub: Any) -> None:
     p = sub.add_parser("export-predictions",
                        help="per-task CSVs in the published evaluators' format")
-    p.add_argument("out", help="output folder")
-    p.add_argument("--format", default="cardiobench-ref", choices=["cardiobench-ref"],
-                   help="file layout (default: cardiobench-ref)")
+    p.add_argument("out", help="output folder (with --check: the export to validate)")
+    p.add_argument("--format", default="reference", choices=["reference", "long"],
+                   help="reference: the evaluators' per-task files; long: one tidy CSV "
+                        "(default: reference)")
     p.add_argument("--results", default="results", help="results folder (default: results)")
-    p.add_argument("--protocol", default="linear_probe", choices=_LazyNames(_protocol_names),
-                   metavar="PROTOCOL",
+    p.add_argument("--protocol", default="linear_probe",
+                   choices=["zero_shot", "linear_probe", "knn", "all"],
                    help="protocol whose predictions are exported, of: %(choices)s "
                         "(default: linear_probe)")
-    p.add_argument("--encoder", help="only this encoder display name (default: all)")
+    p.add_argument("--encoder", help="display name or encoder key to export (default: all)")
+    p.add_argument("--model-name", help="file name the evaluators see (made safe: letters, "
+                                        "digits, '-'); default: the encoder's display name")
+    p.add_argument("--with-ground-truth", action="store_true",
+                   help="also write the ground-truth CSVs of CAMUS, EchoNet-Dynamic/-LVH/"
+                        "-Pediatric from the manifests")
+    p.add_argument("--manifest", nargs="+", default=None,
+                   help="manifests for --with-ground-truth (default: .cardiobench/manifests)")
+    p.add_argument("--check", action="store_true",
+                   help="validate the export in OUT against the evaluators' format instead")
     p.set_defaults(func=cmd_export_predictions)
 
 

@@ -28,7 +28,7 @@ from typing import Any, Mapping
 import numpy as np
 import pandas as pd
 
-from cardiobench import stats
+from cardiobench import stats, stats_reference
 from cardiobench.embed.embeddings import Embeddings
 from cardiobench.manifest import Manifest
 from cardiobench.results import Result, provenance, write_result
@@ -120,9 +120,16 @@ def _aggregate(task: Task, rows: pd.DataFrame, y: np.ndarray, out: np.ndarray) -
     return res
 
 
-def _units(task: Task, data: RowData, out: np.ndarray) -> Units:
-    """Aggregated units; a single output column becomes a vector."""
+def _units(task: Task, data: RowData, out: np.ndarray, ci: str = "patient") -> Units:
+    """Aggregated units; a single output column becomes a vector. Under ``ci: reference`` the
+    units follow the published ground-truth file's order, which the reference bootstrap
+    resamples in."""
     table = _aggregate(task, data.rows, data.y, out)
+    if ci == "reference":
+        from cardiobench.protocols.export import published_order
+
+        ids = table["patient_id"] if task.export.id_source == "patient_id" else table["unit"]
+        table = stats_reference.reference_order(table, ids, published_order(task.name))
     ocols = [c for c in table.columns if c.startswith("o") and c[1:].isdigit()]
     uo = table[ocols].to_numpy()
     return Units(task, table, uo[:, 0] if uo.shape[1] == 1 else uo)
@@ -153,7 +160,7 @@ def evaluate(task: Task | str, protocol: str, manifest: Manifest, embeddings: Em
     cache = cfg.pop("text_cache", None) or zero_shot.TextEmbeddingCache()
     enc_desc = encoder.describe() if encoder is not None else dict(embeddings.encoder)
     prov = dict(manifest_fingerprint=manifest.fingerprint, cache_fingerprint=embeddings.fingerprint,
-                seed=cfg["seed"], device=str(getattr(encoder, "device", "cpu")))
+                seed=cfg["seed"], device=str(getattr(encoder, "device", "cpu")), ci=cfg["ci"])
     base = dict(task=task.name, dataset=task.dataset, protocol=protocol, encoder=enc_desc)
     if manifest.dataset != task.dataset:
         raise EvaluationError(f"task {task.name} needs dataset {task.dataset}, got manifest "
@@ -175,10 +182,10 @@ def evaluate(task: Task | str, protocol: str, manifest: Manifest, embeddings: Em
     except NotApplicable as exc:
         return not_applicable(str(exc))
 
-    units = _units(task, data, out)
+    units = _units(task, data, out, cfg["ci"])
     te = units.mask("test")
     boot = Bootstrap(units.table["patient_id"].to_numpy()[te], cfg["n_boot"], cfg["seed"],
-                     cfg["level"])
+                     cfg["level"], cfg["ci"], task.type)
     scorer = get_scorer(runner_cls, task)
     scored = scorer.score(units, cfg, runner_cls, boot)
     extras: dict[str, Any] = {"missing_embeddings": missing, "data_completeness": completeness,
@@ -216,7 +223,8 @@ def suite_entries(suite: Mapping[str, Any]) -> list[tuple[str, str, dict[str, An
             for p in run.get("protocols", protocols()):
                 if p not in RUNNERS:
                     raise EvaluationError(f"suite run {i}: unknown protocol {p!r}")
-                out.append((t, p, dict(run.get("config", {}).get(p, {}))))
+                ci = {"ci": suite["ci"]} if "ci" in suite else {}
+                out.append((t, p, {**ci, **dict(run.get("config", {}).get(p, {}))}))
     return out
 
 

@@ -1,23 +1,98 @@
-"""Export predictions in the published evaluators' CSV formats (docs/published_benchmark.md §5).
+"""Export predictions in the published evaluators' CSV formats (docs/published_benchmark.md §5), and check an export against them.
 
-One directory per task, one file per model, the evaluator's ID column name and spelling, hard
-0/1 integers for binary predictions, ``prob_*`` columns. View files carry the five
-``prob_<view>`` columns the evaluators read (plus ``prob_Other`` for TMED-2, whose example has
-it); the evaluators recompute ``prob_Other = 1 − Σ`` anyway, which equals ours because our
-six probabilities sum to 1.
+The format contract (one directory per task, one file per model, the evaluator's ID column and
+spelling, hard 0/1 integers for binary predictions, ``prob_*`` columns) lives in
+``reference_contract.yaml`` next to this module: per task the file name rule, the columns, the
+number of published test units and a SHA-256 of their sorted IDs (docs/reproducing.md).
+
+What an export holds (``export_predictions``):
+
+* one file for **every** task file the published evaluators open, for every exported model and
+  protocol. A task whose protocol was not applicable (a single view class in train, no text
+  tower for zero-shot) or that was not run gets an **empty file with the right header**, so an
+  evaluator that lists the task directory finds it (a missing directory made the EchoNet-LVH
+  evaluator die before it saved its regression table);
+* model names the evaluators accept: only letters, digits and ``-`` (an ``_`` sends the TMED-2
+  evaluator down its per-image path and makes the EchoNet-Pediatric one skip the file);
+* ``cardiobench_export.json``: which export name is which encoder key, and the status of every
+  file written (``ok``, ``not_applicable``, ``failed`` or ``missing`` with the reason);
+* optionally the ground-truth split CSVs four evaluators read but the reference does not ship
+  (:func:`write_ground_truth`), and a tidy long CSV instead of the per-task files
+  (``fmt="long"``).
+
+View files carry the five ``prob_<view>`` columns the evaluators read (plus ``prob_Other`` for
+TMED-2, whose example has it); the evaluators recompute ``prob_Other = 1 − Σ`` anyway, which
+equals ours because our six probabilities sum to 1.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import logging
+import re
+from dataclasses import asdict, dataclass, field
+from functools import lru_cache
+from importlib import resources
 from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
 
+import numpy as np
 import pandas as pd
 
 from cardiobench.atomic import atomic_write_text
 from cardiobench.protocols.tasks import Task, get_task
 from cardiobench.results import Result
+from cardiobench.stats import VIEW_CLASSES
+
+log = logging.getLogger(__name__)
+
+#: Protocols whose per-unit predictions can be exported (alignment scores are not predictions).
+EXPORT_PROTOCOLS: tuple[str, ...] = ("zero_shot", "linear_probe", "knn")
+#: Output formats: the evaluators' per-task files, or one tidy long CSV.
+FORMATS: tuple[str, ...] = ("reference", "long")
+INDEX_FILE = "cardiobench_export.json"
+LONG_FILE = "predictions_long.csv"
+GROUND_TRUTH_DIR = "ground_truth"
+_UNSAFE = re.compile(r"[^A-Za-z0-9-]+")
 
 
+# ----------------------------------------------------------------------------- contract
+@lru_cache(maxsize=1)
+def load_contract() -> dict[str, dict[str, Any]]:
+    """The packaged per-task format contract, ``{task name: entry}`` (see the module docstring)."""
+    import yaml
+
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    text = resources.files("cardiobench.protocols").joinpath("reference_contract.yaml").read_text()
+    return yaml.load(text, Loader=loader)["tasks"]
+
+
+def published_order(task: str) -> list[str] | None:
+    """Test IDs of ``task`` in the order of the ground-truth CSV its evaluator reads, where that
+    CSV is committed in the reference repository; ``None`` where the evaluator reads a file
+    written from our manifest (whose order is the manifest's)."""
+    entry = load_contract().get(task)
+    return list(entry["gt_order"]) if entry and "gt_order" in entry else None
+
+
+def ids_sha256(ids: Iterable[Any]) -> str:
+    """SHA-256 of the sorted IDs joined by newlines (the contract's ``ids_sha256``)."""
+    return hashlib.sha256("\n".join(sorted(str(i) for i in ids)).encode()).hexdigest()
+
+
+def safe_model_name(name: str) -> str:
+    """``name`` with every run of characters other than letters, digits and ``-`` replaced by
+    one ``-`` (no ``_``, ``[``, ``/``, ``.`` or spaces reach the evaluators); never empty."""
+    out = _UNSAFE.sub("-", str(name)).strip("-")
+    return out or "model"
+
+
+def _file_name(task: str, model: str) -> str:
+    return load_contract()[task]["file"].format(model=model)
+
+
+# ----------------------------------------------------------------------------- one table
 def export_frame(result: Result, task: Task | None = None) -> pd.DataFrame:
     """The evaluator-ready table for one ``ok`` result with predictions."""
     task = task or get_task(result.task)
@@ -47,10 +122,336 @@ def export_frame(result: Result, task: Task | None = None) -> pd.DataFrame:
     return pd.DataFrame(out, columns=list(spec.columns))
 
 
+def empty_frame(task: Task | str) -> pd.DataFrame:
+    """A header-only table in ``task``'s export format (for a task without predictions)."""
+    task = get_task(task) if isinstance(task, str) else task
+    return pd.DataFrame(columns=list(task.export.columns))
+
+
 def export_result(result: Result, root: str | Path, model: str | None = None) -> Path:
-    """Write ``<root>/<task dir>/<file>`` for ``result``; returns the path."""
+    """Write ``<root>/<task dir>/<file>`` for ``result``; returns the path. ``model`` defaults
+    to the safe form of the encoder's display name."""
     task = get_task(result.task)
-    name = model or result.encoder_name
-    path = Path(root) / task.export.directory / task.export.filename.format(model=name)
+    name = safe_model_name(model or result.encoder_name)
+    path = Path(root) / _file_name(task.name, name)
     atomic_write_text(path, export_frame(result, task).to_csv(index=False))
     return path
+
+
+# ----------------------------------------------------------------------------- whole exports
+@dataclass
+class ExportedFile:
+    """One file of an export and why it holds what it holds."""
+
+    path: str
+    task: str
+    protocol: str
+    model: str
+    encoder_key: str
+    status: str
+    n: int
+    reason: str | None = None
+
+
+@dataclass
+class ExportReport:
+    """What :func:`export_predictions` wrote: model names, files, ground truth, index path."""
+
+    root: str
+    fmt: str
+    models: dict[str, dict[str, str]] = field(default_factory=dict)
+    files: list[ExportedFile] = field(default_factory=list)
+    ground_truth: list[str] = field(default_factory=list)
+    index: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form of the index file."""
+        return {"format": self.fmt, "models": self.models,
+                "files": [asdict(f) for f in self.files], "ground_truth": self.ground_truth}
+
+
+def model_names(results: Sequence[Result], model_name: str | None = None) -> dict[str, str]:
+    """Export name per encoder key: ``model_name`` (made safe) when one encoder is exported,
+    else the safe display name, suffixed with the fingerprint prefix where two encoder
+    configurations would share a name."""
+    keys = {r.encoder_key: r for r in results}
+    if model_name is not None:
+        if len(keys) > 1:
+            raise ValueError(f"--model-name names one model but the results hold {len(keys)} "
+                             f"encoder configurations ({sorted(keys)}); select one with --encoder")
+        return {k: safe_model_name(model_name) for k in keys}
+    base = {k: safe_model_name(r.encoder_name) for k, r in keys.items()}
+    clash = {b for b in base.values() if list(base.values()).count(b) > 1}
+    return {k: safe_model_name(f"{b}-{keys[k].encoder.get('fingerprint', '')[:8]}")
+            if b in clash else b for k, b in base.items()}
+
+
+def _long_rows(result: Result, model: str) -> pd.DataFrame:
+    task = get_task(result.task)
+    p = result.predictions
+    out = pd.DataFrame({"task": task.name, "protocol": result.protocol, "model": model,
+                        "encoder_key": result.encoder_key,
+                        "unit_id": p[task.export.id_source].astype(str).to_numpy(),
+                        "y_true": p["y_true"].to_numpy(), "y_pred": p["y_pred"].to_numpy()})
+    out["prob"] = p["prob"].to_numpy() if task.type == "binary" else np.nan
+    for c in VIEW_CLASSES:
+        out[f"prob_{c}"] = p[f"prob_{c}"].to_numpy() if task.type == "multiclass" else np.nan
+    return out
+
+
+def export_predictions(results: Sequence[Result], out: str | Path,
+                       protocols: Sequence[str] = ("linear_probe",), model_name: str | None = None,
+                       fmt: str = "reference") -> ExportReport:
+    """Export ``results`` under ``out`` (see the module docstring) and write the index file.
+
+    With one protocol the evaluators' tree is ``out`` itself; with several, ``out/<protocol>``
+    per protocol (each a tree the evaluators can be pointed at). ``fmt="long"`` writes one tidy
+    CSV (task, protocol, model, encoder_key, unit_id, y_true, y_pred, prob, prob_<view>) instead.
+    """
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown export format {fmt!r}; known: {list(FORMATS)}")
+    bad = [p for p in protocols if p not in EXPORT_PROTOCOLS]
+    if bad:
+        raise ValueError(f"cannot export protocol(s) {bad}; exportable: {list(EXPORT_PROTOCOLS)}")
+    out = Path(out)
+    chosen = [r for r in results if r.protocol in protocols and r.task in load_contract()]
+    if not chosen:
+        raise ValueError(f"no results of protocol(s) {list(protocols)} to export")
+    names = model_names(chosen, model_name)
+    report = ExportReport(root=str(out), fmt=fmt)
+    for key, name in names.items():
+        enc = next(r for r in chosen if r.encoder_key == key)
+        report.models[name] = {"encoder_key": key, "encoder_name": enc.encoder_name}
+    by = {(r.encoder_key, r.protocol, r.task): r for r in chosen}
+    long_parts = []
+    for proto in protocols:
+        root = out if len(protocols) == 1 else out / proto
+        for key, name in names.items():
+            for tname in load_contract():
+                r = by.get((key, proto, tname))
+                status = r.status if r is not None else "missing"
+                reason = None if r is None else r.reason
+                if r is None:
+                    reason = "no result for this task, protocol and encoder"
+                elif status == "ok" and r.predictions is None:
+                    status, reason = "missing", "result has no predictions file"
+                if fmt == "long":
+                    if status == "ok":
+                        long_parts.append(_long_rows(r, name))
+                    continue
+                frame = export_frame(r) if status == "ok" else empty_frame(tname)
+                path = root / _file_name(tname, name)
+                atomic_write_text(path, frame.to_csv(index=False))
+                report.files.append(ExportedFile(str(path.relative_to(out)), tname, proto, name,
+                                                 key, status, len(frame), reason))
+                if status != "ok":
+                    log.debug("%s %s: header-only file (%s: %s)", tname, proto, status, reason)
+    if fmt == "long":
+        table = pd.concat(long_parts, ignore_index=True) if long_parts else pd.DataFrame()
+        atomic_write_text(out / LONG_FILE, table.to_csv(index=False))
+        report.files.append(ExportedFile(LONG_FILE, "*", ",".join(protocols), ",".join(names.values()),
+                                         ",".join(names), "ok", len(table)))
+    report.index = str(out / INDEX_FILE)
+    atomic_write_text(report.index, json.dumps(report.to_dict(), indent=2))
+    return report
+
+
+# ----------------------------------------------------------------------------- ground truth
+def write_ground_truth(manifests: Mapping[str, Any], out: str | Path) -> list[Path]:
+    """The ground-truth split CSVs the CAMUS, EchoNet-Dynamic, EchoNet-LVH and EchoNet-Pediatric
+    evaluators read and the reference does not ship, written from our manifests under
+    ``out/ground_truth/data/splits/`` (copy ``data/`` into the reference checkout). Rows keep
+    the manifest order, so the reference bootstrap resamples them in our order.
+
+    EchoNet-Dynamic's ``Split`` is written **lower-case**: the evaluator filters
+    ``Split == "test"`` and selects nothing on the native upper-case FileList.
+    """
+    def _table(m: Any) -> pd.DataFrame:
+        return m.table.reset_index(drop=True)
+
+    base = Path(out) / GROUND_TRUTH_DIR / "data" / "splits"
+    written = []
+
+    def write(rel: str, frame: pd.DataFrame) -> None:
+        written.append(atomic_write_text(base / rel, frame.to_csv(index=False)))
+
+    if "echonet_dynamic" in manifests:
+        t = _table(manifests["echonet_dynamic"])
+        write("EchoNet-Dynamic/FileList.csv", pd.DataFrame({
+            "FileName": t["sample_id"], "EF": t["ef"], "FPS": t["fps"],
+            "NumberOfFrames": t["n_frames"], "Split": t["split"].astype(str).str.lower()}))
+    if "echonet_pediatric" in manifests:
+        t = _table(manifests["echonet_pediatric"])
+        fold = t["split"].map({"test": 0, "val": 1, "train": 2})
+        # the FileList's Weight/Height are not in the manifest (it keeps BMI); left empty, the
+        # evaluator's BMI subgroup rows are empty while EF and the Sex/Age subgroups are exact
+        write("echonet_pediatric_filelist.csv", pd.DataFrame({
+            "FileName": t["sample_id"], "EF": t["ef"], "Sex": t["sex"], "Age": t["age"],
+            "Weight": np.nan, "Height": np.nan, "BMI": t.get("bmi", np.nan), "Split": fold,
+            "view": t["view"]}))
+    if "echonet_lvh" in manifests:
+        t = _table(manifests["echonet_lvh"])
+        for col, calc in (("lvidd", "LVIDd"), ("ivsd", "IVSd"), ("lvpwd", "LVPWd")):
+            rows = t[t[col].notna()]
+            write(f"echonet_lvh/{calc}_split.csv", pd.DataFrame({
+                "Calc": calc, "CalcValue": rows[col], "HashedFileName": rows["sample_id"],
+                "Frame": rows.get("key_frame", np.nan), "split": rows["split"]}))
+    if "camus" in manifests:
+        t = _table(manifests["camus"])
+        view = t["view"].map({"A2C": "2CH", "A4C": "4CH"})
+        write("camus_split.csv", pd.DataFrame({
+            "patient_id": t["patient_id"], "view": view, "path": t["path"], "split": t["split"],
+            "Sex": t["sex"], "Age": t["age"], "EF": t["ef"], "FrameRate": t["fps"],
+            "ImageQuality": t["image_quality"], "unique_id": t["sample_id"]}))
+    return written
+
+
+# ----------------------------------------------------------------------------- check
+@dataclass(frozen=True)
+class Finding:
+    """One problem of an export: ``error`` (an evaluator crashes or scores the wrong set) or
+    ``warning`` (it runs but skips or scores fewer rows)."""
+
+    level: str
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.level.upper():7s} {self.path}: {self.message}"
+
+
+def _tagged() -> dict[str, tuple[str, ...]]:
+    """Task directories whose files carry a tag (``_a2c``, ``_asd``): directory → suffixes."""
+    out: dict[str, tuple[str, ...]] = {}
+    for e in load_contract().values():
+        suffix = Path(e["file"]).name.split("{model}", 1)[1]
+        if suffix != ".csv":
+            d = str(Path(e["file"]).parent)
+            out[d] = out.get(d, ()) + (suffix,)
+    return out
+
+
+def _roots(out: Path) -> list[Path]:
+    tops = {e["file"].split("/")[0] for e in load_contract().values()}
+    if any((out / t).is_dir() for t in tops):
+        return [out]
+    return sorted(p for p in out.iterdir() if p.is_dir() and any((p / t).is_dir() for t in tops))
+
+
+def _check_values(entry: dict[str, Any], df: pd.DataFrame, rel: str) -> list[Finding]:
+    f: list[Finding] = []
+    pred = [c for c in entry["required"] if c.endswith("_pred")]
+    kind = entry["kind"]
+    for c in pred:
+        col = df[c]
+        if kind == "binary":
+            ok = pd.to_numeric(col, errors="coerce").isin([0, 1])
+            if not ok.all():
+                bad = col[~ok].head(3).tolist()
+                f.append(Finding("error", rel, f"{c} must be hard 0/1 labels (the evaluators "
+                                 f"score it as the predicted class); found {bad}"))
+        elif kind == "regression":
+            vals = pd.to_numeric(col, errors="coerce")
+            n_bad = int((~np.isfinite(vals.to_numpy(dtype=float))).sum())
+            if n_bad:
+                f.append(Finding("warning", rel, f"{n_bad} row(s) with a non-numeric or non-finite "
+                                 f"{c}: the evaluator drops them"))
+        else:
+            unknown = sorted(set(col.astype(str)) - set(VIEW_CLASSES))
+            if unknown:
+                f.append(Finding("warning", rel, f"view_pred values {unknown[:5]} are not in "
+                                 f"{list(VIEW_CLASSES)}: counted as Other in the distribution"))
+    for c in [c for c in df.columns if c.startswith("prob_")]:
+        vals = pd.to_numeric(df[c], errors="coerce").to_numpy(dtype=float)
+        if (~np.isfinite(vals)).any() or (vals < 0).any() or (vals > 1).any():
+            f.append(Finding("error", rel, f"{c} has values outside [0, 1] or non-numeric"))
+    return f
+
+
+def check_export(out: str | Path) -> list[Finding]:
+    """Check an export (or a tree of per-protocol exports) against the contract: every task
+    directory present, file names the evaluators accept, required columns, the published test
+    IDs, value ranges. Returns the findings (empty = an official script reads it as intended)."""
+    out = Path(out)
+    if not out.is_dir():
+        return [Finding("error", str(out), "not a directory")]
+    roots = _roots(out)
+    if not roots:
+        return [Finding("error", str(out), "no evaluator task directory found (expected e.g. "
+                        "EchoNet-Dynamic/EF/ here or in one sub-folder per protocol)")]
+    findings: list[Finding] = []
+    for root in roots:
+        findings += _check_root(root, out)
+    return findings
+
+
+def _check_root(root: Path, out: Path) -> list[Finding]:
+    findings: list[Finding] = []
+    seen_dirs: dict[str, list[Path]] = {}
+    for tname, entry in load_contract().items():
+        cdir = str(Path(entry["file"]).parent)
+        d = root / cdir
+        rel_d = str(d.relative_to(out))
+        if not d.is_dir():
+            findings.append(Finding("error", rel_d, f"missing directory for {tname}: the "
+                                    "evaluator lists it and crashes (os.listdir) before saving"))
+            continue
+        if cdir not in seen_dirs:
+            seen_dirs[cdir] = sorted(d.glob("*.csv"))
+        pattern = Path(entry["file"]).name
+        suffix = pattern.split("{model}", 1)[1]  # ".csv" or "_a2c.csv" / "_asd.csv"
+        files = [p for p in seen_dirs[cdir] if p.name.endswith(suffix)]
+        if not files:
+            findings.append(Finding("error", rel_d, f"no '*{suffix}' file for {tname}"))
+        for p in files:
+            rel = str(p.relative_to(out))
+            model = p.name[: -len(suffix)]
+            if model != safe_model_name(model):
+                findings.append(Finding("error", rel, f"model name {model!r} has characters the "
+                                        "evaluators mis-handle ('_' makes TMED-2 switch to per-"
+                                        "image IDs and EchoNet-Pediatric skip the file); use "
+                                        f"{safe_model_name(model)!r}"))
+            findings += _check_file(entry, p, rel)
+    for cdir, files in seen_dirs.items():
+        tags = _tagged().get(cdir)
+        for p in files if tags else ():
+            if not any(p.name.endswith(t) for t in tags):
+                findings.append(Finding("warning", str(p.relative_to(out)), "no tag "
+                                        f"{list(tags)} in the name: the evaluator skips it"))
+    return findings
+
+
+def _check_file(entry: dict[str, Any], path: Path, rel: str) -> list[Finding]:
+    try:
+        df = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except pd.errors.EmptyDataError:
+        return [Finding("error", rel, "empty file without a header: the evaluator cannot parse it")]
+    except Exception as exc:  # pandas raises several parser errors
+        return [Finding("error", rel, f"unreadable CSV: {exc}")]
+    missing = [c for c in entry["required"] if c not in df.columns]
+    if missing:
+        return [Finding("error", rel, f"missing column(s) {missing}; the evaluator needs "
+                        f"{entry['required']}")]
+    if df.empty:
+        return [Finding("warning", rel, "header only (task not applicable or not run): the "
+                        "evaluator skips this model ('no overlap'); if no file of the folder has "
+                        "rows, TMED-2 and EchoNet-LVH stop when they build their summary table")]
+    f: list[Finding] = []
+    ids = df[entry["id_column"]]
+    dup = int(ids.duplicated().sum())
+    if dup:
+        f.append(Finding("warning", rel, f"{dup} duplicate ID(s): the evaluator keeps the first"))
+    uniq = ids.drop_duplicates()
+    if len(uniq) != entry["n"] or ids_sha256(uniq) != entry["ids_sha256"]:
+        hint = ""
+        order = entry.get("gt_order")
+        if order:
+            extra = sorted(set(uniq) - set(order))
+            hint = (f"; {len(set(order) - set(uniq))} published ID(s) absent, {len(extra)} not "
+                    f"published (e.g. {extra[:3]})")
+        f.append(Finding("error", rel, f"{entry['id_column']} does not list the published test "
+                         f"set ({len(uniq)} IDs vs {entry['n']}{hint}): the evaluator scores only "
+                         "the IDs both sides share"))
+    return f + _check_values(entry, df, rel)
+
+

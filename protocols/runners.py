@@ -28,6 +28,7 @@ from typing import Any, ClassVar, Literal, Mapping
 import numpy as np
 import pandas as pd
 
+from cardiobench import stats_reference
 from cardiobench.embed.embeddings import Embeddings
 from cardiobench.protocols import alignment, retrieval, zero_shot
 from cardiobench.protocols import linear_probe as lp
@@ -36,7 +37,7 @@ from cardiobench.protocols.tasks import Task
 log = logging.getLogger(__name__)
 
 #: settings every protocol shares: the bootstrap of the test metrics
-COMMON_DEFAULTS: dict[str, Any] = {"n_boot": 1000, "seed": 42, "level": 0.95}
+COMMON_DEFAULTS: dict[str, Any] = {"n_boot": 1000, "seed": 42, "level": 0.95, "ci": "patient"}
 
 
 class EvaluationError(ValueError):
@@ -109,6 +110,10 @@ class Runner:
         if unknown:
             raise EvaluationError(f"unknown {cls.name} config keys {sorted(unknown)}")
         cfg.update(config or {})
+        try:
+            stats_reference.check_ci_mode(cfg["ci"])
+        except ValueError as exc:
+            raise EvaluationError(str(exc)) from exc
         return cfg
 
     def fit(self, data: RowData) -> None:

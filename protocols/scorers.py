@@ -20,7 +20,7 @@ from typing import Any, Callable, ClassVar, Mapping
 import numpy as np
 import pandas as pd
 
-from cardiobench import stats
+from cardiobench import stats, stats_reference
 from cardiobench.protocols import linear_probe as lp
 from cardiobench.protocols import retrieval, zero_shot
 from cardiobench.protocols.runners import EvaluationError, Runner
@@ -36,21 +36,27 @@ def ci_dict(res: Mapping[str, stats.MetricCI]) -> dict[str, dict[str, Any]]:
 
 @dataclass
 class Bootstrap:
-    """The patient-clustered percentile bootstrap of one task's test units."""
+    """The percentile bootstrap of one task's test units: patient-clustered (``ci: patient``,
+    the default) or the published evaluators' row bootstrap with per-replicate rounding
+    (``ci: reference``, :mod:`cardiobench.stats_reference`)."""
 
     clusters: np.ndarray
     n_boot: int
     seed: int
     level: float
+    ci: str = "patient"
+    task_type: str = "regression"
 
     def __call__(self, fn: MetricFn) -> dict[str, dict[str, Any]]:
         """Value and interval of every metric of ``fn`` over the test units."""
-        return ci_dict(stats.bootstrap_metrics(fn, len(self.clusters), self.clusters,
-                                               self.n_boot, self.seed, self.level))
+        boot = stats_reference.bootstrap_for(self.ci, self.task_type)
+        clusters = None if self.ci == "reference" else self.clusters
+        return ci_dict(boot(fn, len(self.clusters), clusters, self.n_boot, self.seed,
+                            self.level))
 
     def record(self) -> dict[str, Any]:
         """How the intervals were computed, for the result's config."""
-        return {"unit": "patient_id", "n_boot": self.n_boot, "seed": self.seed,
+        return {**stats_reference.describe(self.ci), "n_boot": self.n_boot, "seed": self.seed,
                 "interval": f"percentile {self.level:.0%}"}
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import ECHO_CFG, REF, require_ref
+from helpers import ECHO_CFG, EXAMPLES, REF, require_ref
 
 
 @dataclass
@@ -62,6 +62,12 @@ def tiny_clip_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def ref() -> Path:
     """The reference tree; tests using it skip in a user's clone, saying why."""
     return require_ref(REF)
+
+
+@pytest.fixture(scope="session")
+def examples() -> Path:
+    """The published example predictions; tests using them skip in a user's clone, saying why."""
+    return require_ref(EXAMPLES)
 
 
 @dataclass

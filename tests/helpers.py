@@ -10,11 +10,15 @@ from __future__ import annotations
 from pathlib import PurePosixPath
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
 
 from cardiobench.encoders.base import CLIP_MEAN, CLIP_STD, Encoder, InputSpec
+from cardiobench.protocols.tasks import get_task
+from cardiobench.results import Result
+from cardiobench.stats import VIEW_CLASSES
 
 REF = Path(__file__).resolve().parents[2] / "shared" / "reference"
 #: why a test skips in a user's clone
@@ -69,3 +73,24 @@ class PluginEncoder(Encoder):
 
     def encode_frames(self, frames: torch.Tensor) -> torch.Tensor:
         return frames.float().mean(dim=(2, 3))
+
+
+def fake_result(task_name: str, n: int = 4) -> "Result":
+    """A zero-shot result of ``n`` made-up test units of ``task_name`` (for export tests)."""
+    task = get_task(task_name)
+    rng = np.random.default_rng(0)
+    ids = [f"id{i}" for i in range(n)]
+    preds = pd.DataFrame({task.unit_column(): ids, "patient_id": ids, "view": "A4C",
+                          "y_true": 0})
+    if task.type == "regression":
+        preds["y_pred"] = rng.uniform(30, 60, n)
+    elif task.type == "binary":
+        preds["prob"] = rng.uniform(size=n)
+        preds["y_pred"] = (preds["prob"] > 0.5).astype(int)
+    else:
+        p = rng.dirichlet(np.ones(6), n)
+        for j, c in enumerate(VIEW_CLASSES):
+            preds[f"prob_{c}"] = p[:, j]
+        preds["y_pred"] = [VIEW_CLASSES[i] for i in p.argmax(1)]
+    return Result(task=task_name, dataset=task.dataset, protocol="zero_shot",
+                  encoder={"name": "modelname"}, predictions=preds)

@@ -1,5 +1,7 @@
-"""Exported predictions on phantoms built from the published IDs carry exactly the published test
-IDs and columns, so the published evaluators can read them unchanged."""
+"""Phantoms built from the published IDs go through prepare → embed → evaluate → export, and the
+export equals the example predictions file by file (columns, ID sets, file-name rules), so the
+published evaluators can read it unchanged; ``ci: reference`` bootstraps the units in the order
+of the published ground-truth CSV."""
 
 from __future__ import annotations
 
@@ -12,33 +14,67 @@ from cardiobench.encoders import build_encoder
 from cardiobench.phantom.layouts import write_layout
 from cardiobench.pipeline import embed_all
 from cardiobench.preprocessing import prepare
+from cardiobench.protocols import export
 from cardiobench.protocols.evaluate import evaluate
-from cardiobench.protocols.export import export_result
 from helpers import EXAMPLES, hmcqu_samples, ref_csv, require_ref
 
 
-@pytest.fixture(scope="module")
-def examples() -> Path:
-    return require_ref(EXAMPLES)
-
-
-def _export(tmp: Path, dataset: str, raw: Path, task: str) -> pd.DataFrame:
+def _prepared(tmp: Path, dataset: str, raw: Path):
     m = prepare(dataset, raw)
     enc = build_encoder("pixels", n_frames=2)
     emb = embed_all({dataset: m}, enc, tmp / "cache", num_workers=0, progress=False)[dataset]
-    res = evaluate(task, "linear_probe", m, emb, enc, {"n_boot": 20})
-    return pd.read_csv(export_result(res, tmp / "ref", model="modelname"))
+    return m, emb, enc
 
 
-def test_hmcqu_stemi_export_matches_the_published_test_set(tmp_path: Path, examples: Path) -> None:
-    raw = tmp_path / "hmcqu"
+def _same_as_example(got: Path, want: Path, id_col: str) -> pd.DataFrame:
+    g, w = pd.read_csv(got, dtype=str), pd.read_csv(want, dtype=str)
+    assert list(g.columns) == [c for c in w.columns if not c.startswith("Unnamed")]
+    assert set(g[id_col]) == set(w[id_col]) and len(g) == len(w)
+    return g
+
+
+@pytest.fixture(scope="module")
+def hmcqu(tmp_path_factory: pytest.TempPathFactory, examples: Path):
+    tmp = tmp_path_factory.mktemp("hmcqu_ids")
+    raw = tmp / "hmcqu"
     write_layout("hmcqu", raw, "ids", samples=hmcqu_samples(ref_csv("hmcqu_split.csv")))
-    got = _export(tmp_path, "hmcqu", raw, "hmcqu/stemi")
-    want = pd.read_csv(examples / "HMCQU" / "stemi" / "modelname.csv")
-    id_col = "unique_id"
-    assert set(got[id_col]) == set(want[id_col]) and len(got) == 50
-    assert [c for c in want.columns if not c.startswith("Unnamed")] == list(got.columns)
-    assert set(got["stemi_pred"].unique()) <= {0, 1}
+    return tmp, *_prepared(tmp, "hmcqu", raw)
+
+
+def test_hmcqu_every_protocol_exports_the_published_test_set(hmcqu, examples: Path) -> None:
+    tmp, m, emb, enc = hmcqu
+    results = [evaluate(t, p, m, emb, enc, {"n_boot": 20})
+               for t in ("hmcqu/stemi", "hmcqu/view") for p in export.EXPORT_PROTOCOLS]
+    out = tmp / "ref"
+    # an encoder name with '_' and '[' (as dinov3[vit_small_patch16_...]) must not reach a file
+    rep = export.export_predictions(results, out, list(export.EXPORT_PROTOCOLS),
+                                    model_name="pixels_v2[tiny]")
+    assert list(rep.models) == ["pixels-v2-tiny"]
+    status = {(f.task, f.protocol): f.status for f in rep.files}
+    # pixels has no text tower: zero-shot files exist but are header-only, as the index says
+    assert status[("hmcqu/stemi", "zero_shot")] == "not_applicable"
+    assert status[("hmcqu/stemi", "linear_probe")] == status[("hmcqu/view", "knn")] == "ok"
+    for proto in ("linear_probe", "knn"):
+        st = _same_as_example(out / proto / "HMCQU" / "stemi" / "pixels-v2-tiny.csv",
+                              examples / "HMCQU" / "stemi" / "modelname.csv", "unique_id")
+        assert set(st["stemi_pred"]) <= {"0", "1"}
+        _same_as_example(out / proto / "HMCQU" / "view" / "pixels-v2-tiny.csv",
+                         examples / "HMCQU" / "view" / "modelname.csv", "unique_id")
+    # every example task directory exists in every protocol tree
+    dirs = {str(p.relative_to(examples)) for p in examples.glob("*/*") if p.is_dir()}
+    for proto in export.EXPORT_PROTOCOLS:
+        assert dirs <= {str(p.relative_to(out / proto)) for p in (out / proto).glob("*/*")}
+    hm = [f for f in export.check_export(out) if "HMCQU" in f.path]
+    assert [f for f in hm if f.level == "error"] == []
+    assert {f.path.split("/")[0] for f in hm} == {"zero_shot"}  # header-only warnings only
+
+
+def test_hmcqu_reference_ci_follows_the_published_gt_order(hmcqu) -> None:
+    tmp, m, emb, enc = hmcqu
+    r = evaluate("hmcqu/stemi", "linear_probe", m, emb, enc, {"n_boot": 20, "ci": "reference"})
+    assert r.config["ci"] == "reference"
+    assert r.predictions["sample_id"].tolist() == export.published_order("hmcqu/stemi")
+    assert len(r.predictions) == 50
 
 
 def test_dynamic_ef_export_matches_the_published_test_set(tmp_path: Path, examples: Path) -> None:
@@ -48,6 +84,20 @@ def test_dynamic_ef_export_matches_the_published_test_set(tmp_path: Path, exampl
                             "Split": ["TEST"] * len(want) + ["TRAIN"] * 8 + ["VAL"] * 4})
     raw = tmp_path / "dyn"
     write_layout("echonet_dynamic", raw, "ids", samples=samples)
-    got = _export(tmp_path, "echonet_dynamic", raw, "echonet_dynamic/ef")
-    assert list(got.columns) == list(want.columns) == ["FileName", "EF_pred"]
-    assert set(got["FileName"]) == set(want["FileName"]) and len(got) == 1277
+    m, emb, enc = _prepared(tmp_path, "echonet_dynamic", raw)
+    res = evaluate("echonet_dynamic/ef", "linear_probe", m, emb, enc, {"n_boot": 20})
+    view = evaluate("echonet_dynamic/view", "linear_probe", m, emb, enc, {"n_boot": 20})
+    assert view.status == "not_applicable"  # one view class in train
+    export.export_predictions([res, view], tmp_path / "ref", ["linear_probe"])
+    got = _same_as_example(tmp_path / "ref" / "EchoNet-Dynamic" / "EF" / "pixels.csv",
+                           examples / "EchoNet-Dynamic" / "EF" / "modelname.csv", "FileName")
+    assert list(got.columns) == ["FileName", "EF_pred"] and len(got) == 1277
+    # the view file the evaluator opens exists, header-only, instead of being absent
+    v = pd.read_csv(tmp_path / "ref" / "EchoNet-Dynamic" / "view" / "pixels.csv")
+    assert v.empty and list(v.columns)[:2] == ["FileName", "view_pred"]
+    # the ground truth the evaluator reads: the FileList in manifest (native) order, lower-case
+    export.write_ground_truth({"echonet_dynamic": m}, tmp_path / "ref")
+    fl = pd.read_csv(tmp_path / "ref" / "ground_truth" / "data" / "splits" / "EchoNet-Dynamic"
+                     / "FileList.csv")
+    assert fl["FileName"].tolist() == samples["FileName"].tolist()
+    assert (fl["Split"] == "test").sum() == 1277

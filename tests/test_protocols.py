@@ -19,7 +19,7 @@ from cardiobench.protocols.tasks import TASKS, get_task
 from cardiobench.results import load_results
 from cardiobench.stats import VIEW_CLASSES
 
-from helpers import EXAMPLES, require_ref
+from helpers import EXAMPLES, fake_result, require_ref
 
 D = 16
 FAST = {"n_boot": 200}
@@ -246,32 +246,11 @@ def test_task_registry():
         get_task("nope/ef")
 
 
-def _fake_result(task_name: str, n: int = 4):
-    task = get_task(task_name)
-    rng = np.random.default_rng(0)
-    ids = [f"id{i}" for i in range(n)]
-    preds = pd.DataFrame({task.unit_column(): ids, "patient_id": ids, "view": "A4C",
-                          "y_true": 0})
-    if task.type == "regression":
-        preds["y_pred"] = rng.uniform(30, 60, n)
-    elif task.type == "binary":
-        preds["prob"] = rng.uniform(size=n)
-        preds["y_pred"] = (preds["prob"] > 0.5).astype(int)
-    else:
-        p = rng.dirichlet(np.ones(6), n)
-        for j, c in enumerate(VIEW_CLASSES):
-            preds[f"prob_{c}"] = p[:, j]
-        preds["y_pred"] = [VIEW_CLASSES[i] for i in p.argmax(1)]
-    from cardiobench.results import Result
-    return Result(task=task_name, dataset=task.dataset, protocol="zero_shot",
-                  encoder={"name": "modelname"}, predictions=preds)
-
-
 def test_export_columns_match_reference_examples(tmp_path):
     ex = require_ref(EXAMPLES)
     checked = 0
     for name, task in TASKS.items():
-        path = export.export_result(_fake_result(name), tmp_path)
+        path = export.export_result(fake_result(name), tmp_path)
         ref = ex / path.relative_to(tmp_path)
         assert ref.exists(), f"{name}: no reference file {ref}"
         ref_cols = [c for c in pd.read_csv(ref, nrows=1).columns if not c.startswith("Unnamed")]
