@@ -92,7 +92,7 @@ def _init_distributed() -> None:
 
 def _embed(args: argparse.Namespace, encoder: Any, paths: Sequence[str]) -> bool:
     """Embed every manifest (this rank's or ``--shard``'s slice); True if all are finalized."""
-    from cardiobench.embed import extract
+    from cardiobench.embed import EmbeddingCache, ShardPlan, extract, finalize_cache
     from cardiobench.manifest import Manifest
 
     done = True
@@ -102,6 +102,15 @@ def _embed(args: argparse.Namespace, encoder: Any, paths: Sequence[str]) -> bool
                       batch_frames=args.batch_frames, num_workers=args.workers,
                       device=args.device, precision=args.precision, shard_size=args.shard_size,
                       shard=_shard(args))
+        if args.shard and not rep.finalized:
+            # extract finalizes on task 0 only; in a job array whichever task finds every
+            # shard present (the last to finish) does it, so no separate finalize step is needed
+            cache = EmbeddingCache(args.cache, m.dataset, encoder.fingerprint())
+            plan = ShardPlan.from_table(m.table, args.shard_size)
+            if all(cache.shard_is_valid(k, plan) for k in range(len(plan))):
+                index = finalize_cache(m, encoder, args.cache, shard_size=args.shard_size)
+                rep.n_failed = int((index["status"] == "failed").sum())
+                rep.finalized = True
         print(f"{m.dataset}: {len(rep.computed_shards)} shard(s) computed, "
               f"{len(rep.skipped_shards)} cached, {rep.n_failed} failed sample(s), "
               f"{rep.seconds:.1f}s -> {rep.cache_dir}{'' if rep.finalized else ' (not finalized)'}")
@@ -451,8 +460,9 @@ def _add_extraction_args(p: argparse.ArgumentParser, shard: bool = True) -> None
     p.add_argument("--shard-size", type=int, default=64,
                    help="samples per cache shard, the unit of resume (default: 64)")
     p.add_argument("--shard", metavar="i/N",
-                   help="compute only this job-array task's slice of shards; the last task to "
-                        "finish finalizes the cache (default: all, or torchrun's rank)")
+                   help="compute only this job-array task's slice of shards; the task that "
+                        "finds every shard present finalizes the cache (default: all shards, or "
+                        "torchrun's rank)")
 
 
 def _add_cache_arg(p: argparse.ArgumentParser) -> None:
