@@ -564,8 +564,9 @@ def _add_extraction_args(p: argparse.ArgumentParser, shard: bool = True) -> None
                         "was built with, 64 for a new cache; another size re-packs without "
                         "re-embedding)")
     p.add_argument("--shard", metavar="i/N",
-                   help="compute only this job-array task's slice of shards; the last task to "
-                        "finish finalizes the cache (default: all, or torchrun's rank)")
+                   help="compute only this job-array task's slice of shards; the task that "
+                        "finds every shard present finalizes the cache (default: all shards, or "
+                        "torchrun's rank)")
 
 
 def _add_cache_arg(p: argparse.ArgumentParser) -> None:

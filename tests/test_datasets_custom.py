@@ -13,7 +13,7 @@ from cardiobench.phantom.layouts import write_layout
 from cardiobench.preprocessing import prepare
 from cardiobench.splits import import_published, load_spec, verify
 
-from helpers import after, hmcqu_samples, ref_csv
+from helpers import SPLITS, after, hmcqu_samples, ref_csv
 
 
 def mirror(factory: pytest.TempPathFactory, layout: str, samples: pd.DataFrame) -> Path:

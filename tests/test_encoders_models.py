@@ -14,13 +14,12 @@ import torch
 import torchvision
 
 from cardiobench.encoders import build_encoder
-from cardiobench.encoders.base import Encoder, IMAGENET_MEAN, IMAGENET_STD, InputSpec
+from cardiobench.encoders.base import IMAGENET_MEAN, IMAGENET_STD, InputSpec
 from cardiobench.encoders.check import check_encoder
 from cardiobench.encoders.panecho import PanEchoBackbone, sinusoid
 from cardiobench.transforms import preprocess
 from cardiobench.weights import WeightsNotFound
 from hf_repos import write_hf_repo
-from helpers import PluginEncoder  # noqa: F401  (the plugin a user writes)
 
 DINO = "vit_small_patch16_dinov3.lvd1689m"
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
 from sklearn.metrics import mean_absolute_error, roc_auc_score
 

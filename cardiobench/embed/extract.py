@@ -478,7 +478,9 @@ def extract(manifest: Manifest, encoder: Encoder, cache_root: str | Path, *,
         bar.close()
     report.frames_encoded = run.frames_encoded
     _barrier(world)
-    if finalize and rank == 0:
+    # torchrun: rank 0 after the barrier; a job array (``shard`` given) has no barrier, so
+    # whichever task finds every shard present (the last to finish) finalizes
+    if finalize and (rank == 0 or shard is not None):
         if all(cache.shard_is_valid(k, plan) for k in range(len(plan))):
             paths = dict(zip(table["sample_id"].astype(str), table["path"].astype(str)))
             index = cache.finalize(plan, paths)
