@@ -163,7 +163,20 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     from cardiobench.report.leaderboard import write_leaderboard
 
-    path = write_leaderboard(args.results, args.out)
+    out = getattr(args, "out", None)
+    if out and not str(out).endswith(".md"):  # a folder: the offline HTML report
+        from cardiobench.report.html import build_report
+
+        files = build_report(args.results, out, cache=getattr(args, "cache", None),
+                             manifests=getattr(args, "manifests", None),
+                             compare=[tuple(p) for p in getattr(args, "compare", None) or []],
+                             command=" ".join(["cardiobench", *sys.argv[1:]]))
+        for note in files.notes:
+            print(f"note: {note}")
+        print(f"{len(files.figures)} figure(s), tables {', '.join(p.name for p in files.tables)}")
+        print(f"report: {files.index.resolve()}  (open in a browser; works offline)")
+        return 0
+    path = write_leaderboard(args.results, out)
     print(path.read_text())
     return 0
 
@@ -194,8 +207,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
                                  out / "results")
     print()
     print(write_leaderboard(out / "results", out / "leaderboard.md").read_text())
+    from cardiobench.report.html import build_report
+
+    report = build_report(out / "results", out / "report", cache=out / "cache",
+                          manifests=out / "manifests",
+                          command=" ".join(["cardiobench", *sys.argv[1:]]))
     print(f"\n{len(all_results)} result(s) in {time.perf_counter() - t0:.0f}s; "
           f"leaderboard: {out / 'leaderboard.md'}")
+    print(f"report: {report.index.resolve()}  (open this file in a browser)")
     return 1 if prepared.failed and not prepared.manifests else 0
 
 
@@ -219,29 +238,28 @@ def cmd_check_encoder(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from cardiobench.report.compare import compare_results
+    from cardiobench.report.compare import compare_suite
     from cardiobench.results import load_results
 
-    results = load_results(args.results, with_predictions=True)
-    by_key: dict[tuple[str, str, str], Any] = {}
-    for r in results:
-        if r.status == "ok":
-            by_key[(r.encoder_name, r.task, r.protocol)] = r
-    rows = []
-    for (enc, task, proto), ra in sorted(by_key.items()):
-        if enc != args.a or (args.task and task != args.task):
-            continue
-        rb = by_key.get((args.b, task, proto))
-        if rb is None:
-            continue
-        for metric, d in compare_results(ra, rb).items():
-            rows.append(f"{task:32s} {proto:13s} {metric:18s} {d.diff:9.3f} "
-                        f"[{d.ci_low:9.3f}, {d.ci_high:9.3f}]  p={d.p_value:.4f}")
-    if not rows:
+    comps = compare_suite(load_results(args.results, with_predictions=True), args.a, args.b,
+                          task=args.task)
+    if not comps:
         print(f"no (task, protocol) scored by both {args.a!r} and {args.b!r} in {args.results}")
         return 1
-    print(f"{args.a} minus {args.b}: paired patient bootstrap (1000 replicates, seed 42), 95 % CI")
-    print("\n".join(rows))
+    print(f"{args.a} minus {args.b}: paired patient bootstrap (1000 replicates, seed 42), 95 % CI,"
+          " on the units both results scored")
+    for c in comps:
+        drop = f"; dropped {len(c.only_a)} unit(s) only A scored, {len(c.only_b)} only B scored" \
+            if c.only_a or c.only_b else ""
+        print(f"{c.task:32s} {c.protocol:13s} n={c.n_common} {c.unit} "
+              f"(A {c.n_a}, B {c.n_b}; {c.n_clusters} bootstrap clusters){drop}")
+        for metric, d in c.diffs.items():
+            print(f"    {metric:18s} {d.diff:9.3f} [{d.ci_low:9.3f}, {d.ci_high:9.3f}]  "
+                  f"p={d.p_value:.4f}")
+    if args.plot:
+        from cardiobench.report.figures import delta_forest
+
+        print(f"delta forest plot -> {delta_forest(comps, args.a, args.b, args.plot)}")
     return 0
 
 
@@ -361,9 +379,14 @@ def build_parser() -> argparse.ArgumentParser:
                        help="decoding processes (default: CPU cores - 1)")
         p.set_defaults(func=cmd_evaluate)
 
-    p = sub.add_parser("report", help="leaderboard from a results folder")
+    p = sub.add_parser("report", help="offline HTML report (--out DIR) or Markdown leaderboard")
     p.add_argument("--results", default="results")
-    p.add_argument("--out", help="write the Markdown here too")
+    p.add_argument("--out", help="folder for index.html, figures and leaderboard.md/.csv/.tex "
+                                 "(a path ending in .md writes only the Markdown there)")
+    p.add_argument("--cache", help="embedding cache, for the embedding maps")
+    p.add_argument("--manifests", help="folder of manifest CSVs, for the embedding maps")
+    p.add_argument("--compare", nargs=2, action="append", metavar=("A", "B"),
+                   help="add a comparison of encoder A minus B (repeatable)")
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("demo", help="phantom → manifests → embeddings → protocols → leaderboard")
@@ -387,6 +410,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("b")
     p.add_argument("--results", default="results")
     p.add_argument("--task")
+    p.add_argument("--plot", help="also write the headline deltas as a forest plot (PNG/SVG)")
     p.set_defaults(func=cmd_compare)
 
     p = sub.add_parser("cka", help="linear CKA between two encoders on the same samples")
