@@ -97,23 +97,24 @@ def delta_forest(comparisons: Sequence[Any], a: str, b: str, out: str | Path) ->
     if not rows:
         raise ValueError("no comparison holds its task's headline metric")
     with plt.rc_context(_STYLE):
-        fig, ax = plt.subplots(figsize=(7.2, 0.42 * len(rows) + 1.5))
+        fig, ax = plt.subplots(figsize=(8.0, 0.36 * len(rows) + 1.6))
         ticks = []
         for i, (c, h) in enumerate(rows):
             d = c.diffs[h]
             f = display_value(h, 1.0) or 1.0
             better = (d.diff > 0) == HIGHER_IS_BETTER.get(h, True)
+            colour = "0.4" if d.diff == 0 or d.p_value >= 0.05 else ("C2" if better else "C3")
             ax.plot([d.ci_low * f, d.ci_high * f], [i, i], "-", color="C0", lw=1.6)
-            ax.plot(d.diff * f, i, "o", color="C2" if better else "C3", zorder=3)
-            ticks.append(f"{c.task} · {c.protocol} ({metric_label(h, c.task)})")
-            ax.annotate(f"p={d.p_value:.3f}  n={c.n_common}", (1.01, i),
-                        xycoords=("axes fraction", "data"), va="center", fontsize=7.5)
+            ax.plot(d.diff * f, i, "o", color=colour, zorder=3)
+            ticks.append(f"{c.task} · {c.protocol} ({metric_label(h, c.task)}) "
+                         f"p={d.p_value:.3f} n={c.n_common}")
         ax.axvline(0, color="0.3", lw=1)
         ax.set_yticks(range(len(rows)), ticks)
         ax.set_ylim(-0.6, len(rows) - 0.4)
         ax.invert_yaxis()
-        ax.set_xlabel(f"{a} − {b} (headline metric's unit) · paired 95 % interval")
-        ax.set_title(f"{a} minus {b}: green = A better, red = B better")
+        ax.set_xlabel("A − B in each row's unit · paired 95 % interval")
+        ax.set_title(f"A = {a}, B = {b}\ngreen: A better, red: B better (p < 0.05), grey: no "
+                     "evidence")
         ax.grid(axis="x", alpha=0.3)
         fig.tight_layout()
         return save(fig, out)
@@ -210,7 +211,7 @@ def roc(results: Sequence[Result], task: str, out: str | Path,
     from sklearn.metrics import confusion_matrix, roc_curve
 
     with plt.rc_context(_STYLE):
-        fig, ax = plt.subplots(figsize=(6.4, 4.4))
+        fig, ax = plt.subplots(figsize=(8.0, 4.2))
         ax.plot([0, 1], [0, 1], ":", color="0.5", lw=1, label="chance")
         for i, r in enumerate(results):
             p = r.predictions
@@ -226,7 +227,7 @@ def roc(results: Sequence[Result], task: str, out: str | Path,
             ax.plot(fp / (fp + tn), tp / (tp + fn), "s", color=f"C{i % 10}", ms=5)
         ax.set_xlabel("false positive rate (1 − specificity)")
         ax.set_ylabel("true positive rate (sensitivity)")
-        ax.set_title(f"{task}: ROC (squares: operating point of the hard decision)")
+        ax.set_title(f"{task}: ROC (squares: hard-decision operating point)")
         ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
         fig.tight_layout()
         return save(fig, out)
@@ -238,7 +239,7 @@ def pr(results: Sequence[Result], task: str, out: str | Path,
     from sklearn.metrics import precision_recall_curve
 
     with plt.rc_context(_STYLE):
-        fig, ax = plt.subplots(figsize=(6.4, 4.4))
+        fig, ax = plt.subplots(figsize=(8.0, 4.2))
         prev = None
         for i, r in enumerate(results):
             p = r.predictions
@@ -267,7 +268,7 @@ def reliability(results: Sequence[Result], task: str, out: str | Path, n_bins: i
                 labels: dict[str, str] | None = None) -> Path:
     """Observed positive rate per bin of P(positive) (10 equal-width bins), with the diagonal."""
     with plt.rc_context(_STYLE):
-        fig, ax = plt.subplots(figsize=(6.4, 4.4))
+        fig, ax = plt.subplots(figsize=(8.0, 4.2))
         ax.plot([0, 1], [0, 1], ":", color="0.5", lw=1, label="perfect calibration")
         edges = np.linspace(0, 1, n_bins + 1)
         for i, r in enumerate(results):

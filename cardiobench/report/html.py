@@ -70,8 +70,10 @@ def _slug(task: str) -> str:
 def _cell_html(c: tables.Cell, attrs: dict[str, str], n_foot: list[str]) -> str:
     a = " ".join(f'data-{k}="{_e(v)}"' for k, v in attrs.items())
     if c.status != "ok":
-        n_foot.append(c.reason or c.status)
-        return (f'<td class="na" {a}>{_e(c.text)}<sup>{len(n_foot)}</sup>'
+        why = c.reason or c.status
+        if why not in n_foot:  # one footnote per distinct reason
+            n_foot.append(why)
+        return (f'<td class="na" {a}>{_e(c.text)}<sup>{n_foot.index(why) + 1}</sup>'
                 f'<div class="why">{_e(c.reason or c.status)}</div></td>')
     if c.value is None:
         return f"<td {a}>–</td>"
@@ -169,7 +171,7 @@ def _subgroup_table(results: list[Result], name: str, metric: str,
 
 def _fig(path: Path, out: Path, caption: str) -> str:
     rel = path.relative_to(out).as_posix()
-    return (f'<figure><img src="{_e(rel)}" alt="{_e(caption)}" loading="lazy">'
+    return (f'<figure><img src="{_e(rel)}" alt="{_e(caption)}">'
             f"<figcaption>{_e(caption)}</figcaption></figure>")
 
 
