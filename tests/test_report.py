@@ -184,7 +184,7 @@ def test_latex_tables_parse_with_booktabs(built) -> None:
         depth += {"{": 1, "}": -1}.get(ch, 0)
         assert depth >= 0
     assert depth == 0
-    tables = re.findall(r"\\begin\{tabular\}\{(l c*)\}(.*?)\\end\{tabular\}", tex, re.S)
+    tables = re.findall(r"\\begin\{tabular\}\{(lc*)\}(.*?)\\end\{tabular\}", tex, re.S)
     assert len(tables) == 3  # linear_probe, knn, zero_shot
     for spec, body in tables:
         cols = len(spec)

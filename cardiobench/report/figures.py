@@ -138,6 +138,7 @@ def subgroups(results: Sequence[Result], subgroup: str, metric: str, task: str, 
             ax.plot(xs, ys, "o-", lw=0.8, label=label_of(r, labels))
         ax.set_xticks(range(len(levels)),
                       [f"{lv}" for lv in levels], rotation=30 if len(levels) > 4 else 0)
+        ax.set_xlim(-0.5, len(levels) - 0.5)
         ax.set_xlabel(subgroup)
         ax.set_ylabel(metric_label(metric, task))
         ax.set_title(f"{task}: {metric_label(metric, task)} by {subgroup}")

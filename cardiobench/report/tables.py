@@ -53,12 +53,19 @@ def encoder_labels(results: Iterable[Result]) -> dict[str, str]:
 
 
 def task_order(results: Iterable[Result]) -> list[str]:
-    """Tasks in registry order (datasets together), unknown tasks last."""
+    """Tasks grouped by dataset (datasets and tasks in registry order), unknown tasks last."""
     from cardiobench.protocols.tasks import TASKS
 
     names = list(TASKS)
+    datasets = list(dict.fromkeys(t.split("/")[0] for t in names))
     present = {r.task for r in results}
-    return sorted(present, key=lambda t: (names.index(t) if t in names else len(names), t))
+
+    def key(t: str) -> tuple[int, int, str]:
+        ds = t.split("/")[0]
+        return (datasets.index(ds) if ds in datasets else len(datasets),
+                names.index(t) if t in names else len(names), t)
+
+    return sorted(present, key=key)
 
 
 def _cell(r: Result, metric: str, baseline: bool = False) -> Cell:
