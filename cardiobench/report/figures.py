@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import matplotlib
 
@@ -149,61 +149,78 @@ def subgroups(results: Sequence[Result], subgroup: str, metric: str, task: str, 
 
 
 # ----------------------------------------------------------------------------- regression
+def _panels(results: Sequence[Result], title: str, draw: Callable[[plt.Axes, Result], None],
+            out: str | Path, w: float = 3.0, h: float = 2.9) -> Path:
+    """One panel per result (wrapping at four columns), drawn by ``draw(ax, result)``."""
+    with plt.rc_context(_STYLE):
+        fig, axes = _grid(len(results), w, h)
+        for ax, r in zip(axes, results):
+            draw(ax, r)
+        fig.suptitle(title)
+        fig.tight_layout()
+        return save(fig, out)
+
+
 def scatter(results: Sequence[Result], task: str, out: str | Path,
             labels: dict[str, str] | None = None) -> Path:
     """Predicted vs true value per encoder/protocol, with the identity line."""
     unit = metric_unit("mae", task)
-    with plt.rc_context(_STYLE):
-        fig, axes = _grid(len(results))
-        for ax, r in zip(axes, results):
-            p = r.predictions
-            y, yh = p["y_true"].to_numpy(float), p["y_pred"].to_numpy(float)
-            lo, hi = float(min(y.min(), yh.min())), float(max(y.max(), yh.max()))
-            pad = 0.05 * (hi - lo or 1.0)
-            ax.plot([lo - pad, hi + pad], [lo - pad, hi + pad], "--", color="0.5", lw=1)
-            ax.scatter(y, yh, s=12, alpha=0.7)
-            ax.set_xlim(lo - pad, hi + pad)
-            ax.set_ylim(lo - pad, hi + pad)
-            ax.set_aspect("equal", adjustable="box")
-            ax.set_title(f"{label_of(r, labels)}\nMAE {fmt_metric('mae', r.metrics.get('mae'))}",
-                         fontsize=8)
-            ax.set_xlabel(f"true ({unit})")
-            ax.set_ylabel(f"predicted ({unit})")
-        fig.suptitle(f"{task}: predicted vs true (dashed: identity)")
-        fig.tight_layout()
-        return save(fig, out)
+
+    def draw(ax: plt.Axes, r: Result) -> None:
+        y, yh = r.predictions["y_true"].to_numpy(float), r.predictions["y_pred"].to_numpy(float)
+        lo, hi = float(min(y.min(), yh.min())), float(max(y.max(), yh.max()))
+        pad = 0.05 * (hi - lo or 1.0)
+        ax.plot([lo - pad, hi + pad], [lo - pad, hi + pad], "--", color="0.5", lw=1)
+        ax.scatter(y, yh, s=12, alpha=0.7)
+        ax.set_xlim(lo - pad, hi + pad)
+        ax.set_ylim(lo - pad, hi + pad)
+        ax.set_aspect("equal", adjustable="box")
+        ax.set_title(f"{label_of(r, labels)}\nMAE {fmt_metric('mae', r.metrics.get('mae'))}",
+                     fontsize=8)
+        ax.set_xlabel(f"true ({unit})")
+        ax.set_ylabel(f"predicted ({unit})")
+
+    return _panels(results, f"{task}: predicted vs true (dashed: identity)", draw, out)
 
 
 def bland_altman(results: Sequence[Result], task: str, out: str | Path,
                  labels: dict[str, str] | None = None) -> Path:
     """Difference (pred − true) vs mean, with the bias and 95 % limits of agreement."""
     unit = metric_unit("mae", task)
-    with plt.rc_context(_STYLE):
-        fig, axes = _grid(len(results))
-        for ax, r in zip(axes, results):
-            y = r.predictions["y_true"].to_numpy(float)
-            yh = r.predictions["y_pred"].to_numpy(float)
-            diff, mean = yh - y, (yh + y) / 2
-            bias = float(diff.mean())
-            sd = float(diff.std(ddof=1)) if len(diff) > 1 else 0.0
-            ax.scatter(mean, diff, s=12, alpha=0.7)
-            ax.axhline(bias, color="C3", lw=1.2, label=f"bias {bias:.2f}")
-            for s in (-1.96, 1.96):
-                ax.axhline(bias + s * sd, color="C3", ls="--", lw=1)
-            ax.plot([], [], "--", color="C3", label=f"95 % LoA [{bias - 1.96 * sd:.2f}, "
-                                                     f"{bias + 1.96 * sd:.2f}]")
-            ax.set_title(label_of(r, labels), fontsize=8)
-            ax.set_xlabel(f"mean of predicted and true ({unit})")
-            ax.set_ylabel(f"predicted − true ({unit})")
-            ax.legend(loc="best", frameon=False)
-        fig.suptitle(f"{task}: Bland–Altman (bias ± 1.96 SD)")
-        fig.tight_layout()
-        return save(fig, out)
+
+    def draw(ax: plt.Axes, r: Result) -> None:
+        y, yh = r.predictions["y_true"].to_numpy(float), r.predictions["y_pred"].to_numpy(float)
+        diff, mean = yh - y, (yh + y) / 2
+        bias = float(diff.mean())
+        sd = float(diff.std(ddof=1)) if len(diff) > 1 else 0.0
+        ax.scatter(mean, diff, s=12, alpha=0.7)
+        ax.axhline(bias, color="C3", lw=1.2, label=f"bias {bias:.2f}")
+        for s in (-1.96, 1.96):
+            ax.axhline(bias + s * sd, color="C3", ls="--", lw=1)
+        ax.plot([], [], "--", color="C3", label=f"95 % LoA [{bias - 1.96 * sd:.2f}, "
+                                                 f"{bias + 1.96 * sd:.2f}]")
+        ax.set_title(label_of(r, labels), fontsize=8)
+        ax.set_xlabel(f"mean of predicted and true ({unit})")
+        ax.set_ylabel(f"predicted − true ({unit})")
+        ax.legend(loc="best", frameon=False)
+
+    return _panels(results, f"{task}: Bland–Altman (bias ± 1.96 SD)", draw, out)
 
 
 # ----------------------------------------------------------------------------- binary
 def _both_classes(r: Result) -> bool:
     return r.predictions is not None and r.predictions["y_true"].nunique() == 2
+
+
+def _finish(fig: plt.Figure, ax: plt.Axes, xlabel: str, ylabel: str, title: str,
+            out: str | Path) -> Path:
+    """Labels, title and the legend right of the axes (room for eight encoders), then save."""
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
+    fig.tight_layout()
+    return save(fig, out)
 
 
 def roc(results: Sequence[Result], task: str, out: str | Path,
@@ -226,12 +243,9 @@ def roc(results: Sequence[Result], task: str, out: str | Path,
                     label=f"{label_of(r, labels)}: AUROC {fmt_metric('auroc', r.metrics.get('auroc'))}")
             tn, fp, fn, tp = confusion_matrix(y, p["y_pred"].to_numpy(int), labels=[0, 1]).ravel()
             ax.plot(fp / (fp + tn), tp / (tp + fn), "s", color=f"C{i % 10}", ms=5)
-        ax.set_xlabel("false positive rate (1 − specificity)")
-        ax.set_ylabel("true positive rate (sensitivity)")
-        ax.set_title(f"{task}: ROC (squares: hard-decision operating point)")
-        ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
-        fig.tight_layout()
-        return save(fig, out)
+        return _finish(fig, ax, "false positive rate (1 − specificity)",
+                       "true positive rate (sensitivity)",
+                       f"{task}: ROC (squares: hard-decision operating point)", out)
 
 
 def pr(results: Sequence[Result], task: str, out: str | Path,
@@ -257,12 +271,8 @@ def pr(results: Sequence[Result], task: str, out: str | Path,
             ax.axhline(prev, ls=":", color="0.5", lw=1, label=f"prevalence {100 * prev:.1f} %")
         ax.set_xlim(0, 1.02)
         ax.set_ylim(0, 1.02)
-        ax.set_xlabel("recall (sensitivity)")
-        ax.set_ylabel("precision (PPV)")
-        ax.set_title(f"{task}: precision–recall")
-        ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
-        fig.tight_layout()
-        return save(fig, out)
+        return _finish(fig, ax, "recall (sensitivity)", "precision (PPV)",
+                       f"{task}: precision–recall", out)
 
 
 def reliability(results: Sequence[Result], task: str, out: str | Path, n_bins: int = 10,
@@ -284,12 +294,8 @@ def reliability(results: Sequence[Result], task: str, out: str | Path, n_bins: i
                     label=f"{label_of(r, labels)}: ECE {ece}")
         ax.set_xlim(0, 1)
         ax.set_ylim(0, 1)
-        ax.set_xlabel("mean predicted P(positive) in bin")
-        ax.set_ylabel("observed share of positives")
-        ax.set_title(f"{task}: reliability diagram")
-        ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
-        fig.tight_layout()
-        return save(fig, out)
+        return _finish(fig, ax, "mean predicted P(positive) in bin",
+                       "observed share of positives", f"{task}: reliability diagram", out)
 
 
 # ----------------------------------------------------------------------------- views
@@ -298,28 +304,26 @@ def confusion(results: Sequence[Result], task: str, classes: Sequence[str], out:
     """Row-normalised confusion matrix (rows = true view, share of that view's units)."""
     from sklearn.metrics import confusion_matrix
 
-    with plt.rc_context(_STYLE):
-        fig, axes = _grid(len(results), w=3.4, h=3.3)
-        for ax, r in zip(axes, results):
-            p = r.predictions
-            present = [c for c in classes if c in set(p["y_true"]) | set(p["y_pred"])]
-            cm = confusion_matrix(p["y_true"].astype(str), p["y_pred"].astype(str),
-                                  labels=present).astype(float)
-            rows = cm.sum(axis=1, keepdims=True)
-            norm = np.divide(cm, rows, out=np.zeros_like(cm), where=rows > 0)
-            ax.imshow(norm, vmin=0, vmax=1, cmap="Blues")
-            for (i, j), v in np.ndenumerate(norm):
-                if rows[i, 0] > 0:
-                    ax.text(j, i, f"{100 * v:.0f}", ha="center", va="center", fontsize=7,
-                            color="white" if v > 0.6 else "black")
-            ax.set_xticks(range(len(present)), present, rotation=45, ha="right")
-            ax.set_yticks(range(len(present)), present)
-            ax.set_xlabel("predicted view")
-            ax.set_ylabel("true view")
-            ax.set_title(f"{label_of(r, labels)} (n={r.n})", fontsize=8)
-        fig.suptitle(f"{task}: confusion matrix, % of each true view")
-        fig.tight_layout()
-        return save(fig, out)
+    def draw(ax: plt.Axes, r: Result) -> None:
+        p = r.predictions
+        present = [c for c in classes if c in set(p["y_true"]) | set(p["y_pred"])]
+        cm = confusion_matrix(p["y_true"].astype(str), p["y_pred"].astype(str),
+                              labels=present).astype(float)
+        rows = cm.sum(axis=1, keepdims=True)
+        norm = np.divide(cm, rows, out=np.zeros_like(cm), where=rows > 0)
+        ax.imshow(norm, vmin=0, vmax=1, cmap="Blues")
+        for (i, j), v in np.ndenumerate(norm):
+            if rows[i, 0] > 0:
+                ax.text(j, i, f"{100 * v:.0f}", ha="center", va="center", fontsize=7,
+                        color="white" if v > 0.6 else "black")
+        ax.set_xticks(range(len(present)), present, rotation=45, ha="right")
+        ax.set_yticks(range(len(present)), present)
+        ax.set_xlabel("predicted view")
+        ax.set_ylabel("true view")
+        ax.set_title(f"{label_of(r, labels)} (n={r.n})", fontsize=8)
+
+    return _panels(results, f"{task}: confusion matrix, % of each true view", draw, out,
+                   w=3.4, h=3.3)
 
 
 # ----------------------------------------------------------------------------- embeddings
