@@ -89,9 +89,7 @@ def _cell_html(c: tables.Cell, attrs: dict[str, str], n_foot: list[str]) -> str:
 def overview_html(results: list[Result]) -> str:
     """The overview matrix as an HTML table (id ``overview``)."""
     tasks, groups = tables.overview(results)
-    keys = {}
-    for r in results:
-        keys.setdefault(tables.encoder_labels(results)[r.encoder_key], r.encoder_key)
+    keys = {label: key for key, label in tables.encoder_labels(results).items()}
     head = "".join(f"<th>{_e(t)}<br><small>{_e(metric_label(tables.headline(t), t))}</small></th>"
                    for t in tasks)
     out = ['<div class="scroll"><table id="overview">',
@@ -375,9 +373,25 @@ def _provenance_html(results: list[Result], manifests: Path | None, command: str
     for r in results:
         if r.provenance.get("manifest_fingerprint"):
             fps.setdefault(r.dataset, set()).add(r.provenance["manifest_fingerprint"])
+    current: dict[str, str] = {}
+    if manifests is not None:
+        from cardiobench.manifest import Manifest
+
+        for p in sorted(Path(manifests).glob("*.csv")):
+            try:
+                m = Manifest.read(p)
+            except Exception:  # unreadable manifests are reported by the embedding section
+                continue
+            current[m.dataset] = m.fingerprint
+
+    def now_state(ds: str, v: set[str]) -> str:
+        if ds not in current:
+            return "–"
+        return "same" if current[ds] in v else f"<b>differs</b>: <code>{_e(current[ds])}</code>"
+
     mrows = "".join(f"<tr><th>{_e(ds)}</th><td><code>{'<br>'.join(_e(x) for x in sorted(v))}"
                     f"</code>{' <b>(several split fingerprints!)</b>' if len(v) > 1 else ''}"
-                    "</td></tr>" for ds, v in sorted(fps.items()))
+                    f"</td><td>{now_state(ds, v)}</td></tr>" for ds, v in sorted(fps.items()))
     flags = [f"{r.task} · {r.protocol} · {r.encoder_key}: {incomplete_data(r.extras)}"
              for r in results if incomplete_data(r.extras)]
     ci = sorted({str(r.config.get("ci", "patient")) for r in results})
@@ -388,7 +402,8 @@ def _provenance_html(results: list[Result], manifests: Path | None, command: str
         "<h3>Encoders</h3><table><thead><tr><th>encoder key</th><th>fingerprint</th>"
         f"<th>weights SHA-256</th></tr></thead><tbody>{rows}</tbody></table>",
         "<h3>Split fingerprints (per manifest)</h3><table><thead><tr><th>dataset</th>"
-        f"<th>split fingerprint</th></tr></thead><tbody>{mrows}</tbody></table>",
+        "<th>split fingerprint of the results</th><th>manifest given to the report</th></tr>"
+        f"</thead><tbody>{mrows}</tbody></table>",
         "<h3>Incomplete data</h3>",
         ("<ul>" + "".join(f"<li>{_e(f)}</li>" for f in flags) + "</ul>") if flags
         else "<p>none: every result scored every expected test unit.</p>",
