@@ -15,7 +15,8 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
-## Generate the phantom suite, harmonise it, embed, run every protocol, print the leaderboard.
+## Generate the phantom suite, harmonise it, embed, run every protocol, print the leaderboard,
+## write the offline HTML report to $(OUT)/report/index.html and print the path to open.
 demo: $(STAMP)
 	$(BIN)/cardiobench demo --out $(OUT) --scale $(SCALE)
 

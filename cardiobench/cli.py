@@ -364,7 +364,20 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     from cardiobench.report.leaderboard import write_leaderboard
 
-    path = write_leaderboard(args.results, args.out)
+    out = getattr(args, "out", None)
+    if out and not str(out).endswith(".md"):  # a folder: the offline HTML report
+        from cardiobench.report.html import build_report
+
+        files = build_report(args.results, out, cache=getattr(args, "cache", None),
+                             manifests=getattr(args, "manifests", None),
+                             compare=[tuple(p) for p in getattr(args, "compare", None) or []],
+                             command=" ".join(["cardiobench", *sys.argv[1:]]))
+        for note in files.notes:
+            print(f"note: {note}")
+        print(f"{len(files.figures)} figure(s), tables {', '.join(p.name for p in files.tables)}")
+        print(f"report: {files.index.resolve()}  (open in a browser; works offline)")
+        return 0
+    path = write_leaderboard(args.results, out)
     print(path.read_text())
     return 0
 
@@ -396,8 +409,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
                                  out / "results")
     print()
     print(write_leaderboard(out / "results", out / "leaderboard.md").read_text())
+    from cardiobench.report.html import build_report
+
+    report = build_report(out / "results", out / "report", cache=out / "cache",
+                          manifests=out / "manifests",
+                          command=" ".join(["cardiobench", *sys.argv[1:]]))
     print(f"\n{len(all_results)} result(s) in {time.perf_counter() - t0:.0f}s; "
           f"leaderboard: {out / 'leaderboard.md'}")
+    print(f"report: {report.index.resolve()}  (open this file in a browser)")
     return 1 if prepared.failed and not prepared.manifests else 0
 
 
@@ -421,45 +440,30 @@ def cmd_check_encoder(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from cardiobench.report.compare import compare_results
+    from cardiobench.report.compare import compare_suite
     from cardiobench.results import load_results
 
-    # only predictions of the label pair up (alignment scores and retrieval have no y_pred)
-    results = [r for r in load_results(args.results, with_predictions=True)
-               if r.status == "ok" and r.predictions is not None and "y_pred" in r.predictions]
-    by_a = {(r.task, r.protocol): r for r in _results_of(results, args.a)}
-    by_b = {(r.task, r.protocol): r for r in _results_of(results, args.b)}
-    rows = []
-    for (task, proto), ra in sorted(by_a.items()):
-        if args.task and task != args.task:
-            continue
-        rb = by_b.get((task, proto))
-        if rb is None:
-            continue
-        for metric, d in compare_results(ra, rb, n_boot=args.n_boot, seed=args.seed).items():
-            rows.append(f"{task:32s} {proto:13s} {metric:18s} {d.diff:9.3f} "
-                        f"[{d.ci_low:9.3f}, {d.ci_high:9.3f}]  p={d.p_value:.4f}")
-    if not rows:
+    comps = compare_suite(load_results(args.results, with_predictions=True), args.a, args.b,
+                          task=args.task, n_boot=args.n_boot, seed=args.seed)
+    if not comps:
         print(f"no (task, protocol) scored by both {args.a!r} and {args.b!r} in {args.results}")
         return 1
     print(f"{args.a} minus {args.b}: paired patient bootstrap ({args.n_boot} replicates, "
-          f"seed {args.seed}), 95 % CI")
-    print("\n".join(rows))
+          f"seed {args.seed}), 95 % CI,"
+          " on the units both results scored")
+    for c in comps:
+        drop = f"; dropped {len(c.only_a)} unit(s) only A scored, {len(c.only_b)} only B scored" \
+            if c.only_a or c.only_b else ""
+        print(f"{c.task:32s} {c.protocol:13s} n={c.n_common} {c.unit} "
+              f"(A {c.n_a}, B {c.n_b}; {c.n_clusters} bootstrap clusters){drop}")
+        for metric, d in c.diffs.items():
+            print(f"    {metric:18s} {d.diff:9.3f} [{d.ci_low:9.3f}, {d.ci_high:9.3f}]  "
+                  f"p={d.p_value:.4f}")
+    if args.plot:
+        from cardiobench.report.figures import delta_forest
+
+        print(f"delta forest plot -> {delta_forest(comps, args.a, args.b, args.plot)}")
     return 0
-
-
-def _results_of(results: list[Any], wanted: str) -> list[Any]:
-    """Results of one encoder configuration, named by ``encoder_key`` or by display name; a
-    display name that several configurations share is refused, listing their keys."""
-    hits = [r for r in results if r.encoder_key == wanted]
-    if hits:
-        return hits
-    hits = [r for r in results if r.encoder_name == wanted]
-    keys = sorted({r.encoder_key for r in hits})
-    if len(keys) > 1:
-        raise ValueError(f"{wanted!r} names {len(keys)} encoder configurations in the results "
-                         f"({', '.join(keys)}); pass one of these keys instead")
-    return hits
 
 
 def cmd_cka(args: argparse.Namespace) -> int:
@@ -675,9 +679,15 @@ def _parser_run(sub: Any) -> None:
 
 
 def _parser_report(sub: Any) -> None:
-    p = sub.add_parser("report", help="leaderboard from a results folder")
+    p = sub.add_parser("report", help="offline HTML report (--out DIR) or Markdown leaderboard")
     p.add_argument("--results", default="results", help="results folder (default: results)")
-    p.add_argument("--out", help="write the Markdown here (default: <results>/leaderboard.md)")
+    p.add_argument("--out", help="folder for index.html, figures and leaderboard.md/.csv/.tex "
+                                 "(a path ending in .md writes only the Markdown there; default: "
+                                 "<results>/leaderboard.md only)")
+    p.add_argument("--cache", help="embedding cache, for the embedding maps")
+    p.add_argument("--manifests", help="folder of manifest CSVs, for the embedding maps")
+    p.add_argument("--compare", nargs=2, action="append", metavar=("A", "B"),
+                   help="add a comparison of encoder A minus B (repeatable)")
     p.set_defaults(func=cmd_report)
 
 
@@ -707,14 +717,15 @@ def _parser_check_encoder(sub: Any) -> None:
 
 def _parser_compare(sub: Any) -> None:
     p = sub.add_parser("compare", help="paired bootstrap deltas between two encoders' results")
-    p.add_argument("a", help="encoder display name of the first results (A in A − B)")
-    p.add_argument("b", help="encoder display name of the second results")
+    p.add_argument("a", help="encoder key or display name of the first results (A in A − B)")
+    p.add_argument("b", help="encoder key or display name of the second results")
     p.add_argument("--results", default="results", help="results folder (default: results)")
     p.add_argument("--task", help="only this task, e.g. echonet_dynamic/ef (default: every task "
                                   "both encoders scored)")
     p.add_argument("--n-boot", type=int, default=1000,
                    help="bootstrap replicates (default: 1000)")
     p.add_argument("--seed", type=int, default=42, help="bootstrap seed (default: 42)")
+    p.add_argument("--plot", help="also write the headline deltas as a forest plot (PNG/SVG)")
     p.set_defaults(func=cmd_compare)
 
 

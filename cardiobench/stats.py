@@ -299,8 +299,14 @@ def binary_metrics(y_true: np.ndarray, y_pred: np.ndarray, prob: np.ndarray | No
     Hard-label metrics (from ``y_pred`` ∈ {0,1}): accuracy, balanced accuracy (mean recall over
     classes present in y), macro-F1 over ``labels = unique(y_true)`` of the replicate (§2.2).
     Threshold-free metrics (from ``prob`` = P(y=1), when given): AUROC, AUPRC (average
-    precision), Brier (mean (p − y)²) and ECE (top-1 ECE of the two-class vector ``[1−p, p]``,
-    15 bins as for views). All ×100.
+    precision), Brier (mean (p − y)²), NLL (mean −[y log p + (1 − y) log(1 − p)] with p clipped
+    to [eps, 1 − eps], float64 eps, as sklearn's ``log_loss``) and ECE. All ×100.
+
+    The binary ECE is **top-label** on the two-class vector ``[1 − p, p]`` (15 bins as for views):
+    confidence ``max(p, 1 − p)``, predicted label ``argmax``. At exactly ``p = 0.5`` numpy's argmax
+    takes the first column, so the ECE counts that unit as a *negative* prediction, whereas the
+    protocols' hard decision ``p ≥ 0.5`` calls it *positive*. Kept so that the ECE equals the
+    published evaluator's; it affects only units with p exactly 0.5 (confidence 0.5, first bin).
     """
     y = np.asarray(y_true).astype(np.int64)
     yhat = np.asarray(y_pred).astype(np.int64)
@@ -313,6 +319,9 @@ def binary_metrics(y_true: np.ndarray, y_pred: np.ndarray, prob: np.ndarray | No
         auroc, auprc = _ranking_metrics(y, p, w)
         out["auroc"], out["auprc"] = 100 * auroc, 100 * auprc
         out["brier"] = 100 * _div(_wdot(w, (p - y) ** 2), w.sum(axis=1))
+        eps = np.finfo(np.float64).eps
+        p_y = np.clip(np.where(y == 1, p, 1 - p), eps, 1 - eps)
+        out["nll"] = 100 * _div(_wdot(w, -np.log(p_y)), w.sum(axis=1))
         out["ece"] = 100 * _ece_top1(np.stack([1 - p, p], axis=1), y, w)
     return out
 
@@ -332,6 +341,7 @@ def binary_metrics_sklearn(y_true: np.ndarray, y_pred: np.ndarray,
         out["auroc"] = 100 * skm.roc_auc_score(y, p) if both else np.nan
         out["auprc"] = 100 * skm.average_precision_score(y, p) if 1 in labels else np.nan
         out["brier"] = 100 * skm.brier_score_loss(y, p, labels=[0, 1])
+        out["nll"] = 100 * skm.log_loss(y, np.stack([1 - p, p], axis=1), labels=[0, 1])
         out["ece"] = 100 * ece_top1_loop(np.stack([1 - p, p], axis=1), y)
     return out
 

@@ -114,6 +114,8 @@ def _aggregate(task: Task, rows: pd.DataFrame, y: np.ndarray, out: np.ndarray) -
             bad = n_distinct[n_distinct > 1].index[:5].tolist()
             raise EvaluationError(f"{task.name}: {col} differs within units {bad}")
     agg = {c: "first" for c in ("sample_id", "patient_id", "split", "y") + (("view",) if "view" in df else ())}
+    if "view" in df:  # a unit's view is every distinct view of its rows ("A2C+A4C"), not the first
+        agg["view"] = lambda v: "+".join(sorted(v.dropna().astype(str).unique()))
     agg.update({c: "mean" for c in out_cols})
     res = g.agg(agg).reset_index()
     res["n_rows"] = g.size().to_numpy()

@@ -5,6 +5,13 @@ chosen from :data:`K_GRID` by 5-fold cross-validation **on the gallery only** (s
 scored by accuracy for classification; plain folds scored by MAE for regression; shuffle with
 ``random_state=42``); the first best ``k`` wins. Regression predicts the mean label of the ``k``
 neighbours, classification the neighbours' vote (probabilities = vote shares, uniform weights).
+
+Tie rule (deterministic, independent of sklearn's partition order): neighbours are ranked by
+cosine distance rounded to 12 decimals, and gallery items at the same distance by their position
+in the gallery (train+val rows in manifest order), so the ``k`` nearest are always the same
+rows. A tied vote is not broken here: the vote shares are the probabilities, and the protocol's
+decision rule applies to them (binary: positive when the share is ≥ 0.5; views: the first class
+in the task's class order among the most voted, numpy's argmax).
 """
 
 from __future__ import annotations
@@ -14,7 +21,7 @@ from typing import Any
 import numpy as np
 from sklearn.model_selection import (GridSearchCV, GroupKFold, KFold, StratifiedGroupKFold,
                                      StratifiedKFold)
-from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 
 K_GRID: tuple[int, ...] = (1, 3, 5, 7, 9, 11, 15, 21)
 
@@ -22,6 +29,67 @@ K_GRID: tuple[int, ...] = (1, 3, 5, 7, 9, 11, 15, 21)
 def _l2(x: np.ndarray) -> np.ndarray:
     n = np.linalg.norm(x, axis=1, keepdims=True)
     return x / np.where(n > 0, n, 1.0)
+
+
+#: distances are rounded to this many decimals before ranking, so float noise cannot split ties
+TIE_DECIMALS = 12
+
+
+def nearest(X_query: np.ndarray, X_gallery: np.ndarray, k: int) -> np.ndarray:
+    """Indices ``(n_query, k)`` of the ``k`` nearest gallery rows by cosine distance, ties
+    broken by gallery position (see the module docstring); inputs must be L2-normalised."""
+    out = np.empty((len(X_query), k), dtype=np.int64)
+    pos = np.arange(X_gallery.shape[0])
+    for s in range(0, len(X_query), 256):  # chunks bound the (queries × gallery) memory
+        d = np.round(1.0 - X_query[s:s + 256] @ X_gallery.T, TIE_DECIMALS)
+        # lexsort: the last key is primary → distance first, gallery position second
+        out[s:s + 256] = np.lexsort((np.broadcast_to(pos, d.shape), d), axis=1)[:, :k]
+    return out
+
+
+class _TieStableKNN(BaseEstimator):
+    """Cosine kNN with the documented tie rule; sklearn-compatible for ``GridSearchCV``."""
+
+    def __init__(self, n_neighbors: int = 5):
+        self.n_neighbors = n_neighbors
+
+    def fit(self, X: np.ndarray, y: np.ndarray) -> "_TieStableKNN":
+        """Store the L2-normalised gallery and its labels."""
+        self.X_ = _l2(np.asarray(X, dtype=np.float64))
+        self.y_ = np.asarray(y)
+        return self
+
+    def _neighbour_labels(self, X: np.ndarray) -> np.ndarray:
+        idx = nearest(_l2(np.asarray(X, dtype=np.float64)), self.X_,
+                      min(self.n_neighbors, len(self.X_)))
+        return self.y_[idx]
+
+
+class TieStableKNNRegressor(RegressorMixin, _TieStableKNN):
+    """Mean label of the ``k`` nearest gallery rows."""
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        """Mean neighbour label per query row."""
+        return self._neighbour_labels(X).astype(np.float64).mean(axis=1)
+
+
+class TieStableKNNClassifier(ClassifierMixin, _TieStableKNN):
+    """Vote shares of the ``k`` nearest gallery rows over ``classes_`` (sorted labels)."""
+
+    def fit(self, X: np.ndarray, y: np.ndarray) -> "TieStableKNNClassifier":
+        """Store the gallery; ``classes_`` are the sorted distinct labels."""
+        super().fit(X, y)
+        self.classes_ = np.unique(self.y_)
+        return self
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        """Share of the ``k`` neighbours voting for each class in ``classes_``."""
+        lab = self._neighbour_labels(X)
+        return (lab[:, :, None] == self.classes_[None, None, :]).mean(axis=1)
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        """Most voted class; a tied vote goes to the first of the tied classes in ``classes_``."""
+        return self.classes_[self.predict_proba(X).argmax(axis=1)]
 
 
 def fit_knn(X_gallery: np.ndarray, y_gallery: np.ndarray, task_type: str,
@@ -38,13 +106,13 @@ def fit_knn(X_gallery: np.ndarray, y_gallery: np.ndarray, task_type: str,
     n_groups = len(np.unique(groups)) if groups is not None else n
     if regression:
         folds = max(2, min(5, n_groups))
-        est, scoring = KNeighborsRegressor(metric="cosine"), "neg_mean_absolute_error"
+        est, scoring = TieStableKNNRegressor(), "neg_mean_absolute_error"
         cv = (GroupKFold(folds, shuffle=True, random_state=seed) if groups is not None
               else KFold(folds, shuffle=True, random_state=seed))
     else:
         # stratified folds need every class in every fold: fewer folds for rare classes
         folds = max(2, min(5, n_groups, int(np.unique(y_gallery, return_counts=True)[1].min())))
-        est, scoring = KNeighborsClassifier(metric="cosine"), "accuracy"
+        est, scoring = TieStableKNNClassifier(), "accuracy"
         cv = (StratifiedGroupKFold(folds, shuffle=True, random_state=seed) if groups is not None
               else StratifiedKFold(folds, shuffle=True, random_state=seed))
     max_k = int(n * (1 - 1 / folds))
@@ -56,7 +124,8 @@ def fit_knn(X_gallery: np.ndarray, y_gallery: np.ndarray, task_type: str,
     return search.best_estimator_, {"k": int(search.best_params_["n_neighbors"]), "sweep": sweep,
                                     "cv_scoring": scoring, "metric": "cosine",
                                     "gallery": "train+val",
-                                    "cv": f"{type(cv).__name__}({folds})"}
+                                    "cv": f"{type(cv).__name__}({folds})",
+                                    "ties": "distance rounded to 1e-12, then gallery order"}
 
 
 def knn_predict(model: Any, X: np.ndarray, classes: np.ndarray | None = None) -> np.ndarray:

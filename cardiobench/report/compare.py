@@ -1,8 +1,16 @@
-"""Paired encoder-vs-encoder comparison of two results on the same task and units."""
+"""Paired encoder-vs-encoder comparison of two results on the same task and units.
+
+Only the evaluation units that **both** results scored enter the comparison (a unit one encoder
+failed to embed cannot be paired); :class:`Comparison` says how many each result scored, how
+many were shared and which were dropped, so the reader sees when the paired n is smaller than
+either result's own n.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from functools import partial
+from typing import Any
 
 import pandas as pd
 
@@ -22,14 +30,37 @@ def _metric_fn(task_type: str, df: pd.DataFrame, suffix: str, classes: tuple[str
     return partial(stats.multiclass_metrics, idx, stats.normalise_view_proba(proba))
 
 
-def compare_results(a: Result, b: Result, n_boot: int = 1000, seed: int = 42,
-                    level: float = 0.95) -> dict[str, stats.PairedDiff]:
-    """``metric(a) − metric(b)`` with a paired patient bootstrap (see
+@dataclass
+class Comparison:
+    """``metric(a) − metric(b)`` on the units both results scored, with the counts behind it."""
+
+    task: str
+    protocol: str
+    unit: str                      # the unit column the two results were joined on
+    n_a: int                       # units result A scored
+    n_b: int                       # units result B scored
+    n_common: int                  # units both scored: the paired n
+    n_clusters: int                # bootstrap clusters among the common units
+    only_a: list[str] = field(default_factory=list)   # units scored by A alone (dropped)
+    only_b: list[str] = field(default_factory=list)   # units scored by B alone (dropped)
+    diffs: dict[str, stats.PairedDiff] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form (the dropped unit lists are kept)."""
+        return {"task": self.task, "protocol": self.protocol, "unit": self.unit,
+                "n_a": self.n_a, "n_b": self.n_b, "n_common": self.n_common,
+                "n_clusters": self.n_clusters, "only_a": self.only_a, "only_b": self.only_b,
+                "diffs": {k: v.to_dict() for k, v in self.diffs.items()}}
+
+
+def compare_pair(a: Result, b: Result, n_boot: int = 1000, seed: int = 42,
+                 level: float = 0.95) -> Comparison:
+    """Paired patient bootstrap of every metric of ``a`` minus ``b`` (see
     :func:`cardiobench.stats.paired_bootstrap`) over the units both results scored.
 
     Both results need their predictions loaded (``load_results(..., with_predictions=True)``)
-    and must be the same task; units are joined on the task's unit column and their ground
-    truth must agree.
+    and must be the same task; units are joined on the task's unit column (``patient_id`` for
+    tasks scored per patient, e.g. CAMUS EF) and their ground truth must agree.
     """
     from cardiobench.protocols.tasks import get_task
 
@@ -39,15 +70,60 @@ def compare_results(a: Result, b: Result, n_boot: int = 1000, seed: int = 42,
         raise ValueError("both results need predictions (load_results(..., with_predictions=True))")
     task = get_task(a.task)
     key = task.unit_column()
-    # per-patient tasks join on patient_id itself; otherwise b's copy of it is redundant
-    right = b.predictions if key == "patient_id" else b.predictions.drop(columns=["patient_id"])
-    df = a.predictions.merge(right, on=key,
-                             suffixes=("_a", "_b"), validate="one_to_one")
+    pa, pb = a.predictions.copy(), b.predictions.copy()
+    for p, who in ((pa, "A"), (pb, "B")):
+        if key not in p or "patient_id" not in p:
+            raise ValueError(f"{a.task}: predictions of {who} lack column {key!r} or 'patient_id'")
+        p[key] = p[key].astype(str)
+    # per-patient tasks join on patient_id itself; otherwise B's patient column would duplicate A's
+    right = pb if key == "patient_id" else pb.drop(columns=["patient_id"])
+    df = pa.merge(right, on=key, suffixes=("_a", "_b"), validate="one_to_one")
+    ua, ub = set(pa[key]), set(pb[key])
     if len(df) == 0:
-        raise ValueError(f"{a.task}: the two results share no units")
+        raise ValueError(f"{a.task}: the two results share no units ({len(ua)} vs {len(ub)})")
     if not (df["y_true_a"].astype(str) == df["y_true_b"].astype(str)).all():
         raise ValueError(f"{a.task}: ground truth differs between the two results")
     df = df.rename(columns={"y_true_a": "y_true"})
     fa = _metric_fn(task.type, df, "_a", task.classes)
     fb = _metric_fn(task.type, df, "_b", task.classes)
-    return stats.paired_bootstrap(fa, fb, len(df), df["patient_id"].to_numpy(), n_boot, seed, level)
+    clusters = df["patient_id"].astype(str).to_numpy()
+    diffs = stats.paired_bootstrap(fa, fb, len(df), clusters, n_boot, seed, level)
+    return Comparison(task=a.task, protocol=a.protocol, unit=key, n_a=len(ua), n_b=len(ub),
+                      n_common=len(df), n_clusters=len(set(clusters)),
+                      only_a=sorted(ua - ub), only_b=sorted(ub - ua), diffs=diffs)
+
+
+def compare_results(a: Result, b: Result, n_boot: int = 1000, seed: int = 42,
+                    level: float = 0.95) -> dict[str, stats.PairedDiff]:
+    """The per-metric differences of :func:`compare_pair` alone (kept for existing callers)."""
+    return compare_pair(a, b, n_boot, seed, level).diffs
+
+
+def match_encoder(r: Result, name: str) -> bool:
+    """Whether ``name`` designates the result's encoder: its ``encoder_key`` or display name."""
+    return name in (r.encoder_key, r.encoder_name)
+
+
+def compare_suite(results: list[Result], a: str, b: str, task: str | None = None,
+                  n_boot: int = 1000, seed: int = 42) -> list[Comparison]:
+    """Every (task, protocol) that both encoders ``a`` and ``b`` scored with status ``ok``.
+
+    ``a``/``b`` match an ``encoder_key`` or a display name; a display name shared by several
+    configurations raises ``ValueError`` (pass the key instead).
+    """
+    by: dict[str, dict[tuple[str, str], Result]] = {a: {}, b: {}}
+    for name in (a, b):
+        keys = {r.encoder_key for r in results if match_encoder(r, name)}
+        if len(keys) > 1:
+            raise ValueError(f"{name!r} names several encoder configurations {sorted(keys)}; "
+                             "pass one encoder_key")
+        for r in results:
+            # alignment results hold prompt scores, not predictions: nothing to pair
+            if r.status == "ok" and r.predictions is not None and r.protocol != "alignment" \
+                    and match_encoder(r, name) \
+                    and (task is None or r.task == task):
+                by[name][(r.task, r.protocol)] = r
+    out = []
+    for k in sorted(set(by[a]) & set(by[b])):
+        out.append(compare_pair(by[a][k], by[b][k], n_boot=n_boot, seed=seed))
+    return out

@@ -1,9 +1,12 @@
 """Markdown leaderboard from a results folder.
 
-Main table: rows = tasks, columns = ``encoder · protocol`` and the trivial baseline (train+val
+Sections: the overview matrix and the paper-layout tables (:mod:`cardiobench.report.tables`);
+a summary with rows = tasks, columns = ``encoder · protocol`` and the trivial baseline (train+val
 mean or majority class), cell = the task's headline metric as ``value [ci_low, ci_high]`` (95 %
-patient-bootstrap interval), ``n/a`` for a not-applicable result. Then one table per task: every metric of every (encoder, protocol), plus the trivial
-baseline's, so the floor is visible beside each model.
+patient-bootstrap interval), ``n/a (reason)`` for a not-applicable result; then one table per
+task: every metric of every (encoder, protocol), plus the trivial baseline's, so the floor is
+visible beside each model; last, the definition of every protocol and metric. Values are in
+display units (:func:`cardiobench.report.definitions.display_value`).
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ from typing import Iterable
 import pandas as pd
 
 from cardiobench.atomic import atomic_write_text
+from cardiobench.report.definitions import (AUDIT_NOTES, METRICS, PROTOCOLS, SMALL_N, fmt_metric,
+                                            metric_label)
 from cardiobench.results import Result, load_results
 
 _FALLBACK_HEADLINES = ("mae", "auroc", "accuracy")
@@ -24,13 +29,9 @@ METRIC_ORDER = ("mae", "rmse", "mse", "nmae", "r2", "pearson", "spearman", "accu
                 "margin_pos", "margin_neg", "recall@1", "recall@5", "recall@10", "mAP")
 
 
-def _fmt(m: dict | None, digits: int = 2) -> str:
-    if not m or m.get("value") is None:
-        return "–"
-    v, lo, hi = m.get("value"), m.get("ci_low"), m.get("ci_high")
-    if lo is None or hi is None or (isinstance(lo, float) and math.isnan(lo)):
-        return f"{v:.{digits}f}"
-    return f"{v:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]"
+def _fmt(m: dict | None, metric: str = "") -> str:
+    """``value [lo, hi]`` of a stored metric, in display units."""
+    return fmt_metric(metric, m)
 
 
 def headline_of(r: Result) -> str:
@@ -59,11 +60,12 @@ def leaderboard_table(results: Iterable[Result]) -> pd.DataFrame:
         row = cells.setdefault(f"{r.task} ({h})", {})
         col = f"{r.encoder_name} · {r.protocol}"
         if r.status != "ok":
-            row[col] = "n/a" if r.status == "not_applicable" else r.status
+            row[col] = ("n/a" if r.status == "not_applicable" else r.status) + \
+                (f" ({r.reason})" if r.reason else "")
             continue
-        row[col] = _fmt(r.metrics.get(h))
+        row[col] = _fmt(r.metrics.get(h), h) + (" ‡" if r.n < SMALL_N else "")
         if r.baseline and r.protocol == "linear_probe":
-            row.setdefault("trivial baseline", _fmt(r.baseline.get(h)))
+            row.setdefault("trivial baseline", _fmt(r.baseline.get(h), h))
     df = pd.DataFrame.from_dict(cells, orient="index")
     cols = sorted(c for c in df.columns if c != "trivial baseline")
     df = df.reindex(cols + (["trivial baseline"] if "trivial baseline" in df else []), axis=1)
@@ -81,13 +83,14 @@ def task_tables(results: Iterable[Result]) -> dict[str, pd.DataFrame]:
             rows.setdefault(r.task, []).append({"model": f"{r.encoder_name} / {r.protocol}",
                                                 "n": "", "note": f"{r.status}: {r.reason}"})
             continue
-        row = {"model": f"{r.encoder_name} / {r.protocol}", "n": str(r.n)}
-        row.update({k: _fmt(v) for k, v in r.metrics.items()})
+        row = {"model": f"{r.encoder_name} / {r.protocol}",
+               "n": str(r.n) + (" ‡" if r.n < SMALL_N else "")}
+        row.update({k: _fmt(v, k) for k, v in r.metrics.items()})
         rows.setdefault(r.task, []).append(row)
         if r.baseline and (r.task, r.protocol) not in seen_baseline and r.protocol == "linear_probe":
             seen_baseline.add((r.task, r.protocol))
             b = {"model": f"baseline ({r.config.get('baseline', 'trivial')})", "n": str(r.n)}
-            b.update({k: _fmt(v) for k, v in r.baseline.items()})
+            b.update({k: _fmt(v, k) for k, v in r.baseline.items()})
             rows[r.task].append(b)
     tables = {}
     for t, v in rows.items():
@@ -108,17 +111,39 @@ def _md(df: pd.DataFrame, index: bool = True) -> str:
     return "\n".join([head, sep, *body])
 
 
+LEGEND = ("Cells: headline metric, 95 % percentile interval from 1000 bootstrap replicates "
+          "over patients (seed 42; TMED-2: over studies). Percent only for proportions "
+          "(accuracy, AUROC, AUPRC, F1, R², NMAE, recall, mAP); NLL, Brier, ECE and correlation "
+          "coefficients in their own units; MAE/RMSE in the label's unit. "
+          f"★ best encoder of the task; ‡ fewer than {SMALL_N} evaluation units; ◐ incomplete "
+          "data. A percentile interval need not contain the point estimate.")
+
+
+def definitions_markdown(metrics: Iterable[str] | None = None) -> str:
+    """One line per protocol and per metric (all, or those in ``metrics``), plus the audit notes."""
+    keep = set(metrics) if metrics is not None else set(METRICS)
+    lines = ["## Definitions", "", "Protocols:", ""]
+    lines += [f"- **{k}** — {v}" for k, v in PROTOCOLS.items()]
+    lines += ["", "Metrics:", ""]
+    lines += [f"- **{metric_label(k)}** — {v}" for k, v in METRICS.items() if k in keep]
+    lines += ["", "Notes:", ""] + [f"- {n}" for n in AUDIT_NOTES]
+    return "\n".join(lines)
+
+
 def render_markdown(results: list[Result]) -> str:
     """The full leaderboard document."""
-    parts = ["# cardiobench leaderboard", "",
-             "Cells: headline metric, 95 % percentile interval from 1000 bootstrap replicates "
-             "over patients (seed 42). Dimensionless metrics in %; MAE/RMSE in the label's unit.",
-             ""]
+    from cardiobench.report.tables import overview_markdown, paper_markdown
+
+    parts = ["# cardiobench leaderboard", "", LEGEND, ""]
     if not results:
         return "\n".join(parts + ["(no results)", ""])
-    parts += [_md(leaderboard_table(results)), ""]
+    parts += ["## Overview", "", overview_markdown(results), "",
+              "## Tables in the paper layout", "", paper_markdown(results),
+              "## Summary by task", "", _md(leaderboard_table(results)), ""]
     for task, df in sorted(task_tables(results).items()):
         parts += [f"## {task}", "", _md(df, index=False), ""]
+    used = {k for r in results for k in [*r.metrics, *r.baseline]}
+    parts += [definitions_markdown(used), ""]
     return "\n".join(parts)
 
 

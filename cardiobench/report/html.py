@@ -1,0 +1,465 @@
+"""The offline report: ``index.html`` with its figures beside it, plus the leaderboard files.
+
+``build_report(results, out)`` writes ``out/index.html``, ``out/fig/*.png`` and
+``out/leaderboard.{md,csv,tex}``. The page is static HTML with inline CSS: no server, CDN, font
+or script, so it opens from disk offline. Cells carry ``data-*`` attributes (task, protocol,
+encoder key, metric, display value) so tests can check every number against the result JSONs.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import html
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+from tqdm.auto import tqdm
+
+from cardiobench.atomic import atomic_write_text
+from cardiobench.report import figures, tables
+from cardiobench.report.definitions import (AUDIT_NOTES, METRICS, PROTOCOL_ORDER, PROTOCOLS,
+                                            SMALL_N, display_value, fmt_metric, incomplete_data,
+                                            metric_label)
+from cardiobench.results import Result, load_results
+
+log = logging.getLogger(__name__)
+
+_CSS = """
+body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:1.5em auto;
+max-width:1400px;padding:0 1em;color:#1b1b1b;line-height:1.4}
+h1{font-size:1.6em}h2{border-bottom:2px solid #ddd;padding-bottom:.2em;margin-top:2em}
+h3{margin-top:1.5em}
+table{border-collapse:collapse;font-size:12px;margin:.5em 0}
+th,td{border:1px solid #ccc;padding:3px 5px;vertical-align:top}
+th{background:#f3f3f3;text-align:left}
+.scroll{overflow-x:auto;max-width:100%}
+td.best{background:#e3f4e1;font-weight:600}
+td.small{color:#6b6b6b}td.na{background:#fafafa;color:#888}
+td .ci{font-size:11px;color:#555;white-space:nowrap}td .n{font-size:10px;color:#777}
+td .why{font-size:10px;color:#8a4b00;max-width:14em}
+tr.group th{background:#dde6f0;font-size:13px}tr.baseline td,tr.baseline th{font-style:italic}
+.mark{color:#b35900;font-weight:700}
+figure{display:inline-block;margin:.5em 1em .5em 0;vertical-align:top}
+figure img{max-width:100%;border:1px solid #eee}figcaption{font-size:12px;color:#444;max-width:60em}
+.note{background:#fff8e1;border-left:4px solid #f0b400;padding:.4em .8em;font-size:13px}
+footer{margin-top:3em;border-top:2px solid #ddd;font-size:12px;color:#333}
+dl.defs dt{font-weight:600}dl.defs dd{margin:0 0 .4em 1.5em}
+"""
+
+
+@dataclass
+class ReportFiles:
+    """What :func:`build_report` wrote."""
+
+    index: Path
+    figures: list[Path] = field(default_factory=list)
+    tables: list[Path] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)   # sections left out and why
+
+
+def _e(x: Any) -> str:
+    return html.escape(str(x), quote=True)
+
+
+def _slug(task: str) -> str:
+    return task.replace("/", "__")
+
+
+def _cell_html(c: tables.Cell, attrs: dict[str, str], n_foot: list[str]) -> str:
+    a = " ".join(f'data-{k}="{_e(v)}"' for k, v in attrs.items())
+    if c.status != "ok":
+        why = c.reason or c.status
+        if why not in n_foot:  # one footnote per distinct reason
+            n_foot.append(why)
+        return (f'<td class="na" {a}>{_e(c.text)}<sup>{n_foot.index(why) + 1}</sup>'
+                f'<div class="why">{_e(c.reason or c.status)}</div></td>')
+    if c.value is None:
+        return f"<td {a}>–</td>"
+    cls = " ".join(k for k, on in (("best", c.best), ("small", c.small)) if on)
+    val, _, ci = c.text.partition(" ")
+    marks = ("★" if c.best else "") + ("‡" if c.small else "") + ("◐" if c.incomplete else "")
+    title = f' title="{_e(c.incomplete)}"' if c.incomplete else ""
+    return (f'<td class="{cls}" {a} data-value="{c.value!r}"{title}>{_e(val)}'
+            f'{f" <span class=mark>{marks}</span>" if marks else ""}'
+            f'<br><span class="ci">{_e(ci)}</span> <span class="n">n={c.n}</span></td>')
+
+
+def overview_html(results: list[Result]) -> str:
+    """The overview matrix as an HTML table (id ``overview``)."""
+    tasks, groups = tables.overview(results)
+    keys = {label: key for key, label in tables.encoder_labels(results).items()}
+    head = "".join(f"<th>{_e(t)}<br><small>{_e(metric_label(tables.headline(t), t))}</small></th>"
+                   for t in tasks)
+    out = ['<div class="scroll"><table id="overview">',
+           f"<thead><tr><th>protocol / encoder</th>{head}</tr></thead><tbody>"]
+    foot: list[str] = []
+    for proto, rows in groups.items():
+        out.append(f'<tr class="group"><th colspan="{len(tasks) + 1}">{_e(proto)}</th></tr>')
+        for name, row in rows:
+            base = name == tables.BASELINE
+            tds = "".join(_cell_html(row[t], {"task": t, "protocol": proto,
+                                              "encoder": "baseline" if base else keys.get(name, name),
+                                              "metric": tables.headline(t)}, foot)
+                          if t in row else "<td>–</td>" for t in tasks)
+            out.append(f'<tr class="{"baseline" if base else "model"}" data-row="{_e(name)}">'
+                       f"<th>{_e(name)}</th>{tds}</tr>")
+    out.append("</tbody></table></div>")
+    if foot:
+        out.append("<ol class=\"foot\">" + "".join(f"<li>{_e(f)}</li>" for f in foot) + "</ol>")
+    return "\n".join(out)
+
+
+def _metrics_table(results: list[Result], task: str, labels: dict[str, str]) -> str:
+    names: list[str] = []
+    for r in results:
+        for k in [*r.metrics, *r.baseline]:
+            if k not in names:
+                names.append(k)
+    order = {m: i for i, m in enumerate(METRICS)}
+    names.sort(key=lambda m: (order.get(m, len(order)), m))
+    head = "".join(f"<th>{_e(metric_label(m, task))}</th>" for m in names)
+    out = [f'<div class="scroll"><table class="metrics" data-task="{_e(task)}">',
+           f"<thead><tr><th>model</th><th>n</th>{head}</tr></thead><tbody>"]
+    seen_base: set[str] = set()
+    for r in results:
+        row = f"{labels[r.encoder_key]} · {r.protocol}"
+        if r.status != "ok":
+            out.append(f"<tr><th>{_e(row)}</th><td></td><td class=\"na\" colspan=\"{len(names)}\">"
+                       f"{_e(r.status)}: {_e(r.reason)}</td></tr>")
+            continue
+        small = " ‡" if r.n < SMALL_N else ""
+        tds = "".join(
+            f'<td data-task="{_e(task)}" data-protocol="{_e(r.protocol)}" '
+            f'data-encoder="{_e(r.encoder_key)}" data-metric="{_e(m)}" '
+            f'data-value="{display_value(m, r.metrics[m].get("value"))!r}">'
+            f"{_e(fmt_metric(m, r.metrics[m]))}</td>" if m in r.metrics else "<td>–</td>"
+            for m in names)
+        out.append(f"<tr><th>{_e(row)}</th><td>{r.n}{small}</td>{tds}</tr>")
+        if r.baseline and r.protocol not in seen_base and r.protocol != "alignment":
+            seen_base.add(r.protocol)
+            tds = "".join(f"<td>{_e(fmt_metric(m, r.baseline.get(m)))}</td>" for m in names)
+            out.append(f'<tr class="baseline"><th>{_e(tables.BASELINE)} · {_e(r.protocol)} '
+                       f"({_e(r.config.get('baseline', ''))})</th><td>{r.n}{small}</td>{tds}</tr>")
+    out.append("</tbody></table></div>")
+    return "\n".join(out)
+
+
+def _subgroup_table(results: list[Result], name: str, metric: str,
+                    labels: dict[str, str]) -> str:
+    models = [r for r in results if name in r.extras.get("subgroups", {})]
+    levels: list[str] = []
+    for r in models:
+        for g in r.extras["subgroups"][name]:
+            if g["group"] not in levels:
+                levels.append(g["group"])
+    head = "".join(f"<th>{_e(labels[r.encoder_key])} · {_e(r.protocol)}</th>" for r in models)
+    out = [f"<table><thead><tr><th>{_e(name)}</th>{head}</tr></thead><tbody>"]
+    for lv in levels:
+        tds = []
+        for r in models:
+            g = next((g for g in r.extras["subgroups"][name] if g["group"] == lv), None)
+            v = display_value(metric, g.get(metric)) if g else None
+            tds.append("<td>–</td>" if v is None else f"<td>{v:.2f} <span class=n>n={g['n']}</span></td>")
+        out.append(f"<tr><th>{_e(lv)}</th>{''.join(tds)}</tr>")
+    out.append("</tbody></table>")
+    return "\n".join(out)
+
+
+def _fig(path: Path, out: Path, caption: str) -> str:
+    rel = path.relative_to(out).as_posix()
+    return (f'<figure><img src="{_e(rel)}" alt="{_e(caption)}">'
+            f"<figcaption>{_e(caption)}</figcaption></figure>")
+
+
+def _threshold_text(r: Result) -> str:
+    thr = (r.config.get("protocol_record") or {}).get("threshold")
+    if r.config.get("decision") == "threshold" and thr and thr.get("value") is not None:
+        return f"p > {thr['value']:.3f} (fitted on train units, F1 of the positive class)"
+    return "p ≥ 0.5 (argmax of [1 − p, p])"
+
+
+def _task_section(task: str, results: list[Result], out: Path, labels: dict[str, str],
+                  written: list[Path]) -> str:
+    from cardiobench.protocols.tasks import get_task
+
+    t = get_task(task)
+    h = t.headline
+    parts = [f'<section id="task-{_e(_slug(task))}"><h3>{_e(task)}</h3>',
+             f"<p>{_e(t.type)} task · unit: {_e(t.unit)} · aggregation: {_e(t.aggregate)} · "
+             f"headline: {_e(metric_label(h, task))}</p>",
+             _metrics_table(results, task, labels)]
+    ok = [r for r in results if r.status == "ok" and r.protocol != "alignment"]
+    figs: list[str] = []
+    if ok and any(h in r.metrics for r in ok):
+        p = figures.forest(ok, h, task, out / "fig" / f"{_slug(task)}__forest.png", labels)
+        written.append(p)
+        figs.append(_fig(p, out, f"{task}: {metric_label(h, task)} with 95 % percentile "
+                                 "interval per encoder and protocol; dashed: trivial baseline."))
+    for proto in PROTOCOL_ORDER:
+        rs = [r for r in ok if r.protocol == proto and r.predictions is not None]
+        if not rs:
+            continue
+        stem = out / "fig" / f"{_slug(task)}__{proto}"
+        if t.type == "regression":
+            for kind, fn, cap in (("scatter", figures.scatter, "predicted vs true, identity line"),
+                                  ("bland_altman", figures.bland_altman,
+                                   "Bland–Altman: bias and 95 % limits of agreement")):
+                p = fn(rs, task, f"{stem}__{kind}.png", labels)
+                written.append(p)
+                figs.append(_fig(p, out, f"{task} · {proto}: {cap}."))
+        elif t.type == "binary":
+            thr = "; ".join(f"{labels[r.encoder_key]}: {_threshold_text(r)}" for r in rs)
+            for kind, fn, cap in (("roc", figures.roc, "ROC curves, AUROC with 95 % interval"),
+                                  ("pr", figures.pr, "precision–recall, AUPRC with 95 % interval"),
+                                  ("reliability", figures.reliability,
+                                   "reliability diagram of P(positive), 10 equal-width bins")):
+                p = fn(rs, task, f"{stem}__{kind}.png", labels=labels)
+                written.append(p)
+                figs.append(_fig(p, out, f"{task} · {proto}: {cap}. Threshold used — {thr}."))
+        else:
+            p = figures.confusion(rs, task, t.classes, f"{stem}__confusion.png", labels)
+            written.append(p)
+            figs.append(_fig(p, out, f"{task} · {proto}: row-normalised confusion matrix."))
+    parts += figs
+    sg_names: list[str] = []
+    for r in ok:
+        for name in r.extras.get("subgroups", {}):
+            if name not in sg_names:
+                sg_names.append(name)
+    for name in sg_names:
+        models = [r for r in ok if name in r.extras.get("subgroups", {})]
+        parts.append(f"<h4>{_e(task)}: {_e(metric_label(h, task))} by {_e(name)} "
+                     "(no bootstrap; delta = max − min)</h4>")
+        parts.append(_subgroup_table(models, name, h, labels))
+        p = figures.subgroups(models, name, h, task,
+                              out / "fig" / f"{_slug(task)}__subgroup_{name}.png", labels)
+        written.append(p)
+        parts.append(_fig(p, out, f"{task}: {metric_label(h, task)} by {name}."))
+    parts.append("</section>")
+    return "\n".join(parts)
+
+
+def _embedding_section(results: list[Result], out: Path, labels: dict[str, str],
+                       cache: Path | None, manifests: Path | None,
+                       written: list[Path], notes: list[str]) -> str:
+    from sklearn.decomposition import PCA
+
+    from cardiobench.embed.cache import EmbeddingCache
+    from cardiobench.manifest import Manifest
+    from cardiobench.protocols.tasks import TASKS
+
+    if cache is None or manifests is None:
+        why = "embedding maps need the embedding cache and the manifests: pass --cache and " \
+              "--manifests to `cardiobench report`"
+        notes.append(why)
+        return f'<p class="note">{_e(why)}.</p>'
+    by_ds = {}
+    for p in sorted(Path(manifests).glob("*.csv")):
+        try:
+            m = Manifest.read(p)
+        except Exception as exc:  # a manifest that does not read is reported, not fatal
+            notes.append(f"manifest {p}: {exc}")
+            continue
+        by_ds[m.dataset] = m
+    pairs = sorted({(r.dataset, r.encoder_key): r.provenance.get("cache_fingerprint")
+                    for r in results if r.provenance.get("cache_fingerprint")}.items())
+    parts = ["<p>PCA of the L2-normalised clip embeddings of each dataset's test split "
+             "(scikit-learn, full SVD). Left: coloured by the dataset's first endpoint label; "
+             "right: by view.</p>"]
+    for (ds, key), fp in tqdm(pairs, desc="embedding maps", leave=False):
+        m = by_ds.get(ds)
+        if m is None:
+            parts.append(f'<p class="note">{_e(ds)} · {_e(labels[key])}: no manifest for '
+                         f"{_e(ds)} in {_e(manifests)}.</p>")
+            continue
+        try:
+            emb = EmbeddingCache(cache, ds, fp).load()
+        except (FileNotFoundError, KeyError, ValueError) as exc:
+            parts.append(f'<p class="note">{_e(ds)} · {_e(labels[key])}: no embeddings in the '
+                         f"cache ({_e(exc)}).</p>")
+            continue
+        test = m.subset("test")
+        pos = emb.align(test["sample_id"].astype(str))
+        test, pos = test[pos >= 0], pos[pos >= 0]
+        if len(pos) < 3:
+            parts.append(f'<p class="note">{_e(ds)} · {_e(labels[key])}: fewer than 3 test '
+                         "embeddings.</p>")
+            continue
+        x = emb.clip[pos].astype("float64")
+        x /= (((x ** 2).sum(axis=1, keepdims=True)) ** 0.5).clip(min=1e-12)
+        pts = PCA(2, svd_solver="full").fit_transform(x)
+        task = next((t for t in TASKS.values() if t.dataset == ds and t.type != "multiclass"),
+                    None)
+        lab_col = task.label if task is not None and task.label in test else "view"
+        view = test["view"] if "view" in test else test[lab_col]
+        p = figures.embedding_map(pts, test[lab_col].reset_index(drop=True),
+                                  view.reset_index(drop=True),
+                                  f"{ds} · {labels[key]}: test embeddings (n={len(pos)})",
+                                  lab_col, out / "fig" / f"embedding__{ds}__{key}.png")
+        written.append(p)
+        parts.append(_fig(p, out, f"{ds} · {labels[key]}: PCA of test embeddings by {lab_col} "
+                                  "and by view."))
+    return "\n".join(parts)
+
+
+def _comparison_section(results: list[Result], pairs: Sequence[tuple[str, str]], out: Path,
+                        written: list[Path], notes: list[str]) -> str:
+    from cardiobench.report.compare import compare_suite
+
+    if not pairs:
+        keys = sorted({r.encoder_key for r in results})
+        why = (f"{len(keys)} encoder configuration(s) in these results: comparisons need two "
+               "(pass --compare A B)") if len(keys) != 2 else ""
+        if why:
+            notes.append(why)
+            return f'<p class="note">{_e(why)}.</p>'
+        pairs = [(keys[0], keys[1])]
+    parts = []
+    for a, b in pairs:
+        comps = compare_suite(results, a, b)
+        if not comps:
+            parts.append(f'<p class="note">no (task, protocol) scored by both {_e(a)} and '
+                         f"{_e(b)}.</p>")
+            continue
+        p = figures.delta_forest(comps, a, b, out / "fig" / f"compare__{a}__vs__{b}.png")
+        written.append(p)
+        parts.append(_fig(p, out, f"{a} minus {b} on each task's headline metric: paired "
+                                  "patient bootstrap (1000 replicates, seed 42), 95 % interval, "
+                                  "two-sided p-value; n = units both results scored."))
+        rows = []
+        for c in comps:
+            h = tables.headline(c.task)
+            d = c.diffs.get(h)
+            if d is None:
+                continue
+            f = display_value(h, 1.0) or 1.0
+            dropped = f"{len(c.only_a)} / {len(c.only_b)}"
+            rows.append(f"<tr><th>{_e(c.task)}</th><td>{_e(c.protocol)}</td>"
+                        f"<td>{_e(metric_label(h, c.task))}</td><td>{d.diff * f:.3f}</td>"
+                        f"<td>[{d.ci_low * f:.3f}, {d.ci_high * f:.3f}]</td>"
+                        f"<td>{d.p_value:.4f}</td><td>{c.n_common} {_e(c.unit)}</td>"
+                        f"<td>{c.n_a} / {c.n_b}</td><td>{dropped}</td></tr>")
+        parts.append("<table class=\"compare\"><thead><tr><th>task</th><th>protocol</th>"
+                     "<th>metric</th><th>A − B</th><th>95 % interval</th><th>p</th>"
+                     "<th>n paired (unit)</th><th>n A / n B</th><th>dropped A / B</th>"
+                     "</tr></thead><tbody>" + "".join(rows) + "</tbody></table>")
+    return "\n".join(parts)
+
+
+def _definitions_html(results: list[Result]) -> str:
+    used = {k for r in results for k in [*r.metrics, *r.baseline]}
+    out = ['<dl class="defs">']
+    out += [f"<dt>{_e(k)}</dt><dd>{_e(v)}</dd>" for k, v in PROTOCOLS.items()]
+    out += [f"<dt>{_e(metric_label(k))}</dt><dd>{_e(v)}</dd>" for k, v in METRICS.items()
+            if k in used]
+    out.append("</dl><h3>Definitions an audit asked to be written down</h3><ul>")
+    out += [f"<li>{_e(n)}</li>" for n in AUDIT_NOTES]
+    out.append("</ul>")
+    return "\n".join(out)
+
+
+def _provenance_html(results: list[Result], manifests: Path | None, command: str | None) -> str:
+    import cardiobench
+
+    encs: dict[str, dict[str, Any]] = {}
+    for r in results:
+        encs.setdefault(r.encoder_key, r.encoder)
+    rows = "".join(f"<tr><th>{_e(k)}</th><td><code>{_e(e.get('fingerprint') or '–')}</code></td>"
+                   f"<td><code>{_e(e.get('weights_sha256') or 'none (no weights file)')}</code>"
+                   "</td></tr>" for k, e in sorted(encs.items()))
+    fps: dict[str, set[str]] = {}
+    for r in results:
+        if r.provenance.get("manifest_fingerprint"):
+            fps.setdefault(r.dataset, set()).add(r.provenance["manifest_fingerprint"])
+    current: dict[str, str] = {}
+    if manifests is not None:
+        from cardiobench.manifest import Manifest
+
+        for p in sorted(Path(manifests).glob("*.csv")):
+            try:
+                m = Manifest.read(p)
+            except Exception:  # unreadable manifests are reported by the embedding section
+                continue
+            current[m.dataset] = m.fingerprint
+
+    def now_state(ds: str, v: set[str]) -> str:
+        if ds not in current:
+            return "–"
+        return "same" if current[ds] in v else f"<b>differs</b>: <code>{_e(current[ds])}</code>"
+
+    mrows = "".join(f"<tr><th>{_e(ds)}</th><td><code>{'<br>'.join(_e(x) for x in sorted(v))}"
+                    f"</code>{' <b>(several split fingerprints!)</b>' if len(v) > 1 else ''}"
+                    f"</td><td>{now_state(ds, v)}</td></tr>" for ds, v in sorted(fps.items()))
+    flags = [f"{r.task} · {r.protocol} · {r.encoder_key}: {incomplete_data(r.extras)}"
+             for r in results if incomplete_data(r.extras)]
+    ci = sorted({str(r.config.get("ci", "patient")) for r in results})
+    gits = sorted({str(r.provenance.get("git")) for r in results if r.provenance.get("git")})
+    now = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    return "\n".join([
+        '<footer id="provenance"><h2>Provenance</h2>',
+        "<h3>Encoders</h3><table><thead><tr><th>encoder key</th><th>fingerprint</th>"
+        f"<th>weights SHA-256</th></tr></thead><tbody>{rows}</tbody></table>",
+        "<h3>Split fingerprints (per manifest)</h3><table><thead><tr><th>dataset</th>"
+        "<th>split fingerprint of the results</th><th>manifest given to the report</th></tr>"
+        f"</thead><tbody>{mrows}</tbody></table>",
+        "<h3>Incomplete data</h3>",
+        ("<ul>" + "".join(f"<li>{_e(f)}</li>" for f in flags) + "</ul>") if flags
+        else "<p>none: every result scored every expected test unit.</p>",
+        f"<p>Bootstrap CI mode: {_e(', '.join(ci))} · cardiobench {_e(cardiobench.__version__)}"
+        f" · results from git {_e(', '.join(gits) or 'unknown')} · report built {_e(now)}</p>",
+        f"<p>Command: <code>{_e(command or 'cardiobench report (library call)')}</code></p>",
+        "</footer>"])
+
+
+def build_report(results_dir: str | Path, out: str | Path, cache: str | Path | None = None,
+                 manifests: str | Path | None = None,
+                 compare: Sequence[tuple[str, str]] = (), command: str | None = None) -> ReportFiles:
+    """Write the offline report of ``results_dir`` into ``out`` (see the module docstring)."""
+    from cardiobench.report.leaderboard import LEGEND, render_markdown
+
+    out = Path(out)
+    (out / "fig").mkdir(parents=True, exist_ok=True)
+    results = load_results(results_dir, with_predictions=True)
+    if not results:
+        raise FileNotFoundError(f"no result JSONs under {results_dir}")
+    files = ReportFiles(index=out / "index.html")
+    files.tables = [atomic_write_text(out / "leaderboard.md", render_markdown(results)),
+                    atomic_write_text(out / "leaderboard.csv", tables.long_csv(results)),
+                    atomic_write_text(out / "leaderboard.tex", tables.latex_tables(results))]
+    labels = tables.encoder_labels(results)
+    order = {p: i for i, p in enumerate(PROTOCOL_ORDER)}
+    sections = []
+    for task in tqdm(tables.task_order(results), desc="report figures", leave=False):
+        rs = sorted((r for r in results if r.task == task),
+                    key=lambda r: (order.get(r.protocol, 9), labels[r.encoder_key]))
+        sections.append(_task_section(task, rs, out, labels, files.figures))
+    emb = _embedding_section(results, out, labels, Path(cache) if cache else None,
+                             Path(manifests) if manifests else None, files.figures, files.notes)
+    comp = _comparison_section(results, list(compare), out, files.figures, files.notes)
+    toc = "".join(f'<li><a href="#task-{_e(_slug(t))}">{_e(t)}</a></li>'
+                  for t in tables.task_order(results))
+    doc = "\n".join([
+        "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        "<title>cardiobench report</title>", f"<style>{_CSS}</style></head><body>",
+        "<h1>cardiobench report</h1>",
+        f"<p>{len(results)} result(s) from <code>{_e(results_dir)}</code>. Tables: "
+        '<a href="leaderboard.md">leaderboard.md</a> · <a href="leaderboard.csv">leaderboard.csv'
+        '</a> · <a href="leaderboard.tex">leaderboard.tex</a> (booktabs).</p>',
+        f'<p class="note">{_e(LEGEND)}</p>',
+        '<h2 id="overview-title">Overview</h2>',
+        "<p>Rows: encoders grouped by protocol, with the trivial baseline (train+val mean or "
+        "majority class) of each group; columns: tasks and their headline metric. Alignment "
+        "results use other metrics and are in the task sections.</p>",
+        overview_html(results),
+        "<h2>Definitions</h2>", _definitions_html(results),
+        f"<h2>Tasks</h2><ul>{toc}</ul>", *sections,
+        "<h2>Embedding maps</h2>", emb,
+        "<h2>Comparisons</h2>", comp,
+        _provenance_html(results, Path(manifests) if manifests else None, command),
+        "</body></html>", ""])
+    atomic_write_text(files.index, doc)
+    log.info("report: %s (%d figures)", files.index, len(files.figures))
+    return files

@@ -1,0 +1,342 @@
+"""The offline report built from tiny demo results: files, links, LaTeX, golden numbers, and the
+page opened in a real headless chromium (skipped only where chromium is absent).
+
+One tiny phantom (CAMUS, HMC-QU, TMED-2: a per-patient regression with subgroups, per-video and
+per-study binary tasks, view tasks) is embedded by two `pixels` configurations and run through
+the linear probe, kNN and zero-shot (not applicable: no text tower) once per module.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from html.parser import HTMLParser
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from cardiobench.encoders import build_encoder
+from cardiobench.pipeline import embed_all, generate_phantom, prepare_all
+from cardiobench.protocols.evaluate import run_suite
+from cardiobench.protocols.tasks import TASKS, get_task
+from cardiobench.report import figures
+from cardiobench.report.definitions import SMALL_N, display_value, fmt_metric
+from cardiobench.report.html import build_report
+from cardiobench.results import load_results
+
+LAYOUTS = ["camus", "hmcqu", "tmed2"]
+DATASETS = {"camus", "hmcqu", "tmed2"}
+ARTEFACTS = Path(__file__).resolve().parents[1] / "results" / "test-artifacts"
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory):
+    root = tmp_path_factory.mktemp("report")
+    roots = generate_phantom(root / "raw", scale="tiny", seed=3, layouts=LAYOUTS)
+    manifests = prepare_all(roots, root / "manifests").manifests
+    tasks = [t for t, task in TASKS.items() if task.dataset in DATASETS]
+    fast = {"n_boot": 200}
+    suite = {"runs": [{"tasks": tasks, "protocols": ["linear_probe", "knn", "zero_shot"],
+                       "config": {"linear_probe": fast, "knn": fast}}]}
+    for size, name in ((16, "pixels"), (8, "pixels8")):
+        enc = build_encoder("pixels", size=size)
+        enc.name = name
+        emb = embed_all(manifests, enc, root / "cache", num_workers=0, progress=False)
+        run_suite(suite, manifests, emb, enc, root / "results")
+    files = build_report(root / "results", root / "out", cache=root / "cache",
+                         manifests=root / "manifests", command="cardiobench report (test)")
+    return root, files
+
+
+class _Links(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.refs: list[str] = []
+        self.cells: list[dict[str, str]] = []
+        self.overview_rows: list[str] = []
+        self._in_overview = False
+
+    def handle_starttag(self, tag: str, attrs: list) -> None:
+        a = dict(attrs)
+        if tag == "img":
+            self.refs.append(a["src"])
+        if tag == "a" and not a.get("href", "#").startswith("#"):
+            self.refs.append(a["href"])
+        if tag == "td" and "data-value" in a:
+            self.cells.append(a)
+        if tag == "table" and a.get("id") == "overview":
+            self._in_overview = True
+        if tag == "tr" and self._in_overview and "data-row" in a:
+            self.overview_rows.append(a["data-row"])
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "table":
+            self._in_overview = False
+
+
+def _parse(index: Path) -> _Links:
+    p = _Links()
+    p.feed(index.read_text())
+    return p
+
+
+def test_every_figure_the_results_call_for_exists(built) -> None:
+    root, files = built
+    out = root / "out"
+    results = load_results(root / "results")
+    expected = set()
+    for r in results:
+        if r.status != "ok" or r.protocol == "alignment":
+            continue
+        stem = r.task.replace("/", "__")
+        expected.add(f"{stem}__forest.png")
+        kind = get_task(r.task).type
+        kinds = {"regression": ["scatter", "bland_altman"], "binary": ["roc", "pr", "reliability"],
+                 "multiclass": ["confusion"]}[kind]
+        expected |= {f"{stem}__{r.protocol}__{k}.png" for k in kinds}
+        for sg in r.extras.get("subgroups", {}):
+            expected.add(f"{stem}__subgroup_{sg}.png")
+        expected.add(f"embedding__{r.dataset}__{r.encoder_key}.png")
+    keys = sorted({r.encoder_key for r in results})
+    expected.add(f"compare__{keys[0]}__vs__{keys[1]}.png")
+    # CAMUS EF has Sex, Age and ImageQuality subgroups; each dataset × encoder has a map
+    assert {"camus__ef__subgroup_Sex.png", "camus__ef__subgroup_Age.png"} <= expected
+    assert len([e for e in expected if e.startswith("embedding__")]) == 3 * 2
+    have = {p.name for p in (out / "fig").iterdir()}
+    assert expected <= have, sorted(expected - have)
+    for name in expected:
+        data = (out / "fig" / name).read_bytes()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 2000, name
+    assert {p.name for p in files.tables} == {"leaderboard.md", "leaderboard.csv",
+                                              "leaderboard.tex"}
+    assert files.notes == []
+
+
+def test_every_link_and_image_resolves(built) -> None:
+    root, files = built
+    refs = _parse(files.index).refs
+    assert len(refs) > 40
+    for ref in refs:
+        assert not re.match(r"^[a-z]+://", ref), f"remote reference {ref}"
+        assert (files.index.parent / ref).is_file(), ref
+    html = files.index.read_text()
+    assert "<script" not in html.lower() and "http://" not in html and "https://" not in html
+
+
+def test_golden_numbers_equal_the_result_jsons(built) -> None:
+    root, files = built
+    by = {(r.task, r.protocol, r.encoder_key): r for r in load_results(root / "results")}
+    cells = _parse(files.index).cells
+    checked = 0
+    for c in cells:
+        if c["data-encoder"] == "baseline":
+            r = next(r for (t, p, _), r in by.items()
+                     if t == c["data-task"] and p == c["data-protocol"] and r.status == "ok")
+            stored = r.baseline[c["data-metric"]]["value"]
+        else:
+            raw = json.loads((root / "results" / by[(c["data-task"], c["data-protocol"],
+                                                     c["data-encoder"])].relpath()).read_text())
+            stored = raw["metrics"][c["data-metric"]]["value"]
+        assert float(c["data-value"]) == display_value(c["data-metric"], stored), c
+        checked += 1
+    assert checked > 100
+    # the Markdown shows the same numbers: CAMUS EF probe MAE with its interval
+    r = by[("camus/ef", "linear_probe", sorted(k for *_, k in by)[0])]
+    md = (root / "out" / "leaderboard.md").read_text()
+    assert fmt_metric("mae", r.metrics["mae"]) in md
+    # NLL/Brier/ECE in their own units (stored ×100 in the JSON), AUROC in percent
+    v = next(r for r in by.values() if r.status == "ok" and "nll" in r.metrics)
+    assert display_value("nll", v.metrics["nll"]["value"]) == pytest.approx(
+        v.metrics["nll"]["value"] / 100)
+    csv = (root / "out" / "leaderboard.csv").read_text().splitlines()
+    assert csv[0].startswith("task,dataset,protocol,encoder,encoder_key,row,metric,unit,value")
+    assert any(",nll,," in line for line in csv) and any(",auroc,%," in line for line in csv)
+
+
+def test_cells_flag_small_n_reasons_and_definitions(built) -> None:
+    root, files = built
+    html = files.index.read_text()
+    results = load_results(root / "results")
+    # every tiny test set is below the threshold, so every scored overview cell is flagged
+    assert all(r.n < SMALL_N for r in results if r.status == "ok")
+    assert html.count('class="small"') + html.count('class="best small"') > 20
+    na = [r for r in results if r.status == "not_applicable"]
+    assert na and all(f'<div class="why">{r.reason}</div>' in html for r in na
+                      if r.protocol != "alignment")
+    for words in ("kNN: the label of the k nearest train+val videos",
+                  "need not contain the point estimate", "bootstrap unit is the study",
+                  "CAMUS EF", "top-label", "Binary NLL", "gallery order", "Bootstrap CI mode: "
+                  "patient", "Split fingerprints", "weights SHA-256"):
+        assert words in html, words
+    rows = _parse(files.index).overview_rows
+    assert rows.count("pixels") == 3 and rows.count("trivial baseline") == 2
+
+
+def test_latex_tables_parse_with_booktabs(built) -> None:
+    root, _ = built
+    tex = (root / "out" / "leaderboard.tex").read_text()
+    assert "\\hline" not in tex
+    depth = 0
+    for ch in re.sub(r"\\[{}]", "", tex):
+        depth += {"{": 1, "}": -1}.get(ch, 0)
+        assert depth >= 0
+    assert depth == 0
+    tables = re.findall(r"\\begin\{tabular\}\{(lc*)\}(.*?)\\end\{tabular\}", tex, re.S)
+    assert len(tables) == 3  # linear_probe, knn, zero_shot
+    for spec, body in tables:
+        cols = len(spec)
+        assert body.count("\\toprule") == 1 and body.count("\\bottomrule") == 1
+        assert body.index("\\toprule") < body.index("\\midrule") < body.index("\\bottomrule")
+        for line in body.strip().splitlines():
+            if line.endswith("\\\\") and "multicolumn" not in line:
+                assert line.count(" & ") == cols - 1, line
+        spans = [int(n) for n in re.findall(r"\\multicolumn\{(\d+)\}", body)]
+        assert sum(spans) == cols - 1  # dataset groups cover every task column
+    if shutil.which("pdflatex"):
+        doc = root / "out" / "check.tex"
+        doc.write_text("\\documentclass{article}\\usepackage{booktabs}\\usepackage[margin=5mm,"
+                       "landscape]{geometry}\\begin{document}\\input{leaderboard.tex}"
+                       "\\end{document}")
+        run = subprocess.run(["pdflatex", "-interaction=nonstopmode", "check.tex"],
+                             cwd=doc.parent, capture_output=True, text=True, timeout=120)
+        assert run.returncode == 0, run.stdout[-2000:]
+
+
+def test_figures_are_deterministic(built, tmp_path: Path) -> None:
+    root, _ = built
+    rs = [r for r in load_results(root / "results", with_predictions=True)
+          if r.task == "hmcqu/stemi" and r.protocol == "linear_probe"]
+    a = figures.roc(rs, "hmcqu/stemi", tmp_path / "a.png")
+    b = figures.roc(rs, "hmcqu/stemi", tmp_path / "b.png")
+    assert a.read_bytes() == b.read_bytes()
+    # eight encoders stay readable: no two y tick labels of a forest plot overlap
+    many = [r for r in load_results(root / "results") if r.task == "camus/ef"
+            and r.status == "ok"] * 2
+    labels = {r.encoder_key: f"encoder-{i}" for i, r in enumerate(many)}
+    import matplotlib.pyplot as plt
+
+    real_save = figures.save
+    boxes = []
+
+    def keep(fig, out):
+        fig.canvas.draw()
+        ax = fig.axes[0]
+        boxes.extend(t.get_window_extent() for t in ax.get_yticklabels())
+        return real_save(fig, out)
+
+    figures.save = keep
+    try:
+        figures.forest(many, "mae", "camus/ef", tmp_path / "f.png", labels)
+    finally:
+        figures.save = real_save
+    assert len(boxes) == len(many) >= 8
+    for i in range(len(boxes) - 1):
+        assert not boxes[i].overlaps(boxes[i + 1])
+    plt.close("all")
+
+
+def _chromium(args: list[str], url: str) -> subprocess.CompletedProcess:
+    exe = shutil.which("chromium") or shutil.which("chromium-browser")
+    return subprocess.run([exe, "--headless", "--no-sandbox", "--disable-gpu",
+                           "--enable-logging=stderr", "--v=0", *args, url],
+                          capture_output=True, text=True, timeout=180)
+
+
+def _console(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if ":CONSOLE" in line]
+
+
+_CHECK = ("<script>addEventListener('load', () => {let n = 0; for (const i of document.images)"
+          " {n++; if (!i.complete || !i.naturalWidth) console.error('FAILED ' + i.src);}"
+          " console.log('CHECKED ' + n + ' images');});</script>")
+
+
+@pytest.mark.skipif(not (shutil.which("chromium") or shutil.which("chromium-browser")),
+                    reason="chromium is not installed (CI installs it: apt-get install chromium)")
+def test_report_opens_in_headless_chromium(built) -> None:
+    from PIL import Image
+
+    root, files = built
+    url = files.index.resolve().as_uri()
+    ARTEFACTS.mkdir(parents=True, exist_ok=True)
+    shot = ARTEFACTS / "report-screenshot.png"
+    shot.unlink(missing_ok=True)
+    run = _chromium([f"--screenshot={shot}", "--window-size=1280,2000"], url)
+    assert shot.is_file(), run.stderr[-2000:]
+    # the page has no script: any console message is an error the browser raised
+    assert _console(run.stderr) == [], _console(run.stderr)
+    px = np.asarray(Image.open(shot).convert("L"), dtype=float)
+    assert px.shape == (2000, 1280) and px.std() > 20  # not blank
+    dom = _chromium(["--dump-dom"], url)
+    assert _console(dom.stderr) == []
+    assert 'id="overview"' in dom.stdout
+    n_rows = len(_parse(files.index).overview_rows)
+    assert dom.stdout.count('data-row="') == n_rows >= 8
+    assert 'data-row="pixels8"' in dom.stdout and "trivial baseline" in dom.stdout
+    # every image decodes in the browser: a copy of the page with a checking script
+    probe = files.index.with_name("index-check.html")
+    probe.write_text(files.index.read_text().replace("</body>", _CHECK + "</body>"))
+    run = _chromium(["--dump-dom"], probe.resolve().as_uri())
+    msgs = _console(run.stderr)
+    n_img = len([r for r in _parse(files.index).refs if r.endswith(".png")])
+    assert any(f"CHECKED {n_img} images" in m for m in msgs), msgs
+    assert not any("FAILED" in m for m in msgs), msgs
+    # the check itself fails on a missing image (a negative control)
+    bad = files.index.with_name("broken.html")
+    bad.write_text(f'<html><body><img src="fig/missing.png">{_CHECK}</body></html>')
+    msgs = _console(_chromium(["--dump-dom"], bad.resolve().as_uri()).stderr)
+    assert any("FAILED" in m for m in msgs), msgs
+    probe.unlink()
+    bad.unlink()
+
+
+def test_compare_covers_every_task_with_n(built, capsys) -> None:
+    from cardiobench.cli import main
+    from cardiobench.report.compare import compare_suite
+
+    root, _ = built
+    results = load_results(root / "results", with_predictions=True)
+    keys = sorted({r.encoder_key for r in results})
+    comps = compare_suite(results, keys[0], keys[1], n_boot=200)
+    scored = {(r.task, r.protocol) for r in results if r.status == "ok"}
+    assert {(c.task, c.protocol) for c in comps} == scored
+    units = {c.task: c.unit for c in comps}
+    assert units["camus/ef"] == "patient_id" and units["tmed2/aortic_stenosis"] == "study_id"
+    by = {(r.task, r.protocol, r.encoder_key): r for r in results}
+    for c in comps:
+        assert c.n_common == c.n_a == c.n_b == by[(c.task, c.protocol, keys[0])].n
+        assert c.only_a == c.only_b == []
+    assert main(["compare", "pixels", "pixels8", "--results", str(root / "results"),
+                 "--plot", str(root / "delta.png")]) == 0
+    out = capsys.readouterr().out
+    assert "camus/ef" in out and "n=3 patient_id" in out.replace("  ", " ") or "patient_id" in out
+    assert len(re.findall(r" n=\d+ ", out)) == len(comps)
+    assert (root / "delta.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_compare_states_the_units_only_one_result_scored(built) -> None:
+    from cardiobench.report.compare import compare_pair
+
+    root, _ = built
+    rs = sorted((r for r in load_results(root / "results", with_predictions=True)
+                 if r.task == "hmcqu/view" and r.protocol == "knn"), key=lambda r: r.encoder_key)
+    a, b = rs
+    dropped = str(b.predictions["sample_id"].iloc[0])
+    b.predictions = b.predictions.iloc[1:]
+    c = compare_pair(a, b, n_boot=100)
+    assert (c.n_a, c.n_b, c.n_common) == (a.n, a.n - 1, a.n - 1)
+    assert c.only_a == [dropped] and c.only_b == []
+
+
+def test_report_cli_writes_the_folder_and_says_where(built, tmp_path: Path, capsys) -> None:
+    from cardiobench.cli import main
+
+    root, _ = built
+    assert main(["report", "--results", str(root / "results"), "--out", str(tmp_path / "r")]) == 0
+    out = capsys.readouterr().out
+    assert f"report: {(tmp_path / 'r' / 'index.html').resolve()}" in out
+    assert "embedding maps need the embedding cache" in out  # said, not silently dropped
+    assert "embedding maps need" in (tmp_path / "r" / "index.html").read_text()
