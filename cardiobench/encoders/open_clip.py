@@ -16,15 +16,16 @@ from __future__ import annotations
 
 import json
 import logging
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import torch
 
-from cardiobench.encoders.base import CLIP_MEAN, CLIP_STD, InputSpec, ModelEncoder
+from cardiobench.encoders.base import CLIP_MEAN, CLIP_STD, InputSpec, ModelEncoder, seeded_init
+from cardiobench.encoders.recipes import ECHOCLIP_AUTHORS, image_recipe
 from cardiobench.encoders.registry import register_encoder
-from cardiobench.transforms import SamplingPolicy
 from cardiobench.weights import (WeightsNotFound, hf_hub_cache, hf_offline, hf_repo_dir, hf_snapshot,
                                  local_file, sha256_files)
 
@@ -39,14 +40,34 @@ ECHOCLIP_R_ID = "hf-hub:mkaichristensen/echo-clip-r"
 BIOMEDCLIP_ID = "hf-hub:microsoft/BiomedCLIP-PubMedBERT_256-vit_base_patch16_224"
 SIGLIP2_ID = "hf-hub:timm/ViT-B-16-SigLIP2"
 
-#: EchoCLIP's official examples: cv2 frames (BGR, never converted), crop_and_scale(zoom=0.1,
-#: cubic) to 224, CLIP mean/std; zero-shot example samples video[0:40:2]. We start at the
-#: dataset's key frame where it has one (LVH, SegRWMA; frame 0 elsewhere, as the reference) and
-#: never pad: repeated frames would weigh the last frame in the pooled clip vector.
-ECHOCLIP_SPEC = InputSpec(kind="image", resolution=224, crop="echo", zoom=0.1, interpolation="bicubic",
-                          mean=CLIP_MEAN, std=CLIP_STD, value_range=1.0, channel_order="BGR",
-                          sampling=SamplingPolicy(kind="consecutive", n_frames=20, stride=2,
-                                                  start="key_frame", pad="none"))
+#: EchoCLIP's own recipe (kept under its old name for callers); see :mod:`cardiobench.encoders.recipes`
+ECHOCLIP_SPEC = ECHOCLIP_AUTHORS
+
+
+class _DropRandomInitWarning(logging.Filter):
+    """Drops open_clip's "No pretrained weights loaded … initialized randomly" record."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        msg = record.getMessage()
+        return not ("No pretrained weights loaded" in msg and "initialized randomly" in msg)
+
+
+@contextmanager
+def _quiet_random_init(weights_path: Path | None) -> Iterator[None]:
+    """Silence open_clip's random-init warning when our loader loads ``weights_path`` right after.
+
+    ``create_model(pretrained=None)`` logs it on the root logger although the checkpoint is
+    loaded strictly a line later; a random control (no weights) keeps the warning.
+    """
+    if weights_path is None:
+        yield
+        return
+    root, filt = logging.getLogger(), _DropRandomInitWarning()
+    root.addFilter(filt)
+    try:
+        yield
+    finally:
+        root.removeFilter(filt)
 
 
 def _weights_file(folder: Path) -> Path:
@@ -134,12 +155,12 @@ class OpenClipEncoder(ModelEncoder):
                 else:
                     self.random = True
                 _check_text_repos(self.model_cfg, cache, name or model)
-            if self.random:
-                torch.manual_seed(seed)  # the control's weights are a function of the seed
             # Weights are loaded below from the file resolved above; no tower may fetch its own
-            # base weights (BiomedCLIP's BERT would otherwise ask for pytorch_model.bin).
-            self.model = open_clip.create_model(source, pretrained=None, load_weights=False,
-                                                pretrained_image=False, pretrained_text=False)
+            # base weights (BiomedCLIP's BERT would otherwise ask for pytorch_model.bin). A
+            # control's weights are a function of the seed alone (caller's RNG untouched).
+            with seeded_init(seed if self.random else None), _quiet_random_init(self.weights_path):
+                self.model = open_clip.create_model(source, pretrained=None, load_weights=False,
+                                                    pretrained_image=False, pretrained_text=False)
             if self.weights_path is not None:
                 open_clip.load_checkpoint(self.model, str(self.weights_path), strict=True,
                                           weights_only=True)
@@ -186,8 +207,9 @@ class OpenClipEncoder(ModelEncoder):
         interp = pp.get("interpolation", "bicubic")
         return InputSpec(kind="image", resolution=size, crop=crop,
                          interpolation=interp if interp in ("bicubic", "bilinear") else "bicubic",
+                         resampler="pil",  # open_clip's transforms run torchvision on PIL images
                          mean=tuple(pp.get("mean", CLIP_MEAN)), std=tuple(pp.get("std", CLIP_STD)),
-                         value_range=1.0, channel_order="RGB")
+                         value_range=1.0, channel_order="RGB", recipe="authors")
 
     @property
     def logit_scale(self) -> float:
@@ -231,15 +253,19 @@ def open_clip_encoder(**kwargs: Any) -> OpenClipEncoder:
 
 
 @register_encoder("echoclip", "EchoCLIP (ConvNeXt-B + CLIP text, 512-d), hf-hub:mkaichristensen/echo-clip")
-def echoclip(model: str = ECHOCLIP_ID, **kwargs: Any) -> OpenClipEncoder:
-    """EchoCLIP as the official examples run it: BGR frames, echo crop zoom 0.1, CLIP BPE 77."""
-    kwargs.setdefault("spec", ECHOCLIP_SPEC)
+def echoclip(model: str = ECHOCLIP_ID, recipe: str = "authors", **kwargs: Any) -> OpenClipEncoder:
+    """EchoCLIP as the official examples run it: BGR frames, ``crop_and_scale`` zoom 0.1, CLIP BPE 77.
+
+    ``recipe``: ``authors`` (default) or ``paper`` (the published benchmark's 16 consecutive
+    frames; see :mod:`cardiobench.encoders.recipes`).
+    """
+    kwargs.setdefault("spec", image_recipe("echoclip", recipe))
     return OpenClipEncoder(model=model, name=kwargs.pop("name", "echoclip"), **kwargs)
 
 
 @register_encoder("echoclip-r", "EchoCLIP-R (EchoCLIP image tower + template tokenizer from the user's echo_CLIP files)")
 def echoclip_r(model: str = ECHOCLIP_R_ID, tokenizer_dir: str | Path | None = None,
-               **kwargs: Any) -> OpenClipEncoder:
+               recipe: str = "authors", **kwargs: Any) -> OpenClipEncoder:
     """EchoCLIP-R: same image pipeline as EchoCLIP; text through the official template tokenizer.
 
     ``tokenizer_dir`` holds the user's ``template_vocab.txt`` + ``blank_wordpiece.tokenizer``
@@ -248,30 +274,36 @@ def echoclip_r(model: str = ECHOCLIP_R_ID, tokenizer_dir: str | Path | None = No
     from cardiobench.encoders.echoclip_r_tokenizer import TemplateTokenizer
 
     tok = TemplateTokenizer(tokenizer_dir)  # fail on missing files before loading 600 MB
-    kwargs.setdefault("spec", ECHOCLIP_SPEC)
+    kwargs.setdefault("spec", image_recipe("echoclip", recipe))
     return OpenClipEncoder(model=model, name=kwargs.pop("name", "echoclip-r"), tokenizer=tok, **kwargs)
 
 
 @register_encoder("biomedclip", "BiomedCLIP (ViT-B/16 + PubMedBERT 256, 512-d)")
-def biomedclip(model: str = BIOMEDCLIP_ID, **kwargs: Any) -> OpenClipEncoder:
+def biomedclip(model: str = BIOMEDCLIP_ID, recipe: str = "authors", **kwargs: Any) -> OpenClipEncoder:
     """BiomedCLIP; offline it also needs BiomedBERT's config.json, tokenizer_config.json, vocab.txt
-    in the HF cache (``microsoft/BiomedNLP-BiomedBERT-base-uncased-abstract``)."""
+    in the HF cache (``microsoft/BiomedNLP-BiomedBERT-base-uncased-abstract``).
+
+    ``recipe``: ``authors`` (open_clip's RGB eval transform, default) or ``paper`` (the published
+    benchmark: ``crop_and_scale`` on BGR frames, 16 consecutive frames).
+    """
+    kwargs.setdefault("spec", image_recipe("biomedclip", recipe))
     return OpenClipEncoder(model=model, name=kwargs.pop("name", "biomedclip"), **kwargs)
 
 
 @register_encoder("siglip2", "SigLIP 2 ViT-B/16 (768-d, squash 224, mean/std 0.5, logit_bias)")
-def siglip2(model: str = SIGLIP2_ID, **kwargs: Any) -> OpenClipEncoder:
+def siglip2(model: str = SIGLIP2_ID, recipe: str = "authors", **kwargs: Any) -> OpenClipEncoder:
     """SigLIP 2 through ``hf-hub:timm/ViT-B-16-SigLIP2`` (same snapshot as ``ViT-B-16-SigLIP2``/``webli``).
 
     The tokenizer is the repo's Gemma tokenizer via transformers; its padding side decides the
     text embedding and is not verified against big_vision here.
     """
+    kwargs.setdefault("spec", image_recipe("siglip2", recipe))
     return OpenClipEncoder(model=model, name=kwargs.pop("name", "siglip2"), **kwargs)
 
 
 @register_encoder("random-clip", "Control: EchoCLIP's architecture (open_clip convnext_base) with random weights")
 def random_clip(model: str = "convnext_base", seed: int = 0, **kwargs: Any) -> OpenClipEncoder:
     """Random-weight control with EchoCLIP's architecture and input pipeline."""
-    kwargs.setdefault("spec", ECHOCLIP_SPEC)
+    kwargs.setdefault("spec", ECHOCLIP_AUTHORS)
     return OpenClipEncoder(model=model, pretrained=None, seed=seed,
                            name=kwargs.pop("name", f"random-clip[{model},seed={seed}]"), **kwargs)
