@@ -27,7 +27,7 @@ from cardiobench.encoders.base import CLIP_MEAN, CLIP_STD, InputSpec, ModelEncod
 from cardiobench.encoders.recipes import ECHOCLIP_AUTHORS, image_recipe
 from cardiobench.encoders.registry import register_encoder
 from cardiobench.weights import (WeightsNotFound, hf_hub_cache, hf_offline, hf_repo_dir, hf_snapshot,
-                                 local_file, sha256_files)
+                                 local_file, sha256_files, shipped_file)
 
 log = logging.getLogger(__name__)
 
@@ -74,29 +74,51 @@ def _weights_file(folder: Path) -> Path:
     for name in WEIGHT_FILES:
         if (folder / name).is_file():
             return folder / name
-    raise WeightsNotFound(f"{folder} holds no {' or '.join(WEIGHT_FILES)}")
+    raise WeightsNotFound(f"{folder} holds no {' or '.join(WEIGHT_FILES)} (pass --weights DIR, a folder "
+                          f"holding {CONFIG_FILE} and one of them)")
+
+
+_VOCAB_FILES = ("tokenizer.json", "vocab.txt", "tokenizer.model")
 
 
 def _check_text_repos(model_cfg: dict[str, Any], cache: Path, what: str) -> None:
-    """Fail early, naming files, when the text tower/tokenizer's own HF repo is not cached."""
+    """Fail early when the text tower/tokenizer's own HF repo is not cached, naming *every* file
+    each repo lacks in one message (BiomedCLIP's tower and tokenizer share one BiomedBERT repo)."""
     text = model_cfg.get("text_cfg", {})
+    needs: dict[str, list[str]] = {}
     if text.get("hf_model_name"):
         # HFTextEncoder builds from AutoConfig(hf_model_name): needs that repo's config.json.
-        hf_snapshot(text["hf_model_name"], ["config.json"], cache=cache, what=f"{what} text-tower config")
+        needs.setdefault(text["hf_model_name"], []).append("config.json")
     tok = text.get("hf_tokenizer_name")
     if tok:
-        snap = hf_snapshot(tok, ["tokenizer_config.json"], cache=cache, what=f"{what} tokenizer")
-        has_vocab = any((snap / f).is_file() for f in ("tokenizer.json", "vocab.txt", "tokenizer.model"))
-        commit = snap.name
-        no_config = (hf_repo_dir(tok, cache) / ".no_exist" / commit / "config.json").is_file()
-        if not has_vocab or not ((snap / "config.json").is_file() or no_config):
-            need = [f for f, ok in (("tokenizer.json or vocab.txt", has_vocab),
-                                    ("config.json (or its .no_exist marker)",
-                                     (snap / "config.json").is_file() or no_config)) if not ok]
+        # transformers 5 AutoTokenizer offline: tokenizer_config.json, a vocabulary, and config.json
+        # or its .no_exist marker (tokenizer-only repos)
+        needs.setdefault(tok, []).extend(["tokenizer_config.json", "tokenizer.json or vocab.txt",
+                                          "config.json (or its .no_exist marker)"])
+    for repo, files in needs.items():
+        ref = hf_repo_dir(repo, cache) / "refs" / "main"
+        snap = hf_repo_dir(repo, cache) / "snapshots" / ref.read_text().strip() if ref.is_file() else None
+        marker = (hf_repo_dir(repo, cache) / ".no_exist" / snap.name / "config.json") if snap else None
+        present = {
+            "config.json": lambda: (snap / "config.json").is_file(),
+            "tokenizer_config.json": lambda: (snap / "tokenizer_config.json").is_file(),
+            "tokenizer.json or vocab.txt": lambda: any((snap / v).is_file() for v in _VOCAB_FILES),
+            "config.json (or its .no_exist marker)":
+                lambda: (snap / "config.json").is_file() or marker.is_file(),  # type: ignore[union-attr]
+        }
+        wanted = list(dict.fromkeys(files))
+        if "config.json" in wanted:  # the tower needs the real file; the marker does not do
+            wanted = [f for f in wanted if f != "config.json (or its .no_exist marker)"]
+        missing = [f for f in wanted if snap is None or not present[f]()]
+        if missing:
+            where = f"cache snapshot {snap}" if snap is not None else f"the Hugging Face cache ({ref} does not exist)"
+            fetch = [m.split(" ")[0] for m in missing]
             raise WeightsNotFound(
-                f"{what} tokenizer repo {tok!r} in {snap} lacks {', '.join(need)}; transformers 5 "
-                f"needs them offline: download them from https://huggingface.co/{tok}/tree/main into "
-                "the HF cache (e.g. by one online open_clip.get_tokenizer call)")
+                f"{what} text tower/tokenizer repo {repo!r} is missing from {where}: lacks "
+                f"{', '.join(missing)}; transformers needs them offline: download them from "
+                f"https://huggingface.co/{repo}/tree/main into the HF cache (e.g. `HF_HOME={cache.parent} "
+                f"huggingface-cli download {repo} {' '.join(dict.fromkeys(fetch))}`, or one online "
+                "open_clip.get_tokenizer call)")
 
 
 class OpenClipEncoder(ModelEncoder):
