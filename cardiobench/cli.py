@@ -206,6 +206,12 @@ def cmd_check_encoder(args: argparse.Namespace) -> int:
     from cardiobench.pipeline import check_on_phantom
 
     encoder = _encoder(args)
+    if getattr(args, "quick", False):
+        # dims, norms, determinism and text only, on 2 samples: no phantom probe (minutes on CPU)
+        report = check_encoder(encoder, n=2)
+        print(json.dumps(report, indent=2, default=str))
+        print(f"\n{encoder.name}: {'OK' if report['ok'] else 'PROBLEMS FOUND'} (quick: phantom probe skipped)")
+        return 0 if report["ok"] else 1
     report = check_encoder(encoder)
     with tempfile.TemporaryDirectory(prefix="cardiobench-check-") as tmp:
         report["phantom"] = check_on_phantom(encoder, tmp)
@@ -380,6 +386,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("encoder", help="registered name, entry point, or module:Class")
     p.add_argument("--weights")
     p.add_argument("--encoder-arg", action="append", metavar="KEY=VALUE")
+    p.add_argument("--quick", action="store_true",
+                   help="skip the phantom probe: dims, norms, determinism, text (seconds on CPU)")
     p.set_defaults(func=cmd_check_encoder)
 
     p = sub.add_parser("compare", help="paired bootstrap deltas between two encoders' results")

@@ -253,7 +253,8 @@ class OpenClipEncoder(ModelEncoder):
         """Model source, tokenizer and control status (what changes embeddings besides weights)."""
         return {"model": self.model_name, "pretrained": self.pretrained if not self.random else None,
                 "random_control": self.random, "seed": self.seed,
-                "tokenizer": type(self.tokenizer).__name__, "revision": self.revision}
+                "tokenizer": getattr(self.tokenizer, "identity", type(self.tokenizer).__name__),
+                "revision": self.revision}
 
     @torch.no_grad()
     def encode_frames(self, frames: torch.Tensor) -> torch.Tensor:
@@ -268,13 +269,15 @@ class OpenClipEncoder(ModelEncoder):
         return self.model.encode_text(tokens, normalize=True)
 
 
-@register_encoder("open_clip", "Any open_clip model: name+tag, hf-hub:ID, local dir; pretrained=None = random control")
+@register_encoder("open_clip", "Any open_clip model: name+tag, hf-hub:ID, local dir; pretrained=None = random control",
+                  forwards_to=OpenClipEncoder)
 def open_clip_encoder(**kwargs: Any) -> OpenClipEncoder:
     """Generic open_clip wrapper (see :class:`OpenClipEncoder`)."""
     return OpenClipEncoder(**kwargs)
 
 
-@register_encoder("echoclip", "EchoCLIP (ConvNeXt-B + CLIP text, 512-d), hf-hub:mkaichristensen/echo-clip")
+@register_encoder("echoclip", "EchoCLIP (ConvNeXt-B + CLIP text, 512-d), hf-hub:mkaichristensen/echo-clip",
+                  forwards_to=OpenClipEncoder)
 def echoclip(model: str = ECHOCLIP_ID, recipe: str = "authors", **kwargs: Any) -> OpenClipEncoder:
     """EchoCLIP as the official examples run it: BGR frames, ``crop_and_scale`` zoom 0.1, CLIP BPE 77.
 
@@ -285,7 +288,8 @@ def echoclip(model: str = ECHOCLIP_ID, recipe: str = "authors", **kwargs: Any) -
     return OpenClipEncoder(model=model, name=kwargs.pop("name", "echoclip"), **kwargs)
 
 
-@register_encoder("echoclip-r", "EchoCLIP-R (EchoCLIP image tower + template tokenizer from the user's echo_CLIP files)")
+@register_encoder("echoclip-r", "EchoCLIP-R (EchoCLIP image tower + template tokenizer from the user's echo_CLIP files)",
+                  forwards_to=OpenClipEncoder)
 def echoclip_r(model: str = ECHOCLIP_R_ID, tokenizer_dir: str | Path | None = None,
                recipe: str = "authors", **kwargs: Any) -> OpenClipEncoder:
     """EchoCLIP-R: same image pipeline as EchoCLIP; text through the official template tokenizer.
@@ -300,7 +304,8 @@ def echoclip_r(model: str = ECHOCLIP_R_ID, tokenizer_dir: str | Path | None = No
     return OpenClipEncoder(model=model, name=kwargs.pop("name", "echoclip-r"), tokenizer=tok, **kwargs)
 
 
-@register_encoder("biomedclip", "BiomedCLIP (ViT-B/16 + PubMedBERT 256, 512-d)")
+@register_encoder("biomedclip", "BiomedCLIP (ViT-B/16 + PubMedBERT 256, 512-d)",
+                  forwards_to=OpenClipEncoder)
 def biomedclip(model: str = BIOMEDCLIP_ID, recipe: str = "authors", **kwargs: Any) -> OpenClipEncoder:
     """BiomedCLIP; offline it also needs BiomedBERT's config.json, tokenizer_config.json, vocab.txt
     in the HF cache (``microsoft/BiomedNLP-BiomedBERT-base-uncased-abstract``).
@@ -312,7 +317,8 @@ def biomedclip(model: str = BIOMEDCLIP_ID, recipe: str = "authors", **kwargs: An
     return OpenClipEncoder(model=model, name=kwargs.pop("name", "biomedclip"), **kwargs)
 
 
-@register_encoder("siglip2", "SigLIP 2 ViT-B/16 (768-d, squash 224, mean/std 0.5, logit_bias)")
+@register_encoder("siglip2", "SigLIP 2 ViT-B/16 (768-d, squash 224, mean/std 0.5, logit_bias)",
+                  forwards_to=OpenClipEncoder)
 def siglip2(model: str = SIGLIP2_ID, recipe: str = "authors", **kwargs: Any) -> OpenClipEncoder:
     """SigLIP 2 through ``hf-hub:timm/ViT-B-16-SigLIP2`` (same snapshot as ``ViT-B-16-SigLIP2``/``webli``).
 
@@ -323,7 +329,8 @@ def siglip2(model: str = SIGLIP2_ID, recipe: str = "authors", **kwargs: Any) -> 
     return OpenClipEncoder(model=model, name=kwargs.pop("name", "siglip2"), **kwargs)
 
 
-@register_encoder("random-clip", "Control: EchoCLIP's architecture (open_clip convnext_base) with random weights")
+@register_encoder("random-clip", "Control: EchoCLIP's architecture (open_clip convnext_base) with random weights",
+                  forwards_to=OpenClipEncoder)
 def random_clip(model: str = "convnext_base", seed: int = 0, **kwargs: Any) -> OpenClipEncoder:
     """Random-weight control with EchoCLIP's architecture and input pipeline."""
     kwargs.setdefault("spec", ECHOCLIP_AUTHORS)

@@ -173,7 +173,8 @@ class PanEchoEncoder(ModelEncoder):
         return self.model(x)
 
 
-@register_encoder("panecho", "PanEcho backbone (ConvNeXt-T + temporal Transformer, 768-d), panecho.pt")
+@register_encoder("panecho", "PanEcho backbone (ConvNeXt-T + temporal Transformer, 768-d), panecho.pt",
+                  forwards_to=PanEchoEncoder)
 def panecho(**kwargs: Any) -> PanEchoEncoder:
     """PanEcho's backbone (see :class:`PanEchoEncoder`)."""
     return PanEchoEncoder(**kwargs)

@@ -115,7 +115,8 @@ class TimmImageEncoder(ModelEncoder):
         return self.model(x)
 
 
-@register_encoder("dinov3", "DINOv3 ViT-S/16 (timm, CLS token, 256 input, 384-d); model= for variants")
+@register_encoder("dinov3", "DINOv3 ViT-S/16 (timm, CLS token, 256 input, 384-d); model= for variants",
+                  forwards_to=TimmImageEncoder)
 def dinov3(model: str = DINOV3_DEFAULT, global_pool: str = "token", recipe: str = "authors",
            **kwargs: Any) -> TimmImageEncoder:
     """DINOv3 via timm with ``global_pool='token'`` (upstream's CLS feature, not timm's avg).
@@ -130,7 +131,8 @@ def dinov3(model: str = DINOV3_DEFAULT, global_pool: str = "token", recipe: str 
                             name=kwargs.pop("name", f"dinov3[{model}]"), **kwargs)
 
 
-@register_encoder("timm", "Any timm image model + its weights file (HF cache or weights=FILE)")
+@register_encoder("timm", "Any timm image model + its weights file (HF cache or weights=FILE)",
+                  forwards_to=TimmImageEncoder)
 def timm_encoder(model: str, **kwargs: Any) -> TimmImageEncoder:
     """Generic timm wrapper (see :class:`TimmImageEncoder`)."""
     return TimmImageEncoder(model=model, **kwargs)

@@ -176,19 +176,22 @@ class EchoPrimeEncoder(ModelEncoder):
         return self.model(x[:, : self.n_frames].permute(0, 2, 1, 3, 4))
 
 
-@register_encoder("r2plus1d_18", "torchvision R(2+1)D-18 video features (512-d); weights= file or KINETICS400_V1")
+@register_encoder("r2plus1d_18", "torchvision R(2+1)D-18 video features (512-d); weights= file or KINETICS400_V1",
+                  forwards_to=TorchvisionVideoEncoder)
 def r2plus1d_18(**kwargs: Any) -> TorchvisionVideoEncoder:
     """torchvision R(2+1)D-18."""
     return TorchvisionVideoEncoder(arch="r2plus1d_18", **kwargs)
 
 
-@register_encoder("mvit_v2_s", "torchvision MViT-v2-S video features (768-d); weights= file or KINETICS400_V1")
+@register_encoder("mvit_v2_s", "torchvision MViT-v2-S video features (768-d); weights= file or KINETICS400_V1",
+                  forwards_to=TorchvisionVideoEncoder)
 def mvit_v2_s(**kwargs: Any) -> TorchvisionVideoEncoder:
     """torchvision MViT-v2-S."""
     return TorchvisionVideoEncoder(arch="mvit_v2_s", **kwargs)
 
 
-@register_encoder("echoprime", "EchoPrime video encoder (MViT-v2-S, 512-d), model_data/weights/echo_prime_encoder.pt")
+@register_encoder("echoprime", "EchoPrime video encoder (MViT-v2-S, 512-d), model_data/weights/echo_prime_encoder.pt",
+                  forwards_to=EchoPrimeEncoder)
 def echoprime(**kwargs: Any) -> EchoPrimeEncoder:
     """EchoPrime's video encoder (see :class:`EchoPrimeEncoder`)."""
     return EchoPrimeEncoder(**kwargs)
