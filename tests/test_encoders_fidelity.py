@@ -161,7 +161,9 @@ def test_zero_shot_prompt_sets_do_not_collapse_with_the_real_vocabulary() -> Non
     for path in sorted(prompt_dir.glob("*.yaml")):
         cfg = yaml.safe_load(path.read_text())
         texts = [t.format(value=50) for t in cfg.get("templates", [])]
+        texts += list(cfg.get("positive", [])) + list(cfg.get("negative", []))
         for cls in (cfg.get("classes") or {}).values():
             texts += list(cls) if isinstance(cls, list) else [str(cls)]
+        assert texts, path
         collapsed += [(path.name, t) for t in texts if tt.encode(t)[1] == tt.eos_id]
     assert not collapsed, collapsed
