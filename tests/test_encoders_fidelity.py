@@ -14,6 +14,7 @@ import yaml
 from cardiobench.encoders import build_encoder
 from cardiobench.encoders.echoclip_r_tokenizer import TemplateTokenizer
 from cardiobench.weights import WeightsNotFound, hf_snapshot
+from test_encoders_helpers import write_template_files
 
 PHRASES = ["LEFT VENTRICULAR EJECTION FRACTION IS <#>%.", "<#> DILATED LEFT VENTRICLE."]
 
@@ -110,15 +111,7 @@ def test_check_encoder_quick_skips_the_phantom(capsys: pytest.CaptureFixture[str
 
 @pytest.fixture()
 def template_dir(tmp_path: Path) -> Path:
-    from tokenizers import Tokenizer, models
-
-    specials = ["[UNK]", "[CLS]", "[SEP]", "[PAD]", "[MASK]"]
-    tok = Tokenizer(models.WordPiece({t: i for i, t in enumerate(specials)}, unk_token="[UNK]",
-                                     max_input_chars_per_word=500))
-    tok.add_special_tokens(specials)
-    tok.save(str(tmp_path / "blank_wordpiece.tokenizer"))
-    (tmp_path / "template_vocab.txt").write_text("\n".join(PHRASES))
-    return tmp_path
+    return write_template_files(tmp_path, PHRASES)
 
 
 def test_collapsed_prompt_warns_and_cleaner_is_recorded(template_dir: Path,
