@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torchvision
 
 from cardiobench.encoders.base import ModelEncoder
 from cardiobench.encoders.recipes import panecho_spec
@@ -65,6 +64,8 @@ class _TimeEncoding(torch.nn.Module):
 class _FrameEncoder(torch.nn.Module):
     def __init__(self) -> None:
         super().__init__()
+        import torchvision  # imported when the model is built: `import cardiobench` stays light
+
         self.model = torchvision.models.convnext_tiny(weights=None)
         self.model.classifier[-1] = torch.nn.Identity()
 

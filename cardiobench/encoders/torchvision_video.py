@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torchvision
 
 from cardiobench.encoders.base import InputSpec, ModelEncoder, seeded_init
 from cardiobench.encoders.recipes import ECHOPRIME_MEAN, ECHOPRIME_STD, echoprime_spec  # noqa: F401
@@ -66,6 +65,8 @@ class TorchvisionVideoEncoder(ModelEncoder):
         enum_name, head, res = ARCHS[arch]
         self.arch = arch
         self.random = weights is None
+        import torchvision  # imported when a model is built: `import cardiobench` stays light
+
         with seeded_init(seed if self.random else None):
             self.model = getattr(torchvision.models.video, arch)()
         self.weights_path: Path | None = None
@@ -143,6 +144,8 @@ class EchoPrimeEncoder(ModelEncoder):
                 f"(it holds {ECHOPRIME_FILE.as_posix()}) and pass --weights <that file or the folder "
                 "containing model_data> (build_encoder('echoprime', weights=...) in Python)")
         self.weights_path = path
+        import torchvision  # imported when the model is built
+
         self.model = torchvision.models.video.mvit_v2_s()
         self.model.head[-1] = torch.nn.Linear(self.model.head[-1].in_features, 512)
         sd = load_checkpoint(path)
