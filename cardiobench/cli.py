@@ -427,6 +427,13 @@ def cmd_check_encoder(args: argparse.Namespace) -> int:
     from cardiobench.pipeline import check_on_phantom
 
     encoder = _encoder(args)
+    if args.quick:
+        # dims, norms, determinism and text only, on 2 samples: no phantom probe (minutes on CPU)
+        report = check_encoder(encoder, n=2)
+        print(json.dumps(report, indent=2, default=str))
+        print(f"\n{encoder.name}: {'OK' if report['ok'] else 'PROBLEMS FOUND'} (quick: phantom "
+              "probe skipped)")
+        return 0 if report["ok"] else 1
     report = check_encoder(encoder)
     with tempfile.TemporaryDirectory(prefix="cardiobench-check-") as tmp:
         report["phantom"] = check_on_phantom(encoder, tmp)
@@ -712,6 +719,8 @@ def _parser_check_encoder(sub: Any) -> None:
     p = sub.add_parser("check-encoder", help="dims, norms, determinism, speed, phantom probe")
     # the phantom extraction inside picks its own device, so --device would not hold throughout
     _add_encoder_args(p, positional=True, device=False)
+    p.add_argument("--quick", action="store_true",
+                   help="skip the phantom probe: dims, norms, determinism, text (seconds on CPU)")
     p.set_defaults(func=cmd_check_encoder)
 
 

@@ -97,27 +97,62 @@ def to_tensor(frames: np.ndarray | torch.Tensor) -> torch.Tensor:
     return t.permute(0, 3, 1, 2)
 
 
-def echo_crop(x: torch.Tensor, zoom: float = 0.1) -> torch.Tensor:
-    """Centre-crop ``(..., H, W)`` to a square, then trim ``zoom`` of the side from each edge.
+def _round_half_even(x: float) -> int:
+    # Python's round() is half-to-even, as the official recipes use it; keep it explicit
+    return int(round(x))
 
-    This is EchoCLIP's ``crop_and_scale`` geometry (crop to the 1:1 aspect ratio, then remove
-    ``round(zoom * side)`` pixels per side) expressed as a slice, so it costs nothing.
+
+def echo_crop_box(h: int, w: int, zoom: float = 0.1) -> tuple[int, int, int, int]:
+    """EchoCLIP/EchoPrime ``crop_and_scale`` window ``(top, bottom, left, right)`` on an H×W frame.
+
+    Official rounding: the side crop to 1:1 drops ``int(round((W - H) / 2))`` columns (or rows)
+    per side, Python half-to-even; the zoom trim then drops ``int(zoom * side)`` per side,
+    *truncated*, separately for width and height. With an odd W−H the result is not square
+    (437×600 → 351×350), exactly as upstream.
     """
-    h, w = x.shape[-2:]
-    side = min(h, w)
-    top, left = (h - side) // 2, (w - side) // 2
-    x = x[..., top: top + side, left: left + side]
-    trim = int(round(zoom * side))
-    if trim and side - 2 * trim > 0:
-        x = x[..., trim: side - trim, trim: side - trim]
-    return x
+    top, bottom, left, right = 0, h, 0, w
+    if w > h:
+        pad = _round_half_even((w - h) / 2)
+        left, right = pad, w - pad
+    elif h > w:
+        pad = _round_half_even((h - w) / 2)
+        top, bottom = pad, h - pad
+    ch, cw = bottom - top, right - left
+    trim_w, trim_h = int(cw * zoom), int(ch * zoom)
+    return top + trim_h, bottom - trim_h, left + trim_w, right - trim_w
+
+
+def echo_crop(x: torch.Tensor, zoom: float = 0.1) -> torch.Tensor:
+    """Slice ``(..., H, W)`` to :func:`echo_crop_box` (free: a view, no copy)."""
+    t, b, l, r = echo_crop_box(x.shape[-2], x.shape[-1], zoom)
+    return x[..., t:b, l:r]
 
 
 def center_crop(x: torch.Tensor, size: int) -> torch.Tensor:
-    """Centre crop ``(..., H, W)`` to ``size × size`` (no-op where already smaller)."""
+    """Centre crop ``(..., H, W)`` to ``size × size`` (no-op where already smaller).
+
+    Offset ``int(round((L - size) / 2))``, half-to-even, as torchvision's ``CenterCrop``.
+    """
     h, w = x.shape[-2:]
-    top, left = max((h - size) // 2, 0), max((w - size) // 2, 0)
+    top = max(_round_half_even((h - size) / 2), 0)
+    left = max(_round_half_even((w - size) / 2), 0)
     return x[..., top: top + size, left: left + size]
+
+
+def center_crop_pad(x: torch.Tensor, size: int) -> torch.Tensor:
+    """torchvision ``CenterCrop(size)`` including its zero padding of frames smaller than ``size``."""
+    h, w = x.shape[-2:]
+    if h < size or w < size:
+        ph, pw = max(size - h, 0), max(size - w, 0)
+        x = F.pad(x, (pw // 2, (pw + 1) // 2, ph // 2, (ph + 1) // 2))
+    return center_crop(x, size)
+
+
+def short_side_size(h: int, w: int, size: int) -> tuple[int, int]:
+    """torchvision ``Resize(size)`` output: short side ``size``, long side ``int(size * L / S)`` (truncated)."""
+    if h <= w:
+        return size, int(size * w / h)
+    return int(size * h / w), size
 
 
 def resize(x: torch.Tensor, size: int | tuple[int, int], mode: str = "bicubic") -> torch.Tensor:
@@ -133,42 +168,114 @@ def resize(x: torch.Tensor, size: int | tuple[int, int], mode: str = "bicubic") 
 
 def resize_short_side(x: torch.Tensor, size: int, mode: str = "bicubic") -> torch.Tensor:
     """Resize so the shorter side equals ``size``, keeping the aspect ratio (open_clip 'shortest')."""
-    h, w = x.shape[-2:]
-    scale = size / min(h, w)
-    return resize(x, (max(size, round(h * scale)), max(size, round(w * scale))), mode)
+    return resize(x, short_side_size(x.shape[-2], x.shape[-1], size), mode)
+
+
+_CV2_FLAGS = {"area": "INTER_AREA", "bilinear": "INTER_LINEAR", "nearest": "INTER_NEAREST",
+              "bicubic": "INTER_CUBIC"}
+_PIL_FLAGS = {"bicubic": "BICUBIC", "bilinear": "BILINEAR", "nearest": "NEAREST", "area": "BOX"}
+
+
+def resize_uint8(x: torch.Tensor, hw: tuple[int, int], mode: str, resampler: str) -> torch.Tensor:
+    """Resize ``uint8 (N, 3, H, W)`` as the named library does on uint8 images; returns uint8.
+
+    - ``cv2`` bicubic: torch bicubic *without* antialias (cv2's ``INTER_CUBIC`` has none, same
+      a = −0.75 kernel), clamped and rounded; batched on the frames' device, at most 1 grey level
+      from cv2 (its fixed-point arithmetic rounds differently in rare pixels).
+    - ``cv2`` area/bilinear/nearest: ``cv2.resize`` per frame on the CPU. ``INTER_AREA`` uses
+      fractional pixel coverage (and a special rule when enlarging) that no torch mode reproduces.
+    - ``pil``: ``PIL.Image.resize`` per frame on the CPU (what torchvision's ``Resize`` runs on a PIL
+      image). PIL filters horizontally then vertically with a uint8 stage in between; torch's
+      antialiased bicubic is up to 9 grey levels away, so only PIL itself meets the tolerance.
+    """
+    h, w = hw
+    if tuple(x.shape[-2:]) == (h, w):
+        return x  # both libraries' Resize are the identity here (checked on the golden cases)
+    if resampler == "cv2" and mode == "bicubic":
+        y = F.interpolate(x.float(), size=hw, mode="bicubic", align_corners=False, antialias=False)
+        return y.clamp_(0.0, 255.0).round_().to(torch.uint8)
+    frames = x.permute(0, 2, 3, 1).cpu().numpy()
+    if resampler == "cv2":
+        import cv2
+
+        flag = getattr(cv2, _CV2_FLAGS[mode])
+        out = np.stack([cv2.resize(f, (w, h), interpolation=flag) for f in frames])
+    elif resampler == "pil":
+        from PIL import Image
+
+        flag = getattr(Image.Resampling, _PIL_FLAGS[mode])
+        out = np.stack([np.asarray(Image.fromarray(f).resize((w, h), flag)) for f in frames])
+    else:
+        raise ValueError(f"unknown resampler {resampler!r} (cv2, pil or torch)")
+    return torch.from_numpy(out).permute(0, 3, 1, 2).to(x.device)
+
+
+def _short_side_target(spec: "InputSpecLike") -> int:
+    # timm's eval transform resizes the short side to floor(R / crop_pct) before the centre crop
+    return int(math.floor(spec.resolution / spec.crop_pct))
+
+
+def _geometry_uint8(x: torch.Tensor, spec: "InputSpecLike") -> torch.Tensor:
+    """Crop/resize with a uint8 stage (``cv2``/``pil`` resamplers), as the official pipelines do."""
+    r, mode, lib = spec.resolution, spec.interpolation, spec.resampler
+    if spec.crop == "echo":
+        return resize_uint8(echo_crop(x, spec.zoom), (r, r), mode, lib)
+    if spec.crop == "center":
+        short = _short_side_target(spec)
+        return center_crop(resize_uint8(x, short_side_size(x.shape[-2], x.shape[-1], short), mode, lib), r)
+    if spec.crop in ("squash", "none"):
+        return resize_uint8(x, (r, r), mode, lib)
+    if spec.crop == "squash_center":
+        side = round(r / spec.crop_pct)
+        return center_crop(resize_uint8(x, (side, side), mode, lib), r)
+    if spec.crop == "crop_only":
+        return center_crop_pad(x, r)
+    raise ValueError(f"unknown crop {spec.crop!r}")
 
 
 def preprocess(frames: torch.Tensor, spec: "InputSpecLike") -> torch.Tensor:
     """``uint8 (T, 3, H, W)`` RGB on any device → model input ``float32 (T, 3, R, R)``.
 
-    Steps, all batched over frames: channel order (RGB or BGR, as the model was trained),
-    geometry (``crop``: ``echo`` = square + zoom trim then resize; ``center`` = resize short side
-    then centre crop; ``squash`` = resize to R×R ignoring aspect; ``squash_center`` = resize to
-    ``R / crop_pct`` square ignoring aspect, then centre crop R; ``none`` = resize only), value
-    scaling to ``value_range`` (1.0 for [0, 1], 255.0 for 0–255) and mean/std normalisation in
-    that value space. ``grayscale`` averages the channels first (replicated back to 3).
+    Steps, all batched over frames unless the resampler needs a library call per frame: channel
+    order (RGB or BGR, as the model was trained), geometry (``crop``: ``echo`` = EchoCLIP's
+    ``crop_and_scale`` window then resize; ``center`` = resize short side to ``floor(R / crop_pct)`` then centre crop R;
+    ``squash`` = resize to R×R ignoring aspect; ``squash_center`` = resize to ``R / crop_pct``
+    square ignoring aspect, then centre crop R; ``crop_only`` = centre crop R with zero padding,
+    no resize; ``none`` = resize only), value scaling to ``value_range`` (1.0 for [0, 1], 255.0
+    for 0–255) and mean/std normalisation in that value space. ``grayscale`` averages the
+    channels first (replicated back to 3).
+
+    ``spec.resampler`` says whose resize the recipe reproduces: ``cv2`` or ``pil`` keep the
+    official uint8 stage (see :func:`resize_uint8`); ``torch`` resizes in float (antialiased),
+    for encoders without an official uint8 pipeline.
     """
     if frames.dtype != torch.uint8:
         raise TypeError(f"preprocess expects uint8 frames, got {frames.dtype}")
     x = frames
     if spec.channel_order == "BGR":
         x = x.flip(1)
-    x = x.float()
-    if spec.grayscale:
-        x = x.mean(dim=1, keepdim=True).expand(-1, 3, -1, -1)
-    r = spec.resolution
-    if spec.crop == "echo":
-        x = resize(echo_crop(x, spec.zoom), r, spec.interpolation)
-    elif spec.crop == "center":
-        x = center_crop(resize_short_side(x, r, spec.interpolation), r)
-    elif spec.crop in ("squash", "none"):
-        x = resize(x, r, spec.interpolation)
-    elif spec.crop == "squash_center":
-        x = center_crop(resize(x, round(r / spec.crop_pct), spec.interpolation), r)
+    resampler = getattr(spec, "resampler", "torch")
+    if resampler in ("cv2", "pil") and not spec.grayscale:
+        x = _geometry_uint8(x, spec).float()
     else:
-        raise ValueError(f"unknown crop {spec.crop!r}")
-    if spec.interpolation == "bicubic":
-        x = x.clamp_(0.0, 255.0)  # bicubic overshoots; uint8 pipelines clip here too
+        x = x.float()
+        if spec.grayscale:
+            x = x.mean(dim=1, keepdim=True).expand(-1, 3, -1, -1)
+        r = spec.resolution
+        if spec.crop == "echo":
+            x = resize(echo_crop(x, spec.zoom), r, spec.interpolation)
+        elif spec.crop == "center":
+            x = center_crop(resize_short_side(x, _short_side_target(spec), spec.interpolation), r)
+        elif spec.crop in ("squash", "none"):
+            x = resize(x, r, spec.interpolation)
+        elif spec.crop == "squash_center":
+            x = center_crop(resize(x, round(r / spec.crop_pct), spec.interpolation), r)
+        elif spec.crop == "crop_only":
+            x = center_crop_pad(x, r)
+        else:
+            raise ValueError(f"unknown crop {spec.crop!r}")
+        if spec.interpolation == "bicubic":
+            x = x.clamp_(0.0, 255.0)  # bicubic overshoots; uint8 pipelines clip here too
     x = x * (spec.value_range / 255.0)
     mean = torch.tensor(spec.mean, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
     std = torch.tensor(spec.std, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
@@ -185,6 +292,7 @@ class InputSpecLike:  # pragma: no cover - typing helper only
     zoom: float
     crop_pct: float
     interpolation: str
+    resampler: str
     value_range: float
     mean: tuple[float, float, float]
     std: tuple[float, float, float]

@@ -56,12 +56,30 @@ def hf_repo_dir(repo_id: str, cache: Path | None = None) -> Path:
     return (cache or hf_hub_cache()) / ("models--" + repo_id.strip("/").replace("/", "--"))
 
 
+#: the weights file each published repo actually ships, where a loader accepts several names
+#: (the 2023 open_clip exports have only the .bin; SigLIP 2 and timm repos are fetched as safetensors)
+HUB_WEIGHTS_SHIPPED = {
+    "mkaichristensen/echo-clip": "open_clip_pytorch_model.bin",
+    "mkaichristensen/echo-clip-r": "open_clip_pytorch_model.bin",
+    "microsoft/BiomedCLIP-PubMedBERT_256-vit_base_patch16_224": "open_clip_pytorch_model.bin",
+    "timm/ViT-B-16-SigLIP2": "open_clip_model.safetensors",
+    "timm/vit_small_patch16_dinov3.lvd1689m": "model.safetensors",
+}
+
+
+def shipped_file(repo_id: str, any_of: Sequence[str]) -> str:
+    """The one of ``any_of`` that ``repo_id`` ships: known repos from the table, else the first
+    (preferred) name."""
+    known = HUB_WEIGHTS_SHIPPED.get(repo_id.strip("/"))
+    return known if known in any_of else any_of[0]
+
+
 def _download_hint(repo_id: str, files: Sequence[str], cache: Path) -> str:
     quoted = " ".join(files)
     return (f"download them on a machine with internet: `HF_HOME={cache.parent} huggingface-cli download "
             f"{repo_id} {quoted}` (or `hf download ...`), from https://huggingface.co/{repo_id}/tree/main, "
-            f"and copy the cache folder {hf_repo_dir(repo_id, cache)} here; or pass weights=DIR, a folder "
-            "holding those files")
+            f"and copy the cache folder {hf_repo_dir(repo_id, cache)} here; or pass --weights DIR, a "
+            "folder holding those files")
 
 
 def hf_snapshot(repo_id: str, files: Sequence[str] = (), *, any_of: Sequence[str] = (),
@@ -77,26 +95,26 @@ def hf_snapshot(repo_id: str, files: Sequence[str] = (), *, any_of: Sequence[str
     repo = hf_repo_dir(repo_id, cache)
     label = f"{what} " if what else ""
     wanted = list(files) + ([" or ".join(any_of)] if any_of else [])
-    # The last alternative is the one every repo of this kind has (the 2023 exports lack safetensors).
-    fetch = list(files) + ([any_of[-1]] if any_of else [])
+    fetch = list(files) + ([shipped_file(repo_id, any_of)] if any_of else [])
     if _COMMIT.match(revision):
         commit = revision
     else:
         ref = repo / "refs" / revision
         if not ref.is_file():
             raise WeightsNotFound(
-                f"{label}weights for {repo_id!r} are not in the Hugging Face cache: {ref} does not exist "
+                f"{label}files of {repo_id!r} are not in the Hugging Face cache: {ref} does not exist "
                 f"(cache {cache}; set HF_HOME or HF_HUB_CACHE if it lives elsewhere). Needed files: "
                 f"{', '.join(wanted)}; {_download_hint(repo_id, fetch, cache)}")
         commit = ref.read_text().strip()
     snap = repo / "snapshots" / commit
     missing = [f for f in files if not (snap / f).is_file()]
-    if any_of and not any((snap / f).is_file() for f in any_of):
+    any_of_missing = bool(any_of) and not any((snap / f).is_file() for f in any_of)
+    if any_of_missing:
         missing.append(" or ".join(any_of))
     if missing:
         raise WeightsNotFound(
             f"{label}cache snapshot {snap} of {repo_id!r} lacks {', '.join(missing)}; "
-            f"{_download_hint(repo_id, [m.split(' or ')[-1] for m in missing], cache)}")
+            f"{_download_hint(repo_id, [f for f in files if f in missing] + ([shipped_file(repo_id, any_of)] if any_of and any_of_missing else []), cache)}")
     return snap
 
 
@@ -106,7 +124,7 @@ def torch_hub_checkpoint(filename: str, url: str, *, what: str = "") -> Path:
     if not path.is_file():
         raise WeightsNotFound(
             f"{what + ' ' if what else ''}checkpoint {filename} not found at {path}; download {url} "
-            f"and put it there (or set TORCH_HOME), or pass weights=PATH to the file")
+            f"and put it there (or set TORCH_HOME), or pass --weights PATH to the file")
     return path
 
 

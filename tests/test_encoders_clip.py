@@ -25,7 +25,7 @@ from cardiobench.encoders.echoclip_r_tokenizer import TemplateTokenizer, basic_c
 from cardiobench.transforms import preprocess
 from cardiobench.weights import WeightsNotFound, hf_offline
 from helpers import ECHO_CFG
-from hf_repos import state_dict_bytes, write_hf_repo
+from hf_repos import state_dict_bytes, write_hf_repo, write_template_files
 
 BERT_ID = "microsoft/BiomedNLP-BiomedBERT-base-uncased-abstract"
 BIOMED_CFG = {"model_cfg": {
@@ -218,16 +218,7 @@ PHRASES = ["LV EJECTION FRACTION IS <#>%. ", "<#> DILATED LEFT VENTRICLE. ",
 @pytest.fixture(scope="module")
 def template_dir(tmp_path_factory):
     """A small template vocabulary and a blank WordPiece file, written by the test itself."""
-    from tokenizers import Tokenizer, models
-
-    d = tmp_path_factory.mktemp("echoclipr")
-    specials = ["[UNK]", "[CLS]", "[SEP]", "[PAD]", "[MASK]"]
-    tok = Tokenizer(models.WordPiece({t: i for i, t in enumerate(specials)}, unk_token="[UNK]",
-                                     max_input_chars_per_word=500))
-    tok.add_special_tokens(specials)
-    tok.save(str(d / "blank_wordpiece.tokenizer"))
-    (d / "template_vocab.txt").write_text("\n".join(PHRASES))
-    return d
+    return write_template_files(tmp_path_factory.mktemp("echoclipr"), PHRASES)
 
 
 def test_template_tokenizer_ids(template_dir):

@@ -5,8 +5,9 @@ from __future__ import annotations
 import hashlib
 import json
 from abc import ABC
-from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any, Iterator, Literal
 
 import torch
 
@@ -27,20 +28,26 @@ class InputSpec:
     ``resolution`` is the square side fed to the model; ``crop`` the geometry (see
     :func:`cardiobench.transforms.preprocess`); ``value_range`` 1.0 means pixels in [0, 1] before
     mean/std, 255.0 means 0–255 (EchoPrime); ``channel_order`` the order the model was trained on.
+    ``resampler`` names whose resize the recipe reproduces (``cv2``/``pil``: the official uint8
+    stage; ``torch``: float resize, for models without one). ``recipe`` names the recipe
+    (``authors``, ``paper``, ...; see :mod:`cardiobench.encoders.recipes`): it is part of
+    :meth:`to_dict`, hence of the encoder fingerprint (cache key) and of every result.
     """
 
     kind: Literal["image", "video"] = "image"
     resolution: int = 224
     sampling: SamplingPolicy = field(default_factory=SamplingPolicy)
-    crop: Literal["echo", "center", "squash", "squash_center", "none"] = "echo"
+    crop: Literal["echo", "center", "squash", "squash_center", "crop_only", "none"] = "echo"
     zoom: float = 0.1
     crop_pct: float = 1.0
     interpolation: Literal["bicubic", "bilinear", "area", "nearest"] = "bicubic"
+    resampler: Literal["torch", "cv2", "pil"] = "torch"
     mean: tuple[float, float, float] = CLIP_MEAN
     std: tuple[float, float, float] = CLIP_STD
     value_range: float = 1.0
     channel_order: Literal["RGB", "BGR"] = "RGB"
     grayscale: bool = False
+    recipe: str = "custom"
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-data form (JSON-safe), used in fingerprints and results."""
@@ -165,3 +172,23 @@ def sha256_file(path: str, chunk: int = 1 << 20) -> str:
         while block := f.read(chunk):
             h.update(block)
     return h.hexdigest()
+
+
+@contextmanager
+def seeded_init(seed: int | None) -> Iterator[None]:
+    """Build modules inside this block to make their random init a function of ``seed`` alone.
+
+    The caller's RNG is untouched: the CPU generator's state is saved, seeded for the block, and
+    restored afterwards (no ``torch.manual_seed``, which would also reseed every CUDA device and
+    leave the caller's sampling changed). Modules are built on the CPU, so only that generator
+    is used. ``seed=None`` does nothing (pretrained weights are about to be loaded).
+    """
+    if seed is None:
+        yield
+        return
+    state = torch.get_rng_state()
+    torch.default_generator.manual_seed(int(seed))
+    try:
+        yield
+    finally:
+        torch.set_rng_state(state)

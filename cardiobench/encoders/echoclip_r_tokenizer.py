@@ -16,14 +16,19 @@ EchoCLIP-R encodes a report as a sequence of *template phrases* (one id each) fo
 
 Both files are under echo_CLIP's academic licence, so cardiobench never ships them: the user
 downloads them from https://github.com/echonet/echo_CLIP and points us at their folder.
-Report cleaning uses echo_CLIP's own ``clean_text`` from the user's checkout when present (its
-``utils.py`` beside the two files); otherwise :func:`basic_clean`, which is exact for prompts written
-in the template phrasing.
+Report cleaning needs echo_CLIP's own ``clean_text``, from its ``utils.py``: put that file beside the
+two files for token-for-token official ids (only ``clean_text`` and what it uses is executed). Without
+it, :func:`basic_clean` runs, which is exact only for prompts written in the template phrasing (it
+adds a final period, so e.g. a bare "severe dilated left ventricle" gets different tokens), and a
+warning says so. :attr:`TemplateTokenizer.identity` records which cleaner ran (the sha256 of
+``utils.py``, or ``builtin``). A prompt that matches no template phrase tokenises to ``[BOS, EOS]``
+(one shared embedding for all such prompts); a warning names it.
 """
 
 from __future__ import annotations
 
-import importlib.util
+import ast
+import hashlib
 import logging
 import os
 import re
@@ -67,19 +72,56 @@ def basic_clean(text: str) -> str:
     return text + " "
 
 
-def load_official_cleaner(folder: Path) -> Callable[[str], str] | None:
-    """echo_CLIP's own ``clean_text`` from the user's checkout, or None when it is not there."""
+def _needed_nodes(tree: ast.Module, entry: str) -> list[ast.stmt]:
+    """The top-level statements ``entry`` needs: its def, the defs/assignments/imports of the
+    module-level names it uses (transitively), in file order. Nothing else is executed."""
+    bound: dict[str, ast.stmt] = {}
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+            bound[node.name] = node
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            for alias in node.names:
+                bound[(alias.asname or alias.name).split(".")[0]] = node
+        elif isinstance(node, ast.Assign):
+            for target in node.targets:
+                if isinstance(target, ast.Name):
+                    bound[target.id] = node
+    if entry not in bound:
+        return []
+    keep: set[int] = set()
+    todo = [bound[entry]]
+    while todo:
+        node = todo.pop()
+        if id(node) in keep:
+            continue
+        keep.add(id(node))
+        names = {n.id for n in ast.walk(node) if isinstance(n, ast.Name)}
+        todo.extend(bound[n] for n in names if n in bound and id(bound[n]) not in keep)
+    return [node for node in tree.body if id(node) in keep]
+
+
+def load_official_cleaner(folder: Path) -> tuple[Callable[[str], str], str] | None:
+    """echo_CLIP's own ``clean_text`` from the user's checkout and the sha256 of that ``utils.py``,
+    or None when it is not there.
+
+    Only ``clean_text`` and the module-level names it uses are executed (parsed with :mod:`ast`),
+    not the whole ``utils.py``, whose other functions import video and plotting libraries.
+    """
     path = folder / OFFICIAL_UTILS
     if not path.is_file():
         return None
+    source = path.read_bytes()
     try:
-        spec = importlib.util.spec_from_file_location("_echo_clip_user_utils", path)
-        module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
-        spec.loader.exec_module(module)  # type: ignore[union-attr]
-        return getattr(module, "clean_text")
-    except Exception as exc:  # their utils imports heavy deps; fall back, but say so
-        log.warning("could not use %s's clean_text (%s); using cardiobench's basic cleaning",
-                    path, exc)
+        tree = ast.parse(source, filename=str(path))
+        nodes = _needed_nodes(tree, "clean_text")
+        if not nodes:
+            raise ValueError("it defines no clean_text")
+        namespace: dict[str, object] = {"__name__": "_echo_clip_clean_text"}
+        exec(compile(ast.Module(body=nodes, type_ignores=[]), str(path), "exec"), namespace)
+        return namespace["clean_text"], hashlib.sha256(source).hexdigest()  # type: ignore[return-value]
+    except Exception as exc:  # their file may change; fall back, but say so
+        log.warning("could not use %s's clean_text (%s); using cardiobench's basic cleaning, which "
+                    "is exact only for prompts in template phrasing", path, exc)
         return None
 
 
@@ -128,7 +170,22 @@ class TemplateTokenizer:
         self.eos_id = self.bos_id + 1
         self._slots = {i: tok.count(PLACEHOLDER) for tok, i in self._phrases.get_vocab().items()}
         self._unk = self._phrases.token_to_id("[UNK]")
-        self.clean = load_official_cleaner(folder) or basic_clean
+        official = load_official_cleaner(folder)
+        if official is None:
+            log.warning("EchoCLIP-R: %s has no echo_CLIP %s; cleaning reports with cardiobench's "
+                        "basic_clean, which matches the official clean_text only for prompts in "
+                        "template phrasing (copy utils.py from %s beside the vocabulary for exact "
+                        "tokens)", folder, OFFICIAL_UTILS, REPO_URL)
+            self.clean, self.cleaner = basic_clean, "builtin"
+        else:
+            self.clean, self.cleaner = official
+        self._warned: set[str] = set()
+
+    @property
+    def identity(self) -> str:
+        """Which tokenizer and cleaner ran: ``TemplateTokenizer[cleaner=<sha256 of utils.py>|builtin]``
+        (the text cache keys on it)."""
+        return f"TemplateTokenizer[cleaner={self.cleaner}]"
 
     def encode(self, report: str) -> list[int]:
         """One report → its id sequence, padded/truncated to ``context_length``."""
@@ -152,6 +209,11 @@ class TemplateTokenizer:
             ids.extend(v + self.template_vocab_size
                        for v in self._variables.encode(SEPARATOR.join(mine)).ids)
         ids.append(self.eos_id)
+        if len(ids) == 2 and report not in self._warned:
+            # nothing matched a template phrase: every such prompt gets the same embedding
+            self._warned.add(report)
+            log.warning("EchoCLIP-R: prompt %r matches no template phrase and tokenises to "
+                        "[BOS, EOS]; write it in EchoCLIP-R's template phrasing", report)
         if len(ids) > self.context_length:
             ids = ids[: self.context_length]
             ids[-1] = self.eos_id

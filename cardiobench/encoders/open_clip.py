@@ -16,17 +16,18 @@ from __future__ import annotations
 
 import json
 import logging
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import torch
 
-from cardiobench.encoders.base import CLIP_MEAN, CLIP_STD, InputSpec, ModelEncoder
+from cardiobench.encoders.base import CLIP_MEAN, CLIP_STD, InputSpec, ModelEncoder, seeded_init
+from cardiobench.encoders.recipes import ECHOCLIP_AUTHORS, image_recipe
 from cardiobench.encoders.registry import register_encoder
-from cardiobench.transforms import SamplingPolicy
 from cardiobench.weights import (WeightsNotFound, hf_hub_cache, hf_offline, hf_repo_dir, hf_snapshot,
-                                 local_file, sha256_files)
+                                 local_file, sha256_files, shipped_file)
 
 log = logging.getLogger(__name__)
 
@@ -39,43 +40,85 @@ ECHOCLIP_R_ID = "hf-hub:mkaichristensen/echo-clip-r"
 BIOMEDCLIP_ID = "hf-hub:microsoft/BiomedCLIP-PubMedBERT_256-vit_base_patch16_224"
 SIGLIP2_ID = "hf-hub:timm/ViT-B-16-SigLIP2"
 
-#: EchoCLIP's official examples: cv2 frames (BGR, never converted), crop_and_scale(zoom=0.1,
-#: cubic) to 224, CLIP mean/std; zero-shot example samples video[0:40:2]. We start at the
-#: dataset's key frame where it has one (LVH, SegRWMA; frame 0 elsewhere, as the reference) and
-#: never pad: repeated frames would weigh the last frame in the pooled clip vector.
-ECHOCLIP_SPEC = InputSpec(kind="image", resolution=224, crop="echo", zoom=0.1, interpolation="bicubic",
-                          mean=CLIP_MEAN, std=CLIP_STD, value_range=1.0, channel_order="BGR",
-                          sampling=SamplingPolicy(kind="consecutive", n_frames=20, stride=2,
-                                                  start="key_frame", pad="none"))
+#: EchoCLIP's own recipe (kept under its old name for callers); see :mod:`cardiobench.encoders.recipes`
+ECHOCLIP_SPEC = ECHOCLIP_AUTHORS
+
+
+class _DropRandomInitWarning(logging.Filter):
+    """Drops open_clip's "No pretrained weights loaded … initialized randomly" record."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        msg = record.getMessage()
+        return not ("No pretrained weights loaded" in msg and "initialized randomly" in msg)
+
+
+@contextmanager
+def _quiet_random_init(weights_path: Path | None) -> Iterator[None]:
+    """Silence open_clip's random-init warning when our loader loads ``weights_path`` right after.
+
+    ``create_model(pretrained=None)`` logs it on the root logger although the checkpoint is
+    loaded strictly a line later; a random control (no weights) keeps the warning.
+    """
+    if weights_path is None:
+        yield
+        return
+    root, filt = logging.getLogger(), _DropRandomInitWarning()
+    root.addFilter(filt)
+    try:
+        yield
+    finally:
+        root.removeFilter(filt)
 
 
 def _weights_file(folder: Path) -> Path:
     for name in WEIGHT_FILES:
         if (folder / name).is_file():
             return folder / name
-    raise WeightsNotFound(f"{folder} holds no {' or '.join(WEIGHT_FILES)}")
+    raise WeightsNotFound(f"{folder} holds no {' or '.join(WEIGHT_FILES)} (pass --weights DIR, a folder "
+                          f"holding {CONFIG_FILE} and one of them)")
+
+
+_VOCAB_FILES = ("tokenizer.json", "vocab.txt", "tokenizer.model")
 
 
 def _check_text_repos(model_cfg: dict[str, Any], cache: Path, what: str) -> None:
-    """Fail early, naming files, when the text tower/tokenizer's own HF repo is not cached."""
+    """Fail early when the text tower/tokenizer's own HF repo is not cached, naming *every* file
+    each repo lacks in one message (BiomedCLIP's tower and tokenizer share one BiomedBERT repo)."""
     text = model_cfg.get("text_cfg", {})
+    needs: dict[str, list[str]] = {}
     if text.get("hf_model_name"):
         # HFTextEncoder builds from AutoConfig(hf_model_name): needs that repo's config.json.
-        hf_snapshot(text["hf_model_name"], ["config.json"], cache=cache, what=f"{what} text-tower config")
+        needs.setdefault(text["hf_model_name"], []).append("config.json")
     tok = text.get("hf_tokenizer_name")
     if tok:
-        snap = hf_snapshot(tok, ["tokenizer_config.json"], cache=cache, what=f"{what} tokenizer")
-        has_vocab = any((snap / f).is_file() for f in ("tokenizer.json", "vocab.txt", "tokenizer.model"))
-        commit = snap.name
-        no_config = (hf_repo_dir(tok, cache) / ".no_exist" / commit / "config.json").is_file()
-        if not has_vocab or not ((snap / "config.json").is_file() or no_config):
-            need = [f for f, ok in (("tokenizer.json or vocab.txt", has_vocab),
-                                    ("config.json (or its .no_exist marker)",
-                                     (snap / "config.json").is_file() or no_config)) if not ok]
+        # transformers 5 AutoTokenizer offline: tokenizer_config.json, a vocabulary, and config.json
+        # or its .no_exist marker (tokenizer-only repos)
+        needs.setdefault(tok, []).extend(["tokenizer_config.json", "tokenizer.json or vocab.txt",
+                                          "config.json (or its .no_exist marker)"])
+    for repo, files in needs.items():
+        ref = hf_repo_dir(repo, cache) / "refs" / "main"
+        snap = hf_repo_dir(repo, cache) / "snapshots" / ref.read_text().strip() if ref.is_file() else None
+        marker = (hf_repo_dir(repo, cache) / ".no_exist" / snap.name / "config.json") if snap else None
+        present = {
+            "config.json": lambda: (snap / "config.json").is_file(),
+            "tokenizer_config.json": lambda: (snap / "tokenizer_config.json").is_file(),
+            "tokenizer.json or vocab.txt": lambda: any((snap / v).is_file() for v in _VOCAB_FILES),
+            "config.json (or its .no_exist marker)":
+                lambda: (snap / "config.json").is_file() or marker.is_file(),  # type: ignore[union-attr]
+        }
+        wanted = list(dict.fromkeys(files))
+        if "config.json" in wanted:  # the tower needs the real file; the marker does not do
+            wanted = [f for f in wanted if f != "config.json (or its .no_exist marker)"]
+        missing = [f for f in wanted if snap is None or not present[f]()]
+        if missing:
+            where = f"cache snapshot {snap}" if snap is not None else f"the Hugging Face cache ({ref} does not exist)"
+            fetch = [m.split(" ")[0] for m in missing]
             raise WeightsNotFound(
-                f"{what} tokenizer repo {tok!r} in {snap} lacks {', '.join(need)}; transformers 5 "
-                f"needs them offline: download them from https://huggingface.co/{tok}/tree/main into "
-                "the HF cache (e.g. by one online open_clip.get_tokenizer call)")
+                f"{what} text tower/tokenizer repo {repo!r} is missing from {where}: lacks "
+                f"{', '.join(missing)}; transformers needs them offline: download them from "
+                f"https://huggingface.co/{repo}/tree/main into the HF cache (e.g. `HF_HOME={cache.parent} "
+                f"huggingface-cli download {repo} {' '.join(dict.fromkeys(fetch))}`, or one online "
+                "open_clip.get_tokenizer call)")
 
 
 class OpenClipEncoder(ModelEncoder):
@@ -134,12 +177,12 @@ class OpenClipEncoder(ModelEncoder):
                 else:
                     self.random = True
                 _check_text_repos(self.model_cfg, cache, name or model)
-            if self.random:
-                torch.manual_seed(seed)  # the control's weights are a function of the seed
             # Weights are loaded below from the file resolved above; no tower may fetch its own
-            # base weights (BiomedCLIP's BERT would otherwise ask for pytorch_model.bin).
-            self.model = open_clip.create_model(source, pretrained=None, load_weights=False,
-                                                pretrained_image=False, pretrained_text=False)
+            # base weights (BiomedCLIP's BERT would otherwise ask for pytorch_model.bin). A
+            # control's weights are a function of the seed alone (caller's RNG untouched).
+            with seeded_init(seed if self.random else None), _quiet_random_init(self.weights_path):
+                self.model = open_clip.create_model(source, pretrained=None, load_weights=False,
+                                                    pretrained_image=False, pretrained_text=False)
             if self.weights_path is not None:
                 open_clip.load_checkpoint(self.model, str(self.weights_path), strict=True,
                                           weights_only=True)
@@ -186,8 +229,9 @@ class OpenClipEncoder(ModelEncoder):
         interp = pp.get("interpolation", "bicubic")
         return InputSpec(kind="image", resolution=size, crop=crop,
                          interpolation=interp if interp in ("bicubic", "bilinear") else "bicubic",
+                         resampler="pil",  # open_clip's transforms run torchvision on PIL images
                          mean=tuple(pp.get("mean", CLIP_MEAN)), std=tuple(pp.get("std", CLIP_STD)),
-                         value_range=1.0, channel_order="RGB")
+                         value_range=1.0, channel_order="RGB", recipe="authors")
 
     @property
     def logit_scale(self) -> float:
@@ -209,7 +253,8 @@ class OpenClipEncoder(ModelEncoder):
         """Model source, tokenizer and control status (what changes embeddings besides weights)."""
         return {"model": self.model_name, "pretrained": self.pretrained if not self.random else None,
                 "random_control": self.random, "seed": self.seed,
-                "tokenizer": type(self.tokenizer).__name__, "revision": self.revision}
+                "tokenizer": getattr(self.tokenizer, "identity", type(self.tokenizer).__name__),
+                "revision": self.revision}
 
     @torch.no_grad()
     def encode_frames(self, frames: torch.Tensor) -> torch.Tensor:
@@ -224,22 +269,29 @@ class OpenClipEncoder(ModelEncoder):
         return self.model.encode_text(tokens, normalize=True)
 
 
-@register_encoder("open_clip", "Any open_clip model: name+tag, hf-hub:ID, local dir; pretrained=None = random control")
+@register_encoder("open_clip", "Any open_clip model: name+tag, hf-hub:ID, local dir; pretrained=None = random control",
+                  forwards_to=OpenClipEncoder)
 def open_clip_encoder(**kwargs: Any) -> OpenClipEncoder:
     """Generic open_clip wrapper (see :class:`OpenClipEncoder`)."""
     return OpenClipEncoder(**kwargs)
 
 
-@register_encoder("echoclip", "EchoCLIP (ConvNeXt-B + CLIP text, 512-d), hf-hub:mkaichristensen/echo-clip")
-def echoclip(model: str = ECHOCLIP_ID, **kwargs: Any) -> OpenClipEncoder:
-    """EchoCLIP as the official examples run it: BGR frames, echo crop zoom 0.1, CLIP BPE 77."""
-    kwargs.setdefault("spec", ECHOCLIP_SPEC)
+@register_encoder("echoclip", "EchoCLIP (ConvNeXt-B + CLIP text, 512-d), hf-hub:mkaichristensen/echo-clip",
+                  forwards_to=OpenClipEncoder)
+def echoclip(model: str = ECHOCLIP_ID, recipe: str = "authors", **kwargs: Any) -> OpenClipEncoder:
+    """EchoCLIP as the official examples run it: BGR frames, ``crop_and_scale`` zoom 0.1, CLIP BPE 77.
+
+    ``recipe``: ``authors`` (default) or ``paper`` (the published benchmark's 16 consecutive
+    frames; see :mod:`cardiobench.encoders.recipes`).
+    """
+    kwargs.setdefault("spec", image_recipe("echoclip", recipe))
     return OpenClipEncoder(model=model, name=kwargs.pop("name", "echoclip"), **kwargs)
 
 
-@register_encoder("echoclip-r", "EchoCLIP-R (EchoCLIP image tower + template tokenizer from the user's echo_CLIP files)")
+@register_encoder("echoclip-r", "EchoCLIP-R (EchoCLIP image tower + template tokenizer from the user's echo_CLIP files)",
+                  forwards_to=OpenClipEncoder)
 def echoclip_r(model: str = ECHOCLIP_R_ID, tokenizer_dir: str | Path | None = None,
-               **kwargs: Any) -> OpenClipEncoder:
+               recipe: str = "authors", **kwargs: Any) -> OpenClipEncoder:
     """EchoCLIP-R: same image pipeline as EchoCLIP; text through the official template tokenizer.
 
     ``tokenizer_dir`` holds the user's ``template_vocab.txt`` + ``blank_wordpiece.tokenizer``
@@ -248,30 +300,39 @@ def echoclip_r(model: str = ECHOCLIP_R_ID, tokenizer_dir: str | Path | None = No
     from cardiobench.encoders.echoclip_r_tokenizer import TemplateTokenizer
 
     tok = TemplateTokenizer(tokenizer_dir)  # fail on missing files before loading 600 MB
-    kwargs.setdefault("spec", ECHOCLIP_SPEC)
+    kwargs.setdefault("spec", image_recipe("echoclip", recipe))
     return OpenClipEncoder(model=model, name=kwargs.pop("name", "echoclip-r"), tokenizer=tok, **kwargs)
 
 
-@register_encoder("biomedclip", "BiomedCLIP (ViT-B/16 + PubMedBERT 256, 512-d)")
-def biomedclip(model: str = BIOMEDCLIP_ID, **kwargs: Any) -> OpenClipEncoder:
+@register_encoder("biomedclip", "BiomedCLIP (ViT-B/16 + PubMedBERT 256, 512-d)",
+                  forwards_to=OpenClipEncoder)
+def biomedclip(model: str = BIOMEDCLIP_ID, recipe: str = "authors", **kwargs: Any) -> OpenClipEncoder:
     """BiomedCLIP; offline it also needs BiomedBERT's config.json, tokenizer_config.json, vocab.txt
-    in the HF cache (``microsoft/BiomedNLP-BiomedBERT-base-uncased-abstract``)."""
+    in the HF cache (``microsoft/BiomedNLP-BiomedBERT-base-uncased-abstract``).
+
+    ``recipe``: ``authors`` (open_clip's RGB eval transform, default) or ``paper`` (the published
+    benchmark: ``crop_and_scale`` on BGR frames, 16 consecutive frames).
+    """
+    kwargs.setdefault("spec", image_recipe("biomedclip", recipe))
     return OpenClipEncoder(model=model, name=kwargs.pop("name", "biomedclip"), **kwargs)
 
 
-@register_encoder("siglip2", "SigLIP 2 ViT-B/16 (768-d, squash 224, mean/std 0.5, logit_bias)")
-def siglip2(model: str = SIGLIP2_ID, **kwargs: Any) -> OpenClipEncoder:
+@register_encoder("siglip2", "SigLIP 2 ViT-B/16 (768-d, squash 224, mean/std 0.5, logit_bias)",
+                  forwards_to=OpenClipEncoder)
+def siglip2(model: str = SIGLIP2_ID, recipe: str = "authors", **kwargs: Any) -> OpenClipEncoder:
     """SigLIP 2 through ``hf-hub:timm/ViT-B-16-SigLIP2`` (same snapshot as ``ViT-B-16-SigLIP2``/``webli``).
 
     The tokenizer is the repo's Gemma tokenizer via transformers; its padding side decides the
     text embedding and is not verified against big_vision here.
     """
+    kwargs.setdefault("spec", image_recipe("siglip2", recipe))
     return OpenClipEncoder(model=model, name=kwargs.pop("name", "siglip2"), **kwargs)
 
 
-@register_encoder("random-clip", "Control: EchoCLIP's architecture (open_clip convnext_base) with random weights")
+@register_encoder("random-clip", "Control: EchoCLIP's architecture (open_clip convnext_base) with random weights",
+                  forwards_to=OpenClipEncoder)
 def random_clip(model: str = "convnext_base", seed: int = 0, **kwargs: Any) -> OpenClipEncoder:
     """Random-weight control with EchoCLIP's architecture and input pipeline."""
-    kwargs.setdefault("spec", ECHOCLIP_SPEC)
+    kwargs.setdefault("spec", ECHOCLIP_AUTHORS)
     return OpenClipEncoder(model=model, pretrained=None, seed=seed,
                            name=kwargs.pop("name", f"random-clip[{model},seed={seed}]"), **kwargs)

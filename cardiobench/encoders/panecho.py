@@ -25,18 +25,20 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torchvision
 
-from cardiobench.encoders.base import IMAGENET_MEAN, IMAGENET_STD, InputSpec, ModelEncoder
+from cardiobench.encoders.base import ModelEncoder
+from cardiobench.encoders.recipes import panecho_spec
 from cardiobench.encoders.registry import register_encoder
-from cardiobench.transforms import SamplingPolicy
 from cardiobench.weights import load_checkpoint, local_file, sha256_files, torch_hub_checkpoint
 
 log = logging.getLogger(__name__)
 
 PANECHO_URL = "https://github.com/CarDS-Yale/PanEcho/releases/download/v1.0/panecho.pt"
 PE_KEY = "time_encoder.pe"
-_HEAD_KEY = re.compile(r"^[\w\-]+_head\.1\.(weight|bias)$")
+#: ``{task}_head.1.{weight,bias}``: official task names use letters, digits and ``| ( ) -``
+#: (``E|EAvg``, ``AVPkVel(m|s)``, ``RADimensionM-L(cm)``, ``RAP-8-or-higher``); accept any task name
+#: without a dot or whitespace (a dot would be a module path), nothing else outside ``encoder.*``.
+_HEAD_KEY = re.compile(r"^[^.\s]+_head\.1\.(weight|bias)$")
 
 
 def sinusoid(length: int, dim: int) -> torch.Tensor:
@@ -62,6 +64,8 @@ class _TimeEncoding(torch.nn.Module):
 class _FrameEncoder(torch.nn.Module):
     def __init__(self) -> None:
         super().__init__()
+        import torchvision  # imported when the model is built: `import cardiobench` stays light
+
         self.model = torchvision.models.convnext_tiny(weights=None)
         self.model.classifier[-1] = torch.nn.Identity()
 
@@ -106,8 +110,12 @@ def load_backbone(path: str | Path, clip_len: int = 16) -> PanEchoBackbone:
     sd = ckpt["weights"]
     backbone = {k[len("encoder."):]: v for k, v in sd.items() if k.startswith("encoder.")}
     stray = [k for k in sd if not k.startswith("encoder.") and not _HEAD_KEY.match(k)]
-    if stray:
-        raise ValueError(f"{path}: unexpected keys outside encoder.* and task heads: {stray[:5]}")
+    bad_heads = [k for k in sd if _HEAD_KEY.match(k) and k.endswith(".weight")
+                 and (getattr(sd[k], "ndim", 0) != 2 or sd[k].shape[1] != PanEchoBackbone.dim)]
+    if stray or bad_heads:
+        raise ValueError(f"{path}: not PanEcho's MultiTaskModel state dict: {len(stray)} key(s) "
+                         f"outside encoder.* and {{task}}_head.1.*: {stray[:10]}; task head weights "
+                         f"not (n, {PanEchoBackbone.dim}): {bad_heads[:10]}")
     backbone.pop(PE_KEY, None)
     model = PanEchoBackbone(clip_len=clip_len)
     res = model.load_state_dict(backbone, strict=False)
@@ -122,16 +130,17 @@ class PanEchoEncoder(ModelEncoder):
     """PanEcho backbone as a video encoder (768-d, not L2-normalised).
 
     Input: 16 consecutive frames, 224, ImageNet mean/std on [0, 1] values, BGR (PanEcho reads
-    frames with cv2 and never converts). PanEcho's loaders squash frames to 256×256 then
-    centre-crop 224; the InputSpec expresses this as a square crop with a 1/16 trim per side
-    (identical for square frames). ``weights``: ``panecho.pt``; default
+    frames with cv2 and never converts). ``recipe``: ``authors`` (default: the EchoNet loader,
+    ``cv2.resize((256, 256), INTER_AREA)`` then CenterCrop(224)) or ``authors-ynhhs`` (no resize);
+    see :func:`cardiobench.encoders.recipes.panecho_spec`. ``weights``: ``panecho.pt``; default
     ``$TORCH_HOME/hub/checkpoints/panecho.pt``, where ``torch.hub`` caches it.
     """
 
     normalized = False
 
-    def __init__(self, weights: str | Path | None = None, *, clip_len: int = 16,
+    def __init__(self, weights: str | Path | None = None, *, clip_len: int = 16, recipe: str = "authors",
                  name: str = "panecho", channels_last: bool = True, device: str = "cpu") -> None:
+        spec = panecho_spec(recipe, clip_len)  # an unknown recipe fails before loading 300 MB
         if weights is None:
             path = torch_hub_checkpoint("panecho.pt", PANECHO_URL, what="PanEcho")
         else:
@@ -145,11 +154,7 @@ class PanEchoEncoder(ModelEncoder):
         self._sha = sha256_files([path])
         self.name = name
         self.embed_dim = PanEchoBackbone.dim
-        # EchoNet-style loaders squash frames to 256x256 (INTER_AREA), then CenterCrop(224)
-        self.spec = InputSpec(kind="video", resolution=224, crop="squash_center",
-                              crop_pct=224 / 256, interpolation="area", mean=IMAGENET_MEAN,
-                              std=IMAGENET_STD, value_range=1.0, channel_order="BGR",
-                              sampling=SamplingPolicy(kind="consecutive", n_frames=clip_len, stride=1))
+        self.spec = spec
         self.to(device)
 
     @property
@@ -159,7 +164,8 @@ class PanEchoEncoder(ModelEncoder):
 
     def config(self) -> dict[str, Any]:
         """Clip length and the preserved reshape quirk."""
-        return {"clip_len": self.clip_len, "reshape": "B,3,T,H,W->B*T,3,H,W (no permute)"}
+        return {"clip_len": self.clip_len, "recipe": self.spec.recipe,
+                "reshape": "B,3,T,H,W->B*T,3,H,W (no permute)"}
 
     @torch.no_grad()
     def encode_clips(self, clips: torch.Tensor) -> torch.Tensor:
@@ -168,7 +174,8 @@ class PanEchoEncoder(ModelEncoder):
         return self.model(x)
 
 
-@register_encoder("panecho", "PanEcho backbone (ConvNeXt-T + temporal Transformer, 768-d), panecho.pt")
+@register_encoder("panecho", "PanEcho backbone (ConvNeXt-T + temporal Transformer, 768-d), panecho.pt",
+                  forwards_to=PanEchoEncoder)
 def panecho(**kwargs: Any) -> PanEchoEncoder:
     """PanEcho's backbone (see :class:`PanEchoEncoder`)."""
     return PanEchoEncoder(**kwargs)

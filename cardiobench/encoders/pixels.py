@@ -21,7 +21,7 @@ class PixelsEncoder(Encoder):
 
     normalized = False
 
-    def __init__(self, size: int = 16, n_frames: int = 32, device: str = "cpu", **_: object):
+    def __init__(self, size: int = 16, n_frames: int = 32, device: str = "cpu") -> None:
         self.name = "pixels"
         self.size = int(size)
         self.spec = InputSpec(kind="image", resolution=4 * self.size,
@@ -46,7 +46,8 @@ class PixelsEncoder(Encoder):
         return torch.cat([x.mean(dim=0), x.std(dim=0, unbiased=False)])
 
 
-@register_encoder("pixels", "No-weights baseline: downsampled grayscale frames (mean+std over time)")
+@register_encoder("pixels", "No-weights baseline: downsampled grayscale frames (mean+std over time)",
+                  forwards_to=PixelsEncoder)
 def pixels(**kwargs: object) -> PixelsEncoder:
     """Build the pixels baseline."""
     return PixelsEncoder(**kwargs)  # type: ignore[arg-type]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import inspect
 import logging
 from importlib.metadata import entry_points
 from typing import Any, Callable, TypeVar
@@ -14,17 +15,25 @@ log = logging.getLogger(__name__)
 ENTRY_POINT_GROUP = "cardiobench.encoders"
 _REGISTRY: dict[str, Callable[..., Encoder]] = {}
 _DESCRIPTIONS: dict[str, str] = {}
+_TARGETS: dict[str, Callable[..., Any]] = {}
 
 F = TypeVar("F", bound=Callable[..., Encoder])
 
 
-def register_encoder(name: str, description: str = "") -> Callable[[F], F]:
-    """Decorator: make a factory (or Encoder class) available as ``name``."""
+def register_encoder(name: str, description: str = "",
+                     forwards_to: Callable[..., Any] | None = None) -> Callable[[F], F]:
+    """Decorator: make a factory (or Encoder class) available as ``name``.
+
+    ``forwards_to``: the class (or callable) a factory's ``**kwargs`` are passed on to; its named
+    parameters count as accepted arguments, so an unknown ``--encoder-arg`` is refused up front.
+    """
 
     def deco(factory: F) -> F:
         if name in _REGISTRY and _REGISTRY[name] is not factory:
             raise ValueError(f"encoder {name!r} is registered twice")
         _REGISTRY[name] = factory
+        if forwards_to is not None:
+            _TARGETS[name] = forwards_to
         _DESCRIPTIONS[name] = description or (factory.__doc__ or "").strip().split("\n")[0]
         return factory
 
@@ -45,14 +54,48 @@ def available_encoders() -> dict[str, str]:
     return dict(sorted(names.items()))
 
 
+def _named_params(fn: Callable[..., Any]) -> tuple[set[str], bool]:
+    """(named keyword-passable parameters, whether it takes ``**kwargs``)."""
+    target = fn.__init__ if inspect.isclass(fn) else fn  # type: ignore[misc]
+    params = inspect.signature(target).parameters.values()
+    named = {p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)} - {"self"}
+    return named, any(p.kind == p.VAR_KEYWORD for p in params)
+
+
+def accepted_args(factory: Callable[..., Any], forwards_to: Callable[..., Any] | None = None) -> set[str] | None:
+    """Keyword arguments ``factory`` accepts (through ``forwards_to`` for its ``**kwargs``), or
+    None when that cannot be known (a ``**kwargs`` whose destination is not declared)."""
+    named, var = _named_params(factory)
+    if var:
+        if forwards_to is None:
+            return None
+        more, var2 = _named_params(forwards_to)
+        if var2:
+            return None
+        named |= more
+    return named
+
+
+def check_encoder_args(name: str, factory: Callable[..., Any], kwargs: dict[str, Any],
+                       forwards_to: Callable[..., Any] | None = None) -> None:
+    """Refuse keyword arguments the encoder does not take, listing the accepted ones."""
+    accepted = accepted_args(factory, forwards_to)
+    unknown = sorted(set(kwargs) - accepted) if accepted is not None else []
+    if unknown:
+        raise ValueError(f"encoder {name!r} does not accept {', '.join(map(repr, unknown))} "
+                         f"(--encoder-arg KEY=VALUE); accepted: {', '.join(sorted(accepted))}")  # type: ignore[arg-type]
+
+
 def build_encoder(name: str, /, **kwargs: Any) -> Encoder:
     """Instantiate an encoder by registered name, entry-point name, or ``module:Class``.
 
     ``kwargs`` go to the factory (e.g. ``weights=PATH``, ``device=``). An unknown name raises a
-    ``KeyError`` that lists what is available.
+    ``KeyError`` that lists what is available; an argument the encoder does not take raises a
+    ``ValueError`` that lists the accepted ones.
     """
     _load_builtins()
     if name in _REGISTRY:
+        check_encoder_args(name, _REGISTRY[name], kwargs, _TARGETS.get(name))
         enc = _REGISTRY[name](**kwargs)
     elif ":" in name and not name.startswith("hf-hub:"):
         module_name, _, attr = name.partition(":")
@@ -60,6 +103,7 @@ def build_encoder(name: str, /, **kwargs: Any) -> Encoder:
             obj = getattr(importlib.import_module(module_name), attr)
         except (ImportError, AttributeError) as exc:
             raise KeyError(f"cannot import encoder {name!r}: {exc}") from exc
+        check_encoder_args(name, obj, kwargs)
         enc = obj(**kwargs)
     else:
         eps = {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}

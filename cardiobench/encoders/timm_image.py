@@ -14,7 +14,8 @@ from typing import Any
 
 import torch
 
-from cardiobench.encoders.base import IMAGENET_MEAN, IMAGENET_STD, InputSpec, ModelEncoder
+from cardiobench.encoders.base import IMAGENET_MEAN, IMAGENET_STD, InputSpec, ModelEncoder, seeded_init
+from cardiobench.encoders.recipes import image_recipe
 from cardiobench.encoders.registry import register_encoder
 from cardiobench.weights import hf_hub_cache, hf_snapshot, local_file, sha256_files
 
@@ -49,8 +50,8 @@ class TimmImageEncoder(ModelEncoder):
         if global_pool is not None:
             kwargs["global_pool"] = global_pool
         if self.random:
-            torch.manual_seed(seed)
-            self.model = timm.create_model(model, pretrained=False, **kwargs)
+            with seeded_init(seed):  # weights a function of the seed; caller's RNG untouched
+                self.model = timm.create_model(model, pretrained=False, **kwargs)
         else:
             self.weights_path = self._resolve(timm, model, weights)
             self.model = timm.create_model(model, pretrained=True,
@@ -88,10 +89,13 @@ class TimmImageEncoder(ModelEncoder):
     def _spec_from_cfg(self) -> InputSpec:
         cfg = self.model.pretrained_cfg
         interp = cfg.get("interpolation", "bicubic")
+        # timm's eval transform: short side to floor(R / crop_pct), PIL resize, centre crop R
         return InputSpec(kind="image", resolution=int(cfg.get("input_size", (3, 224, 224))[-1]),
-                         crop="center", interpolation=interp if interp in ("bicubic", "bilinear") else "bicubic",
+                         crop="center", crop_pct=float(cfg.get("crop_pct", 1.0) or 1.0),
+                         interpolation=interp if interp in ("bicubic", "bilinear") else "bicubic",
+                         resampler="pil",
                          mean=tuple(cfg.get("mean", IMAGENET_MEAN)), std=tuple(cfg.get("std", IMAGENET_STD)),
-                         value_range=1.0, channel_order="RGB")
+                         value_range=1.0, channel_order="RGB", recipe="authors")
 
     @property
     def weights_sha256(self) -> str | None:
@@ -111,14 +115,24 @@ class TimmImageEncoder(ModelEncoder):
         return self.model(x)
 
 
-@register_encoder("dinov3", "DINOv3 ViT-S/16 (timm, CLS token, 256 input, 384-d); model= for variants")
-def dinov3(model: str = DINOV3_DEFAULT, global_pool: str = "token", **kwargs: Any) -> TimmImageEncoder:
-    """DINOv3 via timm with ``global_pool='token'`` (upstream's CLS feature, not timm's avg)."""
+@register_encoder("dinov3", "DINOv3 ViT-S/16 (timm, CLS token, 256 input, 384-d); model= for variants",
+                  forwards_to=TimmImageEncoder)
+def dinov3(model: str = DINOV3_DEFAULT, global_pool: str = "token", recipe: str = "authors",
+           **kwargs: Any) -> TimmImageEncoder:
+    """DINOv3 via timm with ``global_pool='token'`` (upstream's CLS feature, not timm's avg).
+
+    ``recipe``: ``authors`` (timm's eval transform of the checkpoint, the only one).
+    """
+    if model == DINOV3_DEFAULT:
+        kwargs.setdefault("spec", image_recipe("dinov3", recipe))
+    elif recipe != "authors":
+        raise ValueError(f"dinov3 model {model!r} has only the 'authors' recipe, not {recipe!r}")
     return TimmImageEncoder(model=model, global_pool=global_pool,
                             name=kwargs.pop("name", f"dinov3[{model}]"), **kwargs)
 
 
-@register_encoder("timm", "Any timm image model + its weights file (HF cache or weights=FILE)")
+@register_encoder("timm", "Any timm image model + its weights file (HF cache or weights=FILE)",
+                  forwards_to=TimmImageEncoder)
 def timm_encoder(model: str, **kwargs: Any) -> TimmImageEncoder:
     """Generic timm wrapper (see :class:`TimmImageEncoder`)."""
     return TimmImageEncoder(model=model, **kwargs)

@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torchvision
 
-from cardiobench.encoders.base import InputSpec, ModelEncoder
+from cardiobench.encoders.base import InputSpec, ModelEncoder, seeded_init
+from cardiobench.encoders.recipes import ECHOPRIME_MEAN, ECHOPRIME_STD, echoprime_spec  # noqa: F401
 from cardiobench.encoders.registry import register_encoder
 from cardiobench.transforms import SamplingPolicy
 from cardiobench.weights import (WeightsNotFound, load_checkpoint, local_file, sha256_files,
@@ -31,8 +31,6 @@ ARCHS: dict[str, tuple[str, str, int]] = {
 
 ECHOPRIME_URL = "https://github.com/echonet/EchoPrime/releases/download/v1.0.0/model_data.zip"
 ECHOPRIME_FILE = Path("model_data") / "weights" / "echo_prime_encoder.pt"
-ECHOPRIME_MEAN = (29.110628, 28.076836, 29.096405)
-ECHOPRIME_STD = (47.989223, 46.456997, 47.20083)
 
 
 def _strip_head(model: torch.nn.Module, head: str) -> None:
@@ -67,9 +65,10 @@ class TorchvisionVideoEncoder(ModelEncoder):
         enum_name, head, res = ARCHS[arch]
         self.arch = arch
         self.random = weights is None
-        if self.random:
-            torch.manual_seed(seed)
-        self.model = getattr(torchvision.models.video, arch)()
+        import torchvision  # imported when a model is built: `import cardiobench` stays light
+
+        with seeded_init(seed if self.random else None):
+            self.model = getattr(torchvision.models.video, arch)()
         self.weights_path: Path | None = None
         if weights is not None:
             w = str(weights)
@@ -115,16 +114,23 @@ class EchoPrimeEncoder(ModelEncoder):
     frames at stride 2 from frame 0), ``crop_and_scale`` zoom 0.1 to 224, values kept in 0–255 and
     normalised with EchoPrime's mean/std; a clip shorter than 32 frames is zero-padded *after*
     normalisation (done in :meth:`encode_clips`, so sampling does not repeat frames).
-    Channel order: BGR by default — the DICOM path (``process_dicoms``, the official demo) converts
-    YUV→BGR; pass ``channel_order="RGB"`` to match the MP4 path (``process_mp4s``). Output: the
-    512-d video embedding, not L2-normalised (``encode_study``'s view one-hot is not appended).
+    ``recipe``: ``authors`` (default, BGR: the DICOM path ``process_dicoms``, the official demo,
+    converts YUV→BGR) or ``authors-mp4`` (RGB: ``process_mp4s`` reads with torchvision); see
+    :func:`cardiobench.encoders.recipes.echoprime_spec`. ``channel_order="RGB"`` is the older
+    spelling of ``recipe="authors-mp4"``. Output: the 512-d video embedding, not L2-normalised
+    (``encode_study``'s view one-hot is not appended).
     """
 
     normalized = False
     n_frames = 16
 
-    def __init__(self, weights: str | Path | None = None, *, channel_order: str = "BGR",
-                 name: str = "echoprime", device: str = "cpu") -> None:
+    def __init__(self, weights: str | Path | None = None, *, recipe: str = "authors",
+                 channel_order: str | None = None, name: str = "echoprime", device: str = "cpu") -> None:
+        if channel_order is not None:
+            if channel_order.upper() not in ("BGR", "RGB"):
+                raise ValueError(f"channel_order must be BGR or RGB, got {channel_order!r}")
+            recipe = "authors-mp4" if channel_order.upper() == "RGB" else "authors"
+        spec = echoprime_spec(recipe)  # an unknown recipe fails before loading weights
         path = Path(weights).expanduser() if weights is not None else ECHOPRIME_FILE
         if path.is_dir():
             for cand in (path / ECHOPRIME_FILE, path / "weights" / ECHOPRIME_FILE.name,
@@ -135,9 +141,11 @@ class EchoPrimeEncoder(ModelEncoder):
         if not path.is_file():
             raise WeightsNotFound(
                 f"EchoPrime encoder weights not found at {path}: download {ECHOPRIME_URL}, unzip it "
-                f"(it holds {ECHOPRIME_FILE.as_posix()}) and pass weights=<that file or the folder "
-                "containing model_data>")
+                f"(it holds {ECHOPRIME_FILE.as_posix()}) and pass --weights <that file or the folder "
+                "containing model_data> (build_encoder('echoprime', weights=...) in Python)")
         self.weights_path = path
+        import torchvision  # imported when the model is built
+
         self.model = torchvision.models.video.mvit_v2_s()
         self.model.head[-1] = torch.nn.Linear(self.model.head[-1].in_features, 512)
         sd = load_checkpoint(path)
@@ -148,12 +156,7 @@ class EchoPrimeEncoder(ModelEncoder):
         self._sha = sha256_files([path])
         self.name = name
         self.embed_dim = 512
-        self.spec = InputSpec(
-            kind="video", resolution=224, crop="echo", zoom=0.1, interpolation="bicubic",
-            mean=ECHOPRIME_MEAN, std=ECHOPRIME_STD, value_range=255.0,
-            channel_order="BGR" if channel_order.upper() == "BGR" else "RGB",
-            sampling=SamplingPolicy(kind="consecutive", n_frames=self.n_frames, stride=2,
-                                    start="zero", pad="none"))
+        self.spec = spec
         self.to(device)
 
     @property
@@ -162,8 +165,9 @@ class EchoPrimeEncoder(ModelEncoder):
         return self._sha
 
     def config(self) -> dict[str, Any]:
-        """Padding rule and channel-order path."""
-        return {"pad": "zeros_after_normalisation", "channel_order": self.spec.channel_order}
+        """Padding rule, recipe and channel-order path."""
+        return {"pad": "zeros_after_normalisation", "recipe": self.spec.recipe,
+                "channel_order": self.spec.channel_order}
 
     @torch.no_grad()
     def encode_clips(self, clips: torch.Tensor) -> torch.Tensor:
@@ -175,19 +179,22 @@ class EchoPrimeEncoder(ModelEncoder):
         return self.model(x[:, : self.n_frames].permute(0, 2, 1, 3, 4))
 
 
-@register_encoder("r2plus1d_18", "torchvision R(2+1)D-18 video features (512-d); weights= file or KINETICS400_V1")
+@register_encoder("r2plus1d_18", "torchvision R(2+1)D-18 video features (512-d); weights= file or KINETICS400_V1",
+                  forwards_to=TorchvisionVideoEncoder)
 def r2plus1d_18(**kwargs: Any) -> TorchvisionVideoEncoder:
     """torchvision R(2+1)D-18."""
     return TorchvisionVideoEncoder(arch="r2plus1d_18", **kwargs)
 
 
-@register_encoder("mvit_v2_s", "torchvision MViT-v2-S video features (768-d); weights= file or KINETICS400_V1")
+@register_encoder("mvit_v2_s", "torchvision MViT-v2-S video features (768-d); weights= file or KINETICS400_V1",
+                  forwards_to=TorchvisionVideoEncoder)
 def mvit_v2_s(**kwargs: Any) -> TorchvisionVideoEncoder:
     """torchvision MViT-v2-S."""
     return TorchvisionVideoEncoder(arch="mvit_v2_s", **kwargs)
 
 
-@register_encoder("echoprime", "EchoPrime video encoder (MViT-v2-S, 512-d), model_data/weights/echo_prime_encoder.pt")
+@register_encoder("echoprime", "EchoPrime video encoder (MViT-v2-S, 512-d), model_data/weights/echo_prime_encoder.pt",
+                  forwards_to=EchoPrimeEncoder)
 def echoprime(**kwargs: Any) -> EchoPrimeEncoder:
     """EchoPrime's video encoder (see :class:`EchoPrimeEncoder`)."""
     return EchoPrimeEncoder(**kwargs)
