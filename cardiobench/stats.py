@@ -40,6 +40,14 @@ VIEW_CLASSES: tuple[str, ...] = ("A2C", "A3C", "A4C", "PSAX", "PLAX", "Other")
 ECE_BINS = 15
 _STD_EPS = 1e-12  # below this std a correlation is undefined (reference rule)
 
+#: Whether a larger value is better, per metric name (the report marks the best encoder with it).
+HIGHER_IS_BETTER: dict[str, bool] = {
+    "mae": False, "rmse": False, "mse": False, "nmae": False, "r2": True, "pearson": True,
+    "spearman": True, "accuracy": True, "balanced_accuracy": True, "f1_macro": True,
+    "auroc": True, "auprc": True, "brier": False, "ece": False, "nll": False, "smd": True,
+    "recall@1": True, "recall@5": True, "recall@10": True, "mAP": True,
+}
+
 MetricFn = Callable[[np.ndarray], dict[str, np.ndarray]]
 
 
