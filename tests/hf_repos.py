@@ -55,17 +55,3 @@ def write_template_files(folder: Path, phrases: list[str]) -> Path:
     tok.save(str(folder / "blank_wordpiece.tokenizer"))
     (folder / "template_vocab.txt").write_text("\n".join(phrases))
     return folder
-
-
-def write_template_files(folder: Path, phrases: list[str]) -> Path:
-    """EchoCLIP-R's two tokenizer files in ``folder``, written by the test itself: a blank
-    WordPiece tokenizer (the five specials only) and a template vocabulary of ``phrases``."""
-    from tokenizers import Tokenizer, models
-
-    specials = ["[UNK]", "[CLS]", "[SEP]", "[PAD]", "[MASK]"]
-    tok = Tokenizer(models.WordPiece({t: i for i, t in enumerate(specials)}, unk_token="[UNK]",
-                                     max_input_chars_per_word=500))
-    tok.add_special_tokens(specials)
-    tok.save(str(folder / "blank_wordpiece.tokenizer"))
-    (folder / "template_vocab.txt").write_text("\n".join(phrases))
-    return folder
