@@ -20,7 +20,8 @@ from helpers import EXAMPLES, hmcqu_samples, ref_csv, require_ref
 
 
 def _prepared(tmp: Path, dataset: str, raw: Path):
-    m = prepare(dataset, raw)
+    # thousands of published IDs: decoding every phantom video is the fault suite's job, not this one's
+    m = prepare(dataset, raw, media_check=False)
     enc = build_encoder("pixels", n_frames=2)
     emb = embed_all({dataset: m}, enc, tmp / "cache", num_workers=0, progress=False)[dataset]
     return m, emb, enc
