@@ -109,19 +109,29 @@ def test_compare_pairs_every_task_of_a_suite(suite_run, capsys: pytest.CaptureFi
                  "--n-boot", "200", "--seed", "7"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0] == ("pixels minus tiny-clip: paired patient bootstrap (200 replicates, "
-                        "seed 7), 95 % CI")
-    rows = [ln.split() for ln in lines[1:]]
-    pairs = {(r[0], r[1]) for r in rows}
+                        "seed 7), 95 % CI, on the units both results scored")
+    # one unindented line per (task, protocol) with its paired n, then one indented line per metric
+    metric_rows: dict[tuple[str, str], dict[str, list[str]]] = {}
+    for ln in lines[1:]:
+        if not ln.startswith(" "):
+            task, proto, n = ln.split()[:3]
+            assert n.startswith("n=") and int(n[2:]) > 0
+            key = (task, proto)
+            metric_rows[key] = {}
+        else:
+            parts = ln.split()
+            metric_rows[key][parts[0]] = parts
+    pairs = set(metric_rows)
     both_ok = {k for k, r in suite_run.results["pixels"].items()
                if r.status == "ok" and k[1] != "alignment"
                and suite_run.results["tiny-clip"][k].status == "ok"}
     # camus/ef is scored per patient: the pairing joins on patient_id
     assert ("camus/ef", "linear_probe") in pairs and pairs == both_ok
     # the paired point difference is the difference of the two results' own values
-    mae = next(r for r in rows if r[:3] == ["camus/ef", "linear_probe", "mae"])
+    mae = metric_rows[("camus/ef", "linear_probe")]["mae"]
     want = (suite_run.results["pixels"][("camus/ef", "linear_probe")].metrics["mae"]["value"]
             - suite_run.results["tiny-clip"][("camus/ef", "linear_probe")].metrics["mae"]["value"])
-    assert float(mae[3]) == pytest.approx(want, abs=1e-3)
+    assert float(mae[1]) == pytest.approx(want, abs=1e-3)
 
 
 def test_report_writes_what_it_prints(suite_run, tmp_path: Path,
