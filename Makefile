@@ -20,12 +20,12 @@ venv: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/cardiobench demo --out $(OUT) --scale $(SCALE)
 
-## The test suite without the tests marked slow (every run); test-all adds them (what CI runs).
+## The whole test suite (what CI runs); test-fast leaves out the tests marked slow.
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -m "not slow" tests
-
-test-all: $(STAMP)
 	$(BIN)/python -m pytest -q tests
+
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not slow" tests
 
 ## Speed benchmarks (scripts that print side-by-side ratios; not part of the tests).
 bench: $(STAMP)

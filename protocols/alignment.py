@@ -3,11 +3,13 @@
 * **EF text axis** — ``u`` = first principal component of the L2-normalised EF prompt
   embeddings (one per EF value, templates averaged then re-normalised), sign-fixed so that the
   projection of the prompts correlates positively with their EF. Each L2-normalised clip
-  embedding is projected on ``u``; reported: Pearson r, Spearman ρ and R² of the least-squares
-  line of projection on true EF (all ×100), on the samples given (use test).
+  embedding is projected on ``u`` (:func:`project`); the alignment scorer reports Pearson r,
+  Spearman ρ and R² of the least-squares line of projection on true EF (all ×100, with
+  bootstrap intervals: :func:`cardiobench.stats.correlation_metrics`).
 * **Binary prompt direction** — ``u = normalise(mean(positive prompts) − mean(negative
-  prompts))``; margin = clip·u; reported: mean margin per class and the standardised mean
-  difference ``(μ₁ − μ₀) / s_pooled`` (pooled sample std).
+  prompts))`` (:func:`binary_direction`); margin = clip·u; the scorer reports the mean margin
+  per class, AUROC and the standardised mean difference ``(μ₁ − μ₀) / s_pooled`` (pooled sample
+  std; :func:`cardiobench.stats.separation_metrics`).
 * **Linear CKA** between two encoders' embeddings of the same samples (Kornblith et al. 2019):
   centre columns, ``‖YᵀX‖²_F / (‖XᵀX‖_F ‖YᵀY‖_F)``.
 """
@@ -17,7 +19,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import numpy as np
-from scipy import stats as sps
 
 if TYPE_CHECKING:  # pragma: no cover
     from cardiobench.embed.embeddings import Embeddings
@@ -54,34 +55,6 @@ def binary_direction(text: np.ndarray, is_positive: np.ndarray) -> np.ndarray:
     t = _l2(text)
     pos = np.asarray(is_positive, dtype=bool)
     return _l2(t[pos].mean(axis=0) - t[~pos].mean(axis=0))
-
-
-def ef_axis_alignment(clip: np.ndarray, ef: np.ndarray, axis: np.ndarray) -> dict[str, float]:
-    """Pearson, Spearman and R² (×100) of the clip projections on ``axis`` versus true EF."""
-    proj = project(clip, axis)
-    ef = np.asarray(ef, dtype=np.float64)
-    r = sps.pearsonr(proj, ef)[0]
-    # R² of a simple linear regression of projection on EF equals r²
-    return {"pearson": 100 * float(r), "spearman": 100 * float(sps.spearmanr(proj, ef)[0]),
-            "r2": 100 * float(r * r), "n": int(len(ef))}
-
-
-def binary_direction_margin(clip: np.ndarray, labels: np.ndarray, text: np.ndarray,
-                            is_positive: np.ndarray) -> dict[str, float]:
-    """Margins on the positive−negative prompt direction: class means and standardised
-    mean difference (pooled sample std; NaN with fewer than two samples in a class)."""
-    m = project(clip, binary_direction(text, is_positive))
-    y = np.asarray(labels).astype(int)
-    a, b = m[y == 1], m[y == 0]
-    out = {"margin_pos": float(a.mean()) if len(a) else np.nan,
-           "margin_neg": float(b.mean()) if len(b) else np.nan}
-    if len(a) > 1 and len(b) > 1:
-        sp = np.sqrt(((len(a) - 1) * a.var(ddof=1) + (len(b) - 1) * b.var(ddof=1))
-                     / (len(a) + len(b) - 2))
-        out["smd"] = float((a.mean() - b.mean()) / sp) if sp > 0 else np.nan
-    else:
-        out["smd"] = np.nan
-    return out
 
 
 def linear_cka(X: np.ndarray, Y: np.ndarray) -> float:

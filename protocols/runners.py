@@ -282,23 +282,21 @@ class Alignment(ZeroShot):
         """Build the text direction(s) from the prompts; no labels are used."""
         task = data.task
         self._prompts(task, NotApplicable)
-        t = zero_shot.l2_normalize(self.text)
         if task.type == "regression":
             self.direction = alignment.ef_text_axis(self.text, self.targets)
             self.record["analysis"] = "projection on the first principal axis of the value prompts"
         elif task.type == "binary":
-            pos, neg = t[self.targets == 1].mean(axis=0), t[self.targets == 0].mean(axis=0)
-            self.direction = zero_shot.l2_normalize(pos - neg)
+            self.direction = alignment.binary_direction(self.text, self.targets == 1)
             self.record["analysis"] = "margin on normalise(mean positive − mean negative prompts)"
         else:
+            t = zero_shot.l2_normalize(self.text)
             onehot = np.eye(len(task.classes))[self.targets.astype(int)]
             self.direction = (onehot / onehot.sum(axis=0)).T @ t  # (C, D) class centroids
             self.record["analysis"] = "text→video retrieval with class prompt centroids as queries"
 
     def predict(self, data: RowData) -> np.ndarray:
         """Score per row (regression, binary) or ``(n, C)`` similarity to each class query."""
-        clip = zero_shot.l2_normalize(data.X)
         if self.direction.ndim == 1:
-            return clip @ self.direction
+            return alignment.project(data.X, self.direction)
         # the retrieval scorer ranks videos per query: compute it query-major, as it ranks
         return retrieval.cosine_similarity(self.direction, data.X).T
