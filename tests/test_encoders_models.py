@@ -14,7 +14,7 @@ import torch
 import torchvision
 
 from cardiobench.encoders import build_encoder
-from cardiobench.encoders.base import IMAGENET_MEAN, IMAGENET_STD, InputSpec
+from cardiobench.encoders.base import IMAGENET_MEAN, InputSpec
 from cardiobench.encoders.check import check_encoder
 from cardiobench.encoders.panecho import PanEchoBackbone, sinusoid
 from cardiobench.transforms import preprocess

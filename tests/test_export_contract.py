@@ -21,6 +21,7 @@ from cardiobench.protocols import export
 from cardiobench.protocols.tasks import get_task
 from cardiobench.results import Result
 from cardiobench.stats import VIEW_CLASSES
+from helpers import fake_result
 
 
 def _result(task_name: str, ids: list[str], name: str = "pixels", fp: str = "ab12cd34ef",

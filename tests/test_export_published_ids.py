@@ -16,7 +16,7 @@ from cardiobench.pipeline import embed_all
 from cardiobench.preprocessing import prepare
 from cardiobench.protocols import export
 from cardiobench.protocols.evaluate import evaluate
-from helpers import EXAMPLES, hmcqu_samples, ref_csv, require_ref
+from helpers import hmcqu_samples, ref_csv
 
 
 def _prepared(tmp: Path, dataset: str, raw: Path):

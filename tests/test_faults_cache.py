@@ -200,7 +200,7 @@ def _shard_size_changed(c: Ctx) -> Outcome:
     calls: list[int] = []
     c.monkeypatch.setattr(extract_mod.SampledFrames, "__getitem__",
                           lambda self, i: calls.append(i))  # any decode would record here
-    emb = c.load()  # evaluate/run: default shard size
+    c.load()  # evaluate/run: default shard size
     assert calls == [] and sorted(p.name for p in c.cache_dir().shard_files()) == before
     rep = c.embed(shard_size=5)  # an explicit new size re-packs, never re-embeds
     assert calls == [] and rep.frames_encoded == 0 and rep.reused_samples == len(c.ids())

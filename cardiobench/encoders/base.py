@@ -6,7 +6,7 @@ import hashlib
 import json
 from abc import ABC
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from typing import Any, Iterator, Literal
 
 import torch
@@ -152,6 +152,12 @@ class ModelEncoder(Encoder):
     model: torch.nn.Module
     random: bool = False
     channels_last: bool = False
+    _sha: str | None = None  # set by the wrapper from the weights file(s) it loaded
+
+    @property
+    def weights_sha256(self) -> str | None:
+        """SHA-256 of the weights file the wrapper loaded (None for random or built-in weights)."""
+        return self._sha
 
     def to(self, device: str | torch.device) -> "ModelEncoder":
         """Move the module to ``device``."""

@@ -27,7 +27,7 @@ from cardiobench.encoders.base import CLIP_MEAN, CLIP_STD, InputSpec, ModelEncod
 from cardiobench.encoders.recipes import ECHOCLIP_AUTHORS, image_recipe
 from cardiobench.encoders.registry import register_encoder
 from cardiobench.weights import (WeightsNotFound, hf_hub_cache, hf_offline, hf_repo_dir, hf_snapshot,
-                                 local_file, sha256_files, shipped_file)
+                                 local_file, sha256_files)
 
 log = logging.getLogger(__name__)
 
@@ -243,11 +243,6 @@ class OpenClipEncoder(ModelEncoder):
         """SigLIP bias (None for softmax-CLIP checkpoints)."""
         bias = getattr(self.model, "logit_bias", None)
         return None if bias is None else float(bias.detach().float().reshape(-1)[0])
-
-    @property
-    def weights_sha256(self) -> str | None:
-        """SHA-256 of the loaded weights file (None for random controls)."""
-        return self._sha
 
     def config(self) -> dict[str, Any]:
         """Model source, tokenizer and control status (what changes embeddings besides weights)."""

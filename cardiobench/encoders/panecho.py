@@ -157,11 +157,6 @@ class PanEchoEncoder(ModelEncoder):
         self.spec = spec
         self.to(device)
 
-    @property
-    def weights_sha256(self) -> str:
-        """SHA-256 of ``panecho.pt``."""
-        return self._sha
-
     def config(self) -> dict[str, Any]:
         """Clip length and the preserved reshape quirk."""
         return {"clip_len": self.clip_len, "recipe": self.spec.recipe,

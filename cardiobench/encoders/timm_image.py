@@ -97,11 +97,6 @@ class TimmImageEncoder(ModelEncoder):
                          mean=tuple(cfg.get("mean", IMAGENET_MEAN)), std=tuple(cfg.get("std", IMAGENET_STD)),
                          value_range=1.0, channel_order="RGB", recipe="authors")
 
-    @property
-    def weights_sha256(self) -> str | None:
-        """SHA-256 of the loaded checkpoint (None for random controls)."""
-        return self._sha
-
     def config(self) -> dict[str, Any]:
         """timm name, pooling and control status."""
         return {"model": self.model_name, "global_pool": self.model.global_pool

@@ -91,11 +91,6 @@ class TorchvisionVideoEncoder(ModelEncoder):
             sampling=SamplingPolicy(kind="consecutive", n_frames=n_frames, stride=1))
         self.to(device)
 
-    @property
-    def weights_sha256(self) -> str | None:
-        """SHA-256 of the loaded state dict file."""
-        return self._sha
-
     def config(self) -> dict[str, Any]:
         """Architecture and control status."""
         return {"arch": self.arch, "random_control": self.random, "seed": self.seed}
@@ -158,11 +153,6 @@ class EchoPrimeEncoder(ModelEncoder):
         self.embed_dim = 512
         self.spec = spec
         self.to(device)
-
-    @property
-    def weights_sha256(self) -> str:
-        """SHA-256 of ``echo_prime_encoder.pt``."""
-        return self._sha
 
     def config(self) -> dict[str, Any]:
         """Padding rule, recipe and channel-order path."""

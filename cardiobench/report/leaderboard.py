@@ -11,7 +11,6 @@ display units (:func:`cardiobench.report.definitions.display_value`).
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Iterable
 
