@@ -67,8 +67,8 @@ METRICS: dict[str, str] = {
 
 #: definitions an independent audit found ambiguous: what the code does, in words
 AUDIT_NOTES: tuple[str, ...] = (
-    "Intervals are 95 % percentile intervals of 1000 bootstrap replicates (seed 42) that resample "
-    "whole patients. A percentile interval need not contain the point estimate (the full-sample "
+    "Intervals are percentile intervals of the bootstrap named in the legend (by default 95 %, "
+    "1000 replicates, seed 42, resampling whole patients). A percentile interval need not contain the point estimate (the full-sample "
     "value): with few units or a skewed metric (R² of a constant predictor, for instance) the "
     "replicates can all fall on one side of it.",
     "Binary ECE is top-label on [1 − p, p]: at exactly p = 0.5 the top label is the negative "

@@ -417,7 +417,7 @@ def build_report(results_dir: str | Path, out: str | Path, cache: str | Path | N
                  manifests: str | Path | None = None,
                  compare: Sequence[tuple[str, str]] = (), command: str | None = None) -> ReportFiles:
     """Write the offline report of ``results_dir`` into ``out`` (see the module docstring)."""
-    from cardiobench.report.leaderboard import LEGEND, render_markdown
+    from cardiobench.report.leaderboard import legend, render_markdown
 
     out = Path(out)
     (out / "fig").mkdir(parents=True, exist_ok=True)
@@ -448,7 +448,7 @@ def build_report(results_dir: str | Path, out: str | Path, cache: str | Path | N
         f"<p>{len(results)} result(s) from <code>{_e(results_dir)}</code>. Tables: "
         '<a href="leaderboard.md">leaderboard.md</a> · <a href="leaderboard.csv">leaderboard.csv'
         '</a> · <a href="leaderboard.tex">leaderboard.tex</a> (booktabs).</p>',
-        f'<p class="note">{_e(LEGEND)}</p>',
+        f'<p class="note">{_e(legend(results))}</p>',
         '<h2 id="overview-title">Overview</h2>',
         "<p>Rows: encoders grouped by protocol, with the trivial baseline (train+val mean or "
         "majority class) of each group; columns: tasks and their headline metric. Alignment "

@@ -110,12 +110,31 @@ def _md(df: pd.DataFrame, index: bool = True) -> str:
     return "\n".join([head, sep, *body])
 
 
-LEGEND = ("Cells: headline metric, 95 % percentile interval from 1000 bootstrap replicates "
-          "over patients (seed 42; TMED-2: over studies). Percent only for proportions "
-          "(accuracy, AUROC, AUPRC, F1, R², NMAE, recall, mAP); NLL, Brier, ECE and correlation "
-          "coefficients in their own units; MAE/RMSE in the label's unit. "
-          f"★ best encoder of the task; ‡ fewer than {SMALL_N} evaluation units; ◐ incomplete "
-          "data. A percentile interval need not contain the point estimate.")
+def bootstrap_phrase(results: Iterable[Result]) -> str:
+    """How the intervals of ``results`` were computed, read from each result's
+    ``config["bootstrap"]`` (one phrase per distinct setting, so a mixed folder says so)."""
+    seen: list[str] = []
+    for r in results:
+        b = (r.config or {}).get("bootstrap") or {}
+        if not b.get("n_boot"):
+            continue
+        unit = "over patients (TMED-2: over studies)" if b.get("unit") == "patient_id" \
+            else f"over {b.get('unit', 'units')}"
+        rounding = ", rounded per replicate as the published evaluators" if b.get("rounding") else ""
+        phrase = (f"{b.get('interval', 'percentile 95%')} interval from {b['n_boot']} bootstrap "
+                  f"replicates {unit} (seed {b.get('seed')}{rounding})")
+        if phrase not in seen:
+            seen.append(phrase)
+    return "; ".join(seen) or "no bootstrap intervals in these results"
+
+
+def legend(results: Iterable[Result]) -> str:
+    """The legend under the leaderboard tables, with the bootstrap the results actually used."""
+    return (f"Cells: headline metric, {bootstrap_phrase(results)}. Percent only for proportions "
+            "(accuracy, AUROC, AUPRC, F1, R², NMAE, recall, mAP); NLL, Brier, ECE and correlation "
+            "coefficients in their own units; MAE/RMSE in the label's unit. "
+            f"★ best encoder of the task; ‡ fewer than {SMALL_N} evaluation units; ◐ incomplete "
+            "data. A percentile interval need not contain the point estimate.")
 
 
 def definitions_markdown(metrics: Iterable[str] | None = None) -> str:
@@ -133,7 +152,7 @@ def render_markdown(results: list[Result]) -> str:
     """The full leaderboard document."""
     from cardiobench.report.tables import overview_markdown, paper_markdown
 
-    parts = ["# cardiobench leaderboard", "", LEGEND, ""]
+    parts = ["# cardiobench leaderboard", "", legend(results), ""]
     if not results:
         return "\n".join(parts + ["(no results)", ""])
     parts += ["## Overview", "", overview_markdown(results), "",
