@@ -22,6 +22,11 @@ Conventions (read these before quoting a number):
   returned as ``n_boot_valid``. Values are never rounded before the quantiles.
 * **Point estimate** is always the full-sample metric, never the replicate mean (reported as
   ``mean`` beside it).
+
+The module is longer than ~400 lines on purpose: every metric family (regression, binary,
+views, alignment) runs on the same private weighted-replicate machinery (count weights,
+midranks, tie groups) that makes the bootstrap one matrix product instead of a loop; split
+apart, those helpers would have to become public API.
 """
 
 from __future__ import annotations

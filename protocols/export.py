@@ -23,6 +23,10 @@ What an export holds (``export_predictions``):
 View files carry the five ``prob_<view>`` columns the evaluators read (plus ``prob_Other`` for
 TMED-2, whose example has it); the evaluators recompute ``prob_Other = 1 − Σ`` anyway, which
 equals ours because our six probabilities sum to 1.
+
+The module is longer than ~400 lines on purpose: writing an export, writing the ground truth
+and checking an export are three readings of one format contract (``reference_contract.yaml``),
+and keeping them together keeps them from drifting apart.
 """
 
 from __future__ import annotations

@@ -21,6 +21,10 @@ samples and a damaged file (bit flip, truncation) is named and recomputed, never
 The shard size is part of a shard's file name, not of the cache's identity: a plan of another
 size takes every sample it can from the shards already on disk (matched by the sample's
 signature), so changing ``--shard-size`` re-packs vectors instead of re-embedding them.
+
+The module is longer than ~400 lines on purpose: it is the whole on-disk format (shard files,
+checksums, meta, index, failures, finalize and load), kept in one place so that a reader of the
+format never has to chase it across modules.
 """
 
 from __future__ import annotations

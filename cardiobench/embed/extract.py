@@ -8,6 +8,10 @@ span several videos. Frame and clip embeddings of a sample come from the same de
 Work is divided into the cache's deterministic shards; under ``torchrun`` (or ``--shard i/N``)
 rank ``r`` of ``N`` takes shards ``k`` with ``k % N == r``. Each finished shard is committed
 atomically, so a killed run resumes without redoing it.
+
+The module is longer than ~400 lines on purpose: decoding, encoding, committing a shard and
+the resume/heal rules (which shard is valid, which failed sample is retried, who finalizes) are
+one state machine, and they are read together when a resumed run must equal a clean one.
 """
 
 from __future__ import annotations

@@ -28,6 +28,9 @@ right, ``y`` = depth; probe jitter then rotates/shifts the anatomy inside the fi
   (±15 %), sector half-angle, speckle. None of it depends on a label.
 
 Everything is vectorised over ``(T, H, W)``; a 32×112×112 clip renders in a few tens of ms.
+
+The module is longer than ~400 lines on purpose: it is one simulator whose parts (geometry,
+cardiac cycle, speckle, pathologies) share ``HeartParams`` and the pixel grid.
 """
 
 from __future__ import annotations

@@ -4,6 +4,10 @@
 ``out/leaderboard.{md,csv,tex}``. The page is static HTML with inline CSS: no server, CDN, font
 or script, so it opens from disk offline. Cells carry ``data-*`` attributes (task, protocol,
 encoder key, metric, display value) so tests can check every number against the result JSONs.
+
+The module is longer than ~400 lines on purpose: it is one page, built section by section
+(overview, tasks, maps, comparisons, provenance) by small functions sharing one escaping and
+layout vocabulary; the figures and tables it embeds live in ``figures.py`` and ``tables.py``.
 """
 
 from __future__ import annotations
