@@ -481,7 +481,9 @@ def _read_stage(fault: Fault, raw0: Path, tmp_path: Path, capsys: pytest.Capture
     for argv in (["splits", "show", str(csv)], ["splits", "export", str(csv), "--out",
                                                  str(tmp_path / "exp")],
                  ["evaluate", "--encoder", "pixels", "--manifest", str(csv), "--cache",
-                  str(tmp_path / "cache"), "--results", str(tmp_path / "res"), "--workers", "0"]):
+                  str(tmp_path / "cache"), "--results", str(tmp_path / "res")],
+                 ["embed", "--encoder", "pixels", "--manifest", str(csv), "--cache",
+                  str(tmp_path / "cache"), "--workers", "0"]):
         capsys.readouterr()
         assert main(argv) == 2, argv
         text = capsys.readouterr().err
