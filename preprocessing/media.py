@@ -21,6 +21,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from cardiobench.io import SUPPORTED_SUFFIXES, MediaError, probe, read_frames
+from cardiobench.io.capture import NativeStderr
 from cardiobench.manifest import Manifest, Problem
 
 log = logging.getLogger(__name__)
@@ -93,7 +94,9 @@ def check_media(manifest: Manifest, *, decode: bool = True,
     stream = _stream()
     problems: list[Problem] = []
     try:
-        with ThreadPoolExecutor(max_workers=n_workers) as pool:
+        # one capture held across the pool: each file's own capture then only records offsets
+        # instead of creating and swapping a temporary fd 2 per decode
+        with NativeStderr(), ThreadPoolExecutor(max_workers=n_workers) as pool:
             results: Iterator[tuple[str, str] | None] = pool.map(
                 lambda a: check_file(a[0], a[1], decode=decode), zip(paths, promised))
             bar = tqdm(results, total=len(paths), desc=f"{manifest.dataset}: checking media",

@@ -220,7 +220,11 @@ def test_run_suite_writes_results_and_leaderboard(tmp_path, asd_data):
     assert set(d["provenance"]) >= {"git", "sklearn", "manifest_fingerprint", "cache_fingerprint",
                                     "seed", "wall_time_s", "timestamp"}
     assert len(ok.predictions) == ok.n
-    md = (tmp_path / "leaderboard.md").read_text()
+    # only the report layer writes leaderboards
+    from cardiobench.report.leaderboard import write_leaderboard
+
+    assert not (tmp_path / "leaderboard.md").exists()
+    md = write_leaderboard(tmp_path).read_text()
     assert "cardiacnet_asd/asd (auroc)" in md and "vision_only · linear_probe" in md and "n/a" in md
     assert "baseline" in md
     from cardiobench.report.plots import plot_all
