@@ -42,11 +42,11 @@ def test_every_task_and_protocol_runs_for_pixels(suite_run) -> None:
     # single-class view tasks cannot train a probe: recorded, not skipped
     lp_view = results[("echonet_dynamic/view", "linear_probe")]
     assert lp_view.status == "not_applicable" and "single class" in lp_view.reason
-    # the phantom's LVH walls and CAMUS/HMC-QU views are visible in pixels: the probe beats the
-    # trivial predictor by a wide margin (seed-3 tiny phantom; values measured, see the notes)
-    for task, ratio in (("echonet_lvh/ivsd", 0.5), ("echonet_lvh/lvidd", 0.3)):
-        r = results[(task, "linear_probe")]
-        assert r.metrics["mae"]["value"] < ratio * r.baseline["mae"]["value"], task
+    # the phantom's LV cavity and CAMUS views are visible in pixels: the probe beats the trivial
+    # predictor by a wide margin (seed-3 tiny phantom). The thin-wall targets (IVSd, LVPWd) need
+    # more samples than the tiny scale has: the slow 120-sample test below covers them.
+    r = results[("echonet_lvh/lvidd", "linear_probe")]
+    assert r.metrics["mae"]["value"] < 0.3 * r.baseline["mae"]["value"]
     assert results[("camus/view", "linear_probe")].metrics["accuracy"]["value"] == 100.0
     assert results[("camus/view", "linear_probe")].baseline["accuracy"]["value"] == 50.0
     # each result JSON is on disk with its predictions beside it; only the report layer
