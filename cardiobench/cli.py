@@ -65,9 +65,10 @@ def _manifests(paths: Sequence[str]):
 
 
 def _only_manifests(paths: Sequence[str]) -> list[str]:
-    """Manifest CSVs among ``paths``; a shell glob ``manifests/*.csv`` also matches the
-    ``<manifest>.problems.csv`` files beside them, which are reports, not manifests."""
-    return [str(p) for p in paths if not str(p).endswith(".problems.csv")]
+    """Manifest CSVs among ``paths`` (a shell glob also matches the problems reports)."""
+    from cardiobench.manifest import manifest_csvs
+
+    return [str(p) for p in manifest_csvs(paths)]
 
 
 def _manifest_paths(args: argparse.Namespace) -> list[str]:

@@ -258,6 +258,15 @@ def normalise_table(table: pd.DataFrame) -> pd.DataFrame:
     return table[ordered + extras].reset_index(drop=True)
 
 
+def manifest_csvs(paths: Iterable[str | Path]) -> list[Path]:
+    """The manifest CSVs among ``paths`` (a folder is expanded to its ``*.csv``): the
+    ``<manifest>.problems.csv`` report beside each manifest is not a manifest."""
+    out: list[Path] = []
+    for p in map(Path, paths):
+        out += sorted(p.glob("*.csv")) if p.is_dir() else [p]
+    return [p for p in out if not p.name.endswith(".problems.csv")]
+
+
 def problems_path(csv_path: str | Path) -> Path:
     """``manifest.csv`` → ``manifest.problems.csv`` (every problem and set-aside sample)."""
     csv_path = Path(csv_path)

@@ -22,6 +22,7 @@ from typing import Any, Sequence
 from tqdm.auto import tqdm
 
 from cardiobench.atomic import atomic_write_text
+from cardiobench.manifest import manifest_csvs
 from cardiobench.report import figures, tables
 from cardiobench.report.definitions import (AUDIT_NOTES, METRICS, PROTOCOL_ORDER, PROTOCOLS,
                                             SMALL_N, display_value, fmt_metric, incomplete_data,
@@ -260,7 +261,7 @@ def _embedding_section(results: list[Result], out: Path, labels: dict[str, str],
         notes.append(why)
         return f'<p class="note">{_e(why)}.</p>'
     by_ds = {}
-    for p in sorted(Path(manifests).glob("*.csv")):
+    for p in manifest_csvs([manifests]):
         try:
             m = Manifest.read(p)
         except Exception as exc:  # a manifest that does not read is reported, not fatal
@@ -381,7 +382,7 @@ def _provenance_html(results: list[Result], manifests: Path | None, command: str
     if manifests is not None:
         from cardiobench.manifest import Manifest
 
-        for p in sorted(Path(manifests).glob("*.csv")):
+        for p in manifest_csvs([manifests]):
             try:
                 m = Manifest.read(p)
             except Exception:  # unreadable manifests are reported by the embedding section
