@@ -118,11 +118,11 @@ def bootstrap_phrase(results: Iterable[Result]) -> str:
         b = (r.config or {}).get("bootstrap") or {}
         if not b.get("n_boot"):
             continue
-        unit = "over patients (TMED-2: over studies)" if b.get("unit") == "patient_id" \
-            else f"over {b.get('unit', 'units')}"
+        unit = "over patients (TMED-2: studies)" if b.get("unit") == "patient_id" \
+            else f"over each {b.get('unit', 'unit')}"
         rounding = ", rounded per replicate as the published evaluators" if b.get("rounding") else ""
         phrase = (f"{b.get('interval', 'percentile 95%')} interval from {b['n_boot']} bootstrap "
-                  f"replicates {unit} (seed {b.get('seed')}{rounding})")
+                  f"replicates {unit}, seed {b.get('seed')}{rounding}")
         if phrase not in seen:
             seen.append(phrase)
     return "; ".join(seen) or "no bootstrap intervals in these results"
