@@ -340,6 +340,12 @@ ECHONET_TRACINGS = TableSchema("EchoNet VolumeTracings (chords)", (
     Column("Y2", "float"), Column("Frame", "int", range=(0, 1e7)),
 ))
 
+ECHONET_PEDIATRIC_TRACINGS = TableSchema("EchoNet-Pediatric VolumeTracings (polygon points)", (
+    Column("FileName"), Column("X", "float"), Column("Y", "float"),
+    # Pediatric writes "No Systolic" / "No Diastolic" here: such rows trace no frame and are skipped
+    Column("Frame", meaning="no traced frame"),
+))
+
 ECHONET_PEDIATRIC_FILELIST = TableSchema("EchoNet-Pediatric FileList", (
     Column("FileName", meaning="no video name"),
     Column("EF", "float", range=(0.0, 100.0), meaning="no ejection fraction label"),
@@ -391,6 +397,7 @@ def tmed2_fold_schema(split_column: str,
 SCHEMAS: dict[str, TableSchema] = {
     "echonet_dynamic/FileList.csv": ECHONET_DYNAMIC_FILELIST,
     "echonet_dynamic/VolumeTracings.csv": ECHONET_TRACINGS,
+    "echonet_pediatric/<view>/VolumeTracings.csv": ECHONET_PEDIATRIC_TRACINGS,
     "echonet_pediatric/<view>/FileList.csv": ECHONET_PEDIATRIC_FILELIST,
     "echonet_lvh/MeasurementsList.csv": ECHONET_LVH_MEASUREMENTS,
     "hmcqu/<view>.xlsx": HMCQU_SHEET,

@@ -1,4 +1,4 @@
-"""Small helpers shared by the harmonisers: read a native table, ED/ES from traced areas.
+"""Small helpers shared by the harmonisers: ED/ES frames from EchoNet tracings.
 
 Kept generic on purpose: nothing here knows about any one dataset.
 """
@@ -7,41 +7,42 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Iterable
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
-from cardiobench.manifest import ManifestError
+from cardiobench.manifest import Problem
+
+if TYPE_CHECKING:  # pragma: no cover
+    from cardiobench.schemas import TableSchema
 
 log = logging.getLogger(__name__)
 
 
-def read_table(path: str | Path, required: Iterable[str] = (), *,
-               dtype: dict[str, str] | str | None = None, **kwargs: object) -> pd.DataFrame:
-    """Read a CSV (or, for ``.xlsx``/``.xls``, the first sheet) and require columns.
+def ed_es_from_tracing_file(path: str | Path, schema: "TableSchema",
+                            problems: list[Problem]) -> pd.DataFrame:
+    """ED/ES frames per video from an EchoNet ``VolumeTracings.csv`` read against ``schema``.
 
-    Column names are stripped of surrounding whitespace (native side files sometimes carry
-    ``" EF"``). Raises :class:`ManifestError` naming the file when it is absent or unparsable,
-    and naming the file and every missing column when ``required`` columns are absent.
-    ``dtype`` and further keyword arguments go to :func:`pandas.read_csv` / ``read_excel``.
+    Rows with an empty or non-numeric coordinate are dropped with one warning naming their lines
+    (appended to ``problems``, with the reader's tolerated-quirk warnings); rows whose ``Frame``
+    is not a number trace no frame and are skipped. Returns :func:`ed_es_from_areas`'s columns,
+    ``FileName`` without a ``.avi`` suffix.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise ManifestError(f"required file {path} does not exist")
-    try:
-        if path.suffix.lower() in (".xlsx", ".xls"):
-            table = pd.read_excel(path, dtype=dtype, **kwargs)  # type: ignore[arg-type]
-        else:
-            table = pd.read_csv(path, dtype=dtype, **kwargs)  # type: ignore[arg-type]
-    except Exception as exc:  # pandas raises many types for malformed files
-        raise ManifestError(f"cannot parse {path}: {exc}") from exc
-    table.columns = [str(c).strip() for c in table.columns]
-    missing = [c for c in required if c not in table.columns]
-    if missing:
-        raise ManifestError(f"{path} lacks required column(s) {missing}; "
-                            f"it has {list(table.columns)}")
-    return table
+    from cardiobench.schemas import read_side_table
+
+    side = read_side_table(path, schema)
+    if side.bad_rows:
+        first = [int(side.line.iat[r]) for r in sorted(side.bad_rows)[:5]]
+        more = " ..." if len(side.bad_rows) > 5 else ""
+        problems.append(Problem(
+            "bad_tracing_rows", f"{len(side.bad_rows)} tracing row(s) with an empty or "
+            f"non-numeric coordinate/frame ignored (lines {first}{more})",
+            file=str(path), severity="warning"))
+    problems += [p for p in side.problems if p.severity == "warning"]
+    tracings = side.table.drop(index=list(side.bad_rows))
+    tracings["FileName"] = tracings["FileName"].str.removesuffix(".avi")
+    return ed_es_from_areas(traced_areas(tracings))
 
 
 def _polygon_area(x: np.ndarray, y: np.ndarray) -> float:

@@ -16,7 +16,7 @@ import pandas as pd
 
 from cardiobench.manifest import Manifest, Problem
 from cardiobench.preprocessing import register_dataset
-from cardiobench.preprocessing.common import ed_es_from_areas, traced_areas
+from cardiobench.preprocessing.common import ed_es_from_tracing_file
 from cardiobench.schemas import (ECHONET_DYNAMIC_FILELIST, ECHONET_TRACINGS, read_side_table,
                                  with_sample_ids)
 from cardiobench.splits import load_spec, map_split_column
@@ -61,18 +61,8 @@ def harmonise(raw_root: Path) -> Manifest:
 
     trace_path = raw_root / TRACINGS
     if trace_path.is_file():
-        traces = read_side_table(trace_path, ECHONET_TRACINGS)
-        if traces.bad_rows:
-            first = sorted(traces.bad_rows)[:5]
-            problems.append(Problem(
-                "bad_tracing_rows", f"{len(traces.bad_rows)} tracing row(s) with an empty or "
-                f"non-numeric coordinate/frame ignored (lines "
-                f"{[int(traces.line.iat[r]) for r in first]}{' ...' if len(traces.bad_rows) > 5 else ''})",
-                file=str(trace_path), severity="warning"))
-        problems += [p for p in traces.problems if p.severity == "warning"]
-        tracings = traces.table.drop(index=list(traces.bad_rows))
-        tracings["FileName"] = tracings["FileName"].str.removesuffix(".avi")
-        frames = ed_es_from_areas(traced_areas(tracings)).set_index("FileName")
+        frames = ed_es_from_tracing_file(trace_path, ECHONET_TRACINGS, problems).set_index(
+            "FileName")
     else:
         problems.append(Problem("missing_tracings", f"{trace_path} not found: no ED/ES frames",
                                 severity="warning"))

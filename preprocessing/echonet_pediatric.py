@@ -21,7 +21,9 @@ import pandas as pd
 
 from cardiobench.manifest import Manifest, ManifestError, Problem
 from cardiobench.preprocessing import register_dataset
-from cardiobench.schemas import ECHONET_PEDIATRIC_FILELIST, read_side_table, with_sample_ids
+from cardiobench.preprocessing.common import ed_es_from_tracing_file
+from cardiobench.schemas import (ECHONET_PEDIATRIC_FILELIST, ECHONET_PEDIATRIC_TRACINGS,
+                                 read_side_table, with_sample_ids)
 from cardiobench.splits import load_spec, map_split_column
 
 log = logging.getLogger(__name__)
@@ -33,47 +35,6 @@ FILELIST_COLUMNS = ("FileName", "EF", "Sex", "Age", "Weight", "Height", "Split")
 def patient_of(file_name: str) -> str:
     """``CR32a7559-CR32a9980-000045.avi`` → ``CR32a7559`` (the part before the first ``-``)."""
     return str(file_name).split("-", 1)[0]
-
-
-def _polygon_area(x: np.ndarray, y: np.ndarray) -> float:
-    """Shoelace area of a closed polygon."""
-    return float(0.5 * abs(np.dot(x, np.roll(y, 1)) - np.dot(y, np.roll(x, 1))))
-
-
-def ed_es_from_tracings(path: Path) -> pd.DataFrame:
-    """Per video, ED and ES frame indices from an EchoNet ``VolumeTracings.csv``.
-
-    Accepts both EchoNet formats: Pediatric's polygon points ``FileName, X, Y, Frame`` and
-    Dynamic's chords ``FileName, X1, Y1, X2, Y2, Frame``. Rows whose ``Frame`` is not an integer
-    (Pediatric writes ``No Systolic`` / ``No Diastolic``) are skipped. A video needs exactly two
-    traced frames; others get no ED/ES. Returns columns ``FileName, ed_frame, es_frame``.
-    """
-    t = pd.read_csv(path)
-    chord = {"X1", "Y1", "X2", "Y2"}.issubset(t.columns)
-    needed = ["FileName", "Frame"] + (["X1", "Y1", "X2", "Y2"] if chord else ["X", "Y"])
-    missing = [c for c in needed if c not in t.columns]
-    if missing:
-        raise ManifestError(f"{path}: VolumeTracings lacks columns {missing} "
-                            f"(has {list(t.columns)})")
-    t = t.assign(Frame=pd.to_numeric(t["Frame"], errors="coerce")).dropna(subset=["Frame"])
-    rows = []
-    for name, grp in t.groupby("FileName", sort=False):
-        areas = {}
-        for frame, pts in grp.groupby("Frame", sort=False):
-            if chord:
-                # Chords run across the LV: their endpoints (first chord is the long axis, skipped)
-                # form the outline, as in the EchoNet loaders.
-                x = np.concatenate([pts["X1"].to_numpy()[1:], pts["X2"].to_numpy()[1:][::-1]])
-                y = np.concatenate([pts["Y1"].to_numpy()[1:], pts["Y2"].to_numpy()[1:][::-1]])
-            else:
-                x, y = pts["X"].to_numpy(float), pts["Y"].to_numpy(float)
-            areas[int(frame)] = _polygon_area(x.astype(float), y.astype(float))
-        if len(areas) != 2:
-            continue
-        (f1, a1), (f2, a2) = areas.items()
-        ed, es = (f1, f2) if a1 >= a2 else (f2, f1)
-        rows.append({"FileName": str(name), "ed_frame": ed, "es_frame": es})
-    return pd.DataFrame(rows, columns=["FileName", "ed_frame", "es_frame"])
 
 
 def _read_view(raw_root: Path, view: str, errors: list[Problem]) -> pd.DataFrame:
@@ -110,9 +71,9 @@ def _read_view(raw_root: Path, view: str, errors: list[Problem]) -> pd.DataFrame
 
     tracings = folder / "VolumeTracings.csv"
     if tracings.exists():
-        edes = ed_es_from_tracings(tracings)
-        # Tracing names may lack ".avi" (Dynamic style); match on the stem.
-        edes["stem"] = edes["FileName"].str.replace(r"\.avi$", "", regex=True)
+        edes = ed_es_from_tracing_file(tracings, ECHONET_PEDIATRIC_TRACINGS, errors)
+        # tracing names may or may not carry ".avi" (ed_es_from_tracing_file drops it)
+        edes["stem"] = edes["FileName"]
         out["stem"] = out["sample_id"].str.replace(r"\.avi$", "", regex=True)
         out = out.merge(edes[["stem", "ed_frame", "es_frame"]], on="stem", how="left")
         out = out.drop(columns="stem")

@@ -381,3 +381,22 @@ def test_lvh_missing_video_and_split_conflict(lvh_small):
     table.to_csv(lvh_small / "MeasurementsList.csv")
     with pytest.raises(ManifestError, match=rf"inconsistent_split \(sample '{vid2}'\)"):
         prepare("echonet_lvh", lvh_small)
+
+
+def test_pediatric_tracing_with_a_bad_coordinate_is_named_and_costs_only_that_frame(tmp_path):
+    root = tmp_path / "ped"
+    truth = write_layout("echonet_pediatric", root, scale="tiny", seed=3)
+    path = root / "A4C" / "VolumeTracings.csv"
+    t = pd.read_csv(path, dtype=str)
+    victim = t["FileName"].iloc[0]
+    t.loc[0, "X"] = "abc"  # line 2 of the file
+    t.to_csv(path, index=False)
+    m = prepare("echonet_pediatric", root)
+    bad = [p for p in m.problems if p.kind == "bad_tracing_rows"]
+    assert len(bad) == 1 and bad[0].file == str(path) and "[2]" in bad[0].message
+    assert bad[0].severity == "warning"
+    # every sample is kept with its labels; only the dropped point's outline area can change
+    j = _joined(m, truth)
+    np.testing.assert_allclose(j["ef"].astype(float), j["ef_truth"].astype(float), atol=1e-9)
+    others = j[(j["sample_id"] != victim) & j["ed_frame_truth"].notna()]
+    assert (others["ed_frame"].astype(int) == others["ed_frame_truth"].astype(int)).all()
