@@ -1,49 +1,67 @@
-"""Extraction throughput: cardiobench's pipeline against a reference-style pipeline, side by side.
+"""Extraction throughput: the exact-decode limit, cardiobench's data path and a reference-style
+pipeline, side by side on the same files in one run.
 
-Reference style (what the published code does, docs/published_benchmark.md §3.1): decode *every*
-frame with cv2, keep the sampled ones, per-frame PIL round trip + torchvision transforms, one
-``torch.save`` file per video. cardiobench: decode only the sampled frames (decord), batched tensor
-preprocessing, sharded ``.npz`` cache.
+Media: EchoNet-Dynamic-like phantom videos (``--size`` px, ``--frames`` frames at ~50 fps)
+re-encoded as MJPEG AVI, as EchoNet ships them; with ``--nifti`` also CAMUS-like ``.nii.gz``
+half-sequences. Sampled frames: the ``pixels`` encoder's (32, uniform).
 
-Three measurements, each the median of ``--repeats`` runs over the same phantom media:
-1. end to end with the ``pixels`` encoder (the data path dominates; target ≥ 3×);
-2. the data path alone (decode + preprocess + store, with a no-op encoder; target ≥ 5×);
-3. a real encoder end to end against that encoder's forward-only throughput on the same device
-   and the same number of frames (target ≥ 0.9×: the pipeline is never the bottleneck).
-It also checks that both pipelines give the same embeddings within tolerance.
+Measurements, each the median of ``--repeats`` runs, in videos (samples) per second:
 
-    python benchmarks/extract_throughput.py [--videos 60] [--frames 175] [--repeats 3] [--model NAME]
+1. **exact decode limit**: the sampled frames of every file decoded by the fastest exact decoder
+   and nothing else (videos: a minimal PyAV loop -- demux, decode each sampled frame from its
+   keyframe, swscale with OpenCV's flags; NIfTI: ``cardiobench.io.read_frames``), on one thread
+   ("per core") and on a pool of one thread per core ("all cores");
+2. **data path**: ``cardiobench.embed.extract`` with a no-op encoder (decode, preprocess, cache
+   writes) on all cores; target >= 0.8x the all-core limit;
+3. **in process**: ``extract`` with the ``pixels`` encoder against the reference-style loop of
+   ``reference_embed.py`` (decode every frame with OpenCV, per-frame PIL, one ``torch.save``
+   per video) run in this process;
+4. **whole process**: ``cardiobench embed --encoder pixels`` as a fresh process against
+   ``python benchmarks/reference_embed.py`` as a fresh process (start-up and imports included);
+   target >= 3x.
+
+It also prints the largest difference between the two pipelines' pooled embeddings.
+
+    python benchmarks/extract_throughput.py [--videos 300] [--size 112] [--repeats 3] [--nifti]
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import shutil
 import statistics
+import subprocess
+import sys
 import tempfile
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Callable
 
-import cv2
 import numpy as np
 import torch
-from PIL import Image
-from torchvision import transforms as T
 
-from cardiobench.embed import EmbeddingCache, extract
-from cardiobench.encoders import build_encoder
-from cardiobench.encoders.base import Encoder
-from cardiobench.encoders.open_clip import ECHOCLIP_SPEC
-from cardiobench.manifest import Manifest
-from cardiobench.io import DEFAULT_CODEC, read_frames, write_video
-from cardiobench.phantom import generate
-from cardiobench.phantom.layouts import Scale
-from cardiobench.preprocessing import prepare
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import reference_embed  # noqa: E402  (the reference-style script beside this one)
+
+from cardiobench.embed import EmbeddingCache, extract  # noqa: E402
+from cardiobench.embed.extract import default_workers  # noqa: E402
+from cardiobench.encoders import build_encoder  # noqa: E402
+from cardiobench.encoders.base import Encoder  # noqa: E402
+from cardiobench.io import read_frames, write_video  # noqa: E402
+from cardiobench.manifest import Manifest  # noqa: E402
+from cardiobench.phantom import generate  # noqa: E402
+from cardiobench.phantom.layouts import Scale  # noqa: E402
+from cardiobench.preprocessing import prepare  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
 
 
 class NoOpEncoder(Encoder):
-    """Returns a constant-size vector without computing anything: isolates the data path."""
+    """Returns a one-number vector without computing anything: isolates the data path."""
 
     def __init__(self, base: Encoder):
         self.name, self.spec, self.embed_dim = "noop", base.spec, 1
@@ -56,155 +74,163 @@ class NoOpEncoder(Encoder):
         return clips[:, 0, :1, 0, 0]
 
 
-def reference_style(manifest: Manifest, encoder: Encoder, out: Path) -> None:
-    """Decode all frames with cv2, per-frame PIL transforms, one torch.save per video."""
-    spec = encoder.spec
-    r = spec.resolution
-    tf = T.Compose([T.ToTensor(), T.Normalize(spec.mean, spec.std)])
-    out.mkdir(parents=True, exist_ok=True)
-    for row in manifest.table.itertuples():
-        cap = cv2.VideoCapture(str(manifest.resolve(row.path)))
-        frames = []
-        while True:
-            ok, f = cap.read()
-            if not ok:
-                break
-            frames.append(f)
-        cap.release()
-        idx = spec.sampling.indices(len(frames), key_frame=None, fps=row.fps)
-        tensors = []
-        for i in idx:
-            f = cv2.cvtColor(frames[i], cv2.COLOR_BGR2RGB)
-            h, w = f.shape[:2]
-            side = min(h, w)
-            f = f[(h - side) // 2:(h - side) // 2 + side, (w - side) // 2:(w - side) // 2 + side]
-            trim = int(round(spec.zoom * side))
-            f = f[trim:side - trim, trim:side - trim]
-            interp = cv2.INTER_AREA if spec.interpolation == "area" else cv2.INTER_CUBIC
-            f = cv2.resize(f, (r, r), interpolation=interp)
-            img = Image.fromarray(f)
-            if spec.grayscale:
-                img = img.convert("L").convert("RGB")
-            tensors.append(tf(img) * spec.value_range)
-        x = torch.stack(tensors)
-        with torch.no_grad():
-            if spec.kind == "video":
-                clip = encoder.encode_clips(x[None])[0]
-                emb = {"embedding_pooled": clip}
-            else:
-                fe = encoder.encode_frames(x)
-                emb = {"embedding_per_frame": fe, "embedding_pooled": encoder.pool_frames(fe)}
-        torch.save(emb, out / f"{row.sample_id}.pt")
+_local = threading.local()
 
 
-def ours(manifest: Manifest, encoder: Encoder, cache: Path, workers: int) -> None:
-    """cardiobench's extraction into a fresh cache."""
-    extract(manifest, encoder, cache, num_workers=workers, batch_size=8, progress=False)
+def pyav_exact(path: Path, idx: np.ndarray) -> np.ndarray:
+    """The least code that decodes ``idx`` of a video exactly (OpenCV's pixels) with PyAV."""
+    import av
+    from av.video.reformatter import VideoReformatter
+    ref = getattr(_local, "ref", None) or VideoReformatter()
+    _local.ref = ref
+    want = sorted(set(int(i) for i in idx))
+    out = []
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        stream.codec_context.thread_type = "NONE"
+        packets = [p for p in container.demux(stream) if p.size]
+        key = [i for i, p in enumerate(packets) if p.is_keyframe]
+        pos = -1
+        for i in want:
+            k = max(j for j in key if j <= i)
+            for j in range(k if k > pos else pos + 1, i + 1):
+                frames = stream.codec_context.decode(packets[j])
+            pos = i
+            out.append(ref.reformat(frames[0], format="rgb24", interpolation="BICUBIC",
+                                    threads=1).to_ndarray())
+    return np.stack(out)
 
 
-def timed(fn, repeats: int, cleanup) -> float:
-    """Median wall time of ``repeats`` runs (cleanup between runs so nothing is cached)."""
+def exact_decode(path: Path, idx: np.ndarray) -> np.ndarray:
+    """The exact-decode limit's decoder for ``path``: minimal PyAV, or our NIfTI reader."""
+    if path.suffix.lower() == ".avi":
+        return pyav_exact(path, idx)
+    return read_frames(path, idx)
+
+
+def sampled(manifest: Manifest, encoder: Encoder) -> list[tuple[Path, np.ndarray]]:
+    """(file, sampled frame indices) of every manifest row, as the pipeline samples them."""
+    return [(manifest.resolve(r.path), encoder.spec.sampling.indices(int(r.n_frames), fps=r.fps))
+            for r in manifest.table.itertuples()]
+
+
+def median_time(fn: Callable[[], object], repeats: int,
+                before: Callable[[], None] = lambda: None) -> float:
+    """Median wall time of ``repeats`` calls (``before`` runs untimed before each)."""
     times = []
     for _ in range(repeats):
-        cleanup()
+        before()
         t0 = time.perf_counter()
         fn()
         times.append(time.perf_counter() - t0)
     return statistics.median(times)
 
 
-def forward_only(encoder: Encoder, n_frames_total: int, batch: int = 64) -> float:
-    """Seconds the encoder alone needs for ``n_frames_total`` frames of random input."""
-    spec = encoder.spec
-    r = spec.resolution
-    with torch.no_grad():
-        t0 = time.perf_counter()
-        if spec.kind == "video":
-            t = spec.sampling.n_frames
-            for _ in range(max(1, n_frames_total // t)):
-                encoder.encode_clips(torch.randn(1, t, 3, r, r))
-        else:
-            done = 0
-            while done < n_frames_total:
-                n = min(batch, n_frames_total - done)
-                encoder.encode_frames(torch.randn(n, 3, r, r))
-                done += n
-        return time.perf_counter() - t0
+def run_process(cmd: list[str]) -> None:
+    """Run ``cmd``; fail loudly with its output when it fails."""
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    if done.returncode:
+        raise RuntimeError(f"{' '.join(cmd)} failed ({done.returncode}):\n{done.stderr[-2000:]}")
+
+
+def measure(label: str, manifest: Manifest, csv: Path, work: Path, repeats: int,
+            threads: int) -> list[tuple[str, float, str]]:
+    """All four measurements on one manifest; rows of (measurement, samples/s, note)."""
+    n = len(manifest)
+    pixels = build_encoder("pixels")
+    jobs = sampled(manifest, pixels)
+    cache, ref_out = work / "cache", work / "ref"
+
+    def clean() -> None:
+        shutil.rmtree(cache, ignore_errors=True)
+        shutil.rmtree(ref_out, ignore_errors=True)
+
+    def decode_all_files(pool_threads: int) -> None:
+        if pool_threads <= 1:
+            for path, idx in jobs:
+                exact_decode(path, idx)
+            return
+        with ThreadPoolExecutor(pool_threads) as pool:
+            list(pool.map(lambda job: exact_decode(*job), jobs))
+
+    rows: list[tuple[str, float, str]] = []
+    t = median_time(lambda: decode_all_files(1), repeats)
+    rows.append(("exact decode limit, 1 thread", n / t, ""))
+    limit_all = n / median_time(lambda: decode_all_files(threads), repeats)
+    rows.append((f"exact decode limit, {threads} threads", limit_all, ""))
+    noop = NoOpEncoder(pixels)
+    dp = n / median_time(lambda: extract(manifest, noop, cache, num_workers=threads,
+                                         progress=False), repeats, clean)
+    rows.append(("data path (no-op encoder)", dp, f"{dp / limit_all:.2f}x the limit (>= 0.8)"))
+    ref_in = n / median_time(lambda: reference_embed.embed(csv, ref_out,
+                                                           Path(manifest.root)), repeats, clean)
+    rows.append(("reference loop, in process", ref_in, ""))
+    ours_in = n / median_time(lambda: extract(manifest, pixels, cache, num_workers=threads,
+                                              progress=False), repeats, clean)
+    rows.append(("cardiobench extract (pixels), in process", ours_in,
+                 f"{ours_in / ref_in:.2f}x the reference"))
+    ref_cmd = [sys.executable, str(HERE / "reference_embed.py"), str(csv),
+               str(ref_out), "--root", str(manifest.root)]
+    ours_cmd = [sys.executable, "-m", "cardiobench.cli", "embed", "--encoder", "pixels",
+                "--manifest", str(csv), "--cache", str(cache)]
+    ref_p = n / median_time(lambda: run_process(ref_cmd), repeats, clean)
+    rows.append(("reference script, whole process", ref_p, ""))
+    ours_p = n / median_time(lambda: run_process(ours_cmd), repeats, clean)
+    rows.append(("cardiobench embed (pixels), whole process", ours_p,
+                 f"{ours_p / ref_p:.2f}x the reference (>= 3)"))
+
+    clean()
+    reference_embed.embed(csv, ref_out, Path(manifest.root))
+    extract(manifest, pixels, cache, num_workers=threads, progress=False)
+    emb = EmbeddingCache(cache, manifest.dataset, pixels.fingerprint()).load()
+    ref = np.stack([torch.load(ref_out / f"{s}.pt", weights_only=True)["embedding_pooled"].numpy()
+                    for s in emb.sample_ids])
+    diff = float(np.abs(ref - emb.clip.astype(np.float32)).max())
+    print(f"\n{label}: {n} samples; max |reference - cardiobench| pooled pixels embedding "
+          f"{diff:.4f} (values in [0, 1]: float16 cache, cv2 vs torch area resampling)")
+    return rows
+
+
+def phantom(kind: str, work: Path, n: int, frames: int,
+            size: int | None) -> tuple[Manifest, Path]:
+    """EchoNet-like MJPEG AVIs (``video``) or CAMUS-like NIfTI (``nifti``): manifest and CSV."""
+    raw = work / f"raw-{kind}"
+    csv = work / f"{kind}.csv"
+    if kind == "video":
+        generate("echonet_dynamic", raw, scale=Scale("bench", n, frames, size), seed=1)
+        for video in sorted((raw / "Videos").glob("*.avi")):
+            # the phantom writes lossless FFV1; EchoNet ships MJPEG
+            write_video(video, read_frames(video), fps=50, codec="MJPG")
+        return prepare("echonet_dynamic", raw, csv, media_check=False), csv
+    generate("camus", raw, scale=Scale("bench", max(1, n // 2), frames, size), seed=1)
+    return prepare("camus", raw, csv, media_check=False), csv
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--videos", type=int, default=60)
-    ap.add_argument("--frames", type=int, default=175, help="frames per phantom video")
-    ap.add_argument("--size", type=int, default=None, help="frame side (default 112, as EchoNet)")
-    ap.add_argument("--codec", default="MJPG", help="AVI codec of the media (MJPG, XVID, FFV1)")
+    """Generate the media, run every measurement, print one table per media kind."""
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--videos", type=int, default=300)
+    ap.add_argument("--frames", type=int, default=175, help="frames per video (default 175)")
+    ap.add_argument("--size", type=int, default=None, help="frame side (default: 112, EchoNet's)")
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--workers", type=int, default=None, help="default: CPU cores - 1")
-    ap.add_argument("--model", default=None,
-                    help="registered encoder for measurement 3 (e.g. a random-weight open_clip)")
-    ap.add_argument("--model-arg", action="append", default=[], metavar="KEY=VALUE")
+    ap.add_argument("--threads", type=int, default=None, help="default: one per core")
+    ap.add_argument("--nifti", action="store_true", help="also CAMUS-like NIfTI sequences")
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
-    torch.set_num_threads(max(1, torch.get_num_threads()))
-
+    threads = args.threads or default_workers()
     work = Path(tempfile.mkdtemp(prefix="cb-bench-"))
     try:
-        raw = work / "raw"
-        # EchoNet-Dynamic-like media: 112x112 at ~50 fps, ~3.5 s per video (real median ~175 frames)
-        generate("echonet_dynamic", raw, scale=Scale("bench", args.videos, args.frames, args.size),
-                 seed=1)
-        if args.codec != DEFAULT_CODEC:
-            # the phantom writes lossless FFV1; clinical exports are usually MJPEG-like codecs
-            for video in sorted((raw / "Videos").glob("*.avi")):
-                write_video(video, read_frames(video), fps=50, codec=args.codec)
-        manifest = prepare("echonet_dynamic", raw)
-        n = len(manifest)
-        print(f"phantom: {n} EchoNet-Dynamic videos, {int(manifest.table['n_frames'].median())} "
-              f"frames median, {args.size or 112} px, codec {args.codec}; torch threads {torch.get_num_threads()}, "
-              f"workers {args.workers}, median of {args.repeats} runs")
-
-        def clean():
-            shutil.rmtree(work / "ref", ignore_errors=True)
-            shutil.rmtree(work / "cache", ignore_errors=True)
-
-        pixels = build_encoder("pixels")
-        echoclip_input = NoOpEncoder(pixels)
-        echoclip_input.spec = ECHOCLIP_SPEC  # EchoCLIP's contract: 20 frames, stride 2, 224 px
-        rows = []
-        for label, enc in (("pixels end-to-end (64 px)", pixels),
-                           ("data path, pixels input (no-op)", NoOpEncoder(pixels)),
-                           ("data path, EchoCLIP input (no-op)", echoclip_input)):
-            t_ref = timed(lambda: reference_style(manifest, enc, work / "ref"), args.repeats, clean)
-            t_ours = timed(lambda: ours(manifest, enc, work / "cache", args.workers), args.repeats, clean)
-            rows.append((label, n / t_ref, n / t_ours, t_ref / t_ours))
-
-        # equality check of the two pipelines' embeddings (pixels encoder)
-        clean()
-        reference_style(manifest, pixels, work / "ref")
-        ours(manifest, pixels, work / "cache", 0)
-        emb = EmbeddingCache(work / "cache", manifest.dataset, pixels.fingerprint()).load()
-        ref = np.stack([torch.load(work / "ref" / f"{s}.pt", weights_only=True)["embedding_pooled"].numpy()
-                        for s in emb.sample_ids])
-        diff = float(np.abs(ref - emb.clip).max())
-
-        print(f"\n{'measurement':36s} {'reference v/s':>14s} {'cardiobench v/s':>16s} {'ratio':>7s}")
-        for label, a, b, ratio in rows:
-            print(f"{label:36s} {a:14.1f} {b:16.1f} {ratio:6.2f}x")
-        print(f"max |reference - cardiobench| over pooled pixels embeddings: {diff:.4f} "
-              f"(values in [0, 1]; differences come from cv2 vs torch area resampling)")
-
-        if args.model:
-            kwargs = {k: v for k, _, v in (a.partition("=") for a in args.model_arg)}
-            model = build_encoder(args.model, **kwargs)
-            frames_per_video = model.spec.sampling.n_frames
-            t_fwd = forward_only(model, n * frames_per_video)
-            clean()
-            t0 = time.perf_counter()
-            ours(manifest, model, work / "cache", args.workers)
-            t_e2e = time.perf_counter() - t0
-            print(f"\n{args.model}: forward-only {n * frames_per_video / t_fwd:.1f} frames/s, "
-                  f"pipeline end-to-end {n * frames_per_video / t_e2e:.1f} frames/s, "
-                  f"ratio {t_fwd / t_e2e:.2f}x (target >= 0.9)")
+        kinds = ["video"] + (["nifti"] if args.nifti else [])
+        for kind in kinds:
+            manifest, csv = phantom(kind, work, args.videos, args.frames, args.size)
+            print(f"\n== {kind}: {len(manifest)} samples, {int(manifest.table['n_frames'].median())}"
+                  f" frames median, {args.size or 'native'} px; {os.cpu_count()} cores, "
+                  f"{threads} decoding threads, torch {torch.__version__}, median of "
+                  f"{args.repeats}")
+            rows = measure(kind, manifest, csv, work / kind, args.repeats, threads)
+            print(f"{'measurement':44s} {'samples/s':>10s}  note")
+            for name, rate, note in rows:
+                print(f"{name:44s} {rate:10.1f}  {note}")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -533,8 +533,9 @@ def cmd_encoders(args: argparse.Namespace) -> int:
 # One small function per subcommand, so options added to one verb stay local to it.
 ENCODER_HELP = ("registered name (`cardiobench encoders` lists them), plugin entry-point name, "
                 "or module:Class")
-WORKERS_HELP = ("decoding worker processes (default: 0 on a machine with 2 cores or fewer, "
-                "else min(8, cores - 1))")
+WORKERS_HELP = ("decoding threads, which also preprocess on CPU (default: one per core; 0 "
+                "decodes in the main thread). The video decoder is $CARDIOBENCH_VIDEO_DECODER: "
+                "auto (PyAV, else decord, else OpenCV), pyav, decord or opencv")
 
 
 def _add_encoder_args(p: argparse.ArgumentParser, side: str = "", positional: bool = False,

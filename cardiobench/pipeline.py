@@ -80,7 +80,7 @@ def check_on_phantom(encoder: Encoder, workdir: str | Path, seed: int = 0) -> di
     roots = generate_phantom(workdir / "raw", scale="tiny", seed=seed, layouts=["echonet_dynamic"])
     manifest = prepare("echonet_dynamic", roots["echonet_dynamic"])
     t0 = time.perf_counter()
-    emb = load_or_extract(manifest, encoder, workdir / "cache", num_workers=0, progress=False)
+    emb = load_or_extract(manifest, encoder, workdir / "cache", progress=False)
     seconds = time.perf_counter() - t0
     res = evaluate("echonet_dynamic/ef", "linear_probe", manifest, emb, encoder)
     mae = res.metrics.get("mae", {})

@@ -214,9 +214,10 @@ def test_workers_help_states_the_default_the_code_uses(monkeypatch) -> None:
     from cardiobench.cli import WORKERS_HELP
     from cardiobench.embed.extract import default_workers
 
-    assert "0 on a machine with 2 cores or fewer, else min(8, cores - 1)" in WORKERS_HELP
-    for cores, want in ((1, 0), (2, 0), (3, 2), (6, 5), (32, 8)):
-        monkeypatch.setattr(os, "cpu_count", lambda c=cores: c)
+    assert "default: one per core" in WORKERS_HELP
+    for cores, want in ((1, 1), (2, 2), (6, 6), (64, 32)):
+        monkeypatch.setattr(os, "sched_getaffinity", lambda _pid, c=cores: set(range(c)),
+                            raising=False)
         assert default_workers() == want, cores
 
 

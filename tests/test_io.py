@@ -7,7 +7,6 @@ import pickle
 from pathlib import Path
 
 import cv2
-import decord
 import nibabel as nib
 import numpy as np
 import pytest
@@ -84,11 +83,13 @@ def test_mkv_container_reads(tmp_path: Path) -> None:
 
 def test_decord_decodes_only_requested_unique_indices(avi: tuple[Path, np.ndarray],
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    decord = pytest.importorskip("decord")
+    monkeypatch.setenv(video_mod.DECODER_ENV, "decord")
     path, frames = avi
     seen: list[list[int]] = []
     orig = decord.VideoReader.get_batch
 
-    def spy(self: decord.VideoReader, indices: list[int]):  # type: ignore[no-untyped-def]
+    def spy(self: object, indices: list[int]):  # type: ignore[no-untyped-def]
         seen.append(list(indices))
         return orig(self, indices)
 
@@ -128,9 +129,9 @@ def test_cv2_fallback_gives_same_frames(avi: tuple[Path, np.ndarray],
     path, frames = avi
 
     def broken(*args: object, **kwargs: object) -> None:
-        raise RuntimeError("simulated decord failure")
+        raise video_mod._Unusable("simulated PyAV failure")
 
-    monkeypatch.setattr(decord, "VideoReader", broken)
+    monkeypatch.setattr(video_mod, "_PyAVStream", broken)
     monkeypatch.setattr(video_mod.cv2, "VideoCapture", _CaptureSpy)
     caplog.set_level("DEBUG", logger="cardiobench.io.video")
     got = read_frames(path, [6, 1, 6])

@@ -1,9 +1,14 @@
-"""Extraction: decode only the needed frames in workers, preprocess and encode on the device.
+"""Extraction: decode only the needed frames on every core, preprocess and encode in batches.
 
-DataLoader workers read each sample's sampled frame indices (uint8, RGB) and hand them over
-(pinned when the device is a GPU); the main process moves them to the device, runs
-:func:`cardiobench.transforms.preprocess` there as batched tensor ops, and encodes batches that
-span several videos. Frame and clip embeddings of a sample come from the same decoded frames.
+A pool of decoding threads (one per core by default) reads each sample's sampled frame indices
+(uint8, RGB) ahead of the encoder, in manifest order and across shard boundaries; the decoders
+(PyAV, OpenCV, decord) release the GIL while they decode, so threads use every core without
+copying frames between processes. On CPU the same threads also run
+:func:`cardiobench.transforms.preprocess`; on a GPU the main thread moves the uint8 frames
+(pinned) to the device and preprocesses there, as batched tensor ops. Frames of several samples
+are encoded together. Frame and clip embeddings of a sample come from the same decoded frames.
+At most ``max(2 × threads, batch_size + threads)`` decoded samples wait for the encoder, so
+memory stays flat however many videos a manifest lists.
 
 Work is divided into the cache's deterministic shards; under ``torchrun`` (or ``--shard i/N``)
 rank ``r`` of ``N`` takes shards ``k`` with ``k % N == r``. Each finished shard is committed
@@ -20,19 +25,21 @@ import contextlib
 import logging
 import os
 import time
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from itertools import islice
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterable, Iterator, TypeVar
 
 import numpy as np
 import pandas as pd
 import torch
-from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from cardiobench.embed.cache import (DEFAULT_SHARD_SIZE, CacheCorruptError, EmbeddingCache,
                                      SampleRecord, ShardData, ShardPlan, file_identity)
-from cardiobench.encoders.base import Encoder
+from cardiobench.encoders.base import Encoder, InputSpec
 from cardiobench.io import MediaError, probe, read_frames
 from cardiobench.manifest import Manifest, is_missing
 from cardiobench.transforms import SamplingPolicy, preprocess, to_tensor
@@ -42,22 +49,29 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class Sample:
-    """What a worker hands to the main process for one manifest row."""
+    """One manifest row, decoded: uint8 frames, or model input when ``prepped``, or an error."""
 
     sample_id: str
-    frames: torch.Tensor | None      # uint8 (T, 3, H, W)
+    frames: torch.Tensor | None      # uint8 (T, 3, H, W), or float (T, 3, R, R) when prepped
     indices: np.ndarray | None
     error: str | None = None
     kind: str = ""
+    prepped: bool = False
 
 
-class SampledFrames(Dataset):
-    """Manifest rows → the sampled, decoded frames of each (decode errors become failures)."""
+class SampledFrames:
+    """Manifest rows → the sampled, decoded frames of each (decode errors become failures).
 
-    def __init__(self, rows: pd.DataFrame, root: str | Path, sampling: SamplingPolicy):
+    With ``prep`` (an encoder's input spec) the frames are also preprocessed on the CPU, in the
+    calling thread, so a decoding pool preprocesses in parallel too.
+    """
+
+    def __init__(self, rows: pd.DataFrame, root: str | Path, sampling: SamplingPolicy,
+                 prep: InputSpec | None = None):
         self.rows = rows.reset_index(drop=True)
         self.root = Path(root)
         self.sampling = sampling
+        self.prep = prep
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -77,7 +91,11 @@ class SampledFrames(Dataset):
             key = None if is_missing(row.get("key_frame")) else row.get("key_frame")
             fps = None if is_missing(fps) else float(fps)
             idx = self.sampling.indices(int(n_frames), key_frame=key, fps=fps)
-            return Sample(sid, to_tensor(_read_promised(path, idx, declared)).contiguous(), idx)
+            # (T, 3, H, W) as a view of the decoder's (T, H, W, 3): preprocess copies what it needs
+            frames = to_tensor(_read_promised(path, idx, declared))
+            if self.prep is None:
+                return Sample(sid, frames, idx)
+            return Sample(sid, preprocess(frames, self.prep), idx, prepped=True)
         except Exception as exc:  # one unreadable sample must not stop the run: record it
             return Sample(sid, None, None, error=f"{type(exc).__name__}: {exc}",
                           kind=failure_kind(exc))
@@ -128,15 +146,37 @@ def _read_promised(path: Path, idx: np.ndarray, declared: int | None) -> np.ndar
     return frames[:len(want)] if extra else frames
 
 
-def _collate(batch: list[Sample]) -> list[Sample]:
-    return batch
+_T = TypeVar("_T")
+_R = TypeVar("_R")
 
 
-def _pin(batch: list[Sample]) -> list[Sample]:
-    for s in batch:
-        if s.frames is not None:
-            s.frames = s.frames.pin_memory()
-    return batch
+def decode_ahead(fn: Callable[[_T], _R], items: Iterable[_T], threads: int,
+                 ahead: int) -> Iterator[_R]:
+    """``map(fn, items)`` in order, computed by ``threads`` threads up to ``ahead`` items early.
+
+    ``threads=0`` computes each item when it is asked for, in the calling thread. The bounded
+    window keeps memory flat; results come back in ``items`` order whatever finishes first.
+    Each pool thread runs torch with one intra-op thread: the pool already spreads samples over
+    the cores, and OpenMP teams on top of it spin against each other (measured on 2 cores:
+    preprocessing 5x slower). The caller's own torch thread count is kept.
+    """
+    if threads <= 0:
+        yield from map(fn, items)
+        return
+    it = iter(items)
+    caller_threads = torch.get_num_threads()
+    pool = ThreadPoolExecutor(threads, thread_name_prefix="cardiobench-decode",
+                              initializer=torch.set_num_threads, initargs=(1,))
+    pending: deque[Future[_R]] = deque(pool.submit(fn, x) for x in islice(it, max(1, ahead)))
+    try:
+        while pending:
+            done = pending.popleft()
+            pending.extend(pool.submit(fn, x) for x in islice(it, 1))
+            yield done.result()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+        # set_num_threads in the pool also changed the default new threads start with
+        torch.set_num_threads(caller_threads)
 
 
 @dataclass
@@ -171,25 +211,19 @@ def autocast_context(device: torch.device, precision: str = "auto") -> contextli
 
 
 def default_workers() -> int:
-    """Decoding worker processes: none on a machine with two cores or fewer, else ``cores - 1``.
+    """Decoding threads: one per core available to this process (at most 32).
 
-    Measured on 2 cores (60 phantom videos, pixels encoder): 0 workers ~48 videos/s, 1 worker
-    ~42, 2 workers ~18 (decoding processes and torch's threads in the main process fight over
-    the cores). With more cores, workers overlap decoding with encoding.
+    Threads, not processes: the decoders release the GIL, so on 2 cores two threads decode
+    1.6-1.9x faster than one (``benchmarks/extract_throughput.py``), with no frames copied
+    between processes and no per-shard worker start-up. The earlier DataLoader worker
+    processes ran 2.5x slower than none on 2 cores because decord's reader keeps a second
+    thread spinning: two readers at once fight for the cores (``cardiobench.io.video``).
     """
-    cores = os.cpu_count() or 1
-    return 0 if cores <= 2 else min(8, cores - 1)
-
-
-@contextlib.contextmanager
-def _main_threads(n: int) -> Iterator[None]:
-    """Temporarily cap torch's intra-op threads so the main process leaves cores to workers."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(max(1, n))
     try:
-        yield
-    finally:
-        torch.set_num_threads(before)
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not on Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(32, cores))
 
 
 def distributed_rank() -> tuple[int, int]:
@@ -225,7 +259,9 @@ class _Encoding:
     @torch.no_grad()
     def __call__(self, samples: list[Sample]) -> list[tuple[np.ndarray, np.ndarray | None]]:
         """(clip vector, frame embeddings or None) per sample, in order."""
-        prepped = [preprocess(s.frames.to(self.device, non_blocking=True), self.encoder.spec)
+        prepped = [s.frames.to(self.device) if s.prepped else  # type: ignore[union-attr]
+                   preprocess(s.frames.pin_memory().to(self.device, non_blocking=True)
+                              if self.device.type == "cuda" else s.frames, self.encoder.spec)
                    for s in samples]  # type: ignore[union-attr]
         if self.device.type == "cuda":
             prepped = [p.contiguous(memory_format=torch.channels_last) for p in prepped]
@@ -257,15 +293,6 @@ class _Encoding:
                     start += len(p)
                     out.append((self.encoder.pool_frames(f).numpy(), f.numpy()))
         return out
-
-
-def _iter_loader(ds: SampledFrames, batch_size: int, num_workers: int,
-                 pin: bool) -> Iterator[list[Sample]]:
-    loader = DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=num_workers,
-                        collate_fn=_collate, persistent_workers=False,
-                        prefetch_factor=4 if num_workers > 0 else None)
-    for batch in loader:
-        yield _pin(batch) if pin else batch
 
 
 class _Reusable:
@@ -314,54 +341,97 @@ def _changed_failures(cache: EmbeddingCache, k: int, plan: ShardPlan,
             if sid in files and file_identity(files[sid]) != was]
 
 
-def _embed_shard(k: int, plan: ShardPlan, by_id: pd.DataFrame, manifest: Manifest,
-                 encoder: Encoder, run: "_Encoding", cache: EmbeddingCache, batch_size: int,
-                 num_workers: int, device: torch.device, report: ExtractReport, bar: Any,
-                 on_shard: Callable[[int], None] | None, reusable: _Reusable,
-                 files: dict[str, Path]) -> None:
-    """Decode, encode and commit one shard of the plan, reusing every sample already on disk.
+@dataclass
+class _ShardWork:
+    """One shard of the plan while it is being computed: records so far, samples still due."""
+
+    k: int
+    records: dict[str, SampleRecord]
+    todo: list[str]
+    due: int = 0
+
+
+def _shard_work(k: int, plan: ShardPlan, reusable: "_Reusable", files: dict[str, Path],
+                report: ExtractReport) -> _ShardWork:
+    """What shard ``k`` can take from disk and what it must compute.
 
     A stored failure is reused only while its file is unchanged (same size and mtime); a
     changed file is retried.
     """
-    desc_dim = encoder.describe()["clip_dim"]
-    records: dict[str, SampleRecord] = {}
-    todo: list[str] = []
+    work = _ShardWork(k, {}, [])
     for sid, sig in zip(plan.shards[k], plan.shard_signatures(k)):
         rec = reusable.get(sig)
         if rec is not None and not rec.ok and rec.identity != file_identity(files[sid]):
             report.retried.append(sid)
             rec = None
         if rec is None:
-            todo.append(sid)
+            work.todo.append(sid)
         else:
-            records[sid] = rec
+            work.records[sid] = rec
             report.reused_samples += 1
-            bar.update(1)
-    if todo:
-        ds = SampledFrames(by_id.loc[todo], manifest.root, encoder.spec.sampling)
-        sigs = dict(zip(plan.shards[k], plan.shard_signatures(k)))
-        for batch in _iter_loader(ds, batch_size, num_workers, pin=device.type == "cuda"):
-            good = [s for s in batch if s.error is None]
-            for s in batch:
-                if s.error is not None:
-                    log.warning("%s: sample %s failed: %s", manifest.dataset, s.sample_id, s.error)
-                    records[s.sample_id] = SampleRecord(
-                        s.sample_id, sigs[s.sample_id], reason=s.error, kind=s.kind or "other",
-                        identity=file_identity(files[s.sample_id]))
-            if good:
-                for s, (clip, frames) in zip(good, run(good)):
-                    records[s.sample_id] = SampleRecord(
-                        s.sample_id, sigs[s.sample_id], clip=clip.astype(np.float16),
-                        frames=None if frames is None else frames.astype(np.float16),
-                        indices=s.indices)
-            bar.update(len(batch))
-    data = _shard_data(plan, k, records, desc_dim, encoder.spec.kind == "image")
-    cache.write_shard(k, plan, data)
-    report.computed_shards.append(k)
-    report.n_failed += len(data.failed_ids)
-    if on_shard is not None:
-        on_shard(k)
+    work.due = len(work.todo)
+    return work
+
+
+def _embed_shards(todo: list[int], plan: ShardPlan, by_id: pd.DataFrame, manifest: Manifest,
+                  encoder: Encoder, run: "_Encoding", cache: EmbeddingCache, batch_size: int,
+                  threads: int, device: torch.device, report: ExtractReport, bar: Any,
+                  on_shard: Callable[[int], None] | None, reusable: "_Reusable",
+                  files: dict[str, Path]) -> None:
+    """Decode, encode and commit the shards ``todo``, reusing every sample already on disk.
+
+    One decoding stream runs over the samples of all these shards, so the pool never drains at
+    a shard boundary; a shard is committed as soon as its last sample is encoded.
+    """
+    clip_dim = encoder.describe()["clip_dim"]
+    image = encoder.spec.kind == "image"
+    works = [_shard_work(k, plan, reusable, files, report) for k in todo]
+    bar.update(sum(len(w.records) for w in works))
+    sigs = {sid: sig for k in todo for sid, sig in zip(plan.shards[k], plan.shard_signatures(k))}
+    owner = {sid: w for w in works for sid in w.todo}
+    order = [sid for w in works for sid in w.todo]
+    ds = SampledFrames(by_id.loc[order] if order else by_id.iloc[:0], manifest.root,
+                       encoder.spec.sampling, prep=encoder.spec if device.type == "cpu" else None)
+    pending = deque(works)
+
+    def commit_finished() -> None:
+        while pending and pending[0].due == 0:
+            w = pending.popleft()
+            data = _shard_data(plan, w.k, w.records, clip_dim, image)
+            cache.write_shard(w.k, plan, data)
+            report.computed_shards.append(w.k)
+            report.n_failed += len(data.failed_ids)
+            if on_shard is not None:
+                on_shard(w.k)
+
+    def store(batch: list[Sample]) -> None:
+        good = [s for s in batch if s.error is None]
+        for s in batch:
+            if s.error is not None:
+                log.warning("%s: sample %s failed: %s", manifest.dataset, s.sample_id, s.error)
+                owner[s.sample_id].records[s.sample_id] = SampleRecord(
+                    s.sample_id, sigs[s.sample_id], reason=s.error, kind=s.kind or "other",
+                    identity=file_identity(files[s.sample_id]))
+        for s, (clip, frames) in zip(good, run(good) if good else []):
+            owner[s.sample_id].records[s.sample_id] = SampleRecord(
+                s.sample_id, sigs[s.sample_id], clip=clip.astype(np.float16),
+                frames=None if frames is None else frames.astype(np.float16),
+                indices=s.indices)
+        for s in batch:
+            owner[s.sample_id].due -= 1
+        bar.update(len(batch))
+        commit_finished()
+
+    commit_finished()  # shards whose every sample was on disk already
+    batch: list[Sample] = []
+    for sample in decode_ahead(ds.__getitem__, range(len(ds)), threads,
+                               ahead=max(2 * threads, batch_size + threads)):
+        batch.append(sample)
+        if len(batch) == batch_size:
+            store(batch)
+            batch = []
+    if batch:
+        store(batch)
 
 
 def _shard_data(plan: ShardPlan, k: int, records: dict[str, SampleRecord], clip_dim: int,
@@ -418,7 +488,8 @@ def extract(manifest: Manifest, encoder: Encoder, cache_root: str | Path, *,
             on_shard: Callable[[int], None] | None = None) -> ExtractReport:
     """Embed every sample of ``manifest`` into the cache; resume where a previous run stopped.
 
-    ``batch_size`` samples are decoded per loader step; frames of several samples are encoded
+    ``num_workers`` decoding threads (default: one per core; 0 decodes in the calling thread)
+    read ``batch_size`` samples per encoder step; frames of several samples are encoded
     together in batches of up to ``batch_frames``. ``shard=(i, N)`` (or torchrun's RANK /
     WORLD_SIZE) restricts this process to its slice of shards; the cache is finalized (index and
     failures written) only when every shard is present. ``shard_size=None`` keeps the size the
@@ -471,13 +542,9 @@ def extract(manifest: Manifest, encoder: Encoder, cache_root: str | Path, *,
     reusable = _Reusable(cache) if todo else None
     bar = tqdm(total=sum(len(plan.shards[k]) for k in todo), desc=f"embed {manifest.dataset}",
                unit="sample", disable=not progress)
-    threads = ((os.cpu_count() or 1) - num_workers if device.type == "cpu" and num_workers
-               else torch.get_num_threads())
     try:
-        with _main_threads(threads):
-            for k in todo:
-                _embed_shard(k, plan, by_id, manifest, encoder, run, cache, batch_size,
-                             num_workers, device, report, bar, on_shard, reusable, files)
+        _embed_shards(todo, plan, by_id, manifest, encoder, run, cache, batch_size,
+                      num_workers, device, report, bar, on_shard, reusable, files)
     finally:
         bar.close()
     report.frames_encoded = run.frames_encoded

@@ -28,13 +28,15 @@ import gzip
 import zlib
 from contextlib import ExitStack
 from pathlib import Path
-from typing import IO, Sequence
+from typing import IO, TYPE_CHECKING, Sequence
 
-import nibabel as nib
 import numpy as np
 
 from .common import MediaInfo, grey_to_rgb, resolve_indices
 from .errors import MediaError
+
+if TYPE_CHECKING:  # nibabel costs ~0.3 s to import: only when a NIfTI is read
+    import nibabel as nib
 
 NIFTI_SUFFIXES: tuple[str, ...] = (".nii", ".nii.gz")
 
@@ -64,8 +66,9 @@ class _Layout:
         return (slice(None), slice(None), *rest)
 
 
-def _load(path: Path, stack: ExitStack) -> nib.Nifti1Image:
+def _load(path: Path, stack: ExitStack) -> "nib.Nifti1Image":
     """Parse the header of ``path``; the data stays on disk behind ``img.dataobj``."""
+    import nibabel as nib
     raw: IO[bytes] = stack.enter_context(open(path, "rb"))
     magic = raw.read(2)
     raw.seek(0)
@@ -82,7 +85,7 @@ def _load(path: Path, stack: ExitStack) -> nib.Nifti1Image:
     return klass.from_file_map({"header": holder, "image": holder}, mmap=False)
 
 
-def _fps(img: nib.Nifti1Image, layout: _Layout) -> float | None:
+def _fps(img: "nib.Nifti1Image", layout: _Layout) -> float | None:
     """Frame rate from the time axis' pixdim, when the header declares a time unit."""
     if layout.time_axis is None:
         return None
@@ -94,7 +97,7 @@ def _fps(img: nib.Nifti1Image, layout: _Layout) -> float | None:
     return round(1.0 / step, 4) if np.isfinite(step) and step > 0 else None
 
 
-def _volume_window(img: nib.Nifti1Image) -> tuple[float, float]:
+def _volume_window(img: "nib.Nifti1Image") -> tuple[float, float]:
     """The intensity range mapped to 0–255: the header's cal_min/cal_max, else the volume's range.
 
     Computed over the whole volume (one full read, only for non-uint8 files without a window)
@@ -133,6 +136,7 @@ def _slice_frames(proxy: object, layout: _Layout, unique: np.ndarray) -> np.ndar
 
 def _wrap(path: Path, exc: Exception) -> MediaError:
     # Header parse errors vs data that ends early (a cut download) vs anything else.
+    import nibabel as nib
     if isinstance(exc, (nib.filebasedimages.ImageFileError, nib.spatialimages.HeaderDataError)):
         kind = "bad_header"
     elif isinstance(exc, (EOFError, zlib.error, gzip.BadGzipFile)) or "not enough" in str(exc) \

@@ -16,7 +16,6 @@ import gzip
 from pathlib import Path
 
 import cv2
-import nibabel as nib
 import numpy as np
 
 from ..atomic import atomic_path, atomic_write_bytes
@@ -94,6 +93,7 @@ def write_nifti(path: str | Path, frames: np.ndarray, spacing_xy: tuple[float, f
     dt = 1.0 / float(fps) if fps else 1.0
     # The affine's diagonal becomes pixdim when nibabel writes the header, so it carries dt too.
     zooms = [sx, sy, dt][: data.ndim]
+    import nibabel as nib  # imported here: ~0.3 s that reading videos need not pay
     img = nib.Nifti1Image(data, np.diag([*zooms, *([1.0] * (4 - len(zooms)))]))
     img.header.set_zooms(zooms)
     img.header.set_xyzt_units("mm", "sec" if fps else "unknown")

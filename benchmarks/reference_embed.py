@@ -1,0 +1,95 @@
+"""A reference-style embedding script, as the published pipelines work, for side-by-side timing.
+
+For each manifest row, one after another: decode **every** frame with OpenCV (videos) or load
+the whole volume with nibabel (NIfTI), keep the sampled frames, run the per-frame crop, resize
+and PIL conversion, encode with the ``pixels`` encoder and ``torch.save`` one file per sample.
+It computes the same embedding as ``cardiobench embed --encoder pixels`` (up to resampling
+differences, which ``extract_throughput.py`` reports), so the two can be timed as whole
+processes on the same files.
+
+    python benchmarks/reference_embed.py MANIFEST.csv OUT_DIR [--root MEDIA_DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pandas as pd
+import torch
+from PIL import Image
+
+from cardiobench.encoders.pixels import PixelsEncoder
+
+
+def decode_all(path: Path) -> list[np.ndarray]:
+    """Every frame of a video (RGB) or NIfTI sequence (grey, displayed orientation)."""
+    name = path.name.lower()
+    if name.endswith(".nii") or name.endswith(".nii.gz"):
+        import nibabel as nib
+        vol = np.asarray(nib.load(str(path)).dataobj)
+        vol = vol.reshape(vol.shape[0], vol.shape[1], -1)
+        return [np.ascontiguousarray(vol[:, :, t].T.astype(np.uint8)) for t in range(vol.shape[2])]
+    cap = cv2.VideoCapture(str(path))
+    frames = []
+    while True:
+        ok, frame = cap.read()
+        if not ok:
+            break
+        frames.append(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
+    cap.release()
+    return frames
+
+
+def frame_input(frame: np.ndarray, encoder: PixelsEncoder) -> torch.Tensor:
+    """One frame through the per-frame crop, resize and PIL steps → ``float (3, R, R)``."""
+    spec = encoder.spec
+    if frame.ndim == 2:
+        frame = np.repeat(frame[..., None], 3, axis=-1)
+    h, w = frame.shape[:2]
+    side = min(h, w)
+    top, left = (h - side) // 2, (w - side) // 2
+    frame = frame[top:top + side, left:left + side]
+    trim = int(round(spec.zoom * side))
+    frame = frame[trim:side - trim, trim:side - trim]
+    frame = cv2.resize(frame, (spec.resolution, spec.resolution), interpolation=cv2.INTER_AREA)
+    img = Image.fromarray(frame).convert("L").convert("RGB")
+    return torch.from_numpy(np.asarray(img, dtype=np.float32) / 255.0).permute(2, 0, 1)
+
+
+def embed(manifest: Path, out: Path, root: Path | None = None) -> int:
+    """Embed every row of ``manifest`` into ``out/<sample_id>.pt``; returns the count.
+
+    ``root`` is the folder the manifest's paths are relative to (default: its own folder).
+    """
+    table = pd.read_csv(manifest)
+    base = root if root is not None else manifest.parent
+    encoder = PixelsEncoder()
+    out.mkdir(parents=True, exist_ok=True)
+    for row in table.itertuples():
+        frames = decode_all(base / row.path)
+        idx = encoder.spec.sampling.indices(len(frames), key_frame=None, fps=row.fps)
+        x = torch.stack([frame_input(frames[i], encoder) for i in idx])
+        with torch.no_grad():
+            per_frame = encoder.encode_frames(x)
+            emb = {"embedding_per_frame": per_frame,
+                   "embedding_pooled": encoder.pool_frames(per_frame)}
+        torch.save(emb, out / f"{row.sample_id}.pt")
+    return len(table)
+
+
+def main() -> None:
+    """Command line: ``reference_embed.py MANIFEST.csv OUT_DIR [--root MEDIA_DIR]``."""
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("manifest", type=Path)
+    ap.add_argument("out", type=Path)
+    ap.add_argument("--root", type=Path, default=None,
+                    help="folder the manifest's paths are relative to (default: its own folder)")
+    args = ap.parse_args()
+    embed(args.manifest, args.out, args.root)
+
+
+if __name__ == "__main__":
+    main()
