@@ -2,7 +2,8 @@
 pipeline, side by side on the same files in one run.
 
 Media: EchoNet-Dynamic-like phantom videos (``--size`` px, ``--frames`` frames at ~50 fps)
-re-encoded as MJPEG AVI, as EchoNet ships them; with ``--nifti`` also CAMUS-like ``.nii.gz``
+re-encoded as MJPEG AVI, as EchoNet ships them (30 distinct renders hard-linked under
+``--videos`` names, see ``phantom_media.py``); with ``--nifti`` also CAMUS-like ``.nii.gz``
 half-sequences. Sampled frames: the ``pixels`` encoder's (32, uniform).
 
 Measurements, each the median of ``--repeats`` runs, in videos (samples) per second:
@@ -46,12 +47,13 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import reference_embed  # noqa: E402  (the reference-style script beside this one)
+from phantom_media import render_base_videos, write_manifest  # noqa: E402
 
 from cardiobench.embed import EmbeddingCache, extract  # noqa: E402
 from cardiobench.embed.extract import default_workers  # noqa: E402
 from cardiobench.encoders import build_encoder  # noqa: E402
 from cardiobench.encoders.base import Encoder  # noqa: E402
-from cardiobench.io import read_frames, write_video  # noqa: E402
+from cardiobench.io import read_frames  # noqa: E402
 from cardiobench.manifest import Manifest  # noqa: E402
 from cardiobench.phantom import generate  # noqa: E402
 from cardiobench.phantom.layouts import Scale  # noqa: E402
@@ -193,15 +195,14 @@ def measure(label: str, manifest: Manifest, csv: Path, work: Path, repeats: int,
 
 def phantom(kind: str, work: Path, n: int, frames: int,
             size: int | None) -> tuple[Manifest, Path]:
-    """EchoNet-like MJPEG AVIs (``video``) or CAMUS-like NIfTI (``nifti``): manifest and CSV."""
-    raw = work / f"raw-{kind}"
-    csv = work / f"{kind}.csv"
+    """EchoNet-like MJPEG AVIs (``video``: 30 distinct renders, hard-linked up to ``n``) or
+    CAMUS-like NIfTI half-sequences (``nifti``), and their manifest CSV."""
     if kind == "video":
-        generate("echonet_dynamic", raw, scale=Scale("bench", n, frames, size), seed=1)
-        for video in sorted((raw / "Videos").glob("*.avi")):
-            # the phantom writes lossless FFV1; EchoNet ships MJPEG
-            write_video(video, read_frames(video), fps=50, codec="MJPG")
-        return prepare("echonet_dynamic", raw, csv, media_check=False), csv
+        base = render_base_videos(work / "base", distinct=min(n, 30), n_frames=frames,
+                                  size=size or 112)
+        csv = write_manifest(base, work / "video", n)
+        return Manifest.read(csv), csv
+    raw, csv = work / "raw-nifti", work / "nifti.csv"
     generate("camus", raw, scale=Scale("bench", max(1, n // 2), frames, size), seed=1)
     return prepare("camus", raw, csv, media_check=False), csv
 

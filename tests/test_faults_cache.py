@@ -355,7 +355,7 @@ FAULTS = [
     Fault("manifest promises more frames than the file holds", "embed",
           "failure `truncated`, naming both counts", _manifest_promises_more_frames,
           {"val0": "truncated"}, ("a file with 32 frames", "promises 90 frames")),
-    Fault("decoder noise (FFmpeg/decord)", "embed",
+    Fault("decoder noise (FFmpeg)", "embed",
           "kept whole in the failure's reason in `failures.csv`", _decoder_noise,
           {"train2": "other"}, ("[mjpeg @", "partial file")),
     Fault("shard with a flipped bit", "evaluate / run", "shard named in a warning "

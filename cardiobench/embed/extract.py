@@ -63,15 +63,17 @@ class SampledFrames:
     """Manifest rows → the sampled, decoded frames of each (decode errors become failures).
 
     With ``prep`` (an encoder's input spec) the frames are also preprocessed on the CPU, in the
-    calling thread, so a decoding pool preprocesses in parallel too.
+    calling thread, so a decoding pool preprocesses in parallel too. With ``pin`` they are
+    copied into pinned memory there, ready for an asynchronous copy to the GPU.
     """
 
     def __init__(self, rows: pd.DataFrame, root: str | Path, sampling: SamplingPolicy,
-                 prep: InputSpec | None = None):
+                 prep: InputSpec | None = None, pin: bool = False):
         self.rows = rows.reset_index(drop=True)
         self.root = Path(root)
         self.sampling = sampling
         self.prep = prep
+        self.pin = pin
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -93,9 +95,9 @@ class SampledFrames:
             idx = self.sampling.indices(int(n_frames), key_frame=key, fps=fps)
             # (T, 3, H, W) as a view of the decoder's (T, H, W, 3): preprocess copies what it needs
             frames = to_tensor(_read_promised(path, idx, declared))
-            if self.prep is None:
-                return Sample(sid, frames, idx)
-            return Sample(sid, preprocess(frames, self.prep), idx, prepped=True)
+            if self.prep is not None:
+                return Sample(sid, preprocess(frames, self.prep), idx, prepped=True)
+            return Sample(sid, frames.pin_memory() if self.pin else frames, idx)
         except Exception as exc:  # one unreadable sample must not stop the run: record it
             return Sample(sid, None, None, error=f"{type(exc).__name__}: {exc}",
                           kind=failure_kind(exc))
@@ -260,9 +262,9 @@ class _Encoding:
     def __call__(self, samples: list[Sample]) -> list[tuple[np.ndarray, np.ndarray | None]]:
         """(clip vector, frame embeddings or None) per sample, in order."""
         prepped = [s.frames.to(self.device) if s.prepped else  # type: ignore[union-attr]
-                   preprocess(s.frames.pin_memory().to(self.device, non_blocking=True)
-                              if self.device.type == "cuda" else s.frames, self.encoder.spec)
-                   for s in samples]  # type: ignore[union-attr]
+                   preprocess(s.frames.to(self.device, non_blocking=True),  # type: ignore[union-attr]
+                              self.encoder.spec)
+                   for s in samples]
         if self.device.type == "cuda":
             prepped = [p.contiguous(memory_format=torch.channels_last) for p in prepped]
         out: list[tuple[np.ndarray, np.ndarray | None]] = []
@@ -391,7 +393,8 @@ def _embed_shards(todo: list[int], plan: ShardPlan, by_id: pd.DataFrame, manifes
     owner = {sid: w for w in works for sid in w.todo}
     order = [sid for w in works for sid in w.todo]
     ds = SampledFrames(by_id.loc[order] if order else by_id.iloc[:0], manifest.root,
-                       encoder.spec.sampling, prep=encoder.spec if device.type == "cpu" else None)
+                       encoder.spec.sampling, prep=encoder.spec if device.type == "cpu" else None,
+                       pin=device.type == "cuda")
     pending = deque(works)
 
     def commit_finished() -> None:
