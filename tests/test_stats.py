@@ -106,6 +106,38 @@ def test_patient_bootstrap_point_width_and_loop_equality():
             assert getattr(pat[k], f) == pytest.approx(getattr(loop[k], f), rel=1e-9, abs=1e-9)
 
 
+def test_regression_replicates_exact_vs_sklearn_with_ties_and_edge_cases():
+    """Every metric on every replicate equals scikit-learn/scipy on the expanded sample to 1e-12
+    (ties in y and predictions, zero weights, replicates constant in y or p → NaN)."""
+    rng = np.random.default_rng(11)
+    n_pat, per = 70, 3
+    pid = np.repeat(np.arange(n_pat), per)
+    y = np.round(rng.normal(55, 8, n_pat))[pid] + rng.integers(-1, 2, len(pid))  # integer EF
+    p = np.round(2 * (y + rng.normal(0, 4, len(pid)))) / 2  # half-point predictions
+    w = stats.count_weights(stats.draw_clusters(n_pat, 240, seed=3), pid)
+    n = len(y)
+    same_y = np.flatnonzero(y == y[0])
+    same_p = np.flatnonzero(p == p[0])
+    edge = np.zeros((5, n))
+    edge[0, same_y] = [2] + [1] * (len(same_y) - 1)  # y constant in the replicate
+    edge[1, same_p[:1]] = 3  # one sample, repeated
+    edge[2, same_p] = 1  # p constant in the replicate, y varies (R², MAE defined)
+    edge[3, :2] = [4, 1]  # two samples only
+    edge[4, ::2] = rng.integers(0, 3, len(edge[4, ::2]))  # half the rows weightless
+    w = np.vstack([w, edge])
+    assert len(same_y) > 1 and len(same_p) > 1 and np.ptp(y[same_p]) > 0
+    vec = stats.regression_metrics(y, p, w)
+    for b in range(len(w)):
+        idx = np.repeat(np.arange(n), w[b].astype(int))
+        ref = stats.regression_metrics_sklearn(y[idx], p[idx])
+        for k, v in ref.items():
+            got = vec[k][b]
+            assert np.isnan(got) == np.isnan(v), (b, k, got, v)
+            assert np.isnan(v) or abs(got - v) <= 1e-12, (b, k, got, v)
+    assert np.isnan(vec["spearman"][-5]) and np.isnan(vec["pearson"][-3])
+    assert np.isfinite(vec["r2"][-3]) and np.isnan(vec["nmae"][-4])
+
+
 def test_draws_match_reference_per_replicate_loop():
     rng = np.random.default_rng(42)
     ref = np.stack([rng.integers(0, 17, size=17) for _ in range(50)])
