@@ -74,7 +74,11 @@ def test_full_run_records_failures(toy: Manifest, tmp_path: Path) -> None:
     np.testing.assert_allclose(emb.clip[0], enc.pool_frames(f0).numpy(), atol=2e-3)
 
 
-def test_resume_after_injected_failure_equals_uninterrupted(toy: Manifest, tmp_path: Path) -> None:
+@pytest.mark.parametrize("threads", [0, 2])
+def test_resume_after_injected_failure_equals_uninterrupted(toy: Manifest, tmp_path: Path,
+                                                            threads: int) -> None:
+    """Also with decoding threads running ahead across shard boundaries: a crash at a shard's
+    commit leaves exactly the committed shards, and the resumed cache equals a clean one."""
     enc = build_encoder("pixels", n_frames=6)
     ref_root, run_root = tmp_path / "ref", tmp_path / "run"
     extract(toy, enc, ref_root, shard_size=3, num_workers=0, progress=False)
@@ -84,23 +88,29 @@ def test_resume_after_injected_failure_equals_uninterrupted(toy: Manifest, tmp_p
             raise RuntimeError("injected crash")
 
     with pytest.raises(RuntimeError, match="injected"):
-        extract(toy, enc, run_root, shard_size=3, num_workers=0, progress=False,
+        extract(toy, enc, run_root, shard_size=3, num_workers=threads, progress=False,
                 on_shard=crash_after_two)
     cache = EmbeddingCache(run_root, toy.dataset, enc.fingerprint())
     assert not cache.is_complete()
     assert sorted(p.name for p in cache.shard_dir.glob("*.npz")) == [
         "shard-s3-00000.npz", "shard-s3-00001.npz"]
     assert not list(cache.shard_dir.glob("*.tmp")), "no half-written shard may remain"
-    rep = extract(toy, enc, run_root, shard_size=3, num_workers=0, progress=False)
+    rep = extract(toy, enc, run_root, shard_size=3, num_workers=threads, progress=False)
     assert rep.skipped_shards == [0, 1] and rep.computed_shards == [2, 3]
     _assert_same(_load(ref_root, toy, enc), _load(run_root, toy, enc))
 
 
-def test_worker_processes_give_identical_cache(toy: Manifest, tmp_path: Path) -> None:
+def test_decoding_threads_give_the_same_bytes_as_the_main_thread(toy: Manifest,
+                                                                 tmp_path: Path) -> None:
     enc = build_encoder("pixels", n_frames=6)
+    torch_threads = torch.get_num_threads()
     extract(toy, enc, tmp_path / "a", shard_size=4, num_workers=0, progress=False)
-    extract(toy, enc, tmp_path / "b", shard_size=4, num_workers=2, batch_size=3, progress=False)
+    extract(toy, enc, tmp_path / "b", shard_size=4, num_workers=3, batch_size=3, progress=False)
+    assert torch.get_num_threads() == torch_threads, "the caller's torch threads are restored"
     _assert_same(_load(tmp_path / "a", toy, enc), _load(tmp_path / "b", toy, enc))
+    for a in sorted((tmp_path / "a").rglob("shard-*.npz")):
+        b = tmp_path / "b" / a.relative_to(tmp_path / "a")
+        assert a.read_bytes() == b.read_bytes(), a.name
 
 
 def test_edited_row_invalidates_only_its_shard(toy: Manifest, tmp_path: Path) -> None:

@@ -203,17 +203,15 @@ class _PyAVStream:
         ``None`` when the decoder does not answer one packet with one frame (a delay the
         stream's flags did not announce): the caller then decodes sequentially.
         """
-        key = np.flatnonzero([p.is_keyframe for p in self.packets])
+        # the keyframe at or before each packet; no flush between jumps: every packet so far
+        # gave its one frame, so the decoder holds nothing, and a keyframe resets its state
+        marks = np.array([p.is_keyframe for p in self.packets])
+        key_at = np.maximum.accumulate(np.where(marks, np.arange(len(marks)), 0))
         out: dict[int, np.ndarray] = {}
         pos = -1  # the last packet fed to the decoder
         for i in (int(x) for x in wanted):
-            k = int(key[np.searchsorted(key, i, side="right") - 1])
-            if k > pos + 1:
-                if pos >= 0:
-                    self.ctx.flush_buffers()
-                start = k
-            else:
-                start = pos + 1
+            k = int(key_at[i])
+            start = k if k > pos + 1 else pos + 1
             for j in range(start, i + 1):
                 frames = self.ctx.decode(self.packets[j])
                 if len(frames) != 1:
