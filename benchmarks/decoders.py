@@ -33,6 +33,8 @@ from typing import Callable
 import cv2
 import numpy as np
 
+from reference_embed import decode_all  # the reference script beside this one
+
 from cardiobench.embed.extract import default_workers
 from cardiobench.io import read_frames, write_video
 from cardiobench.io import video as video_mod
@@ -67,15 +69,8 @@ def write_h264(path: Path, frames: np.ndarray) -> None:
 
 def opencv_full(path: Path, idx: list[int]) -> np.ndarray:
     """Every frame through ``VideoCapture.read``; the sampled ones kept (the reference)."""
-    cap = cv2.VideoCapture(str(path))
-    frames = []
-    while True:
-        ok, frame = cap.read()
-        if not ok:
-            break
-        frames.append(frame)
-    cap.release()
-    return np.stack([cv2.cvtColor(frames[i], cv2.COLOR_BGR2RGB) for i in idx])
+    frames = decode_all(path)
+    return np.stack([frames[i] for i in idx])
 
 
 def opencv_grab(path: Path, idx: list[int]) -> np.ndarray:

@@ -1,16 +1,16 @@
 """Peak memory of a whole ``cardiobench embed`` process against the number of videos.
 
-Extraction streams: decoded frames and per-shard records should be dropped as soon as a shard is
-committed, so the peak resident memory of an ``embed`` run should barely depend on how many
+Extraction streams: decoding threads work a bounded window ahead of the encoder, and per-shard
+records are dropped as soon as a shard is committed, so the peak resident memory of an ``embed`` run should barely depend on how many
 videos the manifest holds. This script runs ``cardiobench embed --encoder pixels`` as a fresh
 child process (``python -m cardiobench.cli embed``, a new empty cache each time) on phantom
 manifests of N_small and N_large EchoNet-like MJPEG videos, and measures per run:
 
 * peak RSS of the embed process: ``ru_maxrss`` from ``os.wait4`` on that child (the kernel's
-  exact high-water mark; with decoding workers it is the largest single process of the tree);
+  exact high-water mark; decoding threads live in that process);
 * peak RSS of the whole process tree: the sum over the child and its descendants, sampled from
   ``/proc`` every ``--poll`` seconds (shared pages count once per process; equals the first
-  figure when no workers are used);
+  figure, since extraction starts no processes);
 * wall time.
 
 Each figure is the median of ``--repeats`` runs (the two sizes alternate); the relative

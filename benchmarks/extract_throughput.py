@@ -3,7 +3,7 @@ pipeline, side by side on the same files in one run.
 
 Media: EchoNet-Dynamic-like phantom videos (``--size`` px, ``--frames`` frames at ~50 fps)
 re-encoded as MJPEG AVI, as EchoNet ships them (30 distinct renders hard-linked under
-``--videos`` names, see ``phantom_media.py``); with ``--nifti`` also CAMUS-like ``.nii.gz``
+``--videos`` names, see ``phantom_media.py``); with ``--media nifti`` CAMUS-like ``.nii.gz``
 half-sequences. Sampled frames: the ``pixels`` encoder's (32, uniform).
 
 Measurements, each the median of ``--repeats`` runs, in videos (samples) per second:
@@ -23,7 +23,7 @@ Measurements, each the median of ``--repeats`` runs, in videos (samples) per sec
 
 It also prints the largest difference between the two pipelines' pooled embeddings.
 
-    python benchmarks/extract_throughput.py [--videos 300] [--size 112] [--repeats 3] [--nifti]
+    python benchmarks/extract_throughput.py [--videos 300] [--size 112] [--repeats 3] [--media video nifti]
 """
 
 from __future__ import annotations
@@ -215,14 +215,14 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=None, help="frame side (default: 112, EchoNet's)")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--threads", type=int, default=None, help="default: one per core")
-    ap.add_argument("--nifti", action="store_true", help="also CAMUS-like NIfTI sequences")
+    ap.add_argument("--media", nargs="+", default=["video"], choices=["video", "nifti"],
+                    help="EchoNet-like MJPEG AVIs and/or CAMUS-like NIfTI (default: video)")
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
     threads = args.threads or default_workers()
     work = Path(tempfile.mkdtemp(prefix="cb-bench-"))
     try:
-        kinds = ["video"] + (["nifti"] if args.nifti else [])
-        for kind in kinds:
+        for kind in args.media:
             manifest, csv = phantom(kind, work, args.videos, args.frames, args.size)
             print(f"\n== {kind}: {len(manifest)} samples, {int(manifest.table['n_frames'].median())}"
                   f" frames median, {args.size or 'native'} px; {os.cpu_count()} cores, "

@@ -273,7 +273,7 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=8, help="videos per loader step (default: 8)")
     ap.add_argument("--batch-frames", type=int, default=64, help="frames per forward (default: 64)")
     ap.add_argument("--workers", type=int, default=None,
-                    help="decoding workers (default: extract's own default for this machine)")
+                    help="decoding threads (default: extract's own, one per core)")
     ap.add_argument("--budget", type=float, default=420.0,
                     help="seconds for the whole run; past an encoder's share of what is left, its "
                          "remaining repeats are skipped (default: 420)")

@@ -48,12 +48,18 @@ def frame_input(frame: np.ndarray, encoder: PixelsEncoder) -> torch.Tensor:
     spec = encoder.spec
     if frame.ndim == 2:
         frame = np.repeat(frame[..., None], 3, axis=-1)
+    # EchoCLIP's crop_and_scale: crop the long side to 1:1 (round half to even), then trim
+    # int(zoom * side) per side, truncated
     h, w = frame.shape[:2]
-    side = min(h, w)
-    top, left = (h - side) // 2, (w - side) // 2
-    frame = frame[top:top + side, left:left + side]
-    trim = int(round(spec.zoom * side))
-    frame = frame[trim:side - trim, trim:side - trim]
+    if w > h:
+        pad = int(round((w - h) / 2))
+        frame = frame[:, pad:w - pad]
+    elif h > w:
+        pad = int(round((h - w) / 2))
+        frame = frame[pad:h - pad]
+    h, w = frame.shape[:2]
+    th, tw = int(h * spec.zoom), int(w * spec.zoom)
+    frame = frame[th:h - th, tw:w - tw]
     frame = cv2.resize(frame, (spec.resolution, spec.resolution), interpolation=cv2.INTER_AREA)
     img = Image.fromarray(frame).convert("L").convert("RGB")
     return torch.from_numpy(np.asarray(img, dtype=np.float32) / 255.0).permute(2, 0, 1)

@@ -13,6 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -244,3 +245,25 @@ def test_top_level_help_imports_nothing_heavy() -> None:
     # the verbs say what they do
     assert "compute embeddings into the resumable cache (no scoring)" in out.stdout
     assert "score cached embeddings" in out.stdout and "= embed + evaluate" in out.stdout
+
+
+def test_embedding_with_pixels_imports_no_model_library(tmp_path: Path) -> None:
+    """``embed --encoder pixels`` needs torch, pandas, OpenCV and PyAV; model zoos (torchvision
+    models, open_clip, timm, transformers), nibabel (until a NIfTI is read) and decord stay
+    unimported, since each costs start-up time on every run."""
+    from cardiobench.io import write_video
+
+    write_video(tmp_path / "v.avi", np.zeros((4, 16, 16), np.uint8), fps=25)
+    code = f"""
+import sys
+from cardiobench.embed import extract
+from cardiobench.encoders import build_encoder
+from cardiobench.io import read_frames
+build_encoder("pixels")
+read_frames({str(tmp_path / "v.avi")!r}, [0])
+heavy = ("torchvision.models", "open_clip", "timm", "transformers", "nibabel", "decord")
+print(sorted(m for m in heavy if m in sys.modules))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, timeout=300)
+    assert out.stdout.strip().splitlines()[-1] == "[]", out.stdout
