@@ -1,11 +1,11 @@
 """A reference-style embedding script, as the published pipelines work, for side-by-side timing.
 
 For each manifest row, one after another: decode **every** frame with OpenCV (videos) or load
-the whole volume with nibabel (NIfTI), keep the sampled frames, run the per-frame crop, resize
-and PIL conversion, encode with the ``pixels`` encoder and ``torch.save`` one file per sample.
-It computes the same embedding as ``cardiobench embed --encoder pixels`` (up to resampling
-differences, which ``extract_throughput.py`` reports), so the two can be timed as whole
-processes on the same files.
+the whole volume with nibabel (NIfTI), keep the sampled frames, run the per-frame crop, PIL
+grey conversion and resize, encode with the ``pixels`` encoder and ``torch.save`` one file per
+sample. It computes the same embedding as ``cardiobench embed --encoder pixels`` (for grey
+echo frames; ``extract_throughput.py`` prints the largest difference), so the two can be timed
+as whole processes on the same files.
 
     python benchmarks/reference_embed.py MANIFEST.csv OUT_DIR [--root MEDIA_DIR]
 """
@@ -19,6 +19,7 @@ import cv2
 import numpy as np
 import pandas as pd
 import torch
+import torch.nn.functional as F
 from PIL import Image
 
 from cardiobench.encoders.pixels import PixelsEncoder
@@ -60,9 +61,12 @@ def frame_input(frame: np.ndarray, encoder: PixelsEncoder) -> torch.Tensor:
     h, w = frame.shape[:2]
     th, tw = int(h * spec.zoom), int(w * spec.zoom)
     frame = frame[th:h - th, tw:w - tw]
-    frame = cv2.resize(frame, (spec.resolution, spec.resolution), interpolation=cv2.INTER_AREA)
-    img = Image.fromarray(frame).convert("L").convert("RGB")
-    return torch.from_numpy(np.asarray(img, dtype=np.float32) / 255.0).permute(2, 0, 1)
+    # PIL's grey conversion per frame, as the published loaders; torch's area resize so the
+    # embedding is the pixels encoder's (PIL's L of a grey frame is the grey value itself)
+    grey = np.asarray(Image.fromarray(np.ascontiguousarray(frame)).convert("L"), np.float32)
+    small = F.interpolate(torch.from_numpy(grey)[None, None], size=(spec.resolution,) * 2,
+                          mode="area")[0]
+    return (small / 255.0).expand(3, -1, -1)
 
 
 def embed(manifest: Path, out: Path, root: Path | None = None) -> int:

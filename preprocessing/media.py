@@ -3,7 +3,7 @@ the frames its header or side file promises; files on disk that no side file lis
 
 The frame check decodes the *last promised frame* (the side file's ``n_frames`` where it gives
 one, else the header's count): a container index can promise frames a cut download no longer
-holds, and decord alone does not notice a truncated AVI (see
+holds, and a container index alone does not reveal a truncated AVI (see
 :func:`cardiobench.io.video.avi_truncated`). Files are checked in a thread pool (decoders release
 the GIL) with a progress bar; native decoder noise is captured into the failure reason.
 """

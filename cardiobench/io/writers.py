@@ -4,7 +4,8 @@ Every writer commits atomically: data goes to a temporary file in the target fol
 renamed onto the final name only when complete, so a killed writer never leaves a half file.
 
 Video codec: FFV1 in AVI by default. Measured on this project's OpenCV 5.0 / decord 0.6 build,
-FFV1, HuffYUV, PNG-in-AVI and raw RGBA all read back bit-exactly through both decord and OpenCV,
+FFV1, HuffYUV, PNG-in-AVI and raw RGBA all read back bit-exactly through decord and OpenCV (and
+PyAV, ``tests/test_io_decoders.py``),
 and FFV1 gives the smallest files of those (about 0.5x HuffYUV, 0.65x PNG on speckle);
 MJPG is about half FFV1's size but lossy (mean abs error about 1.6-3.5 grey levels, up to 30+ at
 edges, and 4:2:0 chroma bleeds into colour overlays), and MPEG-4 (XVID/FMP4) is worse still.
@@ -41,7 +42,7 @@ def write_video(path: str | Path, frames: np.ndarray, fps: float, *,
     """Write ``uint8`` frames ``(T, H, W)`` grey or ``(T, H, W, 3)`` RGB as an AVI at ``fps``.
 
     Grey frames are stored as three equal channels, as echo AVIs (EchoNet) are. ``codec`` is a
-    four-character code; the default FFV1 is lossless through both decord and OpenCV.
+    four-character code; the default FFV1 is lossless through every decoder.
     """
     path = Path(path)
     if path.suffix.lower() != ".avi":
