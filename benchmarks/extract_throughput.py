@@ -189,7 +189,7 @@ def measure(label: str, manifest: Manifest, csv: Path, work: Path, repeats: int,
                     for s in emb.sample_ids])
     diff = float(np.abs(ref - emb.clip.astype(np.float32)).max())
     print(f"\n{label}: {n} samples; max |reference - cardiobench| pooled pixels embedding "
-          f"{diff:.4f} (values in [0, 1]: float16 cache, cv2 vs torch area resampling)")
+          f"{diff:.4f} (values in [0, 1]; the cache stores float16)")
     return rows
 
 
