@@ -39,7 +39,6 @@ crowd out the other; the JSON is rewritten after each encoder).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import logging
 import os
@@ -56,6 +55,7 @@ from typing import Any
 import torch
 
 from cardiobench.embed import extract
+from cardiobench.embed.extract import autocast_context
 from cardiobench.encoders import build_encoder
 from cardiobench.encoders.base import Encoder
 from cardiobench.manifest import Manifest, is_missing
@@ -91,13 +91,6 @@ def sync(device: torch.device) -> None:
     """Wait for the device's queued work (CUDA); a no-op on the CPU."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)
-
-
-def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
-    """bf16/fp16 autocast on CUDA as requested; nothing (fp32) otherwise."""
-    if device.type == "cuda" and precision in ("bf16", "fp16"):
-        return torch.autocast("cuda", dtype=torch.bfloat16 if precision == "bf16" else torch.float16)
-    return contextlib.nullcontext()
 
 
 def forward_plan(manifest: Manifest, encoder: Encoder, batch_size: int,
@@ -156,7 +149,7 @@ def forward_runner(encoder: Encoder, shapes: list[tuple[int, ...]], device: torc
     def run(which: list[tuple[int, ...]]) -> float:
         sync(device)
         t0 = time.perf_counter()
-        with torch.no_grad(), autocast(device, precision):
+        with torch.no_grad(), autocast_context(device, precision):
             for shape in which:
                 fn(inputs[shape])
         sync(device)

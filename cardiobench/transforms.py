@@ -192,8 +192,8 @@ def resize_uint8(x: torch.Tensor, hw: tuple[int, int], mode: str, resampler: str
     if tuple(x.shape[-2:]) == (h, w):
         return x  # both libraries' Resize are the identity here (checked on the golden cases)
     if resampler == "cv2" and mode == "bicubic":
-        y = F.interpolate(x.contiguous().float(), size=hw, mode="bicubic", align_corners=False,
-                          antialias=False)
+        y = F.interpolate(x.to(torch.float32, memory_format=torch.contiguous_format), size=hw,
+                          mode="bicubic", align_corners=False, antialias=False)
         return y.clamp_(0.0, 255.0).round_().to(torch.uint8)
     frames = x.permute(0, 2, 3, 1).cpu().numpy()
     if resampler == "cv2":
@@ -234,15 +234,14 @@ def _geometry_uint8(x: torch.Tensor, spec: "InputSpecLike") -> torch.Tensor:
     raise ValueError(f"unknown crop {spec.crop!r}")
 
 
-def _geometry_float(x: torch.Tensor, spec: "InputSpecLike", crop: str) -> torch.Tensor:
-    """Crop and resize float frames as ``crop`` says (bicubic output clipped to 0-255)."""
-    r = spec.resolution
-    if crop == "echo":
-        x = resize(echo_crop(x, spec.zoom), r, spec.interpolation)
+def _geometry_float(x: torch.Tensor, spec: "InputSpecLike") -> torch.Tensor:
+    """Resize (and crop) float frames as ``spec.crop`` says, the ``echo`` crop already taken
+    by the caller on uint8; bicubic output is clipped to 0-255."""
+    r, crop = spec.resolution, spec.crop
+    if crop in ("echo", "squash", "none"):
+        x = resize(x, r, spec.interpolation)
     elif crop == "center":
         x = center_crop(resize_short_side(x, _short_side_target(spec), spec.interpolation), r)
-    elif crop in ("squash", "none"):
-        x = resize(x, r, spec.interpolation)
     elif crop == "squash_center":
         x = center_crop(resize(x, round(r / spec.crop_pct), spec.interpolation), r)
     elif crop == "crop_only":
@@ -279,9 +278,8 @@ def preprocess(frames: torch.Tensor, spec: "InputSpecLike") -> torch.Tensor:
     if resampler in ("cv2", "pil") and not spec.grayscale:
         x = _geometry_uint8(x, spec).float()
     else:
-        crop = spec.crop
-        if crop == "echo":  # a pure slice: taken on uint8, before any arithmetic
-            x, crop = echo_crop(x, spec.zoom), "none"
+        if spec.crop == "echo":  # a pure slice: taken on uint8, before any arithmetic
+            x = echo_crop(x, spec.zoom)
         if spec.grayscale:
             # one grey channel through the geometry, widened to three by the normalisation's
             # broadcast: a third of the work, same numbers (a sum of three uint8 values is exact
@@ -290,8 +288,8 @@ def preprocess(frames: torch.Tensor, spec: "InputSpecLike") -> torch.Tensor:
             # area resize takes its 3x slower channels-last kernel
             x = x[:, 0].float().add_(x[:, 1]).add_(x[:, 2]).div_(3).unsqueeze(1)
         else:
-            x = x.contiguous().float()
-        x = _geometry_float(x, spec, crop)
+            x = x.to(torch.float32, memory_format=torch.contiguous_format)
+        x = _geometry_float(x, spec)
     x = x * (spec.value_range / 255.0)
     mean = torch.tensor(spec.mean, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
     std = torch.tensor(spec.std, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)

@@ -161,6 +161,7 @@ class _PyAVStream:
             self.packets = [p for p in self.container.demux(self.stream) if p.size]
             if not self.packets:
                 raise _no_frames(path, False)
+            self.keyframes = np.array([p.is_keyframe for p in self.packets])
         except av.FFmpegError as exc:
             self.close()
             raise _Unusable(f"PyAV cannot demux it: {_short(exc)}") from None
@@ -187,12 +188,11 @@ class _PyAVStream:
         (H.264, HEVC, MPEG-4) are decoded sequentially: a keyframe there need not be an IDR
         frame, and frames after it may still refer to earlier ones.
         """
-        packets = self.packets
-        if not packets[0].is_keyframe:
+        if not self.keyframes[0]:
             return False
-        if not (self.ctx.name in _KEYFRAMES_RESET or all(p.is_keyframe for p in packets)):
+        if not (self.ctx.name in _KEYFRAMES_RESET or self.keyframes.all()):
             return False
-        ts = [p.pts if p.pts is not None else p.dts for p in packets]
+        ts = [p.pts if p.pts is not None else p.dts for p in self.packets]
         if any(t is None for t in ts):
             return False
         return all(b > a for a, b in zip(ts, ts[1:]))
@@ -205,8 +205,7 @@ class _PyAVStream:
         """
         # the keyframe at or before each packet; no flush between jumps: every packet so far
         # gave its one frame, so the decoder holds nothing, and a keyframe resets its state
-        marks = np.array([p.is_keyframe for p in self.packets])
-        key_at = np.maximum.accumulate(np.where(marks, np.arange(len(marks)), 0))
+        key_at = np.maximum.accumulate(np.where(self.keyframes, np.arange(len(self.keyframes)), 0))
         out: dict[int, np.ndarray] = {}
         pos = -1  # the last packet fed to the decoder
         for i in (int(x) for x in wanted):
@@ -222,20 +221,21 @@ class _PyAVStream:
         return out
 
     def decode_sequential(self, wanted: set[int], last: int) -> tuple[dict[int, np.ndarray], int]:
-        """Decode from the start up to frame ``last``; (wanted frames, frames decoded)."""
-        # a fresh container: demuxing left this one at the end of the file
-        with self.av.open(self.container.name, metadata_errors="ignore") as container:
-            stream = container.streams.video[0]
-            stream.codec_context.thread_type = "NONE"
-            stream.codec_context.thread_count = 1
-            got: dict[int, np.ndarray] = {}
-            i = 0
-            for frame in container.decode(stream):
+        """Feed the packets in order up to output frame ``last``; (wanted frames, frames out).
+
+        The decoder emits frames in presentation order (it reorders B-frames itself); ``None``
+        at the end drains the frames it still holds, as a full decode does.
+        """
+        self.ctx.flush_buffers()  # decode_selected may have fed it before giving up
+        got: dict[int, np.ndarray] = {}
+        i = 0
+        for packet in [*self.packets, None]:
+            for frame in self.ctx.decode(packet):
                 if i in wanted:
                     got[i] = _rgb(frame)
                 i += 1
                 if i > last:
-                    break
+                    return got, i
         return got, i
 
 
@@ -287,9 +287,9 @@ def _pyav_agrees_with_opencv(path: Path, key: tuple) -> bool:
     except (MediaError, _Unusable):
         return True  # nothing to compare against; the caller's frames stand as decoded
     if not same:
-        logger.warning("PyAV and OpenCV decode %s-format videos (codec %s, pixel format %s) "
+        logger.warning("PyAV and OpenCV decode videos of codec %s, pixel format %s, %dx%d "
                        "differently (first seen in %s); reading that format with OpenCV from "
-                       "now on", key[0], key[0], key[1], path)
+                       "now on", key[0], key[1], key[2], key[3], path)
     with _checked_lock:
         _checked_formats[key] = same
     return same
