@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.cardiobench-installed
 OUT    ?= results/demo
 SCALE  ?= demo
 
-.PHONY: venv demo test test-all bench clean
+.PHONY: venv demo test test-fast bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)

@@ -11,12 +11,17 @@ from __future__ import annotations
 import argparse
 import logging
 import statistics
+import sys
 import time
+from pathlib import Path
 from functools import partial
 
 import numpy as np
 
 from cardiobench import stats
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+import oracles  # noqa: E402  (the sklearn/scipy oracles live beside the tests)
 
 log = logging.getLogger("evaluate_speed")
 
@@ -51,15 +56,15 @@ def main() -> None:
 
     cases = {
         "regression": (partial(stats.regression_metrics, y, p),
-                       lambda i: stats.regression_metrics_sklearn(y[i], p[i])),
+                       lambda i: oracles.regression_metrics_sklearn(y[i], p[i])),
         "binary": (partial(stats.binary_metrics, yb, hard, prob),
-                   lambda i: stats.binary_metrics_sklearn(yb[i], hard[i], prob[i])),
+                   lambda i: oracles.binary_metrics_sklearn(yb[i], hard[i], prob[i])),
     }
     log.info("rows %d, patients %d, replicates %d, repeats %d", n, args.n_patients, args.n_boot,
              args.repeats)
     for name, (vec_fn, loop_fn) in cases.items():
         tv, rv = _time(lambda: stats.bootstrap_metrics(vec_fn, n, pid, args.n_boot), args.repeats)
-        tl, rl = _time(lambda: stats.bootstrap_metrics_loop(loop_fn, n, pid, args.n_boot),
+        tl, rl = _time(lambda: oracles.bootstrap_metrics_loop(loop_fn, n, pid, args.n_boot),
                        max(1, args.repeats // 2))
         worst = max(abs(getattr(rv[k], f) - getattr(rl[k], f))
                     for k in rv for f in ("value", "ci_low", "ci_high", "mean"))

@@ -34,20 +34,40 @@ VIEWS = ("A2C", "A3C", "A4C", "PSAX", "PLAX", "Other")
 ID_COLUMNS = ("sample_id", "patient_id", "study_id")
 CORE_COLUMNS = ("split", "path", "view")
 FRAME_COLUMNS = ("key_frame", "ed_frame", "es_frame", "fps", "n_frames")
-REGRESSION_LABELS = ("ef", "lvidd", "ivsd", "lvpwd")
-BINARY_LABELS = ("asd", "pah", "stemi", "aortic_stenosis", "rwma")
-LABEL_COLUMNS = REGRESSION_LABELS + BINARY_LABELS
+
+
+@dataclass(frozen=True)
+class Label:
+    """A label column of the built-in datasets: its kind, physical unit and possible range."""
+
+    name: str
+    kind: str  # "value" (a measurement) or "binary" (0/1)
+    unit: str
+    range: tuple[float, float]
+    meaning: str
+
+
+#: The label columns of the built-in datasets, described once (tasks, validation and the report
+#: read them from here). EF in %, dimensions in cm; ranges are physically possible values.
+LABELS: dict[str, Label] = {lab.name: lab for lab in (
+    Label("ef", "value", "%", (0.0, 100.0), "left-ventricular ejection fraction"),
+    Label("lvidd", "value", "cm", (0.5, 12.0), "LV internal diameter in diastole"),
+    Label("ivsd", "value", "cm", (0.1, 5.0), "interventricular septum thickness in diastole"),
+    Label("lvpwd", "value", "cm", (0.1, 5.0), "LV posterior wall thickness in diastole"),
+    Label("asd", "binary", "", (0.0, 1.0), "atrial septal defect"),
+    Label("pah", "binary", "", (0.0, 1.0), "pulmonary arterial hypertension"),
+    Label("stemi", "binary", "", (0.0, 1.0), "ST-elevation myocardial infarction"),
+    Label("aortic_stenosis", "binary", "", (0.0, 1.0), "aortic stenosis (any grade)"),
+    Label("rwma", "binary", "", (0.0, 1.0), "regional wall-motion abnormality"),
+)}
+REGRESSION_LABELS = tuple(n for n, lab in LABELS.items() if lab.kind == "value")
+BINARY_LABELS = tuple(n for n, lab in LABELS.items() if lab.kind == "binary")
+LABEL_COLUMNS = tuple(LABELS)
 SUBGROUP_COLUMNS = ("sex", "age", "bmi", "image_quality", "modality")
 COLUMNS = ID_COLUMNS + CORE_COLUMNS + FRAME_COLUMNS + LABEL_COLUMNS + SUBGROUP_COLUMNS
 
-#: Physically possible label ranges (closed intervals). EF in %, dimensions in cm.
-LABEL_RANGES: dict[str, tuple[float, float]] = {
-    "ef": (0.0, 100.0),
-    "lvidd": (0.5, 12.0),
-    "ivsd": (0.1, 5.0),
-    "lvpwd": (0.1, 5.0),
-    **{name: (0.0, 1.0) for name in BINARY_LABELS},
-}
+#: Physically possible label ranges (closed intervals), from :data:`LABELS`.
+LABEL_RANGES: dict[str, tuple[float, float]] = {n: lab.range for n, lab in LABELS.items()}
 
 _STRING_COLUMNS = ("sample_id", "patient_id", "study_id", "split", "path", "view", "sex",
                    "image_quality", "modality")
@@ -117,6 +137,8 @@ class Manifest:
     problems: list[Problem] = field(default_factory=list)
     #: samples ``prepare --allow-incomplete`` set aside: ``sample_id, split, path, reason``
     excluded: pd.DataFrame = field(default_factory=_empty_excluded)
+    #: the CSV this manifest was read from or last written to (None for one built in memory)
+    path: Path | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         self.table = normalise_table(self.table)
@@ -184,6 +206,7 @@ class Manifest:
         problems = problems_path(csv_path)
         if self.problems or len(self.excluded) or problems.exists():
             atomic_write_text(problems, problems_table(self.problems).to_csv(index=False))
+        self.path = csv_path
         return csv_path
 
     @classmethod
@@ -237,6 +260,7 @@ class Manifest:
                 source=meta.get("source", {}), problems=problems, excluded=excluded)
         if validate:
             _check_read(m, csv_path, meta, check_sidecar_split)
+        m.path = csv_path
         return m
 
 

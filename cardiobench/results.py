@@ -29,6 +29,7 @@ import math
 import platform
 import subprocess
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -64,11 +65,18 @@ def _clean(obj: Any) -> Any:
     return str(obj)
 
 
-def git_hash() -> str | None:
-    """HEAD commit of the checkout holding this package, or None outside a git checkout."""
+@lru_cache(maxsize=64)
+def git_describe(where: str | Path | None = None) -> str | None:
+    """``git describe --always --dirty`` of the checkout holding ``where`` (a module's file or
+    folder; default: this package), e.g. ``457d456-dirty``; None outside a git checkout (an
+    installed wheel). The package-dir mapping puts ``preprocessing/``, ``splits/`` and
+    ``protocols/`` in the same checkout, so one call covers the whole package; a plug-in
+    encoder's own repository is described by its own call (``Encoder.describe``)."""
+    path = Path(where or __file__).resolve()
+    folder = path if path.is_dir() else path.parent
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).resolve().parent,
-                             capture_output=True, text=True, timeout=5, check=False)
+        out = subprocess.run(["git", "describe", "--always", "--dirty", "--abbrev=12"],
+                             cwd=folder, capture_output=True, text=True, timeout=5, check=False)
     except (OSError, subprocess.SubprocessError):
         return None
     h = out.stdout.strip()
@@ -84,7 +92,7 @@ def provenance(**extra: Any) -> dict[str, Any]:
     import cardiobench
 
     info: dict[str, Any] = {
-        "cardiobench": cardiobench.__version__, "git": git_hash(),
+        "cardiobench": cardiobench.__version__, "git": git_describe(),
         "python": platform.python_version(), "numpy": np.__version__, "pandas": pd.__version__,
         "scipy": scipy.__version__, "sklearn": sklearn.__version__, "torch": torch.__version__,
         "platform": platform.platform(),

@@ -108,10 +108,6 @@ class SideTable:
     bad_rows: set[int] = field(default_factory=set)
     family_columns: dict[str, list[str]] = field(default_factory=dict)
 
-    def problems_for(self, rows: Iterable[int]) -> list[Problem]:
-        """The cell problems of the given rows."""
-        wanted = set(rows)
-        return [p for p in self.problems if p.row in wanted and p.severity != "warning"]
 
 
 def _norm(name: str) -> str:
@@ -391,16 +387,3 @@ def tmed2_fold_schema(split_column: str,
         Column("SourceFolder", meaning="no image folder"),
         Column(split_column, "enum", allowed=values, meaning="no split"),
     ))
-
-
-#: Every declared side-file schema, for documentation and tests.
-SCHEMAS: dict[str, TableSchema] = {
-    "echonet_dynamic/FileList.csv": ECHONET_DYNAMIC_FILELIST,
-    "echonet_dynamic/VolumeTracings.csv": ECHONET_TRACINGS,
-    "echonet_pediatric/<view>/VolumeTracings.csv": ECHONET_PEDIATRIC_TRACINGS,
-    "echonet_pediatric/<view>/FileList.csv": ECHONET_PEDIATRIC_FILELIST,
-    "echonet_lvh/MeasurementsList.csv": ECHONET_LVH_MEASUREMENTS,
-    "hmcqu/<view>.xlsx": HMCQU_SHEET,
-    "tmed2/labels_per_image.csv": TMED2_LABELS,
-    "tmed2/DEV479/TMED2_fold0_labeledpart.csv": tmed2_fold_schema("diagnosis_classifier_split"),
-}

@@ -40,18 +40,8 @@ import pandas as pd
 from scipy import stats as sps
 from sklearn import metrics as skm
 
-#: View classes, in the order of the published evaluators' probability columns.
-VIEW_CLASSES: tuple[str, ...] = ("A2C", "A3C", "A4C", "PSAX", "PLAX", "Other")
 ECE_BINS = 15
 _STD_EPS = 1e-12  # below this std a correlation is undefined (reference rule)
-
-#: Whether a larger value is better, per metric name (the report marks the best encoder with it).
-HIGHER_IS_BETTER: dict[str, bool] = {
-    "mae": False, "rmse": False, "mse": False, "nmae": False, "r2": True, "pearson": True,
-    "spearman": True, "accuracy": True, "balanced_accuracy": True, "f1_macro": True,
-    "auroc": True, "auprc": True, "brier": False, "ece": False, "nll": False, "smd": True,
-    "recall@1": True, "recall@5": True, "recall@10": True, "mAP": True,
-}
 
 MetricFn = Callable[[np.ndarray], dict[str, np.ndarray]]
 
@@ -248,23 +238,6 @@ def regression_metrics(y_true: np.ndarray, y_pred: np.ndarray,
     }
 
 
-def regression_metrics_sklearn(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
-    """The same metrics computed row by row with scikit-learn/scipy (reference; tests, benchmark)."""
-    y = np.asarray(y_true, dtype=np.float64)
-    p = np.asarray(y_pred, dtype=np.float64)
-    mae = skm.mean_absolute_error(y, p)
-    mse = skm.mean_squared_error(y, p)
-    rng = float(y.max() - y.min())
-    corr_ok = y.std() >= _STD_EPS and p.std() >= _STD_EPS
-    return {
-        "mae": mae, "rmse": math.sqrt(mse), "mse": mse,
-        "nmae": 100.0 * mae / rng if rng > 0 else np.nan,
-        "r2": 100.0 * skm.r2_score(y, p) if rng > 0 else np.nan,
-        "pearson": 100.0 * sps.pearsonr(y, p)[0] if corr_ok else np.nan,
-        "spearman": 100.0 * sps.spearmanr(y, p)[0] if corr_ok else np.nan,
-    }
-
-
 def correlation_metrics(y: np.ndarray, x: np.ndarray, w: np.ndarray | None = None
                         ) -> dict[str, np.ndarray]:
     """Pearson(%), Spearman(%) and R²(%) of the least-squares line of ``x`` on ``y`` (= r²),
@@ -396,46 +369,6 @@ def binary_metrics(y_true: np.ndarray, y_pred: np.ndarray, prob: np.ndarray | No
     return out
 
 
-def binary_metrics_sklearn(y_true: np.ndarray, y_pred: np.ndarray,
-                           prob: np.ndarray | None = None) -> dict[str, float]:
-    """Row-by-row reference of :func:`binary_metrics` with scikit-learn (tests, benchmark)."""
-    y = np.asarray(y_true).astype(int)
-    yhat = np.asarray(y_pred).astype(int)
-    labels = np.unique(y)
-    out = {"accuracy": 100 * skm.accuracy_score(y, yhat),
-           "balanced_accuracy": 100 * _sk_balanced(y, yhat),
-           "f1_macro": 100 * skm.f1_score(y, yhat, labels=labels, average="macro", zero_division=0)}
-    if prob is not None:
-        p = np.asarray(prob, dtype=np.float64)
-        both = len(labels) == 2
-        out["auroc"] = 100 * skm.roc_auc_score(y, p) if both else np.nan
-        out["auprc"] = 100 * skm.average_precision_score(y, p) if 1 in labels else np.nan
-        out["brier"] = 100 * skm.brier_score_loss(y, p, labels=[0, 1])
-        out["nll"] = 100 * skm.log_loss(y, np.stack([1 - p, p], axis=1), labels=[0, 1])
-        out["ece"] = 100 * ece_top1_loop(np.stack([1 - p, p], axis=1), y)
-    return out
-
-
-def _sk_balanced(y: np.ndarray, yhat: np.ndarray) -> float:
-    """sklearn balanced accuracy restricted to classes present in y (silences its warning)."""
-    labels = np.unique(y)
-    return float(skm.recall_score(y, yhat, labels=labels, average="macro", zero_division=0))
-
-
-def ece_top1_loop(proba: np.ndarray, y: np.ndarray, n_bins: int = ECE_BINS) -> float:
-    """Plain per-bin loop of the top-1 ECE (the reference formula, for tests)."""
-    conf = proba.max(axis=1)
-    correct = proba.argmax(axis=1) == y
-    edges = np.linspace(0, 1, n_bins + 1)
-    ece = 0.0
-    for i in range(n_bins):
-        m = (conf >= edges[i]) & (conf <= edges[i + 1]) if i == 0 else \
-            (conf > edges[i]) & (conf <= edges[i + 1])
-        if m.any():
-            ece += abs(correct[m].mean() - conf[m].mean()) * m.mean()
-    return float(ece)
-
-
 def normalise_view_proba(proba: np.ndarray) -> np.ndarray:
     """Clip to [0, 1] and renormalise rows to sum to 1 (a row of zeros becomes uniform)."""
     p = np.clip(np.asarray(proba, dtype=np.float64), 0.0, 1.0)
@@ -465,23 +398,6 @@ def multiclass_metrics(y_true: np.ndarray, proba: np.ndarray,
     out["nll"] = 100 * _div(_wdot(w, -np.log(np.clip(p[np.arange(len(y)), y], eps, 1 - eps))), ws)
     out["ece"] = 100 * _ece_top1(p, y, w)
     return out
-
-
-def multiclass_metrics_sklearn(y_true: np.ndarray, proba: np.ndarray) -> dict[str, float]:
-    """Row-by-row reference of :func:`multiclass_metrics` with scikit-learn."""
-    y = np.asarray(y_true).astype(int)
-    p = np.asarray(proba, dtype=np.float64)
-    k = p.shape[1]
-    yhat = p.argmax(axis=1)
-    labels = np.unique(y)
-    return {
-        "accuracy": 100 * skm.accuracy_score(y, yhat),
-        "balanced_accuracy": 100 * _sk_balanced(y, yhat),
-        "f1_macro": 100 * skm.f1_score(y, yhat, labels=labels, average="macro", zero_division=0),
-        "brier": 100 * float(np.mean(((p - np.eye(k)[y]) ** 2).sum(axis=1))),
-        "nll": 100 * skm.log_loss(y, p, labels=list(range(k))),
-        "ece": 100 * ece_top1_loop(p, y),
-    }
 
 
 # ----------------------------------------------------------------------------- bootstrap
@@ -574,24 +490,6 @@ def bootstrap_metrics(fn: MetricFn, n_rows: int, clusters: Sequence | np.ndarray
     return {k: _summarise(point[k], reps[k], level) for k in point}
 
 
-def bootstrap_metrics_loop(fn_rows: Callable[[np.ndarray], Mapping[str, float]], n_rows: int,
-                           clusters: Sequence | np.ndarray | None = None, n_boot: int = 1000,
-                           seed: int = 42, level: float = 0.95) -> dict[str, MetricCI]:
-    """Reference-style loop: per replicate, expand the drawn clusters to row indices and call
-    ``fn_rows(idx)`` (e.g. sklearn metrics on ``y[idx]``). Same draws as the vectorised version;
-    kept for tests and the speed benchmark."""
-    codes = cluster_codes(clusters, n_rows)
-    rows_of = [np.flatnonzero(codes == g) for g in range(int(codes.max()) + 1)]
-    draws = draw_clusters(len(rows_of), n_boot, seed)
-    point = dict(fn_rows(np.arange(n_rows)))
-    reps: dict[str, list[float]] = {k: [] for k in point}
-    for d in draws:
-        vals = fn_rows(np.concatenate([rows_of[g] for g in d]))
-        for k in point:
-            reps[k].append(vals[k])
-    return {k: _summarise(point[k], np.asarray(reps[k], dtype=np.float64), level) for k in point}
-
-
 @dataclass(frozen=True)
 class PairedDiff:
     """Bootstrap comparison of encoder A minus encoder B on one metric and the same units."""
@@ -640,38 +538,6 @@ def paired_bootstrap(fn_a: MetricFn, fn_b: MetricFn, n_rows: int,
 
 
 # ----------------------------------------------------------------------------- subgroups
-def camus_age_bins(age: pd.Series) -> pd.Series:
-    """CAMUS age groups, right-closed at 45/65/80: ``≤45``, ``46–65``, ``66–80``, ``>80``.
-
-    Unlike the reference (whose order list drops the oldest group by a typo), ``>80`` is kept.
-    """
-    return pd.cut(pd.to_numeric(age, errors="coerce"), [-np.inf, 45, 65, 80, np.inf],
-                  right=True, labels=["≤45", "46–65", "66–80", ">80"])
-
-
-def pediatric_age_bins(age: pd.Series) -> pd.Series:
-    """EchoNet-Pediatric age groups in years, right-closed: ``≤1``, ``(1,5]``, ``(5,12]``,
-    ``(12,18]``; ages above 18 are NaN (excluded), as in the reference."""
-    return pd.cut(pd.to_numeric(age, errors="coerce"), [-np.inf, 1, 5, 12, 18], right=True,
-                  labels=["≤1", "(1,5]", "(5,12]", "(12,18]"])
-
-
-def bmi_bins(bmi: pd.Series) -> pd.Series:
-    """Adult BMI bins, left-closed: ``Low`` < 18.5 ≤ ``Healthy`` < 25 ≤ ``High``.
-
-    These are the reference's adult cut-offs; for children they are a known approximation
-    (age/sex-specific percentiles would be correct) and are kept only for comparability.
-    """
-    return pd.cut(pd.to_numeric(bmi, errors="coerce"), [-np.inf, 18.5, 25, np.inf], right=False,
-                  labels=["Low", "Healthy", "High"])
-
-
-def sex_groups(sex: pd.Series) -> pd.Series:
-    """``F``/``M`` (first letter, upper-cased); anything else → ``UNK``."""
-    s = sex.astype("string").str.strip().str.upper().str[:1]
-    return s.where(s.isin(["F", "M"]), "UNK").astype(str)
-
-
 def subgroup_metrics(groups: pd.Series, fn: Callable[[np.ndarray], Mapping[str, np.ndarray]],
                      n_rows: int, order: Iterable[str] | None = None,
                      exclude: Iterable[str] = ("UNK", "nan")) -> pd.DataFrame:

@@ -33,9 +33,6 @@ from cardiobench.stats import MetricCI, MetricFn, bootstrap_metrics, bootstrap_r
 #: Bootstrap modes accepted by ``ci`` (suite/run option).
 CI_MODES: tuple[str, ...] = ("patient", "reference")
 
-#: Decimals the published evaluators round to, per task type.
-REFERENCE_DECIMALS: dict[str, int] = {"regression": 2, "multiclass": 2, "binary": 4}
-
 
 def _round(x: float, decimals: int) -> float:
     # Python's round on a Python float, as the evaluators do (numpy's np.round scales by 10**d
@@ -73,12 +70,13 @@ def check_ci_mode(mode: str) -> str:
     return mode
 
 
-def bootstrap_for(mode: str, task_type: str) -> Callable[..., dict[str, MetricCI]]:
-    """The bootstrap function of ``mode``: the patient bootstrap, or the reference one with the
-    task type's rounding. Both take ``(fn, n_rows, clusters, n_boot, seed, level)``."""
+def bootstrap_for(mode: str, decimals: int) -> Callable[..., dict[str, MetricCI]]:
+    """The bootstrap function of ``mode``: the patient bootstrap, or the reference one rounding
+    to ``decimals`` (the task type's ``reference_decimals``). Both take
+    ``(fn, n_rows, clusters, n_boot, seed, level)``."""
     if check_ci_mode(mode) == "patient":
         return bootstrap_metrics
-    return partial(reference_bootstrap, decimals=REFERENCE_DECIMALS[task_type])
+    return partial(reference_bootstrap, decimals=decimals)
 
 
 def reference_order(units: pd.DataFrame, ids: pd.Series, order: Sequence[str] | None

@@ -137,16 +137,6 @@ def local_file(path: str | Path, *, what: str = "", hint: str = "") -> Path:
     return p
 
 
-def sha256_files(paths: Sequence[str | Path]) -> str:
-    """SHA-256 of one file, or of the sorted ``name:sha256`` lines of several."""
-    from cardiobench.encoders.base import sha256_file
-
-    digests = sorted((Path(p).name, sha256_file(str(p))) for p in paths)
-    if len(digests) == 1:
-        return digests[0][1]
-    return hashlib.sha256("\n".join(f"{n}:{d}" for n, d in digests).encode()).hexdigest()
-
-
 def load_checkpoint(path: str | Path) -> Any:
     """Read a checkpoint safely: safetensors, or a torch pickle with ``weights_only=True``."""
     path = Path(path)

@@ -1,68 +1,47 @@
 """Harmonisers: each dataset's native download layout → a :class:`~cardiobench.manifest.Manifest`.
 
-One module per dataset registers a function ``harmonise(raw_root: Path) -> Manifest`` with
-:func:`register_dataset`; which module serves which dataset is read from
-:mod:`cardiobench.datasets`. A harmoniser reads the dataset's own files exactly as downloaded,
-assigns the published split, records non-fatal findings in ``Manifest.problems`` (severity
-``warning``) and raises :class:`~cardiobench.manifest.ManifestError` naming the rows on anything
-that would corrupt a benchmark.
+One module per dataset defines ``harmonise(raw_root: Path, spec: SplitSpec) -> Manifest``; the
+catalogue (:mod:`cardiobench.catalogue`) binds it to its dataset with the dataset's split spec.
+A harmoniser reads the dataset's own files exactly as downloaded, assigns the published split,
+records non-fatal findings in ``Manifest.problems`` (severity ``warning``) and raises
+:class:`~cardiobench.manifest.ManifestError` naming the rows on anything that would corrupt a
+benchmark. :func:`prepare` runs one with the media checks and the unusable-sample policy every
+dataset shares.
 """
 
 from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Protocol
 
 import pandas as pd
 
 from cardiobench.manifest import Manifest, ManifestError, Problem, check
+from cardiobench.splits import SplitSpec
 
 log = logging.getLogger(__name__)
 
-Harmoniser = Callable[[Path], Manifest]
-_HARMONISERS: dict[str, Harmoniser] = {}
+#: ``harmonise(raw_root, spec) -> Manifest``
+Harmoniser = Callable[[Path, SplitSpec], Manifest]
 
 
-def register_dataset(name: str) -> Callable[[Harmoniser], Harmoniser]:
-    """Decorator registering ``harmonise(raw_root) -> Manifest`` under a dataset name."""
+class Preparable(Protocol):
+    """What :func:`prepare` needs of a dataset (a catalogue :class:`Dataset` is one)."""
 
-    def deco(fn: Harmoniser) -> Harmoniser:
-        _HARMONISERS[name] = fn
-        return fn
+    name: str
+    harmonise: Harmoniser
+    #: globs (relative to the raw root) of the media files the side files list; a matching
+    #: file no row lists is reported as unlisted
+    media_globs: tuple[str, ...]
 
-    return deco
-
-
-def forget_harmoniser(name: str) -> None:
-    """Drop a registered harmoniser (:func:`cardiobench.datasets.unregister` calls this)."""
-    _HARMONISERS.pop(name, None)
-
-
-def datasets() -> list[str]:
-    """Every registered dataset (:mod:`cardiobench.datasets`)."""
-    from cardiobench.datasets import dataset_names
-
-    return dataset_names()
-
-
-def get_harmoniser(name: str) -> Harmoniser:
-    """The harmoniser for ``name``; unknown names list the known ones."""
-    from cardiobench.datasets import get_dataset
-
-    dataset = get_dataset(name)
-    if name not in _HARMONISERS:
-        dataset.load_harmoniser()
-    if name not in _HARMONISERS:
-        raise KeyError(f"dataset {name!r}: module {dataset.harmoniser} registered no harmoniser "
-                       f"under that name")
-    return _HARMONISERS[name]
+    def spec(self) -> SplitSpec: ...
 
 
 ALLOW_FLAG = "--allow-incomplete"
 
 
-def prepare(name: str, raw_root: str | Path, out_csv: str | Path | None = None, *,
+def prepare(dataset: Preparable, raw_root: str | Path, out_csv: str | Path | None = None, *,
             media_check: bool = True, allow_incomplete: bool = False,
             workers: int | None = None) -> Manifest:
     """Harmonise ``raw_root``, check its media, apply the unusable-sample policy, validate, write.
@@ -78,10 +57,13 @@ def prepare(name: str, raw_root: str | Path, out_csv: str | Path | None = None, 
     from cardiobench.preprocessing.media import check_media, unlisted_files
     from cardiobench.problems import log_summary
 
+    name = dataset.name
     raw_root = Path(raw_root)
     if not raw_root.exists():
         raise ManifestError(f"{name}: raw folder {raw_root} does not exist")
-    manifest = get_harmoniser(name)(raw_root)
+    if out_csv is not None:
+        refuse_manifest_out(Path(out_csv), raw_root)
+    manifest = dataset.harmonise(raw_root, dataset.spec())
     unusable = [p for p in manifest.problems if p.severity == "unusable"]
     others = [p for p in manifest.problems if p.severity != "unusable"]
     t = manifest.table
@@ -90,7 +72,7 @@ def prepare(name: str, raw_root: str | Path, out_csv: str | Path | None = None, 
     probe_set = Manifest(dataset=manifest.dataset, table=intact, root=manifest.root)
     unusable += check_media(probe_set, decode=media_check, workers=workers)
     bad = _bad_rows(t, unusable)
-    extra = unlisted_files(manifest, name)
+    extra = unlisted_files(manifest, dataset.media_globs)
     # one problem per file: the summary line counts them and names the first five
     others += [Problem("unlisted_file", "on disk but listed by no side file; left out",
                        file=rel, severity="warning") for rel in extra]
@@ -140,6 +122,22 @@ def prepare(name: str, raw_root: str | Path, out_csv: str | Path | None = None, 
     return manifest
 
 
+def refuse_manifest_out(out: Path, raw: Path) -> None:
+    """A manifest and its sidecar must not be one file, nor overwrite a file of the download."""
+    from cardiobench.atomic import OverwriteError
+    from cardiobench.manifest import sidecar_path
+
+    side = sidecar_path(out)
+    if side.resolve() == out.resolve():
+        raise OverwriteError(f"refusing to write the manifest to {out}: its JSON sidecar has the "
+                             "same name and would overwrite it; give a .csv path")
+    for target, what in ((out, "the manifest"), (side, "the manifest's sidecar")):
+        t = target.resolve()
+        if t.exists() and raw.resolve() in t.parents:
+            raise OverwriteError(f"refusing to write {what} {target}: it would overwrite a file "
+                                 f"of the download in {raw}; write it outside the download")
+
+
 def _bad_rows(table: pd.DataFrame, unusable: list[Problem]) -> "pd.Series[bool]":
     """Rows named by an unusable problem: by ``sample_id``, else by the harmoniser's ``row``."""
     ids = {str(p.sample_id) for p in unusable if p.sample_id is not None}
@@ -148,3 +146,23 @@ def _bad_rows(table: pd.DataFrame, unusable: list[Problem]) -> "pd.Series[bool]"
     if rows:
         bad |= pd.Series(table.index.isin(list(rows)), index=table.index)
     return bad
+
+
+def prepare_summary(manifest: Manifest, out_csv: str | Path) -> str:
+    """What :func:`prepare` wrote, for a terminal: counts per split, samples set aside, the
+    problems by kind, and the split fingerprint."""
+    from cardiobench.manifest import problems_path
+    from cardiobench.problems import summarise
+
+    lines = [f"{manifest.dataset}: {len(manifest)} samples -> {out_csv}"]
+    lines += [f"  {split:5s} {c['samples']:6d} samples {c['patients']:6d} patients"
+              for split, c in manifest.split_counts().items()]
+    if len(manifest.excluded):
+        counts = ", ".join(f"{k} {v}" for k, v in manifest.excluded_counts().items())
+        lines.append(f"  {len(manifest.excluded)} unusable sample(s) set aside ({counts}): a "
+                     "subset of the published split")
+    lines += [f"  {line}" for line in summarise(manifest.problems)]
+    if manifest.problems:
+        lines.append(f"  full list: {problems_path(out_csv)}")
+    lines.append(f"  split fingerprint {manifest.fingerprint}")
+    return "\n".join(lines)

@@ -23,8 +23,7 @@ import pandas as pd
 
 from cardiobench.io import MediaError, probe
 from cardiobench.manifest import Manifest, ManifestError, Problem
-from cardiobench.preprocessing import register_dataset
-from cardiobench.splits import load_spec
+from cardiobench.splits import SplitSpec
 
 log = logging.getLogger(__name__)
 
@@ -87,14 +86,13 @@ def read_split_files(raw_root: Path, files: dict[str, str]) -> tuple[dict[str, s
     return {pid: split_of_file[names[0]] for pid, names in where.items()}, problems
 
 
-@register_dataset("camus")
-def harmonise(raw_root: Path) -> Manifest:
+def harmonise(raw_root: Path, spec: SplitSpec) -> Manifest:
     """One manifest row per patient and view with a half sequence and an Info cfg."""
     raw_root = Path(raw_root)
     nifti_dir = raw_root / "database_nifti"
     if not nifti_dir.is_dir():
         raise ManifestError(f"camus: {nifti_dir} not found (expected the CAMUS_public folder)")
-    split_files = dict(load_spec("camus").params["files"])
+    split_files = dict(spec.params["files"])
     split_of, errors = read_split_files(raw_root, split_files)
     warnings: list[Problem] = []
     rows = []
@@ -168,3 +166,13 @@ def harmonise(raw_root: Path) -> Manifest:
         source={"nifti": "database_nifti", "split_dir": "database_split",
                 "frame_index": "cfg ED/ES are 1-based; manifest ed_frame/es_frame are 0-based"},
         problems=warnings)
+
+
+def ground_truth(manifest: Manifest) -> dict[str, pd.DataFrame]:
+    """The split file the published evaluator reads (``data/splits/camus_split.csv``)."""
+    t = manifest.table.reset_index(drop=True)
+    view = t["view"].map({"A2C": "2CH", "A4C": "4CH"})
+    return {"camus_split.csv": pd.DataFrame({
+        "patient_id": t["patient_id"], "view": view, "path": t["path"], "split": t["split"],
+        "Sex": t["sex"], "Age": t["age"], "EF": t["ef"], "FrameRate": t["fps"],
+        "ImageQuality": t["image_quality"], "unique_id": t["sample_id"]})}

@@ -21,8 +21,7 @@ from pathlib import Path, PurePosixPath
 import pandas as pd
 
 from cardiobench.manifest import Manifest, ManifestError
-from cardiobench.preprocessing import register_dataset
-from cardiobench.splits import load_spec, stratified_patient_split
+from cardiobench.splits import SplitSpec, stratified_patient_split
 
 log = logging.getLogger(__name__)
 
@@ -82,11 +81,13 @@ def scan(raw_root: Path, dataset: str) -> pd.DataFrame:
     return pd.DataFrame(rows).sort_values("path", kind="stable").reset_index(drop=True)
 
 
-def _harmonise(raw_root: Path, dataset: str) -> Manifest:
+def harmonise(raw_root: Path, spec: SplitSpec) -> Manifest:
+    """CardiacNet raw root → the manifest of ``spec.dataset`` (``cardiacnet_asd`` or
+    ``cardiacnet_pah``: one download, two datasets)."""
     raw_root = Path(raw_root)
+    dataset = spec.dataset
     label = SUBSETS[dataset][3]
     table = scan(raw_root, dataset)
-    spec = load_spec(dataset)
     p = spec.params
     table["split"] = stratified_patient_split(table, label, test_size=float(p["test_size"]),
                                               val_size=float(p["val_size"]), seed=int(p["seed"]))
@@ -96,14 +97,3 @@ def _harmonise(raw_root: Path, dataset: str) -> Manifest:
     return Manifest(dataset=dataset, table=table, root=str(raw_root),
                     split_rule={"rule": spec.rule, **p}, source={"subset": SUBSETS[dataset][0]})
 
-
-@register_dataset("cardiacnet_asd")
-def harmonise_asd(raw_root: Path) -> Manifest:
-    """CardiacNet raw root → the ASD manifest."""
-    return _harmonise(raw_root, "cardiacnet_asd")
-
-
-@register_dataset("cardiacnet_pah")
-def harmonise_pah(raw_root: Path) -> Manifest:
-    """CardiacNet raw root → the PAH manifest."""
-    return _harmonise(raw_root, "cardiacnet_pah")

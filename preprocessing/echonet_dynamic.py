@@ -15,11 +15,10 @@ import numpy as np
 import pandas as pd
 
 from cardiobench.manifest import Manifest, Problem
-from cardiobench.preprocessing import register_dataset
 from cardiobench.preprocessing.common import ed_es_from_tracing_file
 from cardiobench.schemas import (ECHONET_DYNAMIC_FILELIST, ECHONET_TRACINGS, read_side_table,
                                  with_sample_ids)
-from cardiobench.splits import load_spec, map_split_column
+from cardiobench.splits import SplitSpec, map_split_column
 
 log = logging.getLogger(__name__)
 
@@ -27,8 +26,7 @@ FILELIST = "FileList.csv"
 TRACINGS = "VolumeTracings.csv"
 
 
-@register_dataset("echonet_dynamic")
-def harmonise(raw_root: Path) -> Manifest:
+def harmonise(raw_root: Path, spec: SplitSpec) -> Manifest:
     """Read an EchoNet-Dynamic download against its declared schemas.
 
     Raises :class:`ManifestError` for a file-level fault (a missing or misspelled column, named
@@ -41,7 +39,6 @@ def harmonise(raw_root: Path) -> Manifest:
     side = read_side_table(raw_root / FILELIST, ECHONET_DYNAMIC_FILELIST)
     fl = side.table
     sid = fl["FileName"].str.removesuffix(".avi").str.removesuffix(".AVI")
-    spec = load_spec("echonet_dynamic")
     column, mapping = str(spec.params["column"]), spec.params["mapping"]
     split, split_problems = map_split_column(
         fl[column], mapping, source=str(raw_root / FILELIST), column=column, ids=sid,
@@ -85,3 +82,13 @@ def harmonise(raw_root: Path) -> Manifest:
                                 "map": mapping},
                     source={"name": "EchoNet-Dynamic", "files": [FILELIST, TRACINGS]},
                     problems=problems)
+
+
+def ground_truth(manifest: Manifest) -> dict[str, pd.DataFrame]:
+    """The FileList the published evaluator reads (``data/splits/EchoNet-Dynamic/FileList.csv``),
+    written from a manifest in manifest order. ``Split`` is written **lower-case**: the evaluator
+    filters ``Split == "test"`` and selects nothing on the native upper-case FileList."""
+    t = manifest.table.reset_index(drop=True)
+    return {"EchoNet-Dynamic/FileList.csv": pd.DataFrame({
+        "FileName": t["sample_id"], "EF": t["ef"], "FPS": t["fps"],
+        "NumberOfFrames": t["n_frames"], "Split": t["split"].astype(str).str.lower()})}

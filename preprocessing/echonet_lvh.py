@@ -27,9 +27,8 @@ import numpy as np
 import pandas as pd
 
 from cardiobench.manifest import Manifest, ManifestError, Problem
-from cardiobench.preprocessing import register_dataset
 from cardiobench.schemas import ECHONET_LVH_MEASUREMENTS, read_side_table, with_sample_ids
-from cardiobench.splits import load_spec, map_split_column
+from cardiobench.splits import SplitSpec, map_split_column
 
 log = logging.getLogger(__name__)
 
@@ -47,10 +46,11 @@ def find_videos(raw_root: Path) -> dict[str, list[str]]:
     return found
 
 
-def _split_per_video(m: pd.DataFrame, source: Path) -> tuple[pd.Series, list[Problem]]:
+def _split_per_video(m: pd.DataFrame, source: Path, spec: SplitSpec
+                     ) -> tuple[pd.Series, list[Problem]]:
     """One split per video (column and mapping from ``splits/echonet_lvh.yaml``); a video whose
     rows disagree, or whose split value is unknown, is an error naming it."""
-    p = load_spec("echonet_lvh").params
+    p = spec.params
     splits, errors = map_split_column(m[p["column"]], p["mapping"], source=str(source),
                                       column=p["column"], ids=m["HashedFileName"],
                                       lines=None)
@@ -67,8 +67,7 @@ def _split_per_video(m: pd.DataFrame, source: Path) -> tuple[pd.Series, list[Pro
     return pd.Series(out, dtype="string"), errors
 
 
-@register_dataset("echonet_lvh")
-def harmonise(raw_root: Path) -> Manifest:
+def harmonise(raw_root: Path, spec: SplitSpec) -> Manifest:
     """Pivot ``MeasurementsList.csv`` to one row per video with IVSd/LVIDd/LVPWd in cm."""
     raw_root = Path(raw_root)
     source = raw_root / "MeasurementsList.csv"
@@ -104,7 +103,7 @@ def harmonise(raw_root: Path) -> Manifest:
     m = m[m["HashedFileName"].notna() & ~m["HashedFileName"].isin(bad_videos)]
     m = m.reset_index(drop=True)
 
-    split, split_errors = _split_per_video(m, source)
+    split, split_errors = _split_per_video(m, source, spec)
     errors += split_errors
 
     videos = list(dict.fromkeys(m["HashedFileName"]))  # file order
@@ -161,3 +160,16 @@ def harmonise(raw_root: Path) -> Manifest:
         split_rule={"rule": "official", "column": "split", "case_insensitive": True},
         source={"files": ["MeasurementsList.csv"], "duplicate_rule": "keep first per (video, Calc)"},
         problems=warnings)
+
+
+def ground_truth(manifest: Manifest) -> dict[str, pd.DataFrame]:
+    """The per-target split files the published evaluator reads
+    (``data/splits/echonet_lvh/{LVIDd,IVSd,LVPWd}_split.csv``), from a manifest."""
+    t = manifest.table.reset_index(drop=True)
+    out = {}
+    for calc, col in (("LVIDd", "lvidd"), ("IVSd", "ivsd"), ("LVPWd", "lvpwd")):
+        rows = t[t[col].notna()]
+        out[f"echonet_lvh/{calc}_split.csv"] = pd.DataFrame({
+            "Calc": calc, "CalcValue": rows[col], "HashedFileName": rows["sample_id"],
+            "Frame": rows.get("key_frame", np.nan), "split": rows["split"]})
+    return out

@@ -20,11 +20,10 @@ import numpy as np
 import pandas as pd
 
 from cardiobench.manifest import Manifest, ManifestError, Problem
-from cardiobench.preprocessing import register_dataset
 from cardiobench.preprocessing.common import ed_es_from_tracing_file
 from cardiobench.schemas import (ECHONET_PEDIATRIC_FILELIST, ECHONET_PEDIATRIC_TRACINGS,
                                  read_side_table, with_sample_ids)
-from cardiobench.splits import load_spec, map_split_column
+from cardiobench.splits import SplitSpec, map_split_column
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +36,8 @@ def patient_of(file_name: str) -> str:
     return str(file_name).split("-", 1)[0]
 
 
-def _read_view(raw_root: Path, view: str, errors: list[Problem]) -> pd.DataFrame:
+def _read_view(raw_root: Path, view: str, spec: SplitSpec, errors: list[Problem]
+               ) -> pd.DataFrame:
     folder = raw_root / view
     filelist = folder / "FileList.csv"
     side = read_side_table(filelist, ECHONET_PEDIATRIC_FILELIST)
@@ -53,10 +53,10 @@ def _read_view(raw_root: Path, view: str, errors: list[Problem]) -> pd.DataFrame
     height_m = table["Height"] / 100.0
     # Missing or zero height gives NaN, never inf.
     out["bmi"] = (weight / height_m.where(height_m > 0) ** 2).astype(float)
-    spec = load_spec("echonet_pediatric").params
-    folds = table[spec["column"]]
+    params = spec.params
+    folds = table[params["column"]]
     splits, split_problems = map_split_column(
-        folds, spec["mapping"], source=str(filelist), column=spec["column"], ids=out["sample_id"],
+        folds, params["mapping"], source=str(filelist), column=params["column"], ids=out["sample_id"],
         lines=side.line.tolist(), severity="unusable", skip_rows=side.bad_rows)
     for p in with_sample_ids(side.problems + split_problems, out["sample_id"]):
         # the same file name exists in both view folders' lists: say which view
@@ -102,8 +102,7 @@ def _fold_problems(table: pd.DataFrame) -> tuple[list[Problem], list[Problem]]:
     return errors, warnings
 
 
-@register_dataset("echonet_pediatric")
-def harmonise(raw_root: Path) -> Manifest:
+def harmonise(raw_root: Path, spec: SplitSpec) -> Manifest:
     """Read ``<raw_root>/{A4C,PSAX}/FileList.csv`` (+ tracings) into one manifest, fold 0 = test."""
     raw_root = Path(raw_root)
     present = [v for v in VIEW_FOLDERS if (raw_root / v).is_dir()]
@@ -115,7 +114,7 @@ def harmonise(raw_root: Path) -> Manifest:
         if v not in present:
             warnings.append(Problem("missing_view_folder", f"{raw_root / v} not found; "
                                     f"manifest holds only {present}", severity="warning"))
-    table = pd.concat([_read_view(raw_root, v, errors) for v in present], ignore_index=True)
+    table = pd.concat([_read_view(raw_root, v, spec, errors) for v in present], ignore_index=True)
     fold_errors, fold_warnings = _fold_problems(table)
     warnings += [p for p in errors if p.severity != "error"]
     errors = [p for p in errors if p.severity == "error"] + fold_errors
@@ -132,6 +131,19 @@ def harmonise(raw_root: Path) -> Manifest:
         dataset="echonet_pediatric", table=table, root=str(raw_root),
         split_rule={"rule": "official", "column": "Split",
                     "mapping": {str(k): v for k, v in
-                                load_spec("echonet_pediatric").params["mapping"].items()}},
+                                spec.params["mapping"].items()}},
         source={"files": [f"{v}/FileList.csv" for v in present]},
         problems=warnings)
+
+
+def ground_truth(manifest: Manifest) -> dict[str, pd.DataFrame]:
+    """The FileList the published evaluator reads (``data/splits/echonet_pediatric_filelist.csv``),
+    from a manifest: fold 0 test, 1 val, 2 train."""
+    t = manifest.table.reset_index(drop=True)
+    fold = t["split"].map({"test": 0, "val": 1, "train": 2})
+    # the FileList's Weight/Height are not in the manifest (it keeps BMI); left empty, the
+    # evaluator's BMI subgroup rows are empty while EF and the Sex/Age subgroups are exact
+    return {"echonet_pediatric_filelist.csv": pd.DataFrame({
+        "FileName": t["sample_id"], "EF": t["ef"], "Sex": t["sex"], "Age": t["age"],
+        "Weight": np.nan, "Height": np.nan, "BMI": t.get("bmi", np.nan), "Split": fold,
+        "view": t["view"]})}

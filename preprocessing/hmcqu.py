@@ -20,9 +20,8 @@ from pathlib import Path
 import pandas as pd
 
 from cardiobench.manifest import Manifest, ManifestError, Problem
-from cardiobench.preprocessing import register_dataset
 from cardiobench.schemas import HMCQU_SHEET, read_side_table, with_sample_ids
-from cardiobench.splits import load_spec, stratified_patient_split
+from cardiobench.splits import SplitSpec, stratified_patient_split
 
 log = logging.getLogger(__name__)
 
@@ -71,8 +70,7 @@ def read_sheet(path: Path, view: str) -> tuple[pd.DataFrame, list[Problem]]:
     return out.drop(columns="_row"), problems
 
 
-@register_dataset("hmcqu")
-def harmonise(raw_root: Path) -> Manifest:
+def harmonise(raw_root: Path, spec: SplitSpec) -> Manifest:
     """HMC-QU raw root (holding ``A4C.xlsx``, ``A2C.xlsx``, ``HMC-QU/``) → manifest."""
     raw_root = Path(raw_root)
     sheets = [read_sheet(raw_root / f"{v}.xlsx", v) for v in VIEWS]
@@ -83,7 +81,6 @@ def harmonise(raw_root: Path) -> Manifest:
     # intact videos only, exactly as if the download had not listed the unusable ones.
     bad = table["sample_id"].isin({p.sample_id for p in problems if p.severity == "unusable"})
     table = table[~bad].reset_index(drop=True)
-    spec = load_spec("hmcqu")
     p = spec.params
     table["split"] = stratified_patient_split(table, "stemi", test_size=float(p["test_size"]),
                                               val_size=float(p["val_size"]),

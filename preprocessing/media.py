@@ -26,19 +26,6 @@ from cardiobench.manifest import Manifest, Problem
 
 log = logging.getLogger(__name__)
 
-#: Per dataset: globs (relative to the raw root) of the media files its side files list. A file
-#: matching them that no manifest row names is reported as unlisted. Datasets whose harmoniser
-#: finds media by scanning the disk (CardiacNet, SegRWMA) or whose folders also hold files
-#: dropped on purpose (TMED-2 ``Not_Provided`` stills) are not listed here.
-UNLISTED_GLOBS: dict[str, tuple[str, ...]] = {
-    "echonet_dynamic": ("Videos/*",),
-    "echonet_pediatric": ("A4C/Videos/*", "PSAX/Videos/*"),
-    "echonet_lvh": ("Batch*/*",),
-    "hmcqu": ("HMC-QU/A4C/*", "HMC-QU/A2C/*"),
-    "camus": ("database_nifti/*/*_half_sequence.nii.gz",),
-}
-
-
 def check_file(path: Path, promised: float | None = None, *, decode: bool = True
                ) -> tuple[str, str] | None:
     """``(kind, reason)`` of why ``path`` is unusable, or ``None`` when it is fine.
@@ -83,21 +70,27 @@ def _stream() -> object:
 
 def check_media(manifest: Manifest, *, decode: bool = True,
                 workers: int | None = None) -> list[Problem]:
-    """One ``"unusable"`` problem (kind ``media_<kind>``) per manifest row whose file fails."""
+    """One ``"unusable"`` problem (kind ``media_<kind>``) per manifest row whose file fails.
+
+    ``workers`` threads check files in parallel (default ``min(8, 2 × cores)``: decoders release
+    the GIL and reads wait on the disk); ``0`` checks them one by one in the calling thread, as
+    ``0`` means everywhere in cardiobench.
+    """
     t = manifest.table
     if not len(t):
         return []
     root = Path(manifest.root)
     paths = [root / PurePosixPath(str(p)) for p in t["path"]]
     promised = t["n_frames"].tolist() if "n_frames" in t else [None] * len(t)
-    n_workers = workers or min(8, (os.cpu_count() or 2) * 2)
+    n_workers = min(8, (os.cpu_count() or 2) * 2) if workers is None else workers
     stream = _stream()
     problems: list[Problem] = []
     try:
         # one capture held across the pool: each file's own capture then only records offsets
         # instead of creating and swapping a temporary fd 2 per decode
-        with NativeStderr(), ThreadPoolExecutor(max_workers=n_workers) as pool:
-            results: Iterator[tuple[str, str] | None] = pool.map(
+        with NativeStderr(), ThreadPoolExecutor(max_workers=max(1, n_workers)) as pool:
+            mapper = pool.map if n_workers > 0 else map
+            results: Iterator[tuple[str, str] | None] = mapper(
                 lambda a: check_file(a[0], a[1], decode=decode), zip(paths, promised))
             bar = tqdm(results, total=len(paths), desc=f"{manifest.dataset}: checking media",
                        unit="file", file=stream, disable=None, leave=False)
@@ -114,9 +107,11 @@ def check_media(manifest: Manifest, *, decode: bool = True,
     return problems
 
 
-def unlisted_files(manifest: Manifest, dataset: str) -> list[str]:
-    """Media files (relative POSIX paths) under the dataset's media folders that no row lists."""
-    globs = UNLISTED_GLOBS.get(dataset)
+def unlisted_files(manifest: Manifest, globs: tuple[str, ...]) -> list[str]:
+    """Media files (relative POSIX paths) matching the dataset's media ``globs`` that no row
+    lists. Datasets whose harmoniser finds media by scanning the disk (CardiacNet, SegRWMA), or
+    whose folders also hold files dropped on purpose (TMED-2 ``Not_Provided`` stills), declare
+    no globs."""
     if not globs or not manifest.root:
         return []
     root = Path(manifest.root)

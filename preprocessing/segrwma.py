@@ -26,7 +26,7 @@ from tqdm import tqdm
 
 from cardiobench.io import MediaError, probe
 from cardiobench.manifest import Manifest, ManifestError, Problem
-from cardiobench.preprocessing import register_dataset
+from cardiobench.splits import SplitSpec, import_published
 
 log = logging.getLogger(__name__)
 
@@ -173,9 +173,6 @@ def find_published_csv(raw_root: Path) -> Path:
                         f"{[str(c) for c in candidates]})")
 
 
-@register_dataset("segrwma")
-def harmonise(raw_root: Path) -> Manifest:
+def harmonise(raw_root: Path, spec: SplitSpec) -> Manifest:
     """SegRWMA raw root → manifest, with split and RWMA label from the published CSV."""
-    from cardiobench.splits import import_published  # the splits package imports harmonisers lazily
-
-    return import_published(find_published_csv(raw_root), raw_root, dataset="segrwma")
+    return import_published(find_published_csv(raw_root), raw_root, spec, from_published)

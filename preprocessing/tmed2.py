@@ -21,10 +21,9 @@ from pathlib import Path, PurePosixPath
 import pandas as pd
 
 from cardiobench.manifest import Manifest, ManifestError, Problem
-from cardiobench.preprocessing import register_dataset
 from cardiobench.schemas import (TMED2_LABELS, TableSchema, read_side_table, tmed2_fold_schema,
                                  with_sample_ids)
-from cardiobench.splits import load_spec, official_split
+from cardiobench.splits import SplitSpec, official_split
 
 log = logging.getLogger(__name__)
 
@@ -56,11 +55,9 @@ def _read_csv(path: Path, schema: TableSchema) -> tuple[pd.DataFrame, list[Probl
     return df.drop(index=list(side.bad_rows)).reset_index(drop=True), problems
 
 
-@register_dataset("tmed2")
-def harmonise(raw_root: Path) -> Manifest:
+def harmonise(raw_root: Path, spec: SplitSpec) -> Manifest:
     """TMED-2 raw root → per-image manifest with the DEV479 fold-0 diagnosis split."""
     raw_root = Path(raw_root)
-    spec = load_spec("tmed2")
     split_col = str(spec.params["column"])
     labels, problems = _read_csv(raw_root / LABELS_CSV, TMED2_LABELS)
     fold, fold_problems = _read_csv(raw_root / SPLIT_CSV, tmed2_fold_schema(

@@ -20,6 +20,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from cardiobench.protocols.runners import NotApplicable, Protocol, RowData
+from cardiobench.protocols.zero_shot import ZeroShot
+
 if TYPE_CHECKING:  # pragma: no cover
     from cardiobench.embed.embeddings import Embeddings
 
@@ -81,3 +84,36 @@ def cka_between(a: "Embeddings", b: "Embeddings", sample_ids: "np.ndarray | list
     if keep.sum() < 3:
         raise ValueError(f"only {int(keep.sum())} samples are embedded by both encoders")
     return linear_cka(a.clip[pa[keep]], b.clip[pb[keep]]), int(keep.sum())
+
+
+# ----------------------------------------------------------------------------- the protocol
+class Alignment(ZeroShot):
+    """How the video space lines up with the text space; scores, not predictions.
+
+    Regression: projection on the first principal axis of the value prompts; binary: margin on
+    the normalised positive−negative prompt direction; multiclass: cosine similarity to each
+    class's prompt centroid (the queries of text→video retrieval). Each is the task type's
+    ``text_direction`` and ``alignment_scores``.
+    """
+
+    name = "alignment"
+    definition = ("Alignment: how the video embeddings line up with the text tower's prompt "
+                  "directions (correlation with the label, margin separation, text→video "
+                  "recall).")
+    order = 40
+    defaults = {"prompt_dir": None, "ks": [1, 5, 10]}
+    output = "alignment"
+
+    def fit(self, data: RowData) -> None:
+        """Build the text direction(s) from the prompts; no labels are used."""
+        task = data.task
+        self._prompts(task, NotApplicable)
+        self.direction, self.record["analysis"] = task.type.text_direction(task, self.text,
+                                                                            self.targets)
+
+    def predict(self, data: RowData) -> np.ndarray:
+        """Score per row (regression, binary) or ``(n, C)`` similarity to each class query."""
+        return data.task.type.alignment_scores(self.direction, data.X)
+
+
+PROTOCOL = Protocol.of(Alignment)

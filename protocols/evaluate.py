@@ -22,8 +22,9 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -32,26 +33,20 @@ from cardiobench import stats, stats_reference
 from cardiobench.embed.embeddings import Embeddings
 from cardiobench.manifest import Manifest
 from cardiobench.results import Result, provenance, write_result
-from cardiobench.protocols import zero_shot
-from cardiobench.protocols.runners import (RUNNERS, EvaluationError,
-                                           NotApplicable, RowData, get_runner)
-from cardiobench.protocols.scorers import Bootstrap, Units, get_scorer
-from cardiobench.protocols.tasks import TASKS, Task, get_task
+from cardiobench.protocols import get_protocol, zero_shot
+from cardiobench.protocols.runners import EvaluationError, NotApplicable, RowData
+from cardiobench.protocols.scorers import Bootstrap, Units
+from cardiobench.protocols.tasks import Task
 
 log = logging.getLogger(__name__)
 
-__all__ = ["EvaluationError", "NotApplicable", "evaluate", "load_suite", "run_suite",
-           "suite_entries", "protocols", "defaults"]
-
-
-def protocols() -> tuple[str, ...]:
-    """Names of the registered protocols, in registration order."""
-    return tuple(RUNNERS)
+__all__ = ["EvaluationError", "NotApplicable", "SuiteEntry", "evaluate", "evaluate_all",
+           "defaults"]
 
 
 def defaults(protocol: str) -> dict[str, Any]:
     """The full default config of ``protocol`` (shared bootstrap settings included)."""
-    return get_runner(protocol).configure(None)
+    return get_protocol(protocol).runner.configure(None)
 
 
 # ----------------------------------------------------------------------------- rows and units
@@ -148,7 +143,7 @@ def _subgroups(task: Task, rows: pd.DataFrame, preds: pd.DataFrame, fn: Any,
 
 
 # ----------------------------------------------------------------------------- evaluate
-def evaluate(task: Task | str, protocol: str, manifest: Manifest, embeddings: Embeddings,
+def evaluate(task: Task, protocol: str, manifest: Manifest, embeddings: Embeddings,
              encoder: Any = None, config: Mapping[str, Any] | None = None) -> Result:
     """Evaluate one (task, protocol) for one encoder's embeddings; see the module docstring.
 
@@ -156,8 +151,7 @@ def evaluate(task: Task | str, protocol: str, manifest: Manifest, embeddings: Em
     pass a shared :class:`~cardiobench.protocols.zero_shot.TextEmbeddingCache`.
     """
     t0 = time.perf_counter()
-    task = get_task(task) if isinstance(task, str) else task
-    runner_cls = get_runner(protocol)
+    runner_cls = get_protocol(protocol).runner
     cfg = runner_cls.configure(config)
     cache = cfg.pop("text_cache", None) or zero_shot.TextEmbeddingCache()
     enc_desc = encoder.describe() if encoder is not None else dict(embeddings.encoder)
@@ -187,8 +181,8 @@ def evaluate(task: Task | str, protocol: str, manifest: Manifest, embeddings: Em
     units = _units(task, data, out, cfg["ci"])
     te = units.mask("test")
     boot = Bootstrap(units.table["patient_id"].to_numpy()[te], cfg["n_boot"], cfg["seed"],
-                     cfg["level"], cfg["ci"], task.type)
-    scorer = get_scorer(runner_cls, task)
+                     cfg["level"], cfg["ci"], task.type.reference_decimals)
+    scorer = task.type.scorer(runner_cls.output)
     scored = scorer.score(units, cfg, runner_cls, boot)
     extras: dict[str, Any] = {"missing_embeddings": missing, "data_completeness": completeness,
                               "n_rows_per_unit": float(units.table["n_rows"].mean())
@@ -200,9 +194,7 @@ def evaluate(task: Task | str, protocol: str, manifest: Manifest, embeddings: Em
     cfg_out = {**{k: v for k, v in cfg.items() if k not in runner_cls.hidden_config},
                "protocol_record": {**runner.describe(), **scored.record},
                "headline": scored.headline, "baseline": scored.baseline_name,
-               "task": {"type": task.type, "label": task.label, "unit": task.unit,
-                        "aggregate": task.aggregate, "filters": {k: list(v) for k, v in
-                                                                 task.filters.items()}},
+               "task": task.describe(),
                "bootstrap": scored.bootstrap}
     head = scored.metrics.get(scored.headline, {}).get("value")
     log.info("%s %s %s: %s = %s", task.name, protocol, enc_desc.get("name"), scored.headline,
@@ -213,58 +205,40 @@ def evaluate(task: Task | str, protocol: str, manifest: Manifest, embeddings: Em
                   provenance=provenance(**prov, wall_time_s=round(time.perf_counter() - t0, 3)))
 
 
-# ----------------------------------------------------------------------------- suites
-def suite_entries(suite: Mapping[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
-    """Expand a suite dict (``runs: [{tasks: [...]|"all", protocols: [...], config: {...}}]``)
-    into ``(task, protocol, config)`` triples, validating every name."""
-    out = []
-    for i, run in enumerate(suite.get("runs", [])):
-        tasks = list(TASKS) if run.get("tasks", "all") == "all" else list(run["tasks"])
-        for t in tasks:
-            get_task(t)
-            for p in run.get("protocols", protocols()):
-                if p not in RUNNERS:
-                    raise EvaluationError(f"suite run {i}: unknown protocol {p!r}")
-                ci = {"ci": suite["ci"]} if "ci" in suite else {}
-                out.append((t, p, {**ci, **dict(run.get("config", {}).get(p, {}))}))
-    return out
+# ----------------------------------------------------------------------------- many
+@dataclass(frozen=True)
+class SuiteEntry:
+    """One (task, protocol, config) a suite asks for (:mod:`cardiobench.suite` expands them)."""
+
+    task: Task
+    protocol: str
+    config: dict[str, Any]
 
 
-def load_suite(path: str | Path | None = None) -> dict[str, Any]:
-    """Read a suite YAML (default: the packaged ``suites/cardiobench.yaml``)."""
-    import yaml
-    from importlib import resources
-
-    text = Path(path).read_text() if path else \
-        resources.files("cardiobench.suites").joinpath("cardiobench.yaml").read_text()
-    return yaml.safe_load(text)
-
-
-def run_suite(suite: Mapping[str, Any], manifests: Mapping[str, Manifest],
-              embeddings: Mapping[str, Embeddings], encoder: Any,
-              results_dir: str | Path) -> list[Result]:
-    """Evaluate every (task × protocol) of ``suite`` whose dataset has a manifest and embeddings;
-    write one JSON + predictions CSV each (the leaderboard is the report layer's job:
-    :func:`cardiobench.report.leaderboard.write_leaderboard`). Datasets without data are
-    logged (warning) and skipped; a text-less encoder gets ``not_applicable`` zero-shot and
+def evaluate_all(entries: Sequence[SuiteEntry], manifests: Mapping[str, Manifest],
+                 embeddings: Mapping[str, Embeddings], encoder: Any,
+                 results_dir: str | Path) -> list[Result]:
+    """Evaluate every entry whose dataset has a manifest and embeddings; write one JSON +
+    predictions CSV each (the leaderboard is the report layer's job). Datasets without data
+    are logged (warning) and skipped; a text-less encoder gets ``not_applicable`` zero-shot and
     alignment results; a task that raises is written as ``status: failed`` with the error."""
     cache_dir = Path(results_dir) / "text_cache"
     cache = zero_shot.TextEmbeddingCache(cache_dir if encoder is not None and
                                          getattr(encoder, "has_text", False) else None)
     results = []
     skipped = set()
-    for tname, proto, cfg in suite_entries(suite):
-        task = get_task(tname)
+    for entry in entries:
+        task, proto = entry.task, entry.protocol
         if task.dataset not in manifests or task.dataset not in embeddings:
             skipped.add(task.dataset)
             continue
         try:
             res = evaluate(task, proto, manifests[task.dataset], embeddings[task.dataset],
-                           encoder, {**cfg, "text_cache": cache})
+                           encoder, {**entry.config, "text_cache": cache})
         except (EvaluationError, KeyError, ValueError) as exc:
             # one broken task must not hide the others: record it as failed, loudly
-            log.error("%s %s failed: %s", tname, proto, exc)
-            res = Result(task=tname, dataset=task.dataset, protocol=proto,
+            log.error("%s %s failed: %s", task.name, proto, exc)
+            res = Result(task=task.name, dataset=task.dataset, protocol=proto,
                          encoder=encoder.describe() if encoder is not None else
                          dict(embeddings[task.dataset].encoder), status="failed",
                          reason=str(exc), provenance=provenance())

@@ -45,14 +45,12 @@ import numpy as np
 import pandas as pd
 
 from cardiobench.atomic import atomic_write_text
-from cardiobench.protocols.tasks import Task, get_task
+from cardiobench.manifest import VIEWS
+from cardiobench.protocols.tasks import Task
 from cardiobench.results import Result
-from cardiobench.stats import VIEW_CLASSES
 
 log = logging.getLogger(__name__)
 
-#: Protocols whose per-unit predictions can be exported (alignment scores are not predictions).
-EXPORT_PROTOCOLS: tuple[str, ...] = ("zero_shot", "linear_probe", "knn")
 #: Output formats: the evaluators' per-task files, or one tidy long CSV.
 FORMATS: tuple[str, ...] = ("reference", "long")
 INDEX_FILE = "cardiobench_export.json"
@@ -97,9 +95,15 @@ def _file_name(task: str, model: str) -> str:
 
 
 # ----------------------------------------------------------------------------- one table
-def export_frame(result: Result, task: Task | None = None) -> pd.DataFrame:
-    """The evaluator-ready table for one ``ok`` result with predictions."""
-    task = task or get_task(result.task)
+def exportable_protocols() -> tuple[str, ...]:
+    """Protocols whose per-unit outputs are predictions of the label (alignment scores are not)."""
+    from cardiobench.protocols import protocols
+
+    return tuple(name for name, p in protocols().items() if p.exportable)
+
+
+def export_frame(result: Result, task: Task) -> pd.DataFrame:
+    """The evaluator-ready table for one ``ok`` result with predictions of ``task``."""
     spec = task.export
     if spec is None:
         raise ValueError(f"task {task.name} has no reference export format")
@@ -113,12 +117,10 @@ def export_frame(result: Result, task: Task | None = None) -> pd.DataFrame:
             if spec.id_source not in p:
                 raise KeyError(f"{task.name}: predictions lack id column {spec.id_source!r}")
             out[col] = p[spec.id_source].astype(str)
-        elif col == "view_pred":
-            out[col] = p["y_pred"].astype(str)
         elif col.endswith("_pred"):
-            out[col] = p["y_pred"].astype(int) if task.type == "binary" else p["y_pred"].astype(float)
+            out[col] = task.type.export_prediction(p)
         elif col.startswith("prob_"):
-            out[col] = p[col] if task.type == "multiclass" else p["prob"]
+            out[col] = task.type.export_probability(p, col)
         elif col == "view":
             out[col] = p["view"] if "view" in p else pd.NA
         else:
@@ -126,16 +128,14 @@ def export_frame(result: Result, task: Task | None = None) -> pd.DataFrame:
     return pd.DataFrame(out, columns=list(spec.columns))
 
 
-def empty_frame(task: Task | str) -> pd.DataFrame:
+def empty_frame(task: Task) -> pd.DataFrame:
     """A header-only table in ``task``'s export format (for a task without predictions)."""
-    task = get_task(task) if isinstance(task, str) else task
     return pd.DataFrame(columns=list(task.export.columns))
 
 
-def export_result(result: Result, root: str | Path, model: str | None = None) -> Path:
-    """Write ``<root>/<task dir>/<file>`` for ``result``; returns the path. ``model`` defaults
-    to the safe form of the encoder's display name."""
-    task = get_task(result.task)
+def export_result(result: Result, task: Task, root: str | Path, model: str | None = None) -> Path:
+    """Write ``<root>/<task dir>/<file>`` for ``result`` of ``task``; returns the path.
+    ``model`` defaults to the safe form of the encoder's display name."""
     name = safe_model_name(model or result.encoder_name)
     path = Path(root) / _file_name(task.name, name)
     atomic_write_text(path, export_frame(result, task).to_csv(index=False))
@@ -190,23 +190,22 @@ def model_names(results: Sequence[Result], model_name: str | None = None) -> dic
             if b in clash else b for k, b in base.items()}
 
 
-def _long_rows(result: Result, model: str) -> pd.DataFrame:
-    task = get_task(result.task)
+def _long_rows(result: Result, task: Task, model: str) -> pd.DataFrame:
     p = result.predictions
     out = pd.DataFrame({"task": task.name, "protocol": result.protocol, "model": model,
                         "encoder_key": result.encoder_key,
                         "unit_id": p[task.export.id_source].astype(str).to_numpy(),
                         "y_true": p["y_true"].to_numpy(), "y_pred": p["y_pred"].to_numpy()})
-    out["prob"] = p["prob"].to_numpy() if task.type == "binary" else np.nan
-    for c in VIEW_CLASSES:
-        out[f"prob_{c}"] = p[f"prob_{c}"].to_numpy() if task.type == "multiclass" else np.nan
+    for col, values in task.type.long_columns(task, p, VIEWS).items():
+        out[col] = values
     return out
 
 
-def export_predictions(results: Sequence[Result], out: str | Path,
+def export_predictions(results: Sequence[Result], tasks: Mapping[str, Task], out: str | Path,
                        protocols: Sequence[str] = ("linear_probe",), model_name: str | None = None,
                        fmt: str = "reference") -> ExportReport:
-    """Export ``results`` under ``out`` (see the module docstring) and write the index file.
+    """Export ``results`` (of the catalogue's ``tasks``) under ``out`` (see the module
+    docstring) and write the index file.
 
     With one protocol the evaluators' tree is ``out`` itself; with several, ``out/<protocol>``
     per protocol (each a tree the evaluators can be pointed at). ``fmt="long"`` writes one tidy
@@ -214,9 +213,10 @@ def export_predictions(results: Sequence[Result], out: str | Path,
     """
     if fmt not in FORMATS:
         raise ValueError(f"unknown export format {fmt!r}; known: {list(FORMATS)}")
-    bad = [p for p in protocols if p not in EXPORT_PROTOCOLS]
+    exportable = exportable_protocols()
+    bad = [p for p in protocols if p not in exportable]
     if bad:
-        raise ValueError(f"cannot export protocol(s) {bad}; exportable: {list(EXPORT_PROTOCOLS)}")
+        raise ValueError(f"cannot export protocol(s) {bad}; exportable: {list(exportable)}")
     out = Path(out)
     chosen = [r for r in results if r.protocol in protocols and r.task in load_contract()]
     if not chosen:
@@ -232,6 +232,7 @@ def export_predictions(results: Sequence[Result], out: str | Path,
         root = out if len(protocols) == 1 else out / proto
         for key, name in names.items():
             for tname in load_contract():
+                task = tasks[tname]
                 r = by.get((key, proto, tname))
                 status = r.status if r is not None else "missing"
                 reason = None if r is None else r.reason
@@ -241,9 +242,9 @@ def export_predictions(results: Sequence[Result], out: str | Path,
                     status, reason = "missing", "result has no predictions file"
                 if fmt == "long":
                     if status == "ok":
-                        long_parts.append(_long_rows(r, name))
+                        long_parts.append(_long_rows(r, task, name))
                     continue
-                frame = export_frame(r) if status == "ok" else empty_frame(tname)
+                frame = export_frame(r, task) if status == "ok" else empty_frame(task)
                 path = root / _file_name(tname, name)
                 atomic_write_text(path, frame.to_csv(index=False))
                 report.files.append(ExportedFile(str(path.relative_to(out)), tname, proto, name,
@@ -261,52 +262,19 @@ def export_predictions(results: Sequence[Result], out: str | Path,
 
 
 # ----------------------------------------------------------------------------- ground truth
-def write_ground_truth(manifests: Mapping[str, Any], out: str | Path) -> list[Path]:
-    """The ground-truth split CSVs the CAMUS, EchoNet-Dynamic, EchoNet-LVH and EchoNet-Pediatric
-    evaluators read and the reference does not ship, written from our manifests under
-    ``out/ground_truth/data/splits/`` (copy ``data/`` into the reference checkout). Rows keep
-    the manifest order, so the reference bootstrap resamples them in our order.
-
-    EchoNet-Dynamic's ``Split`` is written **lower-case**: the evaluator filters
-    ``Split == "test"`` and selects nothing on the native upper-case FileList.
-    """
-    def _table(m: Any) -> pd.DataFrame:
-        return m.table.reset_index(drop=True)
-
+def write_ground_truth(manifests: Mapping[str, Any], datasets: Mapping[str, Any],
+                       out: str | Path) -> list[Path]:
+    """The ground-truth split CSVs that the CAMUS, EchoNet-Dynamic, EchoNet-LVH and
+    EchoNet-Pediatric evaluators read and the reference does not ship, written from our
+    manifests under ``out/ground_truth/data/splits/`` (copy ``data/`` into the reference
+    checkout). Each dataset's catalogue entry says what its files hold (``Dataset.ground_truth``);
+    rows keep the manifest order, so the reference bootstrap resamples them in our order."""
     base = Path(out) / GROUND_TRUTH_DIR / "data" / "splits"
     written = []
-
-    def write(rel: str, frame: pd.DataFrame) -> None:
-        written.append(atomic_write_text(base / rel, frame.to_csv(index=False)))
-
-    if "echonet_dynamic" in manifests:
-        t = _table(manifests["echonet_dynamic"])
-        write("EchoNet-Dynamic/FileList.csv", pd.DataFrame({
-            "FileName": t["sample_id"], "EF": t["ef"], "FPS": t["fps"],
-            "NumberOfFrames": t["n_frames"], "Split": t["split"].astype(str).str.lower()}))
-    if "echonet_pediatric" in manifests:
-        t = _table(manifests["echonet_pediatric"])
-        fold = t["split"].map({"test": 0, "val": 1, "train": 2})
-        # the FileList's Weight/Height are not in the manifest (it keeps BMI); left empty, the
-        # evaluator's BMI subgroup rows are empty while EF and the Sex/Age subgroups are exact
-        write("echonet_pediatric_filelist.csv", pd.DataFrame({
-            "FileName": t["sample_id"], "EF": t["ef"], "Sex": t["sex"], "Age": t["age"],
-            "Weight": np.nan, "Height": np.nan, "BMI": t.get("bmi", np.nan), "Split": fold,
-            "view": t["view"]}))
-    if "echonet_lvh" in manifests:
-        t = _table(manifests["echonet_lvh"])
-        for col, calc in (("lvidd", "LVIDd"), ("ivsd", "IVSd"), ("lvpwd", "LVPWd")):
-            rows = t[t[col].notna()]
-            write(f"echonet_lvh/{calc}_split.csv", pd.DataFrame({
-                "Calc": calc, "CalcValue": rows[col], "HashedFileName": rows["sample_id"],
-                "Frame": rows.get("key_frame", np.nan), "split": rows["split"]}))
-    if "camus" in manifests:
-        t = _table(manifests["camus"])
-        view = t["view"].map({"A2C": "2CH", "A4C": "4CH"})
-        write("camus_split.csv", pd.DataFrame({
-            "patient_id": t["patient_id"], "view": view, "path": t["path"], "split": t["split"],
-            "Sex": t["sex"], "Age": t["age"], "EF": t["ef"], "FrameRate": t["fps"],
-            "ImageQuality": t["image_quality"], "unique_id": t["sample_id"]}))
+    for name, manifest in manifests.items():
+        writer = getattr(datasets.get(name), "ground_truth", None)
+        for rel, frame in (writer(manifest) if writer else {}).items():
+            written.append(atomic_write_text(base / rel, frame.to_csv(index=False)))
     return written
 
 
@@ -361,10 +329,10 @@ def _check_values(entry: dict[str, Any], df: pd.DataFrame, rel: str) -> list[Fin
                 f.append(Finding("warning", rel, f"{n_bad} row(s) with a non-numeric or non-finite "
                                  f"{c}: the evaluator drops them"))
         else:
-            unknown = sorted(set(col.astype(str)) - set(VIEW_CLASSES))
+            unknown = sorted(set(col.astype(str)) - set(VIEWS))
             if unknown:
                 f.append(Finding("warning", rel, f"view_pred values {unknown[:5]} are not in "
-                                 f"{list(VIEW_CLASSES)}: counted as Other in the distribution"))
+                                 f"{list(VIEWS)}: counted as Other in the distribution"))
     for c in [c for c in df.columns if c.startswith("prob_")]:
         vals = pd.to_numeric(df[c], errors="coerce").to_numpy(dtype=float)
         if (~np.isfinite(vals)).any() or (vals < 0).any() or (vals > 1).any():

@@ -22,6 +22,8 @@ from sklearn.metrics import log_loss, mean_squared_error
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from cardiobench.protocols.runners import EvaluationError, Protocol, RowData, Runner
+
 log = logging.getLogger(__name__)
 
 RIDGE_ALPHAS: tuple[float, ...] = tuple(float(a) for a in np.logspace(-3, 5, 17))
@@ -151,3 +153,36 @@ def prior_baseline(y_trainval: np.ndarray, n_classes: int, n: int) -> np.ndarray
     (its argmax is the majority class)."""
     freq = np.bincount(np.asarray(y_trainval).astype(int), minlength=n_classes) / len(y_trainval)
     return np.tile(freq, (n, 1))
+
+
+# ----------------------------------------------------------------------------- the protocol
+class LinearProbe(Runner):
+    """Ridge / logistic probe, strength chosen on val, refit on train+val (module docstring);
+    which of the two is the task type's choice (``TaskType.fit_linear``)."""
+
+    name = "linear_probe"
+    definition = ("Linear probe: ridge (regression) or logistic regression (classification) on "
+                  "the frozen clip embedding, regularisation chosen on val, refit on train+val.")
+    order = 10
+    defaults = {"decision": "argmax", "class_weight_binary": "balanced",
+                "class_weight_multiclass": None, "alphas": list(RIDGE_ALPHAS),
+                "Cs": list(LOGISTIC_CS)}
+    fitted = True
+    hidden_config = ("alphas", "Cs")
+
+    def fit(self, data: RowData) -> None:
+        """Sweep on train → val, refit the chosen strength on train+val."""
+        task, X, y = data.task, data.X, data.y
+        tr, va = data.fitting_rows()
+        if not tr.any() or not va.any():
+            raise EvaluationError(f"{task.name}: linear probe needs train and val rows "
+                                  f"(train {int(tr.sum())}, val {int(va.sum())})")
+        self.fit_ = task.type.fit_linear(task, X[tr], y[tr], X[va], y[va], self.cfg)
+        self.record = self.fit_.record
+
+    def predict(self, data: RowData) -> np.ndarray:
+        """Probe outputs (values or probabilities) for every row."""
+        return self.fit_.predict(data.X)
+
+
+PROTOCOL = Protocol.of(LinearProbe)

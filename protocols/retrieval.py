@@ -23,6 +23,8 @@ from sklearn.model_selection import (GridSearchCV, GroupKFold, KFold, Stratified
                                      StratifiedKFold)
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 
+from cardiobench.protocols.runners import Protocol, RowData, Runner
+
 K_GRID: tuple[int, ...] = (1, 3, 5, 7, 9, 11, 15, 21)
 
 
@@ -92,9 +94,23 @@ class TieStableKNNClassifier(ClassifierMixin, _TieStableKNN):
         return self.classes_[self.predict_proba(X).argmax(axis=1)]
 
 
-def fit_knn(X_gallery: np.ndarray, y_gallery: np.ndarray, task_type: str,
-            k_grid: tuple[int, ...] = K_GRID, seed: int = 42,
-            groups: np.ndarray | None = None) -> tuple[Any, dict[str, Any]]:
+def fit_knn_regressor(X_gallery: np.ndarray, y_gallery: np.ndarray,
+                      k_grid: tuple[int, ...] = K_GRID, seed: int = 42,
+                      groups: np.ndarray | None = None) -> tuple[Any, dict[str, Any]]:
+    """kNN regressor (mean of the neighbours' labels), ``k`` by CV MAE; (model, record)."""
+    return _fit_knn(X_gallery, y_gallery, True, k_grid, seed, groups)
+
+
+def fit_knn_classifier(X_gallery: np.ndarray, y_gallery: np.ndarray,
+                       k_grid: tuple[int, ...] = K_GRID, seed: int = 42,
+                       groups: np.ndarray | None = None) -> tuple[Any, dict[str, Any]]:
+    """kNN classifier (vote shares), ``k`` by stratified CV accuracy; (model, record)."""
+    return _fit_knn(X_gallery, y_gallery, False, k_grid, seed, groups)
+
+
+def _fit_knn(X_gallery: np.ndarray, y_gallery: np.ndarray, regression: bool,
+             k_grid: tuple[int, ...], seed: int,
+             groups: np.ndarray | None) -> tuple[Any, dict[str, Any]]:
     """Fit the kNN model on the gallery with ``k`` chosen by CV; returns (model, config record).
 
     With ``groups`` (patient ids) the CV folds keep each patient's videos together, so a
@@ -102,7 +118,6 @@ def fit_knn(X_gallery: np.ndarray, y_gallery: np.ndarray, task_type: str,
     """
     X = _l2(np.asarray(X_gallery, dtype=np.float64))
     n = len(X)
-    regression = task_type == "regression"
     n_groups = len(np.unique(groups)) if groups is not None else n
     if regression:
         folds = max(2, min(5, n_groups))
@@ -171,3 +186,31 @@ def recall_from_similarity(sim: np.ndarray, relevant: np.ndarray,
     prec = hits / np.arange(1, rel.shape[1] + 1)
     out["mAP"] = 100.0 * float(((prec * rel).sum(axis=1) / rel.sum(axis=1)).mean())
     return out
+
+
+# ----------------------------------------------------------------------------- the protocol
+class KNN(Runner):
+    """Nearest neighbours in the train+val gallery, ``k`` by grouped CV (module docstring)."""
+
+    name = "knn"
+    definition = ("kNN: the label of the k nearest train+val videos (cosine distance; k chosen "
+                  "by 5-fold CV on train+val; mean label for regression, vote share for "
+                  "classes; ties by gallery order).")
+    order = 20
+    defaults = {"decision": "argmax", "k_grid": list(K_GRID)}
+    fitted = True
+    hidden_config = ("k_grid",)
+
+    def fit(self, data: RowData) -> None:
+        """Choose ``k`` on the gallery and keep the fitted neighbour model."""
+        gal = np.isin(data.split, ("train", "val"))
+        self.fit_ = data.task.type.fit_knn(data.task, data.X[gal], data.y[gal],
+                                           data.patients[gal], self.cfg)
+        self.record = self.fit_.record
+
+    def predict(self, data: RowData) -> np.ndarray:
+        """Neighbour mean or vote shares for every row."""
+        return self.fit_.predict(data.X)
+
+
+PROTOCOL = Protocol.of(KNN)

@@ -1,4 +1,4 @@
-"""Scorers: one per task type and kind of runner output, from unit outputs to a result's numbers.
+"""Scorers: from a task's unit outputs to a result's numbers (the base the task types build on).
 
 A scorer takes the evaluation units (rows already aggregated by the task rule) with their
 outputs and does four things: **decide** (hard predictions from scores, e.g. the binary
@@ -6,25 +6,23 @@ threshold), **metrics** (a vectorised metric function, bootstrapped over patient
 units), **baseline** (the trivial floor a reader compares against) and **predictions** (the
 per-unit table written beside the result). :meth:`Scorer.score` runs them in that order.
 
-Scorers are looked up by ``(runner.output, task.type)``: predictions of a label are scored by
-:class:`RegressionScorer`, :class:`BinaryScorer` and :class:`MulticlassScorer`; alignment scores
-by :class:`CorrelationScorer`, :class:`SeparationScorer` and :class:`RetrievalScorer`.
+Each task type (:mod:`cardiobench.protocols.task_types`) owns two scorers, one for predictions
+of the label and one for alignment scores; ``task.type.scorer(runner.output)`` picks one.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import partial
-from typing import Any, Callable, ClassVar, Mapping
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Mapping
 
 import numpy as np
 import pandas as pd
 
 from cardiobench import stats, stats_reference
-from cardiobench.protocols import linear_probe as lp
-from cardiobench.protocols import retrieval, zero_shot
-from cardiobench.protocols.runners import EvaluationError, Runner
-from cardiobench.protocols.tasks import Task
+
+if TYPE_CHECKING:  # pragma: no cover
+    from cardiobench.protocols.runners import Runner
+    from cardiobench.protocols.tasks import Task
 
 MetricFn = Callable[..., Mapping[str, np.ndarray]]
 
@@ -45,11 +43,11 @@ class Bootstrap:
     seed: int
     level: float
     ci: str = "patient"
-    task_type: str = "regression"
+    decimals: int = 2
 
     def __call__(self, fn: MetricFn) -> dict[str, dict[str, Any]]:
         """Value and interval of every metric of ``fn`` over the test units."""
-        boot = stats_reference.bootstrap_for(self.ci, self.task_type)
+        boot = stats_reference.bootstrap_for(self.ci, self.decimals)
         clusters = None if self.ci == "reference" else self.clusters
         return ci_dict(boot(fn, len(self.clusters), clusters, self.n_boot, self.seed,
                             self.level))
@@ -165,176 +163,11 @@ class Scorer:
                       record=dec.record, bootstrap=boot.record())
 
 
-SCORERS: dict[tuple[str, str], Scorer] = {}
-
-
-def register_scorer(output: str, task_type: str) -> Callable[[type[Scorer]], type[Scorer]]:
-    """Class decorator: score ``output`` of runners on tasks of ``task_type``."""
-    def deco(cls: type[Scorer]) -> type[Scorer]:
-        SCORERS[(output, task_type)] = cls()
-        return cls
-    return deco
-
-
-def get_scorer(runner: type[Runner], task: Task) -> Scorer:
-    """The scorer of ``runner``'s outputs on ``task``."""
-    try:
-        return SCORERS[(runner.output, task.type)]
-    except KeyError:
-        raise EvaluationError(f"no scorer for {runner.output} outputs on {task.type} task "
-                              f"{task.name}") from None
-
-
-# ----------------------------------------------------------------------------- predictions
-@register_scorer("prediction", "regression")
-class RegressionScorer(Scorer):
-    """Predicted values: MAE/RMSE/R² family against the train+val mean."""
-
-    def metric_fn(self, y: np.ndarray, out: np.ndarray, dec: Decision) -> MetricFn:
-        return partial(stats.regression_metrics, y, out)
-
-    def baseline(self, units: Units, y: np.ndarray) -> tuple[str, MetricFn]:
-        mean = lp.mean_baseline(units.y[units.mask("train", "val")], len(y))
-        return "train+val mean", partial(stats.regression_metrics, y, mean)
-
-
-@register_scorer("prediction", "binary")
-class BinaryScorer(Scorer):
-    """P(positive): hard decision by argmax (≥ 0.5) or by the train-calibrated F1 threshold."""
-
-    def decide(self, units: Units, cfg: Mapping[str, Any], runner: type[Runner],
-               boot: Bootstrap) -> Decision:
-        task, te, tr = units.task, units.mask("test"), units.mask("train")
-        yt, ot = units.y[te].astype(int), units.out[te]
-        # a fitted model's train scores are in-sample (the probe is refit on train+val, kNN
-        # finds each train unit itself): an F1 threshold on them would be over-confident, so
-        # the calibrated threshold belongs to protocols that learn nothing from train labels
-        if runner.fitted and cfg["decision"] == "threshold":
-            raise EvaluationError(f"{task.name}: the train-calibrated threshold is defined for "
-                                  "zero_shot only; fitted protocols use decision 'argmax'")
-        thr = zero_shot.calibrate_threshold(units.out[tr], units.y[tr].astype(int)) \
-            if not runner.fitted and tr.any() and len(np.unique(units.y[tr])) == 2 else None
-        pred_argmax = (ot >= 0.5).astype(int)
-        pred_thr = (ot > thr).astype(int) if thr is not None else None
-        if cfg["decision"] == "threshold" and pred_thr is None:
-            raise EvaluationError(f"{task.name}: threshold decision needs both classes in train")
-        dec = Decision(hard=pred_thr if cfg["decision"] == "threshold" else pred_argmax)
-        if not runner.fitted:
-            dec.record["threshold"] = {"value": thr, "fitted_on": "train units",
-                                       "rule": "prob > threshold",
-                                       "objective": "F1 of the positive class"}
-        dec.columns = {"prob": ot, "pred_argmax": pred_argmax}
-        if pred_thr is not None:
-            dec.columns["pred_threshold"] = pred_thr
-        other = pred_argmax if cfg["decision"] == "threshold" else pred_thr
-        if other is not None:
-            dec.extras["metrics_other_decision"] = boot(
-                partial(stats.binary_metrics, yt, other, ot))
-        return dec
-
-    def metric_fn(self, y: np.ndarray, out: np.ndarray, dec: Decision) -> MetricFn:
-        return partial(stats.binary_metrics, y.astype(int), dec.hard, out)
-
-    def baseline(self, units: Units, y: np.ndarray) -> tuple[str, MetricFn]:
-        prior = float(np.mean(units.y[units.mask("train", "val")]))
-        return "train+val prior (majority class)", partial(
-            stats.binary_metrics, y.astype(int), np.full(len(y), int(prior >= 0.5)),
-            np.full(len(y), prior))
-
-    def predictions(self, units: Units, y: np.ndarray, out: np.ndarray,
-                    dec: Decision) -> pd.DataFrame:
-        preds = units.base_predictions(units.mask("test"), y.astype(int))
-        for col, values in dec.columns.items():
-            preds[col] = values
-        preds["y_pred"] = dec.hard
-        return preds
-
-
-@register_scorer("prediction", "multiclass")
-class MulticlassScorer(Scorer):
-    """Class probabilities (renormalised): accuracy family against the train+val prior."""
-
-    def test_outputs(self, units: Units) -> np.ndarray:
-        return stats.normalise_view_proba(units.out[units.mask("test")])
-
-    def decide(self, units: Units, cfg: Mapping[str, Any], runner: type[Runner],
-               boot: Bootstrap) -> Decision:
-        classes = units.task.classes
-        te = units.mask("test")
-        yt, ot = units.y[te].astype(int), self.test_outputs(units)
-        hard = ot.argmax(axis=1)
-        names = pd.Series([classes[i] for i in hard])
-        return Decision(hard=hard, extras={
-            "per_class_accuracy": {c: {"n": int((yt == j).sum()),
-                                       "accuracy": 100.0 * float((hard[yt == j] == j).mean())}
-                                   for j, c in enumerate(classes) if (yt == j).any()},
-            "pred_distribution": names.value_counts().to_dict()})
-
-    def metric_fn(self, y: np.ndarray, out: np.ndarray, dec: Decision) -> MetricFn:
-        return partial(stats.multiclass_metrics, y.astype(int), stats.normalise_view_proba(out))
-
-    def baseline(self, units: Units, y: np.ndarray) -> tuple[str, MetricFn]:
-        prior = lp.prior_baseline(units.y[units.mask("train", "val")].astype(int),
-                                  len(units.task.classes), len(y))
-        return "train+val prior (majority class)", partial(stats.multiclass_metrics,
-                                                            y.astype(int), prior)
-
-    def predictions(self, units: Units, y: np.ndarray, out: np.ndarray,
-                    dec: Decision) -> pd.DataFrame:
-        classes = units.task.classes
-        preds = units.base_predictions(units.mask("test"), [classes[i] for i in y.astype(int)])
-        preds["y_pred"] = [classes[i] for i in dec.hard]
-        for j, c in enumerate(classes):
-            preds[f"prob_{c}"] = out[:, j]
-        return preds
-
-
-# ----------------------------------------------------------------------------- alignment
-class _ScoreScorer(Scorer):
+class ScoreScorer(Scorer):
     """A row score that is not a prediction: no decision, no trivial baseline, no subgroups."""
 
     subgroups = False
     output_column = "score"
 
-
-@register_scorer("alignment", "regression")
-class CorrelationScorer(_ScoreScorer):
-    """Projection on a text axis versus the value: Pearson, Spearman, R²."""
-
     def headline(self, task: Task) -> str:
-        return "pearson"
-
-    def metric_fn(self, y: np.ndarray, out: np.ndarray, dec: Decision) -> MetricFn:
-        return partial(stats.correlation_metrics, y, out)
-
-
-@register_scorer("alignment", "binary")
-class SeparationScorer(_ScoreScorer):
-    """Margin on a text direction: AUROC and standardised mean difference."""
-
-    def headline(self, task: Task) -> str:
-        return "smd"
-
-    def metric_fn(self, y: np.ndarray, out: np.ndarray, dec: Decision) -> MetricFn:
-        return partial(stats.separation_metrics, y.astype(int), out)
-
-
-@register_scorer("alignment", "multiclass")
-class RetrievalScorer(Scorer):
-    """Text→video retrieval over the test units: recall@k and mAP, point values only."""
-
-    bootstrapped = False
-    subgroups = False
-
-    def headline(self, task: Task) -> str:
-        return "recall@1"
-
-    def score(self, units: Units, cfg: Mapping[str, Any], runner: type[Runner],
-              boot: Bootstrap) -> Scored:
-        te = units.mask("test")
-        n_classes = len(units.task.classes)
-        rel = units.y[te][None, :] == np.arange(n_classes)[:, None]
-        direct = retrieval.recall_from_similarity(units.out[te].T, rel, tuple(cfg["ks"]))
-        metrics = {k: {"value": v, "ci_low": None, "ci_high": None, "mean": None,
-                       "n_boot_valid": 0} for k, v in direct.items()}
-        return Scored(headline=self.headline(units.task), metrics=metrics, metric_fn=None)
+        return task.type.alignment_headline

@@ -3,8 +3,10 @@
 A task says which manifest column is the target, what kind of target it is, at which unit it is
 scored and how per-sample predictions are aggregated to that unit, which rows take part, which
 prompt set zero-shot uses, which subgroups are reported, and how predictions are exported in the
-published evaluators' CSV format (``docs/published_benchmark.md`` §5). The tasks themselves
-are declared with their datasets in :mod:`cardiobench.datasets`.
+published evaluators' CSV format (``docs/published_benchmark.md`` §5). What kind of target a
+task has is its :class:`~cardiobench.protocols.task_types.TaskType` strategy, never a string the
+code compares. The tasks themselves are declared with their datasets in the catalogue
+(:mod:`cardiobench.catalogue`).
 
 Aggregation rules (``aggregate``):
 
@@ -23,39 +25,15 @@ one row per patient and view, as the reference does.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal, Mapping
 
 import numpy as np
 import pandas as pd
 
-from cardiobench.stats import bmi_bins, camus_age_bins, pediatric_age_bins, sex_groups
+from cardiobench.protocols.subgroups import Subgroup
+from cardiobench.protocols.task_types import TaskType, get_task_type
 
-TaskType = Literal["regression", "binary", "multiclass"]
-
-#: Manifest subgroup transforms by name (column → group label).
-SUBGROUP_BINNERS = {
-    "sex": sex_groups,
-    "camus_age": camus_age_bins,
-    "pediatric_age": pediatric_age_bins,
-    "bmi": bmi_bins,
-    "image_quality": lambda s: s.astype("string").str.strip().str.title(),
-}
-
-
-@dataclass(frozen=True)
-class Subgroup:
-    """A subgroup report: name, manifest column, binner key in :data:`SUBGROUP_BINNERS`, order."""
-
-    name: str
-    column: str
-    binner: str
-    order: tuple[str, ...] | None = None
-
-    def labels(self, table: pd.DataFrame) -> pd.Series:
-        """Group label of every row (NaN where the column is missing or out of range)."""
-        if self.column not in table:
-            return pd.Series([np.nan] * len(table), index=table.index)
-        return SUBGROUP_BINNERS[self.binner](table[self.column]).astype("string")
+__all__ = ["ExportFormat", "Subgroup", "Task"]
 
 
 @dataclass(frozen=True)
@@ -76,7 +54,12 @@ class ExportFormat:
 
 @dataclass(frozen=True)
 class Task:
-    """One benchmark endpoint; see the module docstring for the aggregation rules."""
+    """One benchmark endpoint; see the module docstring for the aggregation rules.
+
+    ``type`` is a :class:`TaskType` (a task type's name is resolved when the task is built).
+    ``headline`` defaults to the type's headline metric. ``label_unit`` is the label's physical
+    unit (``"%"``, ``"cm"``; empty for classes), read by the report.
+    """
 
     name: str
     dataset: str
@@ -88,8 +71,17 @@ class Task:
     prompt_set: str | None = None
     subgroups: tuple[Subgroup, ...] = ()
     classes: tuple[str, ...] = ()
-    headline: str = "mae"
+    headline: str = ""
     export: ExportFormat | None = None
+    label_unit: str = ""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "type", get_task_type(self.type))
+        if not self.headline:
+            object.__setattr__(self, "headline", self.type.headline)
+        if "/" not in self.name or self.name.split("/", 1)[0] != self.dataset:
+            raise ValueError(f"task {self.name!r} must be named '{self.dataset}/<endpoint>'")
+        self.type.check(self)
 
     @property
     def endpoint(self) -> str:
@@ -102,7 +94,7 @@ class Task:
             self.aggregate, "sample_id")
 
     def select(self, table: pd.DataFrame) -> pd.DataFrame:
-        """Rows taking part: filters applied, label present (for views: GT in the class list)."""
+        """Rows taking part: filters applied, label present and valid for the task type."""
         keep = pd.Series(True, index=table.index)
         for col, allowed in self.filters.items():
             if col not in table:
@@ -110,46 +102,29 @@ class Task:
             keep &= table[col].astype("string").isin(allowed).fillna(False)
         if self.label not in table:
             raise KeyError(f"task {self.name}: label column {self.label!r} not in the manifest")
-        lab = table[self.label]
-        keep &= lab.notna()
-        if self.type == "multiclass":
-            keep &= lab.astype("string").isin(self.classes).fillna(False)
+        keep &= self.type.valid(self, table[self.label])
         return table[keep.to_numpy()]
 
     def encode_labels(self, labels: pd.Series) -> np.ndarray:
         """Targets as numbers: float for regression, 0/1 ints, or class indices."""
-        if self.type == "regression":
-            return labels.astype(float).to_numpy()
-        if self.type == "binary":
-            y = labels.astype(float).to_numpy()
-            if not np.isin(y, (0.0, 1.0)).all():
-                bad = labels[~np.isin(y, (0.0, 1.0))].index[:5].tolist()
-                raise ValueError(f"task {self.name}: non-binary labels at rows {bad}")
-            return y.astype(np.int64)
-        idx = {c: i for i, c in enumerate(self.classes)}
-        return labels.astype(str).map(idx).to_numpy().astype(np.int64)
+        return self.type.encode(self, labels)
 
+    def describe(self) -> dict[str, Any]:
+        """The task as a result JSON records it (:meth:`from_record` reads it back)."""
+        return {"type": self.type.name, "label": self.label, "unit": self.unit,
+                "aggregate": self.aggregate,
+                "filters": {k: list(v) for k, v in self.filters.items()},
+                "classes": list(self.classes), "headline": self.headline,
+                "label_unit": self.label_unit}
 
-# ----------------------------------------------------------------------------- registry
-TASKS: dict[str, Task] = {}
-
-
-def register_task(task: Task) -> Task:
-    """Add a task to :data:`TASKS` (a duplicate name raises)."""
-    if task.name in TASKS:
-        raise ValueError(f"task {task.name!r} registered twice")
-    TASKS[task.name] = task
-    return task
-
-
-def get_task(name: str) -> Task:
-    """Look a task up by name; an unknown name lists the known ones."""
-    try:
-        return TASKS[name]
-    except KeyError:
-        raise KeyError(f"unknown task {name!r}; known: {sorted(TASKS)}") from None
-
-
-# The built-in datasets register their tasks; imported last because cardiobench.datasets builds
-# on the classes above.
-import cardiobench.datasets  # noqa: E402,F401
+    @classmethod
+    def from_record(cls, name: str, record: Mapping[str, Any]) -> "Task":
+        """The task a result was scored on, rebuilt from the result's ``config["task"]`` (for
+        readers of results whose dataset is not in the catalogue at hand, e.g. a user's own)."""
+        return cls(name, name.split("/", 1)[0], str(record.get("label", "")),
+                   record.get("type", "regression"), unit=record.get("unit", "video"),
+                   aggregate=record.get("aggregate", "none"),
+                   filters={k: tuple(v) for k, v in (record.get("filters") or {}).items()},
+                   classes=tuple(record.get("classes") or ()),
+                   headline=str(record.get("headline") or ""),
+                   label_unit=str(record.get("label_unit") or ""))

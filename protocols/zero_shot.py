@@ -34,12 +34,16 @@ import logging
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import yaml
 
 from cardiobench.atomic import atomic_path
+from cardiobench.protocols.runners import EvaluationError, Protocol, RowData, Runner
+
+if TYPE_CHECKING:  # pragma: no cover
+    from cardiobench.protocols.tasks import Task
 
 log = logging.getLogger(__name__)
 
@@ -222,3 +226,50 @@ def calibrate_threshold(scores: np.ndarray, labels: np.ndarray) -> float:
     den = n_pos + pp
     f1 = np.where(den > 0, 2.0 * tp / np.where(den > 0, den, 1), 0.0)
     return float(cands[int(np.argmax(f1))])  # argmax returns the first (lowest) best
+
+
+# ----------------------------------------------------------------------------- the protocol
+class ZeroShot(Runner):
+    """Prompts scored against clip (or frame) vectors; needs a text tower (module docstring)."""
+
+    name = "zero_shot"
+    definition = ("Zero-shot: no training; text prompts embedded by the model's text tower "
+                  "score each video (value grid for regression, class prompts for "
+                  "classification).")
+    order = 30
+    defaults = {"order": "rank_mean_then_median", "top_fraction": TOP_FRACTION,
+                "decision": "threshold", "prompt_dir": None}
+    needs_text = True
+
+    def _prompts(self, task: Task, missing: type[Exception]) -> None:
+        """Load the task's prompt set and its (cached) text embeddings."""
+        if task.prompt_set is None:
+            raise missing(f"{task.name} has no prompt set")
+        self.prompts = load_prompt_set(task.prompt_set, self.cfg["prompt_dir"])
+        self.text = (self.text_cache or TextEmbeddingCache()).get(self.encoder, self.prompts)
+        self.targets = np.asarray(self.prompts.targets)
+        self.record = {"prompts": self.prompts.record()}
+
+    def fit(self, data: RowData) -> None:
+        """No labels are used: the prompts and the encoder's logit scale define the model."""
+        task = data.task
+        self._prompts(task, EvaluationError)
+        scale = getattr(self.encoder, "logit_scale", None)
+        self.record.update({"logit_scale": scale,
+                            "logit_bias": getattr(self.encoder, "logit_bias", None),
+                            "logit_scale_used": scale if scale is not None else
+                            DEFAULT_LOGIT_SCALE})
+        try:
+            task.type.check_prompts(task, self.prompts)
+        except ValueError as exc:
+            raise EvaluationError(str(exc)) from None
+
+    def predict(self, data: RowData) -> np.ndarray:
+        """Zero-shot value, P(positive) or class probabilities for every row."""
+        emb = data.embeddings
+        frames = [emb.frames[i] for i in data.pos] if emb.frames is not None else None
+        return data.task.type.zero_shot(data.task, self.prompts, self.text, data.X, frames,
+                                        self.record["logit_scale_used"], self.cfg, self.record)
+
+
+PROTOCOL = Protocol.of(ZeroShot)

@@ -13,15 +13,15 @@ comes from (``rule``), its parameters, the published counts and fingerprint. The
 ``cardiobench splits verify|export|show``.
 """
 
-from cardiobench.splits.spec import SPEC_RULES, SplitSpec, load_spec, spec_datasets
+from cardiobench.splits.spec import SPEC_RULES, SplitSpec, load_spec, packaged_spec
 from cardiobench.splits.rules import (apply_spec_rule, map_split_column, official_split,
                                       stratified_patient_split)
-from cardiobench.splits.published import file_sha256, import_published
+from cardiobench.splits.published import SplitImporter, import_published
 from cardiobench.splits.report import VerifyReport, export, show, verify
 
 __all__ = [
-    "SPEC_RULES", "SplitSpec", "load_spec", "spec_datasets",
+    "SPEC_RULES", "SplitSpec", "load_spec", "packaged_spec",
     "official_split", "map_split_column", "stratified_patient_split", "apply_spec_rule",
-    "file_sha256", "import_published",
+    "SplitImporter", "import_published",
     "VerifyReport", "export", "show", "verify",
 ]

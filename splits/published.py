@@ -2,34 +2,25 @@
 
 from __future__ import annotations
 
-import hashlib
-import importlib
 import logging
 from pathlib import Path
+from typing import Callable
 
 import pandas as pd
 
+from cardiobench.hashing import sha256_file
 from cardiobench.manifest import Manifest, ManifestError, Problem
-from cardiobench.splits.spec import load_spec
+from cardiobench.splits.spec import SplitSpec
 
 log = logging.getLogger(__name__)
 
-#: dataset → module (under cardiobench.preprocessing) providing
-#: ``from_published(csv: DataFrame, raw_root: Path, csv_name: str) -> (table, problems)``
-IMPORTERS: dict[str, str] = {"segrwma": "segrwma"}
+#: ``importer(csv: DataFrame, raw_root: Path, csv_name: str) -> (table, problems)``: a dataset's
+#: reader of its published split CSV (the catalogue binds it as the dataset's split importer)
+SplitImporter = Callable[[pd.DataFrame, Path, str], "tuple[pd.DataFrame, list[Problem]]"]
 
 
-def file_sha256(path: str | Path) -> str:
-    """SHA-256 of a file's bytes."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def import_published(csv_path: str | Path, raw_root: str | Path,
-                     dataset: str = "segrwma") -> Manifest:
+def import_published(csv_path: str | Path, raw_root: str | Path, spec: SplitSpec,
+                     importer: SplitImporter) -> Manifest:
     """Manifest whose splits and labels come from a published split CSV.
 
     Every CSV row is checked against the raw download (file present, IDs, frame counts and
@@ -38,18 +29,15 @@ def import_published(csv_path: str | Path, raw_root: str | Path,
     compared with the spec's: a different file is reported as a warning problem.
     """
     csv_path, raw_root = Path(csv_path), Path(raw_root)
-    if dataset not in IMPORTERS:
-        raise KeyError(f"no published-CSV importer for {dataset!r}; known: {sorted(IMPORTERS)}")
+    dataset = spec.dataset
     if not csv_path.is_file():
         raise ManifestError(f"{dataset}: published split CSV {csv_path} does not exist")
     try:
         csv = pd.read_csv(csv_path, dtype=str, keep_default_na=False)
     except Exception as exc:  # pandas raises several types for malformed CSVs
         raise ManifestError(f"{dataset}: cannot parse {csv_path}: {exc}") from exc
-    module = importlib.import_module(f"cardiobench.preprocessing.{IMPORTERS[dataset]}")
-    table, problems = module.from_published(csv, raw_root, str(csv_path))
-    sha = file_sha256(csv_path)
-    spec = load_spec(dataset)
+    table, problems = importer(csv, raw_root, str(csv_path))
+    sha = sha256_file(csv_path)
     expected_sha = spec.params.get("sha256")
     if expected_sha and sha != expected_sha:
         problems.append(Problem("published_csv_changed",

@@ -14,7 +14,7 @@ import pandas as pd
 from cardiobench.atomic import atomic_write_text
 from cardiobench.manifest import BINARY_LABELS, LABEL_COLUMNS, SPLITS, Manifest
 from cardiobench.splits.rules import apply_spec_rule
-from cardiobench.splits.spec import SplitSpec, load_spec
+from cardiobench.splits.spec import SplitSpec
 
 log = logging.getLogger(__name__)
 
@@ -94,15 +94,15 @@ class VerifyReport:
                 "reference": self.reference, "excluded": self.excluded}
 
 
-def verify(manifest: Manifest, reference: pd.DataFrame | None = None,
-           spec: SplitSpec | None = None) -> VerifyReport:
-    """Compare ``manifest``'s split with its published spec.
+def verify(manifest: Manifest, spec: SplitSpec,
+           reference: pd.DataFrame | None = None) -> VerifyReport:
+    """Compare ``manifest``'s split with its published ``spec`` (the dataset's, from the
+    catalogue).
 
     ``reference`` (columns ``sample_id, split`` [``patient_id``]) is the expected assignment;
     when absent and the rule is ``stratified_patient`` it is recomputed from the manifest's own
     patients and labels, so a single moved patient is named.
     """
-    spec = spec or load_spec(manifest.dataset)
     t = manifest.table
     actual = _counts(t, spec.label)
     diffs = []

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import importlib.resources
 from dataclasses import dataclass, field
+from importlib.abc import Traversable
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -47,23 +49,8 @@ class SplitSpec:
         return self.expected.get("label")
 
 
-def spec_datasets() -> list[str]:
-    """Every registered dataset whose split spec file exists (packaged or its own)."""
-    from cardiobench.datasets import dataset_names
-
-    return sorted(d for d in dataset_names() if _spec_file(d).is_file())
-
-
-def _spec_file(dataset: str) -> Any:
-    """The dataset's own ``split_spec`` when registered with one, else ``splits/<dataset>.yaml``."""
-    from cardiobench.datasets import get_dataset
-
-    try:
-        own = get_dataset(dataset).split_spec
-    except KeyError:
-        own = None
-    if own is not None:
-        return own
+def packaged_spec(dataset: str) -> Traversable:
+    """The split spec shipped with the package for a built-in dataset, ``splits/<dataset>.yaml``."""
     return importlib.resources.files("cardiobench.splits") / f"{dataset}.yaml"
 
 
@@ -92,12 +79,16 @@ def parse_spec(data: dict[str, Any], source: str) -> SplitSpec:
                      test_ids_sha256=data.get("test_ids_sha256"))
 
 
-def load_spec(dataset: str) -> SplitSpec:
-    """The dataset's split spec (see :func:`_spec_file`); an unknown dataset lists the known ones."""
-    res = _spec_file(dataset)
-    if not res.is_file():
-        raise KeyError(f"no split spec for {dataset!r}; known: {', '.join(spec_datasets())}")
-    spec = parse_spec(yaml.safe_load(res.read_text()), str(res))
-    if spec.dataset != dataset:
-        raise ManifestError(f"split spec {res} declares dataset {spec.dataset!r}, expected {dataset!r}")
+def load_spec(source: Path | Traversable, dataset: str | None = None) -> SplitSpec:
+    """Read the split spec at ``source``; with ``dataset``, the spec must declare that dataset."""
+    if not source.is_file():
+        raise ManifestError(f"split spec {source} does not exist")
+    try:
+        data = yaml.safe_load(source.read_text())
+    except yaml.YAMLError as exc:
+        raise ManifestError(f"split spec {source} is not valid YAML: {exc}") from exc
+    spec = parse_spec(data, str(source))
+    if dataset is not None and spec.dataset != dataset:
+        raise ManifestError(f"split spec {source} declares dataset {spec.dataset!r}, expected "
+                            f"{dataset!r}")
     return spec

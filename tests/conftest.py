@@ -29,7 +29,7 @@ class PreparedPhantom:
 @pytest.fixture(scope="session")
 def tiny_phantom(tmp_path_factory: pytest.TempPathFactory) -> PreparedPhantom:
     """Every layout of the ``tiny`` phantom (seed 3), harmonised; generated once per session."""
-    from cardiobench.pipeline import generate_phantom, prepare_all
+    from cardiobench.job import generate_phantom, prepare_all
 
     root = tmp_path_factory.mktemp("tiny-phantom")
     raw = generate_phantom(root / "raw", scale="tiny", seed=3)
@@ -83,8 +83,7 @@ class SuiteRun:
 def suite_run(tiny_phantom: PreparedPhantom, tiny_clip_dir: Path) -> SuiteRun:
     """Both encoders through every (task × protocol), results in one folder (run once)."""
     from cardiobench.encoders import build_encoder
-    from cardiobench.pipeline import embed_all
-    from cardiobench.protocols.evaluate import load_suite, run_suite
+    from cardiobench.job import EmbedOptions, Job
 
     root = tiny_phantom.root
     encoders = [build_encoder("pixels"),
@@ -92,8 +91,8 @@ def suite_run(tiny_phantom: PreparedPhantom, tiny_clip_dir: Path) -> SuiteRun:
                               spec_overrides={"resolution": 64})]
     out: dict = {}
     for enc in encoders:
-        emb = embed_all(tiny_phantom.manifests, enc, root / "cache", num_workers=0,
-                        progress=False)
-        results = run_suite(load_suite(), tiny_phantom.manifests, emb, enc, root / "results")
+        job = Job(tiny_phantom.manifests, enc, root / "cache", root / "results",
+                  options=EmbedOptions(workers=0, progress=False))
+        results = job.score(job.load_or_embed())
         out[enc.name] = {(r.task, r.protocol): r for r in results}
     return SuiteRun(root / "results", root / "cache", out)

@@ -16,9 +16,12 @@ import pytest
 import torch
 
 from cardiobench.encoders.base import CLIP_MEAN, CLIP_STD, Encoder, InputSpec
-from cardiobench.protocols.tasks import get_task
+from cardiobench.catalogue import default_catalogue
+from cardiobench.manifest import VIEWS as VIEW_CLASSES
 from cardiobench.results import Result
-from cardiobench.stats import VIEW_CLASSES
+
+#: the built-in catalogue the tests look datasets, layouts and tasks up in
+CATALOGUE = default_catalogue()
 
 REF = Path(__file__).resolve().parents[2] / "shared" / "reference"
 #: why a test skips in a user's clone
@@ -77,14 +80,14 @@ class PluginEncoder(Encoder):
 
 def fake_result(task_name: str, n: int = 4) -> "Result":
     """A zero-shot result of ``n`` made-up test units of ``task_name`` (for export tests)."""
-    task = get_task(task_name)
+    task = CATALOGUE.task(task_name)
     rng = np.random.default_rng(0)
     ids = [f"id{i}" for i in range(n)]
     preds = pd.DataFrame({task.unit_column(): ids, "patient_id": ids, "view": "A4C",
                           "y_true": 0})
-    if task.type == "regression":
+    if task.type.name == "regression":
         preds["y_pred"] = rng.uniform(30, 60, n)
-    elif task.type == "binary":
+    elif task.type.name == "binary":
         preds["prob"] = rng.uniform(size=n)
         preds["y_pred"] = (preds["prob"] > 0.5).astype(int)
     else:

@@ -20,6 +20,8 @@ import pytest
 from cardiobench.cli import build_parser, main
 from cardiobench.results import load_results
 
+from helpers import CATALOGUE
+
 SMALL_SUITE = {"runs": [{"tasks": ["camus/ef", "hmcqu/stemi"],
                          "protocols": ["linear_probe", "knn"], "config": {}}]}
 
@@ -46,7 +48,7 @@ def test_evaluate_scores_cached_embeddings_exactly_as_the_library(
     out = tmp_path / "results"
     assert main(["evaluate", "--encoder", "pixels", "--manifest",
                  *_csv(tiny_phantom, "camus", "hmcqu"), "--cache", str(suite_run.cache_dir),
-                 "--suite", str(small_suite), "--results", str(out)]) == 0
+                 "--suite", str(small_suite), "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "4 result(s)" in printed and "camus/ef (mae)" in printed
     got = _metrics(out, "pixels")
@@ -61,7 +63,7 @@ def test_evaluate_refuses_without_embeddings_and_computes_nothing(
     cache = tmp_path / "empty-cache"
     code = main(["evaluate", "--encoder", "pixels", "--manifest",
                  *_csv(tiny_phantom, "camus", "hmcqu"), "--cache", str(cache),
-                 "--suite", str(small_suite), "--results", str(tmp_path / "r")])
+                 "--suite", str(small_suite), "--out", str(tmp_path / "r")])
     err = capsys.readouterr().err
     assert code == 2
     assert "camus (" in err and "hmcqu (" in err and "nothing cached" in err
@@ -73,7 +75,7 @@ def test_run_embeds_then_scores_and_resumes_by_shard(
         tiny_phantom, small_suite: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     cache, out = tmp_path / "cache", tmp_path / "results"
     common = ["--encoder", "helpers:PluginEncoder", "--manifest", *_csv(tiny_phantom, "camus"),
-              "--cache", str(cache), "--suite", str(small_suite), "--results", str(out),
+              "--cache", str(cache), "--suite", str(small_suite), "--out", str(out),
               "--workers", "0", "--shard-size", "8", "--device", "cpu", "--precision", "fp32"]
     # first job-array task: half of the shards, nothing scored yet
     assert main(["run", *common, "--shard", "0/2"]) == 0
@@ -92,7 +94,7 @@ def test_run_embeds_then_scores_and_resumes_by_shard(
     again = tmp_path / "again"
     assert main(["evaluate", "--encoder", "helpers:PluginEncoder", "--manifest",
                  *_csv(tiny_phantom, "camus"), "--cache", str(cache), "--suite",
-                 str(small_suite), "--results", str(again)]) == 0
+                 str(small_suite), "--out", str(again)]) == 0
     assert _metrics(again, "plugin-mean-colour") == first
 
 
@@ -138,7 +140,8 @@ def test_compare_pairs_every_task_of_a_suite(suite_run, capsys: pytest.CaptureFi
 def test_report_writes_what_it_prints(suite_run, tmp_path: Path,
                                       capsys: pytest.CaptureFixture) -> None:
     out = tmp_path / "board.md"
-    assert main(["report", "--results", str(suite_run.results_dir), "--out", str(out)]) == 0
+    assert main(["report", "--results", str(suite_run.results_dir), "--format", "markdown",
+                 "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     text = out.read_text()
     assert printed.strip() == text.strip()
@@ -205,14 +208,12 @@ def test_every_option_has_help_and_choices_are_listed() -> None:
                 missing.append(f"{name} {action.option_strings or action.dest}")
     assert not missing, missing
     prepare = dict(_subparsers(build_parser()))["prepare"].format_help()
-    from cardiobench.preprocessing import datasets
-
-    for d in datasets():
+    for d in CATALOGUE.datasets:
         assert d in prepare
 
 
 def test_workers_help_states_the_default_the_code_uses(monkeypatch) -> None:
-    from cardiobench.cli import WORKERS_HELP
+    from cardiobench.cli_options import WORKERS_HELP
     from cardiobench.embed.extract import default_workers
 
     assert "default: one per core" in WORKERS_HELP
@@ -267,3 +268,63 @@ print(sorted(m for m in heavy if m in sys.modules))
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, timeout=300)
     assert out.stdout.strip().splitlines()[-1] == "[]", out.stdout
+
+
+def test_old_spellings_still_work_and_say_so(tiny_phantom, suite_run, small_suite: Path,
+                                              tmp_path: Path,
+                                              capsys: pytest.CaptureFixture) -> None:
+    """One release of grace: ``--results`` for run/evaluate's output, a positional manifest for
+    ``splits``, ``report --out X.md``, ``export-predictions OUT --check``."""
+    out = tmp_path / "old"
+    assert main(["evaluate", "--encoder", "pixels", "--manifest",
+                 *_csv(tiny_phantom, "camus"), "--cache", str(suite_run.cache_dir),
+                 "--suite", str(small_suite), "--results", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert "--results (where run/evaluate write) is deprecated; use --out" in err
+    assert len(load_results(out)) == 2
+    assert main(["splits", "show", *_csv(tiny_phantom, "camus")]) == 0
+    got = capsys.readouterr()
+    assert "a positional manifest is deprecated" in got.err and "== camus" in got.out
+    assert main(["report", "--results", str(out), "--out", str(tmp_path / "b.md")]) == 0
+    assert "report --out FILE.md is deprecated" in capsys.readouterr().err
+    assert (tmp_path / "b.md").read_text().startswith("#")
+
+
+def test_tasks_and_protocols_select_with_globs(tiny_phantom, suite_run, tmp_path: Path,
+                                               capsys: pytest.CaptureFixture) -> None:
+    out = tmp_path / "sel"
+    assert main(["evaluate", "--encoder", "pixels", "--manifest", str(tiny_phantom.manifest_dir),
+                 "--cache", str(suite_run.cache_dir), "--tasks", "echonet_*/ef",
+                 "--protocols", "linear*", "--out", str(out)]) == 0
+    got = {(r.task, r.protocol) for r in load_results(out)}
+    assert got == {("echonet_dynamic/ef", "linear_probe"), ("echonet_pediatric/ef", "linear_probe")}
+    assert main(["evaluate", "--encoder", "pixels", "--manifest", str(tiny_phantom.manifest_dir),
+                 "--cache", str(suite_run.cache_dir), "--tasks", "nope/*",
+                 "--out", str(tmp_path / "x")]) == 2
+    assert "--tasks 'nope/*' matches no task; known: echonet_dynamic/ef" in capsys.readouterr().err
+
+
+def test_one_dataset_twice_is_refused_naming_both_files(tiny_phantom, tmp_path: Path,
+                                                        capsys: pytest.CaptureFixture) -> None:
+    import shutil
+
+    sub = tmp_path / "sub"
+    sub.mkdir()
+    for suffix in (".csv", ".json"):
+        shutil.copy(tiny_phantom.manifest_dir / f"camus{suffix}", sub / f"camus{suffix}")
+    code = main(["run", "--encoder", "pixels", "--manifest", *_csv(tiny_phantom, "camus"),
+                 str(sub / "camus.csv"), "--cache", str(tmp_path / "c"), "--out",
+                 str(tmp_path / "r")])
+    err = capsys.readouterr().err
+    assert code == 2 and "dataset 'camus' is given twice" in err
+    assert str(sub / "camus.csv") in err and str(tiny_phantom.manifest_dir / "camus.csv") in err
+    assert not (tmp_path / "c").exists() and not (tmp_path / "r").exists()
+
+
+def test_catalogue_lists_what_the_choices_come_from(capsys: pytest.CaptureFixture) -> None:
+    assert main(["catalogue", "tasks"]) == 0
+    names = [ln.split()[0] for ln in capsys.readouterr().out.splitlines()]
+    assert names == list(CATALOGUE.tasks)
+    assert main(["catalogue", "protocols"]) == 0
+    assert [ln.split()[0] for ln in capsys.readouterr().out.splitlines()] == [
+        "linear_probe", "knn", "zero_shot", "alignment"]

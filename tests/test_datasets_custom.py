@@ -11,15 +11,17 @@ import pytest
 from cardiobench.manifest import ManifestError
 from cardiobench.phantom.layouts import write_layout
 from cardiobench.preprocessing import prepare
-from cardiobench.splits import import_published, load_spec, verify
+from cardiobench.splits import import_published, verify
 
-from helpers import SPLITS, after, hmcqu_samples, ref_csv
+from helpers import CATALOGUE, SPLITS, after, hmcqu_samples, ref_csv
+
+SEGRWMA = CATALOGUE.dataset("segrwma")
 
 
 def mirror(factory: pytest.TempPathFactory, layout: str, samples: pd.DataFrame) -> Path:
     """A phantom download of ``layout`` holding exactly ``samples`` (tiny media)."""
     root = factory.mktemp(layout)
-    write_layout(layout, root, "ids", samples=samples)
+    write_layout(CATALOGUE.layout(layout), root, "ids", samples=samples)
     return root
 
 
@@ -40,23 +42,23 @@ def hmcqu_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_hmcqu_reproduces_published_split(hmcqu_root: Path) -> None:
     pub = ref_csv("hmcqu_split.csv")
     assert (hmcqu_root / "HMC-QU" / "A4C" / "ES0001 _4CH_1.avi").exists()  # the space is native
-    m = prepare("hmcqu", hmcqu_root)
+    m = prepare(CATALOGUE.dataset("hmcqu"), hmcqu_root)
     assert_same_split(m.table, pub["unique_id"], pub["split"])
     t = m.table.set_index("sample_id").loc[pub["unique_id"]]
     assert (t["stemi"].to_numpy() == pub["STEMI"].to_numpy()).all()
     assert {k: v["patients"] for k, v in m.split_counts().items()} == \
         {"train": 114, "val": 23, "test": 25}
-    assert verify(m).ok
+    assert verify(m, CATALOGUE.dataset(m.dataset).spec()).ok
 
 
 def test_hmcqu_missing_video_and_bad_sheet_are_named(tmp_path: Path) -> None:
     pub = ref_csv("hmcqu_split.csv")
     sub = pub[pub["patient_id"].isin(sorted(pub["patient_id"].unique())[:6])]
-    write_layout("hmcqu", tmp_path, "ids", samples=hmcqu_samples(sub))
+    write_layout(CATALOGUE.layout("hmcqu"), tmp_path, "ids", samples=hmcqu_samples(sub))
     victim = PurePosixPath(sub["path"].iloc[0]).name
     (tmp_path / "HMC-QU" / sub["view"].iloc[0] / victim).unlink()
     with pytest.raises(ManifestError) as err:
-        prepare("hmcqu", tmp_path)
+        prepare(CATALOGUE.dataset("hmcqu"), tmp_path)
     missing = [p for p in err.value.problems if p.kind == "missing_file"]
     assert [p.sample_id for p in missing] == [sub["unique_id"].iloc[0]]
     assert victim in missing[0].message
@@ -65,7 +67,7 @@ def test_hmcqu_missing_video_and_bad_sheet_are_named(tmp_path: Path) -> None:
     sheet.rename(columns={"ECHO": "Echo ID"}).drop(columns=[c for c in sheet if "SEG" in c]) \
         .to_excel(tmp_path / "A2C.xlsx", index=False)
     with pytest.raises(ManifestError, match=r"A2C\.xlsx.*'Echo ID'"):
-        prepare("hmcqu", tmp_path)
+        prepare(CATALOGUE.dataset("hmcqu"), tmp_path)
 
 
 # ----------------------------------------------------------------------------- CardiacNet
@@ -89,14 +91,14 @@ def cardiacnet_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_cardiacnet_reproduces_published_split(cardiacnet_root: Path, dataset: str, label: str,
                                                patients: dict[str, int], videos: int) -> None:
     pub = ref_csv(f"cardiacnet/{dataset}_split.csv")
-    m = prepare(dataset, cardiacnet_root)
+    m = prepare(CATALOGUE.dataset(dataset), cardiacnet_root)
     assert len(m) == videos
     assert_same_split(m.table, pub["unique_id"], pub["split"])
     t = m.table.set_index("sample_id").loc[pub["unique_id"]]
     assert (t["patient_id"].to_numpy() == pub["patient_id"].to_numpy()).all()
     assert (t[label.lower()].to_numpy() == pub[label].to_numpy()).all()
     assert {k: v["patients"] for k, v in m.split_counts().items()} == patients
-    rep = verify(m)
+    rep = verify(m, CATALOGUE.dataset(m.dataset).spec())
     assert rep.ok and rep.fingerprint_match
 
 
@@ -120,7 +122,7 @@ def tmed2_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_tmed2_reproduces_published_split(tmed2_root: Path) -> None:
     pub = ref_csv("tmed2/per_image.csv")
-    m = prepare("tmed2", tmed2_root)
+    m = prepare(CATALOGUE.dataset("tmed2"), tmed2_root)
     assert_same_split(m.table, pub["query_key"], pub["split"])
     counts = m.split_counts()
     assert {k: v["samples"] for k, v in counts.items()} == {"train": 10066, "val": 3602,
@@ -132,31 +134,31 @@ def test_tmed2_reproduces_published_split(tmed2_root: Path) -> None:
     assert t.loc["4860s1_0.png", "study_id"] == "4860s1"
     dropped = [p for p in m.problems if p.kind == "not_provided_dropped"]
     assert len(dropped) == 1 and dropped[0].severity == "warning" and "9 image" in dropped[0].message
-    assert verify(m).ok
+    assert verify(m, CATALOGUE.dataset(m.dataset).spec()).ok
 
 
 def test_tmed2_malformed_dev479_is_named(tmp_path: Path) -> None:
-    write_layout("tmed2", tmp_path, "ids", seed=1)
+    write_layout(CATALOGUE.layout("tmed2"), tmp_path, "ids", seed=1)
     fold_path = tmp_path / "DEV479" / "TMED2_fold0_labeledpart.csv"
     fold = pd.read_csv(fold_path, dtype=str)
-    assert len(prepare("tmed2", tmp_path)) == len(fold) - 9  # phantom is well-formed
+    assert len(prepare(CATALOGUE.dataset("tmed2"), tmp_path)) == len(fold) - 9  # phantom is well-formed
 
     fold.drop(columns="diagnosis_classifier_split").to_csv(fold_path, index=False)
     with pytest.raises(ManifestError, match=r"TMED2_fold0_labeledpart\.csv lacks.*"
                                             r"diagnosis_classifier_split"):
-        prepare("tmed2", tmp_path)
+        prepare(CATALOGUE.dataset("tmed2"), tmp_path)
 
     bad = fold.copy()
     bad.loc[3, "diagnosis_classifier_split"] = "holdout"
     bad.to_csv(fold_path, index=False)
     with pytest.raises(ManifestError) as err:
-        prepare("tmed2", tmp_path)
+        prepare(CATALOGUE.dataset("tmed2"), tmp_path)
     assert [p.sample_id for p in err.value.problems] == [fold.loc[3, "query_key"]]
     assert "'holdout'" in str(err.value)
 
     pd.concat([fold, fold.iloc[[0]]]).to_csv(fold_path, index=False)
     with pytest.raises(ManifestError, match="repeats"):
-        prepare("tmed2", tmp_path)
+        prepare(CATALOGUE.dataset("tmed2"), tmp_path)
 
 
 # -------------------------------------------------------------------------------- SegRWMA
@@ -173,8 +175,8 @@ def segrwma_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_segrwma_import_gives_published_2d_test_set(segrwma_root: Path) -> None:
     pub = ref_csv("segrwma_split.csv")
-    m = import_published(SPLITS / "segrwma_split.csv", segrwma_root)
-    assert m.split_rule["sha256"] == load_spec("segrwma").params["sha256"]
+    m = import_published(SPLITS / "segrwma_split.csv", segrwma_root, SEGRWMA.spec(), SEGRWMA.import_split)
+    assert m.split_rule["sha256"] == CATALOGUE.dataset("segrwma").spec().params["sha256"]
     assert not [p for p in m.problems if p.severity == "error"]
     test2d = m.table[(m.table["split"] == "test") & (m.table["modality"] == "2D")]
     assert test2d["view"].value_counts().to_dict() == {"A2C": 48, "A3C": 52, "A4C": 56}
@@ -185,16 +187,16 @@ def test_segrwma_import_gives_published_2d_test_set(segrwma_root: Path) -> None:
     t = m.table.set_index("sample_id").loc[sid]
     assert (t["key_frame"].to_numpy() == pub["first_annotated_frame_index"].to_numpy()).all()
     assert (t["n_frames"].to_numpy() == pub["n_frames"].to_numpy()).all()
-    assert verify(m).ok
+    assert verify(m, CATALOGUE.dataset(m.dataset).spec()).ok
 
 
 def test_segrwma_edited_csv_and_missing_file_are_named(tmp_path: Path) -> None:
     pub = ref_csv("segrwma_split.csv")
     sub = pub[pub["patient_id"].isin(["patient1", "patient2", "patient148"])].reset_index(drop=True)
     root = tmp_path / "raw"
-    write_layout("segrwma", root, "ids", samples=segrwma_samples(sub))
+    write_layout(CATALOGUE.layout("segrwma"), root, "ids", samples=segrwma_samples(sub))
     sub.to_csv(tmp_path / "sub.csv", index=False)
-    m = import_published(tmp_path / "sub.csv", root)
+    m = import_published(tmp_path / "sub.csv", root, SEGRWMA.spec(), SEGRWMA.import_split)
     assert len(m) == len(sub) and m.problems[0].kind == "published_csv_changed"
 
     edited = sub.copy()
@@ -202,7 +204,7 @@ def test_segrwma_edited_csv_and_missing_file_are_named(tmp_path: Path) -> None:
     edited.loc[row, "split"] = "test"
     edited.to_csv(tmp_path / "edited.csv", index=False)
     with pytest.raises(ManifestError) as err:
-        import_published(tmp_path / "edited.csv", root)
+        import_published(tmp_path / "edited.csv", root, SEGRWMA.spec(), SEGRWMA.import_split)
     two = [p for p in err.value.problems if p.kind == "patient_in_two_splits"]
     assert [p.sample_id for p in two] == ["patient1"] and f"row {row + 2}: test" in two[0].message
 
@@ -210,20 +212,20 @@ def test_segrwma_edited_csv_and_missing_file_are_named(tmp_path: Path) -> None:
     edited.loc[0, "first_annotated_frame_index"] = int(sub.loc[0, "first_annotated_frame_index"]) + 1
     edited.to_csv(tmp_path / "edited.csv", index=False)
     with pytest.raises(ManifestError) as err:
-        import_published(tmp_path / "edited.csv", root)
+        import_published(tmp_path / "edited.csv", root, SEGRWMA.spec(), SEGRWMA.import_split)
     assert [(p.kind, p.sample_id) for p in err.value.problems] == \
         [("key_frame_mismatch", sub.loc[0, "patient_view_id"])]
 
     (root / "wallMotion" / PurePosixPath(sub.loc[1, "path"]).name).unlink()
     with pytest.raises(ManifestError) as err:
-        import_published(tmp_path / "sub.csv", root)
+        import_published(tmp_path / "sub.csv", root, SEGRWMA.spec(), SEGRWMA.import_split)
     assert [p.kind for p in err.value.problems] == ["missing_file"]
     assert PurePosixPath(sub.loc[1, "path"]).name in err.value.problems[0].message
 
 
 def test_segrwma_tiny_phantom_prepares_from_its_csv(tmp_path: Path) -> None:
-    truth = write_layout("segrwma", tmp_path, "tiny", seed=3)
-    m = prepare("segrwma", tmp_path)
+    truth = write_layout(CATALOGUE.layout("segrwma"), tmp_path, "tiny", seed=3)
+    m = prepare(CATALOGUE.dataset("segrwma"), tmp_path)
     t = m.table.set_index("sample_id").loc[truth["sample_id"]]
     assert (t["split"].to_numpy() == truth["split"].to_numpy()).all()
     assert (t["key_frame"].to_numpy() == truth["key_frame"].to_numpy()).all()
@@ -231,7 +233,7 @@ def test_segrwma_tiny_phantom_prepares_from_its_csv(tmp_path: Path) -> None:
     assert any(p.kind == "published_csv_changed" for p in m.problems)
     (tmp_path / "segrwma_split.csv").unlink()
     with pytest.raises(ManifestError, match="segrwma_split.csv"):
-        prepare("segrwma", tmp_path)
+        prepare(CATALOGUE.dataset("segrwma"), tmp_path)
 
 
 @pytest.mark.parametrize("layout,dataset,label", [
@@ -240,8 +242,8 @@ def test_segrwma_tiny_phantom_prepares_from_its_csv(tmp_path: Path) -> None:
 ])
 def test_tiny_phantoms_prepare_with_their_drawn_labels(tmp_path: Path, layout: str, dataset: str,
                                                        label: str) -> None:
-    truth = write_layout(layout, tmp_path, "tiny", seed=0).dropna(subset=[label])
-    m = prepare(dataset, tmp_path)
+    truth = write_layout(CATALOGUE.layout(layout), tmp_path, "tiny", seed=0).dropna(subset=[label])
+    m = prepare(CATALOGUE.dataset(dataset), tmp_path)
     assert len(m) == len(truth)
     got = m.table.set_index("sample_id").loc[truth["sample_id"], label].astype(int)
     assert (got.to_numpy() == truth[label].astype(int).to_numpy()).all()

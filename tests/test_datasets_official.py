@@ -21,7 +21,7 @@ from cardiobench.manifest import ManifestError
 from cardiobench.phantom.layouts import write_layout
 from cardiobench.preprocessing import prepare
 
-from helpers import EXAMPLES, REF_WHY
+from helpers import CATALOGUE, EXAMPLES, REF_WHY
 
 SPLITS_DIR = Path(__file__).resolve().parents[1] / "splits"
 
@@ -40,17 +40,17 @@ def _verify(manifest) -> None:
     """The shared split verifier finds the published test IDs and no count difference."""
     from cardiobench.splits import verify
 
-    report = verify(manifest)
+    report = verify(manifest, CATALOGUE.dataset(manifest.dataset).spec())
     assert report.test_ids_match is True, str(report)
     assert report.count_diffs == [], str(report)
 
 
 def _write_and_prepare(name: str, root: Path, samples: pd.DataFrame | None = None,
                        scale: str = "ids", seed: int = 0):
-    truth = write_layout(name, root, scale=scale, seed=seed, samples=samples)
+    truth = write_layout(CATALOGUE.layout(name), root, scale=scale, seed=seed, samples=samples)
     # the "ids" scale carries every published ID (up to 10,030 videos): its media are only
     # checked for presence and size, decoding each is the fault suite's job
-    return truth, prepare(name, root, media_check=scale != "ids")
+    return truth, prepare(CATALOGUE.dataset(name), root, media_check=scale != "ids")
 
 
 # ---------------------------------------------------------------- published test sets
@@ -261,21 +261,21 @@ def ped_small(tmp_path) -> Path:
         "view": ["A4C", "PSAX", "A4C", "PSAX", "A4C"],
         "split": ["test", "test", "val", "train", "train"]})
     root = tmp_path / "ped"
-    write_layout("echonet_pediatric", root, scale="ids", samples=samples)
+    write_layout(CATALOGUE.layout("echonet_pediatric"), root, scale="ids", samples=samples)
     return root
 
 
 def test_pediatric_missing_video(ped_small):
     (ped_small / "PSAX" / "Videos" / "CRccc-CRx3-000001.avi").unlink()
     with pytest.raises(ManifestError, match="CRccc-CRx3-000001.avi"):
-        prepare("echonet_pediatric", ped_small)
+        prepare(CATALOGUE.dataset("echonet_pediatric"), ped_small)
 
 
 def test_pediatric_filelist_lacking_column(ped_small):
     fl = pd.read_csv(ped_small / "A4C" / "FileList.csv").drop(columns=["EF"])
     fl.to_csv(ped_small / "A4C" / "FileList.csv", index=False)
     with pytest.raises(ManifestError, match=r"A4C/FileList\.csv.*'EF'"):
-        prepare("echonet_pediatric", ped_small)
+        prepare(CATALOGUE.dataset("echonet_pediatric"), ped_small)
 
 
 def test_pediatric_patient_in_two_folds(ped_small):
@@ -284,7 +284,7 @@ def test_pediatric_patient_in_two_folds(ped_small):
     fl.loc[fl["FileName"] == "CRaaa-CRx1-000002.avi", "Split"] = 3  # patient CRaaa: folds 0 and 3
     fl.to_csv(path, index=False)
     with pytest.raises(ManifestError, match=r"patient_in_two_splits.*'CRaaa'.*folds \[0, 3\]"):
-        prepare("echonet_pediatric", ped_small)
+        prepare(CATALOGUE.dataset("echonet_pediatric"), ped_small)
 
 
 def test_pediatric_bad_fold_named(ped_small):
@@ -294,7 +294,7 @@ def test_pediatric_bad_fold_named(ped_small):
     fl.loc[0, "Split"] = "TEST"
     fl.to_csv(path, index=False)
     with pytest.raises(ManifestError, match=r"FileList\.csv line 2.*Split = 'TEST'"):
-        prepare("echonet_pediatric", ped_small)
+        prepare(CATALOGUE.dataset("echonet_pediatric"), ped_small)
 
 
 @pytest.fixture()
@@ -303,7 +303,7 @@ def camus_small(tmp_path) -> Path:
                                           for v in ("2CH", "4CH")],
                             "split": ["train", "train", "val", "val", "test", "test"]})
     root = tmp_path / "CAMUS_public"
-    write_layout("camus", root, scale="ids", samples=samples)
+    write_layout(CATALOGUE.layout("camus"), root, scale="ids", samples=samples)
     return root
 
 
@@ -313,7 +313,7 @@ def test_camus_cfg_line_without_colon(camus_small):
     lines[2] = lines[2].replace(":", "")
     cfg.write_text("\n".join(lines) + "\n")
     with pytest.raises(ManifestError, match=r"patient0002/Info_4CH\.cfg line 3"):
-        prepare("camus", camus_small)
+        prepare(CATALOGUE.dataset("camus"), camus_small)
 
 
 def test_camus_patient_in_two_subgroups(camus_small):
@@ -321,29 +321,29 @@ def test_camus_patient_in_two_subgroups(camus_small):
     val.write_text(val.read_text() + "patient0003\n")
     with pytest.raises(ManifestError, match=r"patient0003 is listed in \['subgroup_validation"
                                             r"\.txt', 'subgroup_testing\.txt'\]"):
-        prepare("camus", camus_small)
+        prepare(CATALOGUE.dataset("camus"), camus_small)
 
 
 def test_camus_patient_without_split_and_missing_sequence(camus_small):
     shutil.copytree(camus_small / "database_nifti" / "patient0001",
                     camus_small / "database_nifti" / "patient0009")
     with pytest.raises(ManifestError, match="patient0009 is in no subgroup"):
-        prepare("camus", camus_small)
+        prepare(CATALOGUE.dataset("camus"), camus_small)
     shutil.rmtree(camus_small / "database_nifti" / "patient0009")
     (camus_small / "database_nifti" / "patient0001" / "patient0001_2CH_half_sequence.nii.gz").unlink()
     with pytest.raises(ManifestError, match="patient0001_2CH_half_sequence.nii.gz not found"):
-        prepare("camus", camus_small)
+        prepare(CATALOGUE.dataset("camus"), camus_small)
 
 
 def test_camus_cfg_is_one_based(camus_small):
     cfg = camus_small / "database_nifti" / "patient0001" / "Info_2CH.cfg"
     assert cfg.read_text().startswith("ED: 1\nES: 2\nNbFrame: 2\n")
-    m = prepare("camus", camus_small)
+    m = prepare(CATALOGUE.dataset("camus"), camus_small)
     row = m.table.set_index("sample_id").loc["patient0001_2CH"]
     assert (int(row["ed_frame"]), int(row["es_frame"]), int(row["n_frames"])) == (0, 1, 2)
     cfg.write_text(cfg.read_text().replace("ES: 2", "ES: 3"))
     with pytest.raises(ManifestError, match=r"Info_2CH\.cfg: ED=1 / ES=3 outside"):
-        prepare("camus", camus_small)
+        prepare(CATALOGUE.dataset("camus"), camus_small)
 
 
 @pytest.fixture()
@@ -351,12 +351,12 @@ def lvh_small(tmp_path) -> Path:
     samples = pd.DataFrame({"sample_id": [f"0X{k:016X}" for k in range(6)],
                             "split": ["train", "train", "val", "test", "TEST", "train"]})
     root = tmp_path / "lvh"
-    write_layout("echonet_lvh", root, scale="ids", samples=samples)
+    write_layout(CATALOGUE.layout("echonet_lvh"), root, scale="ids", samples=samples)
     return root
 
 
 def test_lvh_split_case_insensitive(lvh_small):
-    m = prepare("echonet_lvh", lvh_small)
+    m = prepare(CATALOGUE.dataset("echonet_lvh"), lvh_small)
     assert m.split_counts()["test"]["samples"] == 2
 
 
@@ -366,32 +366,32 @@ def test_lvh_video_in_two_batches(lvh_small):
     other = lvh_small / ("Batch4" if src.parent.name != "Batch4" else "Batch1") / src.name
     shutil.copy(src, other)
     with pytest.raises(ManifestError, match=rf"video_in_two_batches \(sample '{vid}'\)"):
-        prepare("echonet_lvh", lvh_small)
+        prepare(CATALOGUE.dataset("echonet_lvh"), lvh_small)
 
 
 def test_lvh_missing_video_and_split_conflict(lvh_small):
     vid = "0X0000000000000004"
     next(lvh_small.glob(f"Batch*/{vid}.avi")).unlink()
     with pytest.raises(ManifestError, match=rf"missing_file \(sample '{vid}'\).*no Batch"):
-        prepare("echonet_lvh", lvh_small)
+        prepare(CATALOGUE.dataset("echonet_lvh"), lvh_small)
     table = pd.read_csv(lvh_small / "MeasurementsList.csv", index_col=0)
     vid2 = "0X0000000000000001"
     first = table.index[table["HashedFileName"] == vid2][0]
     table.loc[first, "split"] = "val"
     table.to_csv(lvh_small / "MeasurementsList.csv")
     with pytest.raises(ManifestError, match=rf"inconsistent_split \(sample '{vid2}'\)"):
-        prepare("echonet_lvh", lvh_small)
+        prepare(CATALOGUE.dataset("echonet_lvh"), lvh_small)
 
 
 def test_pediatric_tracing_with_a_bad_coordinate_is_named_and_costs_only_that_frame(tmp_path):
     root = tmp_path / "ped"
-    truth = write_layout("echonet_pediatric", root, scale="tiny", seed=3)
+    truth = write_layout(CATALOGUE.layout("echonet_pediatric"), root, scale="tiny", seed=3)
     path = root / "A4C" / "VolumeTracings.csv"
     t = pd.read_csv(path, dtype=str)
     victim = t["FileName"].iloc[0]
     t.loc[0, "X"] = "abc"  # line 2 of the file
     t.to_csv(path, index=False)
-    m = prepare("echonet_pediatric", root)
+    m = prepare(CATALOGUE.dataset("echonet_pediatric"), root)
     bad = [p for p in m.problems if p.kind == "bad_tracing_rows"]
     assert len(bad) == 1 and bad[0].file == str(path) and "[2]" in bad[0].message
     assert bad[0].severity == "warning"

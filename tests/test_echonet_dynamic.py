@@ -13,7 +13,7 @@ from cardiobench.manifest import ManifestError, validate
 from cardiobench.phantom import Scale, generate
 from cardiobench.preprocessing import prepare
 
-from helpers import EXAMPLES
+from helpers import CATALOGUE, EXAMPLES
 
 MINI = Scale("mini", n_samples=8, n_frames=32)
 
@@ -21,12 +21,12 @@ MINI = Scale("mini", n_samples=8, n_frames=32)
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory) -> tuple[Path, pd.DataFrame]:
     root = tmp_path_factory.mktemp("echonet_dynamic")
-    return root, generate("echonet_dynamic", root, scale="tiny", seed=0)
+    return root, generate(CATALOGUE.layout("echonet_dynamic"), root, scale="tiny", seed=0)
 
 
 def test_round_trip_matches_truth(tiny, tmp_path):
     root, truth = tiny
-    m = prepare("echonet_dynamic", root, out_csv=tmp_path / "m.csv")
+    m = prepare(CATALOGUE.dataset("echonet_dynamic"), root, out_csv=tmp_path / "m.csv")
     assert validate(m) == [] and m.problems == []
     t = m.table.set_index("sample_id")
     g = truth.set_index("sample_id").loc[t.index]
@@ -52,9 +52,9 @@ def test_round_trip_matches_truth(tiny, tmp_path):
 
 def test_same_seed_same_bytes(tmp_path):
     a, b, c = tmp_path / "a", tmp_path / "b", tmp_path / "c"
-    generate("echonet_dynamic", a, scale=MINI, seed=3)
-    generate("echonet_dynamic", b, scale=MINI, seed=3)
-    generate("echonet_dynamic", c, scale=MINI, seed=4)
+    generate(CATALOGUE.layout("echonet_dynamic"), a, scale=MINI, seed=3)
+    generate(CATALOGUE.layout("echonet_dynamic"), b, scale=MINI, seed=3)
+    generate(CATALOGUE.layout("echonet_dynamic"), c, scale=MINI, seed=4)
     for name in ("FileList.csv", "VolumeTracings.csv"):
         assert (a / name).read_bytes() == (b / name).read_bytes()
         assert (a / name).read_bytes() != (c / name).read_bytes()
@@ -72,8 +72,8 @@ def test_samples_mode_writes_exactly_those_rows(tmp_path):
         ids = pd.Series([f"0X{k:016X}" for k in range(60)])
     samples = pd.DataFrame({"FileName": ids, "Split": "TEST", "EF": np.linspace(20, 70, 60)})
     samples.loc[:9, "Split"] = "train"  # any case
-    truth = generate("echonet_dynamic", tmp_path, scale="ids", seed=0, samples=samples)
-    m = prepare("echonet_dynamic", tmp_path)
+    truth = generate(CATALOGUE.layout("echonet_dynamic"), tmp_path, scale="ids", seed=0, samples=samples)
+    m = prepare(CATALOGUE.dataset("echonet_dynamic"), tmp_path)
     t = m.table.set_index("sample_id").loc[list(ids)]
     assert list(truth["sample_id"]) == list(ids)
     assert (t["split"].to_numpy() == np.where(np.arange(60) < 10, "train", "test")).all()
@@ -85,7 +85,7 @@ def test_samples_mode_writes_exactly_those_rows(tmp_path):
 @pytest.fixture()
 def mini(tmp_path) -> Path:
     root = tmp_path / "raw"
-    generate("echonet_dynamic", root, scale=MINI, seed=1)
+    generate(CATALOGUE.layout("echonet_dynamic"), root, scale=MINI, seed=1)
     return root
 
 
@@ -94,7 +94,7 @@ def test_missing_video_is_named(mini):
     gone = fl["FileName"].iloc[2]
     (mini / "Videos" / f"{gone}.avi").unlink()
     with pytest.raises(ManifestError) as err:
-        prepare("echonet_dynamic", mini)
+        prepare(CATALOGUE.dataset("echonet_dynamic"), mini)
     assert gone in str(err.value) and "missing_file" in str(err.value)
 
 
@@ -102,7 +102,7 @@ def test_filelist_lacking_a_column_is_named(mini):
     fl = pd.read_csv(mini / "FileList.csv", dtype={"FileName": str})
     fl.drop(columns=["EF"]).to_csv(mini / "FileList.csv", index=False)
     with pytest.raises(ManifestError, match=r"FileList\.csv lacks required column\(s\) \['EF'\]"):
-        prepare("echonet_dynamic", mini)
+        prepare(CATALOGUE.dataset("echonet_dynamic"), mini)
 
 
 def test_bogus_split_is_named(mini):
@@ -110,7 +110,7 @@ def test_bogus_split_is_named(mini):
     fl.loc[4, "Split"] = "BOGUS"
     fl.to_csv(mini / "FileList.csv", index=False)
     with pytest.raises(ManifestError) as err:
-        prepare("echonet_dynamic", mini)
+        prepare(CATALOGUE.dataset("echonet_dynamic"), mini)
     msg = str(err.value)
     assert "'BOGUS'" in msg and fl["FileName"].iloc[4] in msg and "FileList.csv line 6" in msg
 
@@ -120,7 +120,7 @@ def test_video_without_tracing_gets_nan_and_warning(mini):
     fl = pd.read_csv(mini / "FileList.csv", dtype={"FileName": str})
     victim = fl["FileName"].iloc[0]
     tr[tr["FileName"] != f"{victim}.avi"].to_csv(mini / "VolumeTracings.csv", index=False)
-    m = prepare("echonet_dynamic", mini)
+    m = prepare(CATALOGUE.dataset("echonet_dynamic"), mini)
     row = m.table.set_index("sample_id").loc[victim]
     assert np.isnan(row["ed_frame"]) and np.isnan(row["es_frame"])
     assert m.table["ed_frame"].notna().sum() == len(fl) - 1
@@ -131,6 +131,6 @@ def test_video_without_tracing_gets_nan_and_warning(mini):
     tr = tr[tr["FileName"] != f"{victim}.avi"]
     tr.sort_values(["FileName", "Frame"], ascending=[True, False], kind="stable").to_csv(
         mini / "VolumeTracings.csv", index=False)
-    flipped = prepare("echonet_dynamic", mini).table.set_index("sample_id")
+    flipped = prepare(CATALOGUE.dataset("echonet_dynamic"), mini).table.set_index("sample_id")
     assert flipped["ed_frame"].equals(full["ed_frame"])
     assert flipped["es_frame"].equals(full["es_frame"])

@@ -17,22 +17,23 @@ from sklearn.metrics import mean_absolute_error, roc_auc_score
 
 from cardiobench.encoders import build_encoder
 from cardiobench.phantom.layouts import Scale
-from cardiobench.pipeline import embed_all, generate_phantom, prepare_all
-from cardiobench.protocols.evaluate import load_suite, run_suite, suite_entries
-from cardiobench.protocols.tasks import TASKS, get_task
+from cardiobench.job import EmbedOptions, Job, generate_phantom, prepare_all
+from cardiobench.suite import load_suite, suite_entries
+
+from helpers import CATALOGUE
 
 NOT_APPLICABLE_FOR_TEXTLESS = {"zero_shot", "alignment"}
 
 
 def _entries() -> list[tuple[str, str]]:
-    return [(t, p) for t, p, _ in suite_entries(load_suite())]
+    return [(e.task.name, e.protocol) for e in suite_entries(load_suite(), CATALOGUE)]
 
 
 def test_every_task_and_protocol_runs_for_pixels(suite_run) -> None:
     results = suite_run.results["pixels"]
     expected = _entries()
     # 13 endpoint tasks (EF x3, LVH x3, ASD, PAH, STEMI, AS, RWMA per view x3) + 9 view tasks
-    assert len(TASKS) == 22 and len(expected) == 22 * 4 and set(results) == set(expected)
+    assert len(CATALOGUE.tasks) == 22 and len(expected) == 22 * 4 and set(results) == set(expected)
     for (task, proto), r in results.items():
         assert r.status in ("ok", "not_applicable"), (task, proto, r.status, r.reason)
         if proto in NOT_APPLICABLE_FOR_TEXTLESS:
@@ -83,7 +84,7 @@ def test_every_task_runs_for_a_random_clip_with_a_text_tower(suite_run) -> None:
         if proto == "zero_shot":
             assert r.status == "ok", (task, r.reason)
             record = r.config["protocol_record"]
-            assert record["prompts"]["name"] == get_task(task).prompt_set, task
+            assert record["prompts"]["name"] == CATALOGUE.task(task).prompt_set, task
             # open_clip initialises the logit scale to 1/0.07 and the checkpoint keeps it
             assert record["logit_scale_used"] == pytest.approx(1 / 0.07, rel=1e-5), task
     ef = results[("echonet_dynamic/ef", "zero_shot")]
@@ -117,13 +118,14 @@ def test_probe_beats_the_trivial_predictor_where_the_phantom_has_signal(tmp_path
                              layouts=["echonet_dynamic", "echonet_lvh", "cardiacnet", "hmcqu",
                                       "camus"])
     manifests = prepare_all(roots, tmp_path / "manifests").manifests
-    enc = build_encoder("pixels")
-    emb = embed_all(manifests, enc, tmp_path / "cache", num_workers=0, progress=False)
     suite = {"runs": [{"tasks": list(SIGNAL_TASKS), "protocols": ["linear_probe"]}]}
-    results = {r.task: r for r in run_suite(suite, manifests, emb, enc, tmp_path / "results")}
+    job = Job(manifests, build_encoder("pixels"), tmp_path / "cache", tmp_path / "results",
+              entries=suite_entries(suite, CATALOGUE),
+              options=EmbedOptions(workers=0, progress=False))
+    results = {r.task: r for r in job.score(job.load_or_embed())}
     for name in SIGNAL_TASKS:
         r = results[name]
-        head = get_task(name).headline
+        head = CATALOGUE.task(name).headline
         probe, base = r.metrics[head]["value"], r.baseline[head]["value"]
         if head in ("mae", "rmse"):
             assert probe < base, (name, probe, base)

@@ -18,17 +18,16 @@ import pytest
 from cardiobench.cli import main
 from cardiobench.manifest import Manifest
 from cardiobench.protocols import export
-from cardiobench.protocols.tasks import get_task
 from cardiobench.results import Result
-from cardiobench.stats import VIEW_CLASSES
-from helpers import fake_result
+from cardiobench.manifest import VIEWS as VIEW_CLASSES
+from helpers import CATALOGUE, fake_result
 
 
 def _result(task_name: str, ids: list[str], name: str = "pixels", fp: str = "ab12cd34ef",
             protocol: str = "linear_probe") -> Result:
     """An ``ok`` result whose test units are ``ids`` (values are arbitrary but valid)."""
     r = fake_result(task_name, len(ids))
-    r.predictions[get_task(task_name).unit_column()] = ids
+    r.predictions[CATALOGUE.task(task_name).unit_column()] = ids
     r.predictions["patient_id"] = ids
     return replace(r, encoder={"name": name, "fingerprint": fp}, protocol=protocol)
 
@@ -56,7 +55,7 @@ def test_packaged_contract_is_rederived_from_the_examples(examples: Path) -> Non
         if "gt_order" in e:
             assert sorted(e["gt_order"]) == sorted(ids), tname
         # our task registry writes exactly these columns
-        assert list(get_task(tname).export.columns) == e["columns"], tname
+        assert list(CATALOGUE.task(tname).export.columns) == e["columns"], tname
 
 
 # ----------------------------------------------------------------------------- names
@@ -82,7 +81,7 @@ def test_names_per_encoder_key_and_collisions() -> None:
 def test_published_id_export_equals_the_examples_file_by_file(tmp_path: Path,
                                                               examples: Path) -> None:
     results = _published_results(examples, name="r2plus1d_18")
-    rep = export.export_predictions(results, tmp_path, ["linear_probe"])
+    rep = export.export_predictions(results, CATALOGUE.tasks, tmp_path, ["linear_probe"])
     assert list(rep.models) == ["r2plus1d-18"]
     for tname, e in export.load_contract().items():
         ours = tmp_path / e["file"].format(model="r2plus1d-18")
@@ -105,10 +104,10 @@ def test_not_applicable_and_missing_tasks_get_header_only_files(tmp_path: Path) 
     ok = _result("echonet_lvh/ivsd", ["0XA", "0XB"])
     na = Result(task="echonet_lvh/view", dataset="echonet_lvh", protocol="linear_probe",
                 encoder=ok.encoder, status="not_applicable", reason="single class in train")
-    rep = export.export_predictions([ok, na], tmp_path, ["linear_probe"])
+    rep = export.export_predictions([ok, na], CATALOGUE.tasks, tmp_path, ["linear_probe"])
     assert len(rep.files) == len(export.load_contract())
     view = pd.read_csv(tmp_path / "EchoNet-LVH" / "view" / "pixels.csv")
-    assert view.empty and list(view.columns) == list(get_task("echonet_lvh/view").export.columns)
+    assert view.empty and list(view.columns) == list(CATALOGUE.task("echonet_lvh/view").export.columns)
     status = {f.task: (f.status, f.reason) for f in rep.files}
     assert status["echonet_lvh/view"] == ("not_applicable", "single class in train")
     assert status["camus/ef"][0] == "missing" and status["echonet_lvh/ivsd"] == ("ok", None)
@@ -122,20 +121,20 @@ def test_not_applicable_and_missing_tasks_get_header_only_files(tmp_path: Path) 
 
 def test_all_protocols_one_tree_each_and_zero_shot_included(tmp_path: Path) -> None:
     rs = [_result("hmcqu/stemi", ["ES0001_A2C", "ES0001_A4C"], protocol=p)
-          for p in export.EXPORT_PROTOCOLS]
-    export.export_predictions(rs, tmp_path, list(export.EXPORT_PROTOCOLS))
-    for p in export.EXPORT_PROTOCOLS:
+          for p in export.exportable_protocols()]
+    export.export_predictions(rs, CATALOGUE.tasks, tmp_path, list(export.exportable_protocols()))
+    for p in export.exportable_protocols():
         df = pd.read_csv(tmp_path / p / "HMCQU" / "stemi" / "pixels.csv")
         assert list(df.columns) == ["stemi_pred", "unique_id", "view"] and len(df) == 2
     with pytest.raises(ValueError, match="exportable"):
-        export.export_predictions(rs, tmp_path, ["alignment"])
+        export.export_predictions(rs, CATALOGUE.tasks, tmp_path, ["alignment"])
 
 
 def test_long_format(tmp_path: Path) -> None:
     rs = [_result("hmcqu/stemi", ["ES1_A2C", "ES1_A4C"], protocol="zero_shot"),
           _result("camus/view", ["patient0001_2CH"], protocol="zero_shot"),
           _result("camus/ef", ["patient0001"], protocol="zero_shot")]
-    export.export_predictions(rs, tmp_path, ["zero_shot"], fmt="long")
+    export.export_predictions(rs, CATALOGUE.tasks, tmp_path, ["zero_shot"], fmt="long")
     df = pd.read_csv(tmp_path / export.LONG_FILE)
     assert list(df.columns[:8]) == ["task", "protocol", "model", "encoder_key", "unit_id",
                                     "y_true", "y_pred", "prob"]
@@ -148,7 +147,7 @@ def test_long_format(tmp_path: Path) -> None:
 
 # ----------------------------------------------------------------------------- check
 def test_check_catches_what_an_official_script_chokes_on(tmp_path: Path, examples: Path) -> None:
-    export.export_predictions(_published_results(examples), tmp_path, ["linear_probe"])
+    export.export_predictions(_published_results(examples), CATALOGUE.tasks, tmp_path, ["linear_probe"])
     assert export.check_export(tmp_path) == []
     asd = tmp_path / "CardiacNet" / "ASD" / "pixels.csv"
     pd.read_csv(asd).drop(columns="asd_pred").to_csv(asd, index=False)            # column
@@ -203,7 +202,8 @@ def test_ground_truth_csvs_in_the_evaluators_spelling(tmp_path: Path) -> None:
         "sample_id": ["CR1-CR2-000001.avi"], "patient_id": "CR1", "split": "test",
         "path": ["A4C/Videos/CR1-CR2-000001.avi"], "view": "A4C", "ef": 61.0, "sex": "M",
         "age": 7.0, "bmi": 16.0}))
-    paths = export.write_ground_truth({m.dataset: m for m in (dyn, cam, lvh, ped)}, tmp_path)
+    paths = export.write_ground_truth({m.dataset: m for m in (dyn, cam, lvh, ped)}, CATALOGUE.datasets,
+                                     tmp_path)
     base = tmp_path / "ground_truth" / "data" / "splits"
     assert sorted(str(p.relative_to(base)) for p in paths) == [
         "EchoNet-Dynamic/FileList.csv", "camus_split.csv", "echonet_lvh/IVSd_split.csv",

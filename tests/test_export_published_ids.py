@@ -12,18 +12,19 @@ import pytest
 
 from cardiobench.encoders import build_encoder
 from cardiobench.phantom.layouts import write_layout
-from cardiobench.pipeline import embed_all
+from cardiobench.job import EmbedOptions, Job
 from cardiobench.preprocessing import prepare
 from cardiobench.protocols import export
 from cardiobench.protocols.evaluate import evaluate
-from helpers import hmcqu_samples, ref_csv
+from helpers import CATALOGUE, hmcqu_samples, ref_csv
 
 
 def _prepared(tmp: Path, dataset: str, raw: Path):
     # thousands of published IDs: decoding every phantom video is the fault suite's job, not this one's
-    m = prepare(dataset, raw, media_check=False)
+    m = prepare(CATALOGUE.dataset(dataset), raw, media_check=False)
     enc = build_encoder("pixels", n_frames=2)
-    emb = embed_all({dataset: m}, enc, tmp / "cache", num_workers=0, progress=False)[dataset]
+    emb = Job({dataset: m}, enc, tmp / "cache",
+              options=EmbedOptions(workers=0, progress=False)).load_or_embed()[dataset]
     return m, emb, enc
 
 
@@ -38,17 +39,18 @@ def _same_as_example(got: Path, want: Path, id_col: str) -> pd.DataFrame:
 def hmcqu(tmp_path_factory: pytest.TempPathFactory, examples: Path):
     tmp = tmp_path_factory.mktemp("hmcqu_ids")
     raw = tmp / "hmcqu"
-    write_layout("hmcqu", raw, "ids", samples=hmcqu_samples(ref_csv("hmcqu_split.csv")))
+    write_layout(CATALOGUE.layout("hmcqu"), raw, "ids", samples=hmcqu_samples(ref_csv("hmcqu_split.csv")))
     return tmp, *_prepared(tmp, "hmcqu", raw)
 
 
 def test_hmcqu_every_protocol_exports_the_published_test_set(hmcqu, examples: Path) -> None:
     tmp, m, emb, enc = hmcqu
-    results = [evaluate(t, p, m, emb, enc, {"n_boot": 20})
-               for t in ("hmcqu/stemi", "hmcqu/view") for p in export.EXPORT_PROTOCOLS]
+    results = [evaluate(CATALOGUE.task(t), p, m, emb, enc, {"n_boot": 20})
+               for t in ("hmcqu/stemi", "hmcqu/view") for p in export.exportable_protocols()]
     out = tmp / "ref"
     # an encoder name with '_' and '[' (as dinov3[vit_small_patch16_...]) must not reach a file
-    rep = export.export_predictions(results, out, list(export.EXPORT_PROTOCOLS),
+    rep = export.export_predictions(results, CATALOGUE.tasks, out,
+                                    list(export.exportable_protocols()),
                                     model_name="pixels_v2[tiny]")
     assert list(rep.models) == ["pixels-v2-tiny"]
     status = {(f.task, f.protocol): f.status for f in rep.files}
@@ -63,7 +65,7 @@ def test_hmcqu_every_protocol_exports_the_published_test_set(hmcqu, examples: Pa
                          examples / "HMCQU" / "view" / "modelname.csv", "unique_id")
     # every example task directory exists in every protocol tree
     dirs = {str(p.relative_to(examples)) for p in examples.glob("*/*") if p.is_dir()}
-    for proto in export.EXPORT_PROTOCOLS:
+    for proto in export.exportable_protocols():
         assert dirs <= {str(p.relative_to(out / proto)) for p in (out / proto).glob("*/*")}
     hm = [f for f in export.check_export(out) if "HMCQU" in f.path]
     assert [f for f in hm if f.level == "error"] == []
@@ -72,7 +74,7 @@ def test_hmcqu_every_protocol_exports_the_published_test_set(hmcqu, examples: Pa
 
 def test_hmcqu_reference_ci_follows_the_published_gt_order(hmcqu) -> None:
     tmp, m, emb, enc = hmcqu
-    r = evaluate("hmcqu/stemi", "linear_probe", m, emb, enc, {"n_boot": 20, "ci": "reference"})
+    r = evaluate(CATALOGUE.task("hmcqu/stemi"), "linear_probe", m, emb, enc, {"n_boot": 20, "ci": "reference"})
     assert r.config["ci"] == "reference"
     assert r.predictions["sample_id"].tolist() == export.published_order("hmcqu/stemi")
     assert len(r.predictions) == 50
@@ -84,12 +86,12 @@ def test_dynamic_ef_export_matches_the_published_test_set(tmp_path: Path, exampl
     samples = pd.DataFrame({"FileName": list(want["FileName"]) + own,
                             "Split": ["TEST"] * len(want) + ["TRAIN"] * 8 + ["VAL"] * 4})
     raw = tmp_path / "dyn"
-    write_layout("echonet_dynamic", raw, "ids", samples=samples)
+    write_layout(CATALOGUE.layout("echonet_dynamic"), raw, "ids", samples=samples)
     m, emb, enc = _prepared(tmp_path, "echonet_dynamic", raw)
-    res = evaluate("echonet_dynamic/ef", "linear_probe", m, emb, enc, {"n_boot": 20})
-    view = evaluate("echonet_dynamic/view", "linear_probe", m, emb, enc, {"n_boot": 20})
+    res = evaluate(CATALOGUE.task("echonet_dynamic/ef"), "linear_probe", m, emb, enc, {"n_boot": 20})
+    view = evaluate(CATALOGUE.task("echonet_dynamic/view"), "linear_probe", m, emb, enc, {"n_boot": 20})
     assert view.status == "not_applicable"  # one view class in train
-    export.export_predictions([res, view], tmp_path / "ref", ["linear_probe"])
+    export.export_predictions([res, view], CATALOGUE.tasks, tmp_path / "ref", ["linear_probe"])
     got = _same_as_example(tmp_path / "ref" / "EchoNet-Dynamic" / "EF" / "pixels.csv",
                            examples / "EchoNet-Dynamic" / "EF" / "modelname.csv", "FileName")
     assert list(got.columns) == ["FileName", "EF_pred"] and len(got) == 1277
@@ -97,7 +99,7 @@ def test_dynamic_ef_export_matches_the_published_test_set(tmp_path: Path, exampl
     v = pd.read_csv(tmp_path / "ref" / "EchoNet-Dynamic" / "view" / "pixels.csv")
     assert v.empty and list(v.columns)[:2] == ["FileName", "view_pred"]
     # the ground truth the evaluator reads: the FileList in manifest (native) order, lower-case
-    export.write_ground_truth({"echonet_dynamic": m}, tmp_path / "ref")
+    export.write_ground_truth({"echonet_dynamic": m}, CATALOGUE.datasets, tmp_path / "ref")
     fl = pd.read_csv(tmp_path / "ref" / "ground_truth" / "data" / "splits" / "EchoNet-Dynamic"
                      / "FileList.csv")
     assert fl["FileName"].tolist() == samples["FileName"].tolist()

@@ -17,6 +17,8 @@ from cardiobench.manifest import Manifest
 from cardiobench.protocols import evaluate as ev
 from cardiobench.stats_reference import reference_bootstrap, reference_order
 
+from helpers import CATALOGUE
+
 Y = np.array([35.0, 62.5, 48.0, 55.0, 40.0])
 P = np.array([38.2, 57.9, 50.4, 49.1, 44.7])
 
@@ -107,8 +109,8 @@ def _ef_manifest() -> tuple[Manifest, Embeddings]:
 def test_evaluate_with_ci_reference_records_the_mode_and_matches() -> None:
     m, e = _ef_manifest()
     cfg = {"n_boot": 300}
-    ref = ev.evaluate("echonet_dynamic/ef", "linear_probe", m, e, None, {**cfg, "ci": "reference"})
-    pat = ev.evaluate("echonet_dynamic/ef", "linear_probe", m, e, None, cfg)
+    ref = ev.evaluate(CATALOGUE.task("echonet_dynamic/ef"), "linear_probe", m, e, None, {**cfg, "ci": "reference"})
+    pat = ev.evaluate(CATALOGUE.task("echonet_dynamic/ef"), "linear_probe", m, e, None, cfg)
     assert ref.config["ci"] == "reference" and ref.provenance["ci"] == "reference"
     assert pat.config["ci"] == "patient" and pat.provenance["ci"] == "patient"
     assert ref.config["bootstrap"]["unit"].startswith("row")
@@ -126,13 +128,15 @@ def test_evaluate_with_ci_reference_records_the_mode_and_matches() -> None:
 def test_unknown_ci_mode_is_refused() -> None:
     m, e = _ef_manifest()
     with pytest.raises(ValueError, match="unknown ci mode 'rows'"):
-        ev.evaluate("echonet_dynamic/ef", "linear_probe", m, e, None, {"ci": "rows"})
+        ev.evaluate(CATALOGUE.task("echonet_dynamic/ef"), "linear_probe", m, e, None, {"ci": "rows"})
 
 
 def test_suite_level_ci_reaches_every_entry() -> None:
-    entries = ev.suite_entries({"ci": "reference", "runs": [
-        {"tasks": ["echonet_dynamic/ef"], "protocols": ["linear_probe", "knn"]}]})
-    assert [c["ci"] for _, _, c in entries] == ["reference", "reference"]
+    from cardiobench.suite import suite_entries
+
+    entries = suite_entries({"ci": "reference", "runs": [
+        {"tasks": ["echonet_dynamic/ef"], "protocols": ["linear_probe", "knn"]}]}, CATALOGUE)
+    assert [e.config["ci"] for e in entries] == ["reference", "reference"]
 
 
 def test_cli_accepts_ci_on_run_and_evaluate() -> None:

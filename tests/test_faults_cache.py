@@ -29,9 +29,11 @@ from cardiobench.embed import EmbeddingCache, Embeddings, extract, load_or_extra
 from cardiobench.encoders import build_encoder
 from cardiobench.io import MediaError
 from cardiobench.manifest import Manifest
-from cardiobench.pipeline import generate_phantom
+from cardiobench.job import generate_phantom
 from cardiobench.preprocessing import prepare
 from cardiobench.results import load_results, write_result
+
+from helpers import CATALOGUE
 
 # the package exports a function named `extract`, which hides the submodule of that name
 cache_mod = importlib.import_module("cardiobench.embed.cache")
@@ -51,7 +53,7 @@ def phantom(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """A 16-sample slice of the tiny EchoNet-Dynamic phantom and its clean embeddings."""
     base = tmp_path_factory.mktemp("faults_cache")
     roots = generate_phantom(base / "raw", scale="tiny", layouts=["echonet_dynamic"])
-    full = prepare("echonet_dynamic", roots["echonet_dynamic"])
+    full = prepare(CATALOGUE.dataset("echonet_dynamic"), roots["echonet_dynamic"])
     table = pd.concat([full.table[full.table["split"] == s].sort_values("sample_id").head(n)
                        for s, n in PER_SPLIT.items()]).reset_index(drop=True)
     manifest = Manifest(full.dataset, table, root=full.root)
@@ -242,7 +244,7 @@ def _umask(mask: int, mode: int) -> Callable[[Ctx], Outcome]:
             emb = c.cache_dir().load()
             from cardiobench.protocols.evaluate import evaluate
 
-            res = evaluate("echonet_dynamic/ef", "linear_probe", c.manifest, emb, _encoder(),
+            res = evaluate(CATALOGUE.task("echonet_dynamic/ef"), "linear_probe", c.manifest, emb, _encoder(),
                            config={"n_boot": 20})
             written = write_result(res, c.tmp / "results")
         finally:
@@ -265,7 +267,7 @@ def _two_configs(c: Ctx) -> Outcome:
     for over in ({}, {"size": 16}):
         enc = _encoder(**over)
         emb = load_or_extract(c.manifest, enc, c.cache, num_workers=0, progress=False)
-        res = evaluate("echonet_dynamic/ef", "linear_probe", c.manifest, emb, enc,
+        res = evaluate(CATALOGUE.task("echonet_dynamic/ef"), "linear_probe", c.manifest, emb, enc,
                        config={"n_boot": 20})
         write_result(res, results)
         keys.append(res.encoder_key)
@@ -301,7 +303,7 @@ def _completeness_in_result(c: Ctx) -> Outcome:
     c.file(test[0]).write_bytes(b"")
     c.file(c.ids("train")[3]).unlink()
     emb = c.load(shard_size=SHARD)
-    res = evaluate("echonet_dynamic/ef", "linear_probe", c.manifest, emb, _encoder(),
+    res = evaluate(CATALOGUE.task("echonet_dynamic/ef"), "linear_probe", c.manifest, emb, _encoder(),
                    config={"n_boot": 20})
     dc = write_result(res, c.tmp / "results")
     got = json.loads(dc.read_text())["extras"]["data_completeness"]

@@ -16,6 +16,8 @@ from cardiobench.phantom.heart import (VIEWS, HeartParams, ed_es_frames, lv_trac
                                        lv_volume_ml, pixel_spacing_cm, plax_calipers,
                                        render_clip, systolic_fraction)
 
+from helpers import CATALOGUE
+
 
 def _ed_es_fps(p: HeartParams) -> float:
     """fps putting ED at frame 0 and ES at frame 1 (phase0 = 0)."""
@@ -175,7 +177,7 @@ def test_akinetic_segment_stays_at_ed():
 
 def test_generate_suite_writes_truth_outside_raw_roots(tmp_path):
     mini = Scale("mini", n_samples=3, n_frames=32, size=32)
-    roots = generate_suite(tmp_path, scale=mini, seed=0, datasets=["echonet_dynamic"])
+    roots = generate_suite(tmp_path, [CATALOGUE.layout("echonet_dynamic")], scale=mini, seed=0)
     assert set(roots) == {"echonet_dynamic"}
     assert roots["echonet_dynamic"] == tmp_path / "EchoNet-Dynamic"
     truth = pd.read_csv(tmp_path / "_truth" / "echonet_dynamic.csv")
@@ -183,7 +185,7 @@ def test_generate_suite_writes_truth_outside_raw_roots(tmp_path):
     assert sorted(p.name for p in roots["echonet_dynamic"].iterdir()) == [
         "FileList.csv", "Videos", "VolumeTracings.csv"]
     with pytest.raises(KeyError):
-        generate_suite(tmp_path, datasets=["nope"])
+        CATALOGUE.layout("nope")
 
 
 def test_layout_content_does_not_depend_on_the_other_layouts(tmp_path):
@@ -191,11 +193,13 @@ def test_layout_content_does_not_depend_on_the_other_layouts(tmp_path):
     from cardiobench.phantom.layouts.common import layout_seed
 
     mini = Scale("mini", n_samples=12, n_frames=2, size=16)
-    generate_suite(tmp_path / "a", scale=mini, seed=5, datasets=["hmcqu"])
-    generate_suite(tmp_path / "b", scale=mini, seed=5, datasets=["cardiacnet", "hmcqu"])
+    generate_suite(tmp_path / "a", [CATALOGUE.layout("hmcqu")], scale=mini, seed=5)
+    generate_suite(tmp_path / "b", [CATALOGUE.layout(n) for n in ("cardiacnet", "hmcqu")],
+                   scale=mini, seed=5)
     alone = pd.read_csv(tmp_path / "a" / "_truth" / "hmcqu.csv")
     pd.testing.assert_frame_equal(alone, pd.read_csv(tmp_path / "b" / "_truth" / "hmcqu.csv"))
-    direct = generate("hmcqu", tmp_path / "c", scale=mini, seed=layout_seed(5, "hmcqu"))
+    direct = generate(CATALOGUE.layout("hmcqu"), tmp_path / "c", scale=mini,
+                      seed=layout_seed(5, "hmcqu"))
     assert direct["stemi"].tolist() == alone["stemi"].tolist()
     for sheet in ("A4C.xlsx", "A2C.xlsx"):  # the native label sheets agree cell for cell
         pd.testing.assert_frame_equal(pd.read_excel(tmp_path / "a" / "HMC-QU" / sheet),

@@ -1,27 +1,41 @@
-"""Adding a protocol is one registered class: the evaluator, suite expansion and CLI pick it up
-without any other edit, and its numbers come out of the shared scorers."""
+"""Adding a protocol, or a task type, is one file: the catalogue, the evaluator, the suite
+expansion and the scorers pick it up without any other edit.
+
+The new file is written into a temporary folder appended to the package's search path, which is
+exactly where a developer's new module would be found (``pkgutil`` over the package ``__path__``).
+"""
 
 from __future__ import annotations
+
+import sys
+import textwrap
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 from sklearn.metrics import mean_absolute_error
 
+import cardiobench.protocols as protocols_pkg
+import cardiobench.protocols.task_types as task_types_pkg
+from cardiobench.catalogue import default_catalogue
 from cardiobench.embed.embeddings import Embeddings
 from cardiobench.manifest import Manifest
 from cardiobench.protocols import evaluate as ev
-from cardiobench.protocols.runners import RUNNERS, Runner, RowData, register_runner
+from cardiobench.protocols.tasks import Task
+from cardiobench.suite import suite_entries
+
+NEAREST_CENTROID = '''
+    """A toy protocol: predict the train+val median for every row."""
+
+    import numpy as np
+
+    from cardiobench.protocols.runners import Protocol, RowData, Runner
 
 
-@pytest.fixture
-def nearest_centroid():
-    """A toy protocol: predict the label of the closest train+val class centroid (regression:
-    the train+val median)."""
-
-    @register_runner
     class NearestCentroid(Runner):
         name = "nearest_centroid"
+        definition = "Nearest centroid: the train+val median."
         defaults = {"decision": "argmax"}
         fitted = True
 
@@ -33,28 +47,74 @@ def nearest_centroid():
         def predict(self, data: RowData) -> np.ndarray:
             return np.full(len(data.rows), self.median)
 
-    yield NearestCentroid
-    del RUNNERS["nearest_centroid"]
+
+    PROTOCOL = Protocol.of(NearestCentroid)
+'''
+
+# an ordinal target (e.g. a 0-3 stenosis grade) scored as a regression of the grade, with its own
+# headline metric: everything else (probe, kNN, scorers) is inherited from the regression type
+ORDINAL = '''
+    """Ordinal grades, scored by the absolute grade error."""
+
+    from cardiobench.protocols.task_types.regression import Regression
 
 
-def _ef_data() -> tuple[Manifest, Embeddings]:
+    class Ordinal(Regression):
+        name = "ordinal"
+        headline = "mae"
+        figures = ("scatter",)
+
+
+    TASK_TYPE = Ordinal()
+'''
+
+
+def _plug_in(pkg, tmp_path: Path, module: str, source: str) -> None:
+    (tmp_path / f"{module}.py").write_text(textwrap.dedent(source))
+    pkg.__path__.append(str(tmp_path))
+
+
+@pytest.fixture
+def new_protocol(tmp_path: Path):
+    """``nearest_centroid`` as one new file of the protocols package."""
+    _plug_in(protocols_pkg, tmp_path, "nearest_centroid", NEAREST_CENTROID)
+    protocols_pkg.protocols.cache_clear()
+    yield
+    protocols_pkg.__path__.remove(str(tmp_path))
+    sys.modules.pop("cardiobench.protocols.nearest_centroid", None)
+    protocols_pkg.protocols.cache_clear()
+
+
+@pytest.fixture
+def new_task_type(tmp_path: Path):
+    """``ordinal`` as one new file of the task-types package."""
+    _plug_in(task_types_pkg, tmp_path, "ordinal", ORDINAL)
+    task_types_pkg.task_types.cache_clear()
+    yield
+    task_types_pkg.__path__.remove(str(tmp_path))
+    sys.modules.pop("cardiobench.protocols.task_types.ordinal", None)
+    task_types_pkg.task_types.cache_clear()
+
+
+def _ef_data(label: str = "ef") -> tuple[Manifest, Embeddings]:
     rng = np.random.default_rng(0)
     n = 60
     split = np.array(["train"] * 30 + ["val"] * 10 + ["test"] * 20)
     t = pd.DataFrame({"sample_id": [f"s{i:02d}" for i in range(n)],
                       "patient_id": [f"p{i:02d}" for i in range(n)], "split": split,
                       "path": [f"v/s{i:02d}.avi" for i in range(n)], "view": "A4C",
-                      "ef": rng.uniform(20, 80, n).round(1)})
+                      label: rng.uniform(20, 80, n).round(1)})
     return Manifest("echonet_dynamic", t), Embeddings(t["sample_id"], rng.normal(size=(n, 4)),
                                                       encoder={"name": "x"}, fingerprint="fp")
 
 
-def test_a_registered_protocol_runs_through_evaluate_and_suites(nearest_centroid) -> None:
-    m, e = _ef_data()
-    assert "nearest_centroid" in ev.protocols()
+def test_a_new_protocol_file_runs_through_catalogue_evaluate_and_suites(new_protocol) -> None:
+    cat = default_catalogue()
+    assert "nearest_centroid" in cat.protocols
     assert ev.defaults("nearest_centroid") == {"n_boot": 1000, "seed": 42, "level": 0.95,
                                                "ci": "patient", "decision": "argmax"}
-    r = ev.evaluate("echonet_dynamic/ef", "nearest_centroid", m, e, None, {"n_boot": 50})
+    m, e = _ef_data()
+    r = ev.evaluate(cat.task("echonet_dynamic/ef"), "nearest_centroid", m, e, None, {"n_boot": 50})
     tv = m.table["split"] != "test"
     median = float(np.median(m.table.loc[tv, "ef"]))
     test = m.table[m.table["split"] == "test"]
@@ -62,16 +122,30 @@ def test_a_registered_protocol_runs_through_evaluate_and_suites(nearest_centroid
     assert r.metrics["mae"]["value"] == pytest.approx(
         mean_absolute_error(test["ef"], np.full(len(test), median)))
     assert r.config["baseline"] == "train+val mean" and r.n == 20
-    entries = ev.suite_entries({"runs": [{"tasks": ["echonet_dynamic/ef"],
-                                          "protocols": ["nearest_centroid", "knn"]}]})
-    assert [p for _, p, _ in entries] == ["nearest_centroid", "knn"]
+    entries = suite_entries({"runs": [{"tasks": ["echonet_dynamic/ef"],
+                                       "protocols": ["nearest_centroid", "knn"]}]}, cat)
+    assert [x.protocol for x in entries] == ["nearest_centroid", "knn"]
+    assert [p.name for p in cat.select_protocols(["near*"])] == ["nearest_centroid"]
 
 
-def test_unknown_protocol_and_config_key_are_named(nearest_centroid) -> None:
+def test_a_new_task_type_file_is_found_and_scored(new_task_type) -> None:
+    cat = default_catalogue()
+    assert cat.task_type("ordinal").headline == "mae"
+    grade = Task("echonet_dynamic/grade", "echonet_dynamic", "grade", "ordinal")
+    m, e = _ef_data("grade")
+    r = ev.evaluate(grade, "linear_probe", m, e, None, {"n_boot": 50})
+    assert r.status == "ok" and r.config["task"]["type"] == "ordinal"
+    assert r.config["headline"] == "mae" and r.baseline["mae"]["value"] > 0
+
+
+def test_unknown_protocol_config_key_and_task_type_are_named(new_protocol) -> None:
+    cat = default_catalogue()
     m, e = _ef_data()
     with pytest.raises(ev.EvaluationError, match="unknown protocol 'nope'.*nearest_centroid"):
-        ev.evaluate("echonet_dynamic/ef", "nope", m, e)
+        ev.evaluate(cat.task("echonet_dynamic/ef"), "nope", m, e)
     with pytest.raises(ev.EvaluationError, match=r"unknown nearest_centroid config keys \['k'\]"):
-        ev.evaluate("echonet_dynamic/ef", "nearest_centroid", m, e, None, {"k": 3})
-    with pytest.raises(ValueError, match="registered twice"):
-        register_runner(nearest_centroid)
+        ev.evaluate(cat.task("echonet_dynamic/ef"), "nearest_centroid", m, e, None, {"k": 3})
+    with pytest.raises(KeyError, match="unknown task type 'nope'.*regression"):
+        Task("echonet_dynamic/x", "echonet_dynamic", "ef", "nope")
+    with pytest.raises(KeyError, match="--protocols 'zzz' matches no protocol"):
+        cat.select_protocols(["zzz"])

@@ -14,11 +14,11 @@ from cardiobench.encoders.base import Encoder
 from cardiobench.manifest import Manifest
 from cardiobench.protocols import evaluate as ev
 from cardiobench.protocols import export, zero_shot
-from cardiobench.protocols.tasks import TASKS, get_task
+from cardiobench.suite import load_suite, suite_entries
 from cardiobench.results import load_results
-from cardiobench.stats import VIEW_CLASSES
+from cardiobench.manifest import VIEWS as VIEW_CLASSES
 
-from helpers import EXAMPLES, fake_result, require_ref
+from helpers import CATALOGUE, EXAMPLES, fake_result, require_ref
 
 D = 16
 FAST = {"n_boot": 200}
@@ -99,12 +99,12 @@ def asd_data():
 
 def test_zero_shot_ef_within_one_point(ef_data):
     m, e = ef_data
-    r = ev.evaluate("echonet_dynamic/ef", "zero_shot", m, e, AnalyticEncoder(), FAST)
+    r = ev.evaluate(CATALOGUE.task("echonet_dynamic/ef"), "zero_shot", m, e, AnalyticEncoder(), FAST)
     assert r.status == "ok" and r.metrics["mae"]["value"] < 1.0
     assert r.metrics["mae"]["ci_low"] <= r.metrics["mae"]["value"] <= r.metrics["mae"]["ci_high"]
     assert r.baseline["mae"]["value"] > 5  # the floor is far above
     assert r.config["protocol_record"]["order"] == "rank_mean_then_median"
-    r2 = ev.evaluate("echonet_dynamic/ef", "zero_shot", m, e, AnalyticEncoder(),
+    r2 = ev.evaluate(CATALOGUE.task("echonet_dynamic/ef"), "zero_shot", m, e, AnalyticEncoder(),
                      {**FAST, "order": "median_then_mean"})
     assert r2.metrics["mae"]["value"] < 1.0
 
@@ -125,14 +125,14 @@ def test_aggregation_orders_hand_computed():
 def test_zero_shot_binary_separable_and_threshold_train_only(asd_data):
     m, e = asd_data
     enc = AnalyticEncoder()
-    r = ev.evaluate("cardiacnet_asd/asd", "zero_shot", m, e, enc, FAST)
+    r = ev.evaluate(CATALOGUE.task("cardiacnet_asd/asd"), "zero_shot", m, e, enc, FAST)
     assert r.metrics["accuracy"]["value"] == 100.0 and r.metrics["auroc"]["value"] == 100.0
     assert r.extras["metrics_other_decision"]["accuracy"]["value"] == 100.0  # argmax rule too
     thr = r.config["protocol_record"]["threshold"]["value"]
     flipped = m.table.copy()
     te = flipped["split"] == "test"
     flipped.loc[te, "asd"] = 1 - flipped.loc[te, "asd"]
-    r2 = ev.evaluate("cardiacnet_asd/asd", "zero_shot", Manifest("cardiacnet_asd", flipped), e,
+    r2 = ev.evaluate(CATALOGUE.task("cardiacnet_asd/asd"), "zero_shot", Manifest("cardiacnet_asd", flipped), e,
                      enc, FAST)
     assert r2.config["protocol_record"]["threshold"]["value"] == thr
     assert r2.metrics["accuracy"]["value"] == 0.0
@@ -150,11 +150,11 @@ def test_zero_shot_view_and_not_applicable():
     clip = np.stack([unit(4 + VIEW_CLASSES.index(v)) for v in t["view"]]) + 0.1 * unit(0)
     m = Manifest("tmed2", t.assign(study_id=t["patient_id"]))
     e = Embeddings(t["sample_id"], clip, encoder={"name": "analytic"}, fingerprint="fp-v")
-    r = ev.evaluate("tmed2/view", "zero_shot", m, e, AnalyticEncoder(), FAST)
+    r = ev.evaluate(CATALOGUE.task("tmed2/view"), "zero_shot", m, e, AnalyticEncoder(), FAST)
     assert r.metrics["accuracy"]["value"] == 100.0
     p = r.predictions[[f"prob_{c}" for c in VIEW_CLASSES]].to_numpy()
     assert np.allclose(p.sum(1), 1) and p.max(1).min() > 0.9  # logit_scale used, not T=1
-    na = ev.evaluate("tmed2/view", "zero_shot", m, e, VisionOnly(), FAST)
+    na = ev.evaluate(CATALOGUE.task("tmed2/view"), "zero_shot", m, e, VisionOnly(), FAST)
     assert na.status == "not_applicable" and "text" in na.reason
 
 
@@ -163,7 +163,7 @@ def test_text_embeddings_cached(tmp_path, asd_data):
     enc = AnalyticEncoder()
     cache = zero_shot.TextEmbeddingCache(tmp_path)
     for _ in range(2):
-        ev.evaluate("cardiacnet_asd/asd", "zero_shot", m, e, enc, {**FAST, "text_cache": cache})
+        ev.evaluate(CATALOGUE.task("cardiacnet_asd/asd"), "zero_shot", m, e, enc, {**FAST, "text_cache": cache})
     assert cache.computed == 1 and len(list(tmp_path.glob("*.npy"))) == 1
     fresh = zero_shot.TextEmbeddingCache(tmp_path)
     fresh.get(enc, zero_shot.load_prompt_set("asd"))
@@ -176,12 +176,12 @@ def test_ridge_probe_beats_mean_and_sweep_recorded(ef_data):
     ef = m.table["ef"].to_numpy()
     X = np.c_[ef + rng.normal(0, 3, len(ef)), rng.normal(size=(len(ef), 20))] @ rng.normal(size=(21, 32))
     emb = Embeddings(e.sample_ids, X, encoder={"name": "feat"}, fingerprint="fp-x")
-    r = ev.evaluate("echonet_dynamic/ef", "linear_probe", m, emb, None, FAST)
+    r = ev.evaluate(CATALOGUE.task("echonet_dynamic/ef"), "linear_probe", m, emb, None, FAST)
     assert r.metrics["mae"]["value"] < 0.5 * r.baseline["mae"]["value"]
     rec = r.config["protocol_record"]
     assert rec["param"] == "alpha" and len(rec["sweep"]) == 17 and rec["refit_on"] == "train+val"
     # kNN with cosine on the EF-angle embeddings: neighbours share EF
-    k = ev.evaluate("echonet_dynamic/ef", "knn", m, e, None, FAST)
+    k = ev.evaluate(CATALOGUE.task("echonet_dynamic/ef"), "knn", m, e, None, FAST)
     assert k.metrics["mae"]["value"] < 0.2 * k.baseline["mae"]["value"]
     assert k.config["protocol_record"]["gallery"] == "train+val"
 
@@ -197,7 +197,7 @@ def test_camus_mean_over_views_and_subgroups():
     X = np.c_[t["ef"] + off, rng.normal(size=len(t))]
     m = Manifest("camus", t)
     emb = Embeddings(t["sample_id"], X, encoder={"name": "f"}, fingerprint="fp")
-    r = ev.evaluate("camus/ef", "linear_probe", m, emb, None, FAST)
+    r = ev.evaluate(CATALOGUE.task("camus/ef"), "linear_probe", m, emb, None, FAST)
     n_test_pat = t.loc[t["split"] == "test", "patient_id"].nunique()
     assert r.n == n_test_pat and r.n_samples == 2 * n_test_pat
     assert r.metrics["mae"]["value"] < 2.0  # a single view would be ≈ 4 off
@@ -210,7 +210,8 @@ def test_run_suite_writes_results_and_leaderboard(tmp_path, asd_data):
     m, e = asd_data
     suite = {"runs": [{"tasks": ["cardiacnet_asd/asd"], "protocols": ["zero_shot", "linear_probe"],
                        "config": {"zero_shot": FAST, "linear_probe": FAST}}]}
-    res = ev.run_suite(suite, {"cardiacnet_asd": m}, {"cardiacnet_asd": e}, VisionOnly(), tmp_path)
+    res = ev.evaluate_all(suite_entries(suite, CATALOGUE), {"cardiacnet_asd": m},
+                          {"cardiacnet_asd": e}, VisionOnly(), tmp_path)
     assert [r.status for r in res] == ["not_applicable", "ok"]
     loaded = load_results(tmp_path, with_predictions=True)
     assert len(loaded) == 2
@@ -234,45 +235,45 @@ def test_run_suite_writes_results_and_leaderboard(tmp_path, asd_data):
 
 
 def test_suite_yaml_lists_every_task():
-    entries = ev.suite_entries(ev.load_suite())
-    assert {t for t, _, _ in entries} == set(TASKS)
-    assert len(entries) == 4 * len(TASKS)
+    entries = suite_entries(load_suite(), CATALOGUE)
+    assert {e.task.name for e in entries} == set(CATALOGUE.tasks)
+    assert len(entries) == 4 * len(CATALOGUE.tasks)
 
 
 def test_task_registry():
-    assert get_task("camus/ef").aggregate == "mean_per_patient"
-    assert get_task("tmed2/aortic_stenosis").unit_column() == "study_id"
-    assert {t for t in TASKS if t.startswith("segrwma/rwma")} == {
+    assert CATALOGUE.task("camus/ef").aggregate == "mean_per_patient"
+    assert CATALOGUE.task("tmed2/aortic_stenosis").unit_column() == "study_id"
+    assert {t for t in CATALOGUE.tasks if t.startswith("segrwma/rwma")} == {
         "segrwma/rwma_a2c", "segrwma/rwma_a3c", "segrwma/rwma_a4c"}
-    assert sum(t.endswith("/view") for t in TASKS) == 9
+    assert sum(t.endswith("/view") for t in CATALOGUE.tasks) == 9
     with pytest.raises(KeyError, match="unknown task"):
-        get_task("nope/ef")
+        CATALOGUE.task("nope/ef")
 
 
 def test_export_columns_match_reference_examples(tmp_path):
     ex = require_ref(EXAMPLES)
     checked = 0
-    for name, task in TASKS.items():
-        path = export.export_result(fake_result(name), tmp_path)
+    for name, task in CATALOGUE.tasks.items():
+        path = export.export_result(fake_result(name), CATALOGUE.task(name), tmp_path)
         ref = ex / path.relative_to(tmp_path)
         assert ref.exists(), f"{name}: no reference file {ref}"
         ref_cols = [c for c in pd.read_csv(ref, nrows=1).columns if not c.startswith("Unnamed")]
         ours = pd.read_csv(path)
         assert list(ours.columns) == ref_cols, name
-        if task.type == "binary":
+        if task.type.name == "binary":
             assert ours[ref_cols[[c.endswith("_pred") for c in ref_cols].index(True)]].dtype.kind == "i"
         checked += 1
-    assert checked == len(TASKS)
+    assert checked == len(CATALOGUE.tasks)
 
 
 def test_alignment_protocol(ef_data, asd_data):
     m, e = ef_data
-    r = ev.evaluate("echonet_dynamic/ef", "alignment", m, e, AnalyticEncoder(), FAST)
+    r = ev.evaluate(CATALOGUE.task("echonet_dynamic/ef"), "alignment", m, e, AnalyticEncoder(), FAST)
     assert r.metrics["pearson"]["value"] > 95 and r.metrics["spearman"]["ci_low"] > 90
     m2, e2 = asd_data
-    b = ev.evaluate("cardiacnet_asd/asd", "alignment", m2, e2, AnalyticEncoder(), FAST)
+    b = ev.evaluate(CATALOGUE.task("cardiacnet_asd/asd"), "alignment", m2, e2, AnalyticEncoder(), FAST)
     assert b.metrics["auroc"]["value"] == 100.0 and b.metrics["smd"]["value"] > 3
-    na = ev.evaluate("cardiacnet_asd/asd", "alignment", m2, e2, VisionOnly(), FAST)
+    na = ev.evaluate(CATALOGUE.task("cardiacnet_asd/asd"), "alignment", m2, e2, VisionOnly(), FAST)
     assert na.status == "not_applicable"
 
 
@@ -282,13 +283,13 @@ def test_single_class_probe_not_applicable_and_paired_compare(tmp_path, asd_data
     m = Manifest("echonet_dynamic", t)
     emb = Embeddings(t["sample_id"], np.random.default_rng(0).normal(size=(40, 4)),
                      encoder={"name": "f"}, fingerprint="fp")
-    r = ev.evaluate("echonet_dynamic/view", "linear_probe", m, emb, None, FAST)
+    r = ev.evaluate(CATALOGUE.task("echonet_dynamic/view"), "linear_probe", m, emb, None, FAST)
     assert r.status == "not_applicable" and "single class" in r.reason
     m2, e2 = asd_data
-    good = ev.evaluate("cardiacnet_asd/asd", "zero_shot", m2, e2, AnalyticEncoder(), FAST)
+    good = ev.evaluate(CATALOGUE.task("cardiacnet_asd/asd"), "zero_shot", m2, e2, AnalyticEncoder(), FAST)
     noisy = Embeddings(e2.sample_ids, e2.clip + np.random.default_rng(1).normal(0, 0.6, e2.clip.shape),
                        encoder={"name": "noisy"}, fingerprint="fp-n")
-    bad = ev.evaluate("cardiacnet_asd/asd", "zero_shot", m2, noisy, AnalyticEncoder(), FAST)
+    bad = ev.evaluate(CATALOGUE.task("cardiacnet_asd/asd"), "zero_shot", m2, noisy, AnalyticEncoder(), FAST)
     diff = compare_results(good, bad, n_boot=200)
     assert diff["auroc"].diff > 0 and diff["auroc"].ci_low > 0 and diff["auroc"].p_value < 0.05
 
@@ -303,12 +304,12 @@ def test_tmed2_study_aggregation_and_export(tmp_path):
     X = np.c_[t["aortic_stenosis"] + rng.normal(0, 0.7, len(t)), rng.normal(size=(len(t), 3))]
     m = Manifest("tmed2", t)
     emb = Embeddings(t["sample_id"], X, encoder={"name": "f"}, fingerprint="fp")
-    r = ev.evaluate("tmed2/aortic_stenosis", "linear_probe", m, emb, None, FAST)
+    r = ev.evaluate(CATALOGUE.task("tmed2/aortic_stenosis"), "linear_probe", m, emb, None, FAST)
     te = t[t["split"] == "test"]
     assert r.n == te["study_id"].nunique() and r.n_samples == len(te)
     assert r.extras["n_rows_per_unit"] == 3.0
     assert r.metrics["auroc"]["value"] > r.baseline["auroc"]["value"]
-    path = export.export_result(r, tmp_path, "mymodel")
+    path = export.export_result(r, CATALOGUE.task(r.task), tmp_path, "mymodel")
     assert path == tmp_path / "TMED2" / "AS" / "mymodel.csv"
     df = pd.read_csv(path)
     assert list(df.columns) == ["study_id", "as_pred", "prob_as"]
@@ -319,9 +320,9 @@ def test_tmed2_study_aggregation_and_export(tmp_path):
 def test_fitted_protocols_refuse_an_in_sample_threshold(asd_data):
     m, e = asd_data
     enc = AnalyticEncoder()
-    r = ev.evaluate("cardiacnet_asd/asd", "linear_probe", m, e, enc, FAST)
+    r = ev.evaluate(CATALOGUE.task("cardiacnet_asd/asd"), "linear_probe", m, e, enc, FAST)
     # no F1 threshold fitted on in-sample train scores
     assert "threshold" not in r.config["protocol_record"]
     with pytest.raises(ev.EvaluationError, match="zero_shot only"):
-        ev.evaluate("cardiacnet_asd/asd", "linear_probe", m, e, enc,
+        ev.evaluate(CATALOGUE.task("cardiacnet_asd/asd"), "linear_probe", m, e, enc,
                     {**FAST, "decision": "threshold"})

@@ -19,13 +19,14 @@ import numpy as np
 import pytest
 
 from cardiobench.encoders import build_encoder
-from cardiobench.pipeline import embed_all, generate_phantom, prepare_all
-from cardiobench.protocols.evaluate import run_suite
-from cardiobench.protocols.tasks import TASKS, get_task
+from cardiobench.job import EmbedOptions, Job, generate_phantom, prepare_all
+from cardiobench.suite import suite_entries
 from cardiobench.report import figures
 from cardiobench.report.definitions import SMALL_N, display_value, fmt_metric
 from cardiobench.report.html import build_report
 from cardiobench.results import load_results
+
+from helpers import CATALOGUE
 
 LAYOUTS = ["camus", "hmcqu", "tmed2"]
 DATASETS = {"camus", "hmcqu", "tmed2"}
@@ -37,15 +38,17 @@ def built(tmp_path_factory: pytest.TempPathFactory):
     root = tmp_path_factory.mktemp("report")
     roots = generate_phantom(root / "raw", scale="tiny", seed=3, layouts=LAYOUTS)
     manifests = prepare_all(roots, root / "manifests").manifests
-    tasks = [t for t, task in TASKS.items() if task.dataset in DATASETS]
+    tasks = [t for t, task in CATALOGUE.tasks.items() if task.dataset in DATASETS]
     fast = {"n_boot": 200}
     suite = {"runs": [{"tasks": tasks, "protocols": ["linear_probe", "knn", "zero_shot"],
                        "config": {"linear_probe": fast, "knn": fast}}]}
     for size, name in ((16, "pixels"), (8, "pixels8")):
         enc = build_encoder("pixels", size=size)
         enc.name = name
-        emb = embed_all(manifests, enc, root / "cache", num_workers=0, progress=False)
-        run_suite(suite, manifests, emb, enc, root / "results")
+        job = Job(manifests, enc, root / "cache", root / "results",
+                  entries=suite_entries(suite, CATALOGUE),
+                  options=EmbedOptions(workers=0, progress=False))
+        job.score(job.load_or_embed())
     files = build_report(root / "results", root / "out", cache=root / "cache",
                          manifests=root / "manifests", command="cardiobench report (test)")
     return root, files
@@ -93,9 +96,9 @@ def test_every_figure_the_results_call_for_exists(built) -> None:
             continue
         stem = r.task.replace("/", "__")
         expected.add(f"{stem}__forest.png")
-        kind = get_task(r.task).type
+        kind = CATALOGUE.task(r.task).type
         kinds = {"regression": ["scatter", "bland_altman"], "binary": ["roc", "pr", "reliability"],
-                 "multiclass": ["confusion"]}[kind]
+                 "multiclass": ["confusion"]}[kind.name]
         expected |= {f"{stem}__{r.protocol}__{k}.png" for k in kinds}
         for sg in r.extras.get("subgroups", {}):
             expected.add(f"{stem}__subgroup_{sg}.png")

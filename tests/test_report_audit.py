@@ -12,6 +12,9 @@ from cardiobench import stats
 from cardiobench.protocols import retrieval
 from cardiobench.report.definitions import display_value, fmt_metric, incomplete_data, metric_label
 
+import oracles
+from helpers import CATALOGUE
+
 
 def test_binary_nll_is_computed_and_equals_sklearn() -> None:
     y = np.array([0, 1, 1, 0, 1])
@@ -19,9 +22,9 @@ def test_binary_nll_is_computed_and_equals_sklearn() -> None:
     out = stats.binary_metrics(y, (p >= 0.5).astype(int), p)
     want = 100 * log_loss(y, np.stack([1 - p, p], axis=1), labels=[0, 1])
     assert out["nll"][0] == pytest.approx(want, rel=1e-12)
-    ref = stats.binary_metrics_sklearn(y, (p >= 0.5).astype(int), p)
+    ref = oracles.binary_metrics_sklearn(y, (p >= 0.5).astype(int), p)
     assert ref["nll"] == pytest.approx(want, rel=1e-12)
-    assert stats.HIGHER_IS_BETTER["nll"] is False
+    assert CATALOGUE.metric("nll").higher_is_better is False
 
 
 def test_binary_ece_is_top_label_and_p_half_counts_as_negative() -> None:
@@ -49,16 +52,15 @@ def test_knn_ties_follow_gallery_order_whatever_the_input_permutation() -> None:
     assert m.predict_proba(q).tolist() == [[0.5, 0.5]] and m.predict(q).tolist() == [0]
     r = retrieval.TieStableKNNRegressor(2).fit(g, np.array([10.0, 20.0, 30.0, 40.0]))
     assert r.predict(q).tolist() == [15.0]
-    model, rec = retrieval.fit_knn(np.random.default_rng(0).normal(size=(30, 4)),
-                                   np.arange(30) % 2, "binary")
+    model, rec = retrieval.fit_knn_classifier(np.random.default_rng(0).normal(size=(30, 4)),
+                                              np.arange(30) % 2)
     assert rec["ties"].startswith("distance rounded") and rec["k"] in retrieval.K_GRID
 
 
 def test_an_aggregated_unit_lists_every_view_not_the_first() -> None:
     from cardiobench.protocols.evaluate import _aggregate
-    from cardiobench.protocols.tasks import get_task
-
-    task = get_task("camus/ef")
+    
+    task = CATALOGUE.task("camus/ef")
     rows = pd.DataFrame({"sample_id": ["p1_2CH", "p1_4CH", "p2_4CH"],
                          "patient_id": ["p1", "p1", "p2"], "split": ["test"] * 3,
                          "view": ["A2C", "A4C", "A4C"]})
@@ -76,7 +78,7 @@ def test_display_units_percent_only_for_proportions() -> None:
         "1.099 [1.000, 1.200]"
     assert metric_label("auroc") == "AUROC (%)" and metric_label("nll") == "NLL"
     assert metric_label("mae", "echonet_lvh/ivsd") == "MAE (cm)"
-    assert metric_label("mae", "camus/ef") == "MAE (EF points)"
+    assert metric_label("mae", "camus/ef") == "MAE (percentage points)"
     assert incomplete_data({}) is None
     dc = {"data_completeness": {"excluded_by_prepare": {"test": 2}, "embed_failed": {},
                                 "test_units_expected": 10, "test_units_scored": 8}}

@@ -10,10 +10,10 @@ import pandas as pd
 import pytest
 
 from cardiobench.manifest import Manifest, ManifestError, split_fingerprint
-from cardiobench.splits import (export, file_sha256, load_spec, official_split, show,
-                                stratified_patient_split, verify)
+from cardiobench.hashing import sha256_file
+from cardiobench.splits import export, official_split, show, stratified_patient_split, verify
 
-from helpers import EXAMPLES as PRED, SPLITS, require_ref
+from helpers import CATALOGUE, EXAMPLES as PRED, SPLITS, require_ref
 
 MINE = ("hmcqu", "cardiacnet_asd", "cardiacnet_pah", "tmed2", "segrwma")
 
@@ -55,7 +55,7 @@ def published_test_ids(dataset: str) -> list[str]:
 
 @pytest.mark.parametrize("dataset", MINE)
 def test_spec_numbers_equal_those_recomputed_from_published_csvs(dataset: str) -> None:
-    spec = load_spec(dataset)
+    spec = CATALOGUE.dataset(dataset).spec()
     t = published(dataset)
     assert spec.fingerprint == split_fingerprint(t)
     label = spec.label
@@ -67,14 +67,14 @@ def test_spec_numbers_equal_those_recomputed_from_published_csvs(dataset: str) -
     ids = published_test_ids(dataset)
     assert spec.test_ids_sha256 == hashlib.sha256("\n".join(sorted(ids)).encode()).hexdigest()
     if dataset == "segrwma":
-        assert spec.params["sha256"] == file_sha256(SPLITS / "segrwma_split.csv")
+        assert spec.params["sha256"] == sha256_file(SPLITS / "segrwma_split.csv")
         test2d = t[(t["split"] == "test") & (t["modality"] == "2D")]
         assert sorted(test2d["sample_id"]) == sorted(ids)
 
 
 @pytest.mark.parametrize("dataset", ["hmcqu", "cardiacnet_asd", "cardiacnet_pah"])
 def test_stratified_rule_reproduces_published_split_id_for_id(dataset: str) -> None:
-    spec = load_spec(dataset)
+    spec = CATALOGUE.dataset(dataset).spec()
     t = published(dataset).sample(frac=1.0, random_state=0)  # row order must not matter
     p = spec.params
     got = stratified_patient_split(t, spec.label, test_size=p["test_size"],
@@ -97,18 +97,18 @@ def test_official_split_maps_and_names_unknown_values() -> None:
 
 def test_load_spec_unknown_dataset_lists_known() -> None:
     with pytest.raises(KeyError, match="hmcqu"):
-        load_spec("nope")
+        CATALOGUE.dataset("nope").spec()
 
 
 def test_verify_passes_published_and_names_a_single_moved_patient() -> None:
     t = published("hmcqu")
     m = Manifest("hmcqu", t[["sample_id", "patient_id", "split", "path", "view", "stemi"]])
-    rep = verify(m)
+    rep = verify(m, CATALOGUE.dataset(m.dataset).spec())
     assert rep.ok and rep.fingerprint_match and rep.test_ids_match and rep.moved.empty
     pid = t.loc[t["split"] == "train", "patient_id"].iloc[0]
     moved = m.table.copy()
     moved.loc[moved["patient_id"] == pid, "split"] = "test"
-    rep = verify(Manifest("hmcqu", moved))
+    rep = verify(Manifest("hmcqu", moved), CATALOGUE.dataset("hmcqu").spec())
     assert not rep.ok and rep.fingerprint_match is False and rep.test_ids_match is False
     assert rep.moved_patients == {pid: ("train", "test")}
     n = int((t["patient_id"] == pid).sum())
@@ -122,7 +122,7 @@ def test_verify_passes_published_and_names_a_single_moved_patient() -> None:
 def test_verify_with_given_reference_reports_missing_and_extra() -> None:
     t = published("cardiacnet_asd")
     m = Manifest("cardiacnet_asd", t[["sample_id", "patient_id", "split", "path", "asd"]].iloc[1:])
-    rep = verify(m, reference=t[["sample_id", "split"]])
+    rep = verify(m, CATALOGUE.dataset(m.dataset).spec(), reference=t[["sample_id", "split"]])
     assert not rep.ok and rep.missing == [t["sample_id"].iloc[0]] and rep.extra == []
     assert rep.reference == "given"
 
@@ -134,7 +134,7 @@ def test_export_and_show(tmp_path: Path) -> None:
     assert [p.name for p in paths] == ["cardiacnet_pah.csv", "cardiacnet_pah.json",
                                        "cardiacnet_pah.splits.json"]
     back = Manifest.read(tmp_path / "cardiacnet_pah.csv")
-    assert back.fingerprint == m.fingerprint == load_spec("cardiacnet_pah").fingerprint
+    assert back.fingerprint == m.fingerprint == CATALOGUE.dataset("cardiacnet_pah").spec().fingerprint
     doc = json.loads((tmp_path / "cardiacnet_pah.splits.json").read_text())
     assert len(doc["splits"]["test"]) == 106 and doc["fingerprint"] == m.fingerprint
     s = show(m)

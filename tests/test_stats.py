@@ -9,6 +9,9 @@ import pandas as pd
 import pytest
 
 from cardiobench import stats
+from cardiobench.protocols import subgroups
+
+import oracles
 
 
 def _reg_data(n=120, seed=0, ties=True):
@@ -29,7 +32,7 @@ def _close(a: dict, b: dict, tol=1e-9):
 
 def test_regression_metrics_equal_sklearn_scipy():
     y, p = _reg_data()
-    _close(stats.regression_metrics(y, p), stats.regression_metrics_sklearn(y, p))
+    _close(stats.regression_metrics(y, p), oracles.regression_metrics_sklearn(y, p))
     # constant ground truth: R², NMAE and correlations undefined
     out = stats.regression_metrics(np.full(5, 3.0), np.arange(5.0))
     assert np.isnan(out["r2"][0]) and np.isnan(out["pearson"][0]) and np.isnan(out["nmae"][0])
@@ -40,7 +43,7 @@ def test_weighted_equals_expanded_sample():
     w = np.random.default_rng(1).integers(0, 4, size=40)
     idx = np.repeat(np.arange(40), w)
     _close(stats.regression_metrics(y, p, w.astype(float)),
-           stats.regression_metrics_sklearn(y[idx], p[idx]))
+           oracles.regression_metrics_sklearn(y[idx], p[idx]))
 
 
 def test_binary_metrics_equal_sklearn():
@@ -48,11 +51,11 @@ def test_binary_metrics_equal_sklearn():
     y = rng.integers(0, 2, 200)
     prob = np.clip(0.3 * y + rng.uniform(0, 0.7, 200), 0, 1).round(2)  # rounding → ties
     yhat = (prob > 0.5).astype(int)
-    _close(stats.binary_metrics(y, yhat, prob), stats.binary_metrics_sklearn(y, yhat, prob))
+    _close(stats.binary_metrics(y, yhat, prob), oracles.binary_metrics_sklearn(y, yhat, prob))
     w = rng.integers(0, 3, 200)
     idx = np.repeat(np.arange(200), w)
     _close(stats.binary_metrics(y, yhat, prob, w.astype(float)),
-           stats.binary_metrics_sklearn(y[idx], yhat[idx], prob[idx]))
+           oracles.binary_metrics_sklearn(y[idx], yhat[idx], prob[idx]))
     # hand-computed: y=[0,0,1,1], yhat=[0,1,1,1] → acc 75, BA (0.5+1)/2, F1 macro (2/3+0.8)/2
     out = stats.binary_metrics([0, 0, 1, 1], [0, 1, 1, 1])
     assert out["accuracy"][0] == pytest.approx(75.0)
@@ -65,7 +68,7 @@ def test_multiclass_metrics_equal_sklearn_and_ece_bins():
     y = rng.integers(0, 5, 150)  # class 5 ("Other") absent from y on purpose
     logits = rng.normal(size=(150, 6)) + 2 * np.eye(6)[y]
     p = stats.normalise_view_proba(np.exp(logits))
-    _close(stats.multiclass_metrics(y, p), stats.multiclass_metrics_sklearn(y, p))
+    _close(stats.multiclass_metrics(y, p), oracles.multiclass_metrics_sklearn(y, p))
     # ECE by hand (15 equal-width bins of the top-1 confidence): confidences 14/15 (right) and
     # 13/15 (wrong) sit in different bins → (|1 − 14/15| + |0 − 13/15|) / 2
     proba = np.array([[1 / 15, 14 / 15], [2 / 15, 13 / 15]])[:, ::-1]
@@ -96,10 +99,10 @@ def test_patient_bootstrap_point_width_and_loop_equality():
     fn = partial(stats.regression_metrics, y, p)
     pat = stats.bootstrap_metrics(fn, len(y), pid, n_boot=300)
     row = stats.bootstrap_metrics(fn, len(y), None, n_boot=300)
-    full = stats.regression_metrics_sklearn(y, p)
+    full = oracles.regression_metrics_sklearn(y, p)
     assert pat["mae"].value == pytest.approx(full["mae"])
     assert pat["mae"].ci_high - pat["mae"].ci_low > 1.3 * (row["mae"].ci_high - row["mae"].ci_low)
-    loop = stats.bootstrap_metrics_loop(lambda i: stats.regression_metrics_sklearn(y[i], p[i]),
+    loop = oracles.bootstrap_metrics_loop(lambda i: oracles.regression_metrics_sklearn(y[i], p[i]),
                                         len(y), pid, n_boot=300)
     for k in pat:  # same draws → same replicate values up to float summation order
         for f in ("value", "ci_low", "ci_high", "mean"):
@@ -129,7 +132,7 @@ def test_regression_replicates_exact_vs_sklearn_with_ties_and_edge_cases():
     vec = stats.regression_metrics(y, p, w)
     for b in range(len(w)):
         idx = np.repeat(np.arange(n), w[b].astype(int))
-        ref = stats.regression_metrics_sklearn(y[idx], p[idx])
+        ref = oracles.regression_metrics_sklearn(y[idx], p[idx])
         for k, v in ref.items():
             got = vec[k][b]
             assert np.isnan(got) == np.isnan(v), (b, k, got, v)
@@ -159,13 +162,13 @@ def test_paired_bootstrap_detects_better_encoder():
 
 def test_subgroups_and_bins():
     ages = pd.Series([30, 45, 46, 80, 81, 90])
-    assert list(stats.camus_age_bins(ages).astype(str)) == ["≤45", "≤45", "46–65", "66–80",
+    assert list(subgroups.camus_age_bins(ages).astype(str)) == ["≤45", "≤45", "46–65", "66–80",
                                                             ">80", ">80"]
-    ped = stats.pediatric_age_bins(pd.Series([0.5, 1, 2, 12, 18, 19]))
+    ped = subgroups.pediatric_age_bins(pd.Series([0.5, 1, 2, 12, 18, 19]))
     assert list(ped[:5].astype(str)) == ["≤1", "≤1", "(1,5]", "(5,12]", "(12,18]"]
     assert pd.isna(ped[5])
-    assert list(stats.bmi_bins(pd.Series([18.4, 18.5, 25])).astype(str)) == ["Low", "Healthy", "High"]
-    assert list(stats.sex_groups(pd.Series(["female", "M", None, "x"]))) == ["F", "M", "UNK", "UNK"]
+    assert list(subgroups.bmi_bins(pd.Series([18.4, 18.5, 25])).astype(str)) == ["Low", "Healthy", "High"]
+    assert list(subgroups.sex_groups(pd.Series(["female", "M", None, "x"]))) == ["F", "M", "UNK", "UNK"]
     y = np.array([10.0, 20, 30, 40, 50, 60])
     p = y + np.array([1, -1, 2, -2, 5, 5])
     g = pd.Series(["F", "F", "M", "M", "UNK", "UNK"])

@@ -43,6 +43,7 @@ import numpy as np
 import pandas as pd
 
 from cardiobench.atomic import atomic_path, atomic_write_text
+from cardiobench.hashing import sha256_file
 from cardiobench.embed.embeddings import Embeddings
 
 log = logging.getLogger(__name__)
@@ -157,15 +158,6 @@ def file_identity(path: str | Path) -> str:
     except OSError:
         return "absent"
     return f"{st.st_size}:{st.st_mtime_ns}"
-
-
-def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
-    """SHA-256 hex digest of a file's bytes."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _write_bytes(path: Path, data: bytes) -> None:
@@ -310,10 +302,6 @@ class EmbeddingCache:
                           "finished shards are kept, free space (or fix the folder) and run "
                           "embed again") from exc
         return final
-
-    def read_shard(self, k: int, plan: ShardPlan | int = DEFAULT_SHARD_SIZE) -> ShardData:
-        """Load shard ``k`` of a plan (or of a shard size)."""
-        return self.read_shard_file(self.shard_path(k, plan))
 
     @staticmethod
     def read_shard_file(path: Path) -> ShardData:

@@ -245,6 +245,14 @@ def _encoder_threads(device: torch.device, decode_threads: int) -> Iterator[None
         torch.set_num_threads(before)
 
 
+def init_distributed() -> None:
+    """Join the torchrun process group when launched by torchrun (gloo on CPU, nccl on GPU)."""
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.distributed.is_initialized():
+        torch.distributed.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+        if torch.cuda.is_available():
+            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
+
+
 def distributed_rank() -> tuple[int, int]:
     """(rank, world size) from torchrun's environment, else (0, 1)."""
     return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))

@@ -131,8 +131,20 @@ class Encoder(ABC):
         return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
 
     def describe(self) -> dict[str, Any]:
-        """Metadata for results and ``check-encoder`` reports."""
-        return {"name": self.name, "kind": self.spec.kind, "embed_dim": self.embed_dim,
+        """Metadata for results and ``check-encoder`` reports; ``code`` names the class and the
+        ``git describe --dirty`` of the checkout it lives in (a plug-in's own repository)."""
+        import inspect
+
+        from cardiobench.results import git_describe
+
+        cls = type(self)
+        try:
+            source = inspect.getfile(cls)
+        except (TypeError, OSError):  # a class defined interactively
+            source = None
+        return {"name": self.name,
+                "code": {"class": f"{cls.__module__}:{cls.__qualname__}",
+                         "git": git_describe(source) if source else None}, "kind": self.spec.kind, "embed_dim": self.embed_dim,
                 "clip_dim": self.clip_dim or self.embed_dim, "has_text": self.has_text,
                 "logit_scale": self.logit_scale, "logit_bias": self.logit_bias,
                 "control": bool(getattr(self, "random", False)),
@@ -169,15 +181,6 @@ class ModelEncoder(Encoder):
         """An image batch on the model's device, in channels-last memory where asked."""
         x = frames.to(self.device)
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
-
-
-def sha256_file(path: str, chunk: int = 1 << 20) -> str:
-    """SHA-256 of a file, streamed."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
 
 
 @contextmanager

@@ -87,3 +87,16 @@ def check_encoder(encoder: Encoder, *, n: int = 8, inputs: torch.Tensor | None =
     log.info("check_encoder %s: ok=%s dim=%s %.1f frames/s", encoder.name, report["ok"],
              report["output_shape"], report["frames_per_s"])
     return report
+
+
+def check_verdict(report: dict[str, Any]) -> tuple[bool, str]:
+    """Whether a ``check-encoder`` report is clean, and the one line that says so (the phantom
+    probe's MAE against the mean predictor when the report has the phantom part)."""
+    ph = report.get("phantom")
+    if ph is None:
+        return bool(report["ok"]), ("OK" if report["ok"] else "PROBLEMS FOUND") + \
+            " (quick: phantom probe skipped)"
+    ok = bool(report.get("ok")) and ph["failed"] == 0 and ph["clip_finite"]
+    return ok, (f"{'OK' if ok else 'PROBLEMS FOUND'}; phantom EF probe MAE "
+                f"{ph['probe_mae'].get('value', float('nan')):.2f} vs mean predictor "
+                f"{ph['mean_predictor_mae'].get('value', float('nan')):.2f}")

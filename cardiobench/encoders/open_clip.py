@@ -26,8 +26,9 @@ import torch
 from cardiobench.encoders.base import CLIP_MEAN, CLIP_STD, InputSpec, ModelEncoder, seeded_init
 from cardiobench.encoders.recipes import ECHOCLIP_AUTHORS, image_recipe
 from cardiobench.encoders.registry import register_encoder
+from cardiobench.hashing import sha256_files
 from cardiobench.weights import (WeightsNotFound, hf_hub_cache, hf_offline, hf_repo_dir, hf_snapshot,
-                                 local_file, sha256_files)
+                                 local_file)
 
 log = logging.getLogger(__name__)
 

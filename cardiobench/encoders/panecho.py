@@ -29,7 +29,8 @@ import torch
 from cardiobench.encoders.base import ModelEncoder
 from cardiobench.encoders.recipes import panecho_spec
 from cardiobench.encoders.registry import register_encoder
-from cardiobench.weights import load_checkpoint, local_file, sha256_files, torch_hub_checkpoint
+from cardiobench.hashing import sha256_files
+from cardiobench.weights import load_checkpoint, local_file, torch_hub_checkpoint
 
 log = logging.getLogger(__name__)
 

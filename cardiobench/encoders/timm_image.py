@@ -17,7 +17,8 @@ import torch
 from cardiobench.encoders.base import IMAGENET_MEAN, IMAGENET_STD, InputSpec, ModelEncoder, seeded_init
 from cardiobench.encoders.recipes import image_recipe
 from cardiobench.encoders.registry import register_encoder
-from cardiobench.weights import hf_hub_cache, hf_snapshot, local_file, sha256_files
+from cardiobench.hashing import sha256_files
+from cardiobench.weights import hf_hub_cache, hf_snapshot, local_file
 
 log = logging.getLogger(__name__)
 

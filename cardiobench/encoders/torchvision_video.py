@@ -16,7 +16,8 @@ from cardiobench.encoders.base import InputSpec, ModelEncoder, seeded_init
 from cardiobench.encoders.recipes import ECHOPRIME_MEAN, ECHOPRIME_STD, echoprime_spec  # noqa: F401
 from cardiobench.encoders.registry import register_encoder
 from cardiobench.transforms import SamplingPolicy
-from cardiobench.weights import (WeightsNotFound, load_checkpoint, local_file, sha256_files,
+from cardiobench.hashing import sha256_files
+from cardiobench.weights import (WeightsNotFound, load_checkpoint, local_file,
                                  torch_hub_checkpoint)
 
 log = logging.getLogger(__name__)

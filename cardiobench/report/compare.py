@@ -18,18 +18,6 @@ from cardiobench import stats
 from cardiobench.results import Result
 
 
-def _metric_fn(task_type: str, df: pd.DataFrame, suffix: str, classes: tuple[str, ...]):
-    y = df["y_true"]
-    if task_type == "regression":
-        return partial(stats.regression_metrics, y.to_numpy(float), df[f"y_pred{suffix}"].to_numpy(float))
-    if task_type == "binary":
-        return partial(stats.binary_metrics, y.to_numpy(int), df[f"y_pred{suffix}"].to_numpy(int),
-                       df[f"prob{suffix}"].to_numpy(float))
-    proba = df[[f"prob_{c}{suffix}" for c in classes]].to_numpy(float)
-    idx = y.map({c: i for i, c in enumerate(classes)}).to_numpy(int)
-    return partial(stats.multiclass_metrics, idx, stats.normalise_view_proba(proba))
-
-
 @dataclass
 class Comparison:
     """``metric(a) − metric(b)`` on the units both results scored, with the counts behind it."""
@@ -44,6 +32,16 @@ class Comparison:
     only_a: list[str] = field(default_factory=list)   # units scored by A alone (dropped)
     only_b: list[str] = field(default_factory=list)   # units scored by B alone (dropped)
     diffs: dict[str, stats.PairedDiff] = field(default_factory=dict)
+
+    def __str__(self) -> str:
+        """The comparison as terminal lines: counts, dropped units, then one line per metric."""
+        drop = (f"; dropped {len(self.only_a)} unit(s) only A scored, {len(self.only_b)} only B "
+                "scored") if self.only_a or self.only_b else ""
+        lines = [f"{self.task:32s} {self.protocol:13s} n={self.n_common} {self.unit} "
+                 f"(A {self.n_a}, B {self.n_b}; {self.n_clusters} bootstrap clusters){drop}"]
+        lines += [f"    {metric:18s} {d.diff:9.3f} [{d.ci_low:9.3f}, {d.ci_high:9.3f}]  "
+                  f"p={d.p_value:.4f}" for metric, d in self.diffs.items()]
+        return "\n".join(lines)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (the dropped unit lists are kept)."""
@@ -62,13 +60,13 @@ def compare_pair(a: Result, b: Result, n_boot: int = 1000, seed: int = 42,
     and must be the same task; units are joined on the task's unit column (``patient_id`` for
     tasks scored per patient, e.g. CAMUS EF) and their ground truth must agree.
     """
-    from cardiobench.protocols.tasks import get_task
+    from cardiobench.report import task_of
 
     if a.task != b.task:
         raise ValueError(f"cannot pair results of different tasks: {a.task} vs {b.task}")
     if a.predictions is None or b.predictions is None:
         raise ValueError("both results need predictions (load_results(..., with_predictions=True))")
-    task = get_task(a.task)
+    task = task_of(a.task, [a, b])
     key = task.unit_column()
     pa, pb = a.predictions.copy(), b.predictions.copy()
     for p, who in ((pa, "A"), (pb, "B")):
@@ -84,8 +82,8 @@ def compare_pair(a: Result, b: Result, n_boot: int = 1000, seed: int = 42,
     if not (df["y_true_a"].astype(str) == df["y_true_b"].astype(str)).all():
         raise ValueError(f"{a.task}: ground truth differs between the two results")
     df = df.rename(columns={"y_true_a": "y_true"})
-    fa = _metric_fn(task.type, df, "_a", task.classes)
-    fb = _metric_fn(task.type, df, "_b", task.classes)
+    fa = task.type.metric_fn(task, df, "_a")
+    fb = task.type.metric_fn(task, df, "_b")
     clusters = df["patient_id"].astype(str).to_numpy()
     diffs = stats.paired_bootstrap(fa, fb, len(df), clusters, n_boot, seed, level)
     return Comparison(task=a.task, protocol=a.protocol, unit=key, n_a=len(ua), n_b=len(ub),

@@ -1,10 +1,11 @@
-"""What the report's numbers mean: display units, one-line definitions, audit notes, formatting.
+"""How the report shows numbers: display values and units, formatting, audit notes.
 
 Result JSONs store every dimensionless metric ×100 (see :mod:`cardiobench.stats`). The report
 shows a metric in percent only where it is a proportion; NLL, Brier, ECE and the correlation
-coefficients are shown in their own units (the stored value ÷ 100). :func:`display_value` is the
-one place that conversion happens, and the tests compare the report against the JSON through it.
-The long form of every definition is ``docs/metrics.md``.
+coefficients are shown in their own units (the stored value ÷ 100). The factor, unit, label and
+decimals of each metric are its :class:`~cardiobench.metrics.Metric` record;
+:func:`display_value` is the one place the conversion happens. The long form of every definition
+is ``docs/metrics.md``.
 """
 
 from __future__ import annotations
@@ -12,58 +13,11 @@ from __future__ import annotations
 import math
 from typing import Any
 
-#: stored value × factor = displayed value
-DISPLAY_FACTOR: dict[str, float] = {"brier": 0.01, "nll": 0.01, "ece": 0.01, "pearson": 0.01,
-                                    "spearman": 0.01}
-#: metrics that are proportions, displayed in percent
-PERCENT = frozenset({"accuracy", "balanced_accuracy", "f1_macro", "auroc", "auprc", "r2", "nmae",
-                     "recall@1", "recall@5", "recall@10", "mAP"})
-#: units of regression labels by endpoint (MAE/RMSE are in these units, MSE in their square)
-LABEL_UNITS: dict[str, str] = {"ef": "EF points", "lvidd": "cm", "ivsd": "cm", "lvpwd": "cm"}
+from cardiobench.metrics import METRICS
+
 #: fewer evaluation units than this and a cell is flagged as too small to read much into
 SMALL_N = 20
-PROTOCOL_ORDER = ("linear_probe", "knn", "zero_shot", "alignment")
 
-PROTOCOLS: dict[str, str] = {
-    "linear_probe": "Linear probe: ridge (regression) or logistic regression (classification) on "
-                    "the frozen clip embedding, regularisation chosen on val, refit on train+val.",
-    "knn": "kNN: the label of the k nearest train+val videos (cosine distance; k chosen by 5-fold "
-           "CV on train+val; mean label for regression, vote share for classes; ties by gallery "
-           "order).",
-    "zero_shot": "Zero-shot: no training; text prompts embedded by the model's text tower score "
-                 "each video (value grid for regression, class prompts for classification).",
-    "alignment": "Alignment: how the video embeddings line up with the text tower's prompt "
-                 "directions (correlation with the label, margin separation, text→video recall).",
-}
-
-METRICS: dict[str, str] = {
-    "mae": "Mean absolute error, in the label's unit.",
-    "rmse": "Root mean squared error, in the label's unit.",
-    "mse": "Mean squared error, in the label's unit squared.",
-    "nmae": "MAE divided by the range (max − min) of the true values, in percent.",
-    "r2": "Coefficient of determination 1 − SSE/SST, in percent of the variance (negative when "
-          "worse than predicting the test mean).",
-    "pearson": "Pearson correlation r between prediction and truth (−1 to 1).",
-    "spearman": "Spearman rank correlation ρ between prediction and truth (−1 to 1).",
-    "accuracy": "Share of units whose predicted class is the true class, in percent.",
-    "balanced_accuracy": "Mean over the classes present of the per-class recall, in percent.",
-    "f1_macro": "Unweighted mean of the per-class F1 scores over the classes present, in percent.",
-    "auroc": "Area under the ROC curve: probability that a positive scores above a negative "
-             "(ties count half), in percent.",
-    "auprc": "Average precision (area under the precision–recall curve, sklearn's step rule), in "
-             "percent.",
-    "brier": "Brier score: mean squared difference between predicted probability and the 0/1 "
-             "outcome (binary) or summed over classes (views); 0 is perfect.",
-    "nll": "Negative log-likelihood of the true class (natural log, probabilities clipped to "
-           "[eps, 1 − eps]); 0 is perfect, ln 2 ≈ 0.69 is a coin flip for two classes.",
-    "ece": "Expected calibration error, top-label: 15 equal-width bins of the top-class "
-           "confidence, weighted mean |accuracy − confidence|; binary on [1 − p, p].",
-    "smd": "Standardised mean difference of the prompt margin between positives and negatives.",
-    "recall@1": "Share of class queries whose top-ranked video is of that class, in percent.",
-    "recall@5": "Share of class queries with a video of that class in the top 5, in percent.",
-    "recall@10": "Share of class queries with a video of that class in the top 10, in percent.",
-    "mAP": "Mean over class queries of the average precision of the video ranking, in percent.",
-}
 
 #: definitions an independent audit found ambiguous: what the code does, in words
 AUDIT_NOTES: tuple[str, ...] = (
@@ -87,38 +41,69 @@ AUDIT_NOTES: tuple[str, ...] = (
 )
 
 
+def protocol_definitions() -> dict[str, str]:
+    """Every protocol's definition, in table order (the protocols' own records)."""
+    from cardiobench.protocols import protocols
+
+    return {name: p.definition for name, p in protocols().items()}
+
+
+def protocol_order() -> tuple[str, ...]:
+    """Protocol names in the order tables and the report list them."""
+    from cardiobench.protocols import protocols
+
+    return tuple(protocols())
+
+
 def display_value(metric: str, stored: float | None) -> float | None:
     """The value the report shows for a stored (JSON) metric value."""
     if stored is None or (isinstance(stored, float) and math.isnan(stored)):
         return None
-    return float(stored) * DISPLAY_FACTOR.get(metric, 1.0)
+    m = METRICS.get(metric)
+    return float(stored) * (m.display_factor if m else 1.0)
 
 
-def metric_unit(metric: str, task: str | None = None) -> str:
-    """Display unit of ``metric`` ('%', the label unit, or '' for unit-free numbers)."""
-    if metric in PERCENT:
+def label_unit(task: Any) -> str:
+    """The physical unit of a task's label (a :class:`Task` or a task name; '' if unknown)."""
+    if isinstance(task, str):
+        from cardiobench.report import task_of
+
+        try:
+            task = task_of(task)
+        except KeyError:
+            return ""
+    return getattr(task, "label_unit", "") or ""
+
+
+def metric_unit(metric: str, task: Any = None) -> str:
+    """Display unit of ``metric`` ('%', the label's unit or its square, or '' for unit-free
+    numbers). An error on a label in % is in percentage points."""
+    m = METRICS.get(metric)
+    if m is None:
+        return ""
+    if m.unit == "percent":
         return "%"
-    if metric in ("mae", "rmse", "mse") and task:
-        unit = LABEL_UNITS.get(task.split("/")[-1], "")
-        return f"{unit}²" if metric == "mse" and unit == "cm" else \
-            (f"({unit})²" if metric == "mse" and unit else unit)
+    if m.unit in ("label", "label_squared") and task is not None:
+        unit = label_unit(task)
+        unit = "percentage points" if unit == "%" else unit
+        if m.unit == "label_squared" and unit:
+            return f"{unit}²" if " " not in unit else f"({unit})²"
+        return unit
     return ""
 
 
-def metric_label(metric: str, task: str | None = None) -> str:
+def metric_label(metric: str, task: Any = None) -> str:
     """``'AUROC (%)'``, ``'MAE (cm)'``, ``'NLL'``: metric name with its display unit."""
-    names = {"mae": "MAE", "rmse": "RMSE", "mse": "MSE", "nmae": "NMAE", "r2": "R²",
-             "pearson": "Pearson r", "spearman": "Spearman ρ", "accuracy": "accuracy",
-             "balanced_accuracy": "balanced accuracy", "f1_macro": "macro-F1", "auroc": "AUROC",
-             "auprc": "AUPRC", "brier": "Brier", "nll": "NLL", "ece": "ECE", "smd": "SMD"}
+    m = METRICS.get(metric)
     unit = metric_unit(metric, task)
-    name = names.get(metric, metric)
+    name = m.label if m else metric
     return f"{name} ({unit})" if unit else name
 
 
 def digits_for(metric: str) -> int:
-    """Decimals shown: 3 for unit-free scores in [0, 1]-ish ranges, 2 for the rest."""
-    return 3 if metric in DISPLAY_FACTOR else 2
+    """Decimals shown (the metric record's)."""
+    m = METRICS.get(metric)
+    return m.decimals if m else 2
 
 
 def fmt_metric(metric: str, m: dict[str, Any] | None, with_ci: bool = True) -> str:

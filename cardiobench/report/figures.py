@@ -22,7 +22,7 @@ from cardiobench.atomic import atomic_path  # noqa: E402
 from cardiobench.report.definitions import (display_value, fmt_metric,  # noqa: E402
                                             metric_label, metric_unit)
 from cardiobench.results import Result  # noqa: E402
-from cardiobench.stats import HIGHER_IS_BETTER  # noqa: E402
+from cardiobench.metrics import METRICS  # noqa: E402
 
 DPI = 100
 _STYLE = {"font.size": 9, "axes.titlesize": 9, "axes.labelsize": 9, "legend.fontsize": 7.5,
@@ -102,7 +102,7 @@ def delta_forest(comparisons: Sequence[Any], a: str, b: str, out: str | Path) ->
         for i, (c, h) in enumerate(rows):
             d = c.diffs[h]
             f = display_value(h, 1.0) or 1.0
-            better = (d.diff > 0) == HIGHER_IS_BETTER.get(h, True)
+            better = (d.diff > 0) == METRICS[h].higher_is_better
             colour = "0.4" if d.diff == 0 or d.p_value >= 0.05 else ("C2" if better else "C3")
             ax.plot([d.ci_low * f, d.ci_high * f], [i, i], "-", color="C0", lw=1.6)
             ax.plot(d.diff * f, i, "o", color=colour, zorder=3)

@@ -24,9 +24,10 @@ from tqdm.auto import tqdm
 from cardiobench.atomic import atomic_write_text
 from cardiobench.manifest import manifest_csvs
 from cardiobench.report import figures, tables
-from cardiobench.report.definitions import (AUDIT_NOTES, METRICS, PROTOCOL_ORDER, PROTOCOLS,
-                                            SMALL_N, display_value, fmt_metric, incomplete_data,
-                                            metric_label)
+from cardiobench.metrics import METRICS
+from cardiobench.report.definitions import (AUDIT_NOTES, SMALL_N, display_value, fmt_metric,
+                                            incomplete_data, metric_label,
+                                            protocol_definitions, protocol_order)
 from cardiobench.results import Result, load_results
 
 log = logging.getLogger(__name__)
@@ -185,14 +186,32 @@ def _threshold_text(r: Result) -> str:
     return "p ≥ 0.5 (argmax of [1 − p, p])"
 
 
+#: figure kinds a task type asks for (``TaskType.figures``): how to draw one from the results
+#: of one protocol, its caption, and whether the caption names the decision threshold
+_FIGURES = {
+    "scatter": (lambda rs, t, p, lab: figures.scatter(rs, t.name, p, lab),
+                "predicted vs true, identity line", False),
+    "bland_altman": (lambda rs, t, p, lab: figures.bland_altman(rs, t.name, p, lab),
+                     "Bland–Altman: bias and 95 % limits of agreement", False),
+    "roc": (lambda rs, t, p, lab: figures.roc(rs, t.name, p, labels=lab),
+            "ROC curves, AUROC with 95 % interval", True),
+    "pr": (lambda rs, t, p, lab: figures.pr(rs, t.name, p, labels=lab),
+           "precision–recall, AUPRC with 95 % interval", True),
+    "reliability": (lambda rs, t, p, lab: figures.reliability(rs, t.name, p, labels=lab),
+                    "reliability diagram of P(positive), 10 equal-width bins", True),
+    "confusion": (lambda rs, t, p, lab: figures.confusion(rs, t.name, t.classes, p, lab),
+                  "row-normalised confusion matrix", False),
+}
+
+
 def _task_section(task: str, results: list[Result], out: Path, labels: dict[str, str],
                   written: list[Path]) -> str:
-    from cardiobench.protocols.tasks import get_task
+    from cardiobench.report import task_of
 
-    t = get_task(task)
+    t = task_of(task, results)
     h = t.headline
     parts = [f'<section id="task-{_e(_slug(task))}"><h3>{_e(task)}</h3>',
-             f"<p>{_e(t.type)} task · unit: {_e(t.unit)} · aggregation: {_e(t.aggregate)} · "
+             f"<p>{_e(t.type.name)} task · unit: {_e(t.unit)} · aggregation: {_e(t.aggregate)} · "
              f"headline: {_e(metric_label(h, task))}</p>",
              _metrics_table(results, task, labels)]
     ok = [r for r in results if r.status == "ok" and r.protocol != "alignment"]
@@ -202,31 +221,19 @@ def _task_section(task: str, results: list[Result], out: Path, labels: dict[str,
         written.append(p)
         figs.append(_fig(p, out, f"{task}: {metric_label(h, task)} with 95 % percentile "
                                  "interval per encoder and protocol; dashed: trivial baseline."))
-    for proto in PROTOCOL_ORDER:
+    for proto in protocol_order():
         rs = [r for r in ok if r.protocol == proto and r.predictions is not None]
         if not rs:
             continue
         stem = out / "fig" / f"{_slug(task)}__{proto}"
-        if t.type == "regression":
-            for kind, fn, cap in (("scatter", figures.scatter, "predicted vs true, identity line"),
-                                  ("bland_altman", figures.bland_altman,
-                                   "Bland–Altman: bias and 95 % limits of agreement")):
-                p = fn(rs, task, f"{stem}__{kind}.png", labels)
-                written.append(p)
-                figs.append(_fig(p, out, f"{task} · {proto}: {cap}."))
-        elif t.type == "binary":
-            thr = "; ".join(f"{labels[r.encoder_key]}: {_threshold_text(r)}" for r in rs)
-            for kind, fn, cap in (("roc", figures.roc, "ROC curves, AUROC with 95 % interval"),
-                                  ("pr", figures.pr, "precision–recall, AUPRC with 95 % interval"),
-                                  ("reliability", figures.reliability,
-                                   "reliability diagram of P(positive), 10 equal-width bins")):
-                p = fn(rs, task, f"{stem}__{kind}.png", labels=labels)
-                written.append(p)
-                figs.append(_fig(p, out, f"{task} · {proto}: {cap}. Threshold used — {thr}."))
-        else:
-            p = figures.confusion(rs, task, t.classes, f"{stem}__confusion.png", labels)
+        for kind in t.type.figures:
+            draw, cap, threshold = _FIGURES[kind]
+            p = draw(rs, t, f"{stem}__{kind}.png", labels)
             written.append(p)
-            figs.append(_fig(p, out, f"{task} · {proto}: row-normalised confusion matrix."))
+            if threshold:
+                thr = "; ".join(f"{labels[r.encoder_key]}: {_threshold_text(r)}" for r in rs)
+                cap = f"{cap}. Threshold used — {thr}"
+            figs.append(_fig(p, out, f"{task} · {proto}: {cap}."))
     parts += figs
     sg_names: list[str] = []
     for r in ok:
@@ -247,21 +254,21 @@ def _task_section(task: str, results: list[Result], out: Path, labels: dict[str,
 
 
 def _embedding_section(results: list[Result], out: Path, labels: dict[str, str],
-                       cache: Path | None, manifests: Path | None,
+                       cache: Path | None, manifests: Sequence[Path] | None,
                        written: list[Path], notes: list[str]) -> str:
     from sklearn.decomposition import PCA
 
     from cardiobench.embed.cache import EmbeddingCache
     from cardiobench.manifest import Manifest
-    from cardiobench.protocols.tasks import TASKS
+    from cardiobench.catalogue import default_catalogue
 
     if cache is None or manifests is None:
         why = "embedding maps need the embedding cache and the manifests: pass --cache and " \
-              "--manifests to `cardiobench report`"
+              "--manifest to `cardiobench report`"
         notes.append(why)
         return f'<p class="note">{_e(why)}.</p>'
     by_ds = {}
-    for p in manifest_csvs([manifests]):
+    for p in manifest_csvs(manifests):
         try:
             m = Manifest.read(p)
         except Exception as exc:  # a manifest that does not read is reported, not fatal
@@ -277,7 +284,7 @@ def _embedding_section(results: list[Result], out: Path, labels: dict[str, str],
         m = by_ds.get(ds)
         if m is None:
             parts.append(f'<p class="note">{_e(ds)} · {_e(labels[key])}: no manifest for '
-                         f"{_e(ds)} in {_e(manifests)}.</p>")
+                         f"{_e(ds)} in {_e(', '.join(map(str, manifests)))}.</p>")
             continue
         try:
             emb = EmbeddingCache(cache, ds, fp).load()
@@ -295,8 +302,9 @@ def _embedding_section(results: list[Result], out: Path, labels: dict[str, str],
         x = emb.clip[pos].astype("float64")
         x /= (((x ** 2).sum(axis=1, keepdims=True)) ** 0.5).clip(min=1e-12)
         pts = PCA(2, svd_solver="full").fit_transform(x)
-        task = next((t for t in TASKS.values() if t.dataset == ds and t.type != "multiclass"),
-                    None)
+        # colour by the dataset's first endpoint other than the view (the right panel shows views)
+        task = next((t for t in default_catalogue().tasks.values()
+                     if t.dataset == ds and t.label != "view"), None)
         lab_col = task.label if task is not None and task.label in test else "view"
         view = test["view"] if "view" in test else test[lab_col]
         p = figures.embedding_map(pts, test[lab_col].reset_index(drop=True),
@@ -356,8 +364,8 @@ def _comparison_section(results: list[Result], pairs: Sequence[tuple[str, str]],
 def _definitions_html(results: list[Result]) -> str:
     used = {k for r in results for k in [*r.metrics, *r.baseline]}
     out = ['<dl class="defs">']
-    out += [f"<dt>{_e(k)}</dt><dd>{_e(v)}</dd>" for k, v in PROTOCOLS.items()]
-    out += [f"<dt>{_e(metric_label(k))}</dt><dd>{_e(v)}</dd>" for k, v in METRICS.items()
+    out += [f"<dt>{_e(k)}</dt><dd>{_e(v)}</dd>" for k, v in protocol_definitions().items()]
+    out += [f"<dt>{_e(metric_label(k))}</dt><dd>{_e(v.definition)}</dd>" for k, v in METRICS.items()
             if k in used]
     out.append("</dl><h3>Definitions an audit asked to be written down</h3><ul>")
     out += [f"<li>{_e(n)}</li>" for n in AUDIT_NOTES]
@@ -365,7 +373,8 @@ def _definitions_html(results: list[Result]) -> str:
     return "\n".join(out)
 
 
-def _provenance_html(results: list[Result], manifests: Path | None, command: str | None) -> str:
+def _provenance_html(results: list[Result], manifests: Sequence[Path] | None,
+                     command: str | None) -> str:
     import cardiobench
 
     encs: dict[str, dict[str, Any]] = {}
@@ -382,7 +391,7 @@ def _provenance_html(results: list[Result], manifests: Path | None, command: str
     if manifests is not None:
         from cardiobench.manifest import Manifest
 
-        for p in manifest_csvs([manifests]):
+        for p in manifest_csvs(manifests):
             try:
                 m = Manifest.read(p)
             except Exception:  # unreadable manifests are reported by the embedding section
@@ -419,12 +428,15 @@ def _provenance_html(results: list[Result], manifests: Path | None, command: str
 
 
 def build_report(results_dir: str | Path, out: str | Path, cache: str | Path | None = None,
-                 manifests: str | Path | None = None,
+                 manifests: Sequence[str | Path] | str | Path | None = None,
                  compare: Sequence[tuple[str, str]] = (), command: str | None = None) -> ReportFiles:
     """Write the offline report of ``results_dir`` into ``out`` (see the module docstring)."""
     from cardiobench.report.leaderboard import legend, render_markdown
 
     out = Path(out)
+    if isinstance(manifests, (str, Path)):
+        manifests = [manifests]
+    manifests = [Path(m) for m in manifests] if manifests else None
     (out / "fig").mkdir(parents=True, exist_ok=True)
     results = load_results(results_dir, with_predictions=True)
     if not results:
@@ -434,14 +446,14 @@ def build_report(results_dir: str | Path, out: str | Path, cache: str | Path | N
                     atomic_write_text(out / "leaderboard.csv", tables.long_csv(results)),
                     atomic_write_text(out / "leaderboard.tex", tables.latex_tables(results))]
     labels = tables.encoder_labels(results)
-    order = {p: i for i, p in enumerate(PROTOCOL_ORDER)}
+    order = {p: i for i, p in enumerate(protocol_order())}
     sections = []
     for task in tqdm(tables.task_order(results), desc="report figures", leave=False):
         rs = sorted((r for r in results if r.task == task),
                     key=lambda r: (order.get(r.protocol, 9), labels[r.encoder_key]))
         sections.append(_task_section(task, rs, out, labels, files.figures))
     emb = _embedding_section(results, out, labels, Path(cache) if cache else None,
-                             Path(manifests) if manifests else None, files.figures, files.notes)
+                             manifests, files.figures, files.notes)
     comp = _comparison_section(results, list(compare), out, files.figures, files.notes)
     toc = "".join(f'<li><a href="#task-{_e(_slug(t))}">{_e(t)}</a></li>'
                   for t in tables.task_order(results))
@@ -463,7 +475,7 @@ def build_report(results_dir: str | Path, out: str | Path, cache: str | Path | N
         f"<h2>Tasks</h2><ul>{toc}</ul>", *sections,
         "<h2>Embedding maps</h2>", emb,
         "<h2>Comparisons</h2>", comp,
-        _provenance_html(results, Path(manifests) if manifests else None, command),
+        _provenance_html(results, manifests, command),
         "</body></html>", ""])
     atomic_write_text(files.index, doc)
     log.info("report: %s (%d figures)", files.index, len(files.figures))

@@ -17,8 +17,9 @@ from typing import Iterable
 import pandas as pd
 
 from cardiobench.atomic import atomic_write_text
-from cardiobench.report.definitions import (AUDIT_NOTES, METRICS, PROTOCOLS, SMALL_N, fmt_metric,
-                                            metric_label)
+from cardiobench.metrics import METRICS
+from cardiobench.report.definitions import (AUDIT_NOTES, SMALL_N, fmt_metric, metric_label,
+                                            protocol_definitions)
 from cardiobench.results import Result, load_results
 
 _FALLBACK_HEADLINES = ("mae", "auroc", "accuracy")
@@ -46,14 +47,15 @@ def leaderboard_table(results: Iterable[Result]) -> pd.DataFrame:
 
     Alignment results have no headline metric and appear only in the per-task tables.
     """
-    from cardiobench.protocols.tasks import get_task
+    from cardiobench.report import task_of
 
+    results = list(results)
     cells: dict[str, dict[str, str]] = {}
     for r in sorted(results, key=lambda x: (x.encoder_name, x.protocol)):
         if r.protocol == "alignment":
             continue
         try:
-            h = get_task(r.task).headline
+            h = task_of(r.task, results).headline
         except KeyError:
             h = headline_of(r)
         row = cells.setdefault(f"{r.task} ({h})", {})
@@ -141,9 +143,10 @@ def definitions_markdown(metrics: Iterable[str] | None = None) -> str:
     """One line per protocol and per metric (all, or those in ``metrics``), plus the audit notes."""
     keep = set(metrics) if metrics is not None else set(METRICS)
     lines = ["## Definitions", "", "Protocols:", ""]
-    lines += [f"- **{k}** — {v}" for k, v in PROTOCOLS.items()]
+    lines += [f"- **{k}** — {v}" for k, v in protocol_definitions().items()]
     lines += ["", "Metrics:", ""]
-    lines += [f"- **{metric_label(k)}** — {v}" for k, v in METRICS.items() if k in keep]
+    lines += [f"- **{metric_label(k)}** — {v.definition}" for k, v in METRICS.items()
+              if k in keep]
     lines += ["", "Notes:", ""] + [f"- {n}" for n in AUDIT_NOTES]
     return "\n".join(lines)
 

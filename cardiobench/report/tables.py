@@ -15,10 +15,11 @@ import io
 from dataclasses import dataclass
 from typing import Iterable
 
-from cardiobench.report.definitions import (PROTOCOL_ORDER, SMALL_N, display_value, fmt_metric,
-                                            incomplete_data, metric_label, metric_unit)
+from cardiobench.report.definitions import (SMALL_N, display_value, fmt_metric, incomplete_data,
+                                            metric_label, metric_unit, protocol_order)
 from cardiobench.results import Result
-from cardiobench.stats import HIGHER_IS_BETTER
+from cardiobench.metrics import METRICS
+from cardiobench.report import task_of
 
 BASELINE = "trivial baseline"
 
@@ -37,11 +38,9 @@ class Cell:
     incomplete: str | None = None
 
 
-def headline(task: str) -> str:
+def headline(task: str, results: Iterable[Result] = ()) -> str:
     """The task's headline metric name."""
-    from cardiobench.protocols.tasks import get_task
-
-    return get_task(task).headline
+    return task_of(task, results).headline
 
 
 def encoder_labels(results: Iterable[Result]) -> dict[str, str]:
@@ -53,10 +52,10 @@ def encoder_labels(results: Iterable[Result]) -> dict[str, str]:
 
 
 def task_order(results: Iterable[Result]) -> list[str]:
-    """Tasks grouped by dataset (datasets and tasks in registry order), unknown tasks last."""
-    from cardiobench.protocols.tasks import TASKS
+    """Tasks grouped by dataset (datasets and tasks in catalogue order), unknown tasks last."""
+    from cardiobench.catalogue import default_catalogue
 
-    names = list(TASKS)
+    names = list(default_catalogue().tasks)
     datasets = list(dict.fromkeys(t.split("/")[0] for t in names))
     present = {r.task for r in results}
 
@@ -83,24 +82,25 @@ def overview(results: list[Result]) -> tuple[list[str], dict[str, list[tuple[str
     labels = encoder_labels(results)
     tasks = task_order(r for r in results if r.protocol != "alignment")
     groups: dict[str, list[tuple[str, dict[str, Cell]]]] = {}
+    order = protocol_order()
     for proto in sorted({r.protocol for r in results} - {"alignment"},
-                        key=lambda p: (PROTOCOL_ORDER.index(p) if p in PROTOCOL_ORDER else 9, p)):
+                        key=lambda p: (order.index(p) if p in order else len(order), p)):
         rows: dict[str, dict[str, Cell]] = {}
         base: dict[str, Cell] = {}
         for r in sorted((r for r in results if r.protocol == proto),
                         key=lambda r: labels[r.encoder_key]):
-            h = headline(r.task)
+            h = headline(r.task, results)
             rows.setdefault(labels[r.encoder_key], {})[r.task] = _cell(r, h)
             if r.status == "ok" and r.baseline and r.task not in base:
                 base[r.task] = _cell(r, h, baseline=True)
         groups[proto] = [*sorted(rows.items()), *([(BASELINE, base)] if base else [])]
     for t in tasks:
-        h = headline(t)
+        h = headline(t, results)
         cells = [row[t] for g in groups.values() for name, row in g
                  if name != BASELINE and t in row and row[t].value is not None]
         if not cells:
             continue
-        pick = max if HIGHER_IS_BETTER.get(h, True) else min
+        pick = max if METRICS[h].higher_is_better else min
         best = pick(c.value for c in cells)
         for c in cells:
             c.best = c.value == best
@@ -124,7 +124,7 @@ def _md_escape(s: str) -> str:
 def overview_markdown(results: list[Result]) -> str:
     """The overview matrix as one Markdown table (protocol groups as bold separator rows)."""
     tasks, groups = overview(results)
-    head = ["protocol / encoder"] + [f"{t} · {metric_label(headline(t), t)}" for t in tasks]
+    head = ["protocol / encoder"] + [f"{t} · {metric_label(headline(t, results), t)}" for t in tasks]
     lines = ["| " + " | ".join(map(_md_escape, head)) + " |", "|" + "---|" * len(head)]
     for proto, rows in groups.items():
         lines.append(f"| **{proto}** |" + " |" * len(tasks))
@@ -193,7 +193,7 @@ def latex_tables(results: list[Result]) -> str:
             rules.append(r"\cmidrule(lr){%d-%d}" % (col, col + len(ts) - 1))
             col += len(ts)
         parts += [" & ".join(heads) + r" \\", " ".join(rules)]
-        sub = ["Encoder"] + [_tex(t.split("/", 1)[1] + " " + metric_label(headline(t), t))
+        sub = ["Encoder"] + [_tex(t.split("/", 1)[1] + " " + metric_label(headline(t, results), t))
                              for t in tasks]
         parts += [" & ".join(sub) + r" \\", r"\midrule"]
         for name, row in rows:
@@ -211,7 +211,7 @@ def paper_markdown(results: list[Result]) -> str:
     for proto, (dsets, rows) in paper_tables(results).items():
         tasks = [t for _, ts in dsets for t in ts]
         head = ["encoder"] + [f"{t.split('/')[0]} · {t.split('/', 1)[1]} "
-                              f"({metric_label(headline(t), t)})" for t in tasks]
+                              f"({metric_label(headline(t, results), t)})" for t in tasks]
         parts += [f"### {proto}", "", "| " + " | ".join(map(_md_escape, head)) + " |",
                   "|" + "---|" * len(head)]
         for name, row in rows:

@@ -11,9 +11,8 @@ from pathlib import Path
 import pandas as pd
 
 from cardiobench.manifest import Manifest, ManifestError
-from cardiobench.preprocessing import register_dataset
 from cardiobench.schemas import Column, TableSchema, read_side_table, with_sample_ids
-from cardiobench.splits import load_spec, map_split_column
+from cardiobench.splits import SplitSpec, map_split_column
 
 LABELS = TableSchema("toy labels.csv", (
     Column("clip", meaning="no clip name"),
@@ -22,12 +21,10 @@ LABELS = TableSchema("toy labels.csv", (
 ))
 
 
-@register_dataset("toy_echo")
-def harmonise(raw_root: Path) -> Manifest:
+def harmonise(raw_root: Path, spec: SplitSpec) -> Manifest:
     """One row per clip; the split comes from the ``fold`` column through the spec's mapping."""
     side = read_side_table(Path(raw_root) / "labels.csv", LABELS)
     labels = side.table
-    spec = load_spec("toy_echo")
     column, mapping = spec.params["column"], spec.params["mapping"]
     split, errors = map_split_column(labels[column], mapping, source="labels.csv", column=column,
                                      ids=labels["clip"], lines=side.line.tolist(),

@@ -10,11 +10,10 @@ import pandas as pd
 from cardiobench.atomic import atomic_write_text
 from cardiobench.io import write_video
 from cardiobench.phantom.heart import HeartParams
-from cardiobench.phantom.layouts import Scale, register_layout
+from cardiobench.phantom.layouts import PhantomLayout, Scale
 from cardiobench.phantom.layouts.common import FPS, cached_clip, clip_seed, frames_and_size
 
 
-@register_layout("toy_echo", "Toy-Echo")
 def write(root: Path, *, scale: Scale, seed: int,
           samples: pd.DataFrame | None = None) -> pd.DataFrame:
     """Write ``scale.n_samples`` clips, folds A/B/C in proportion 6:2:2; return the truth."""
@@ -32,3 +31,6 @@ def write(root: Path, *, scale: Scale, seed: int,
     atomic_write_text(root / "labels.csv", table.to_csv(index=False))
     split = table["fold"].map({"A": "train", "B": "val", "C": "test"})
     return pd.DataFrame({"sample_id": table["clip"], "split": split, "ef": table["ef"]})
+
+
+LAYOUT = PhantomLayout("toy_echo", "Toy-Echo", write)

@@ -1,4 +1,4 @@
-"""Registry of phantom download layouts: one writer per dataset, each in its own module.
+"""Phantom download layouts: one writer per native download, each in its own module.
 
 A writer reproduces a dataset's native download (folders, file names, side files, media formats)
 under ``root`` -- the folder a user would pass as ``cardiobench prepare <dataset> --raw root`` --
@@ -9,10 +9,9 @@ files is written under ``root``.
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Protocol
+from typing import Protocol
 
 import pandas as pd
 
@@ -48,46 +47,21 @@ class LayoutWriter(Protocol):
                  samples: pd.DataFrame | None = None) -> pd.DataFrame: ...
 
 
-_WRITERS: dict[str, LayoutWriter] = {}
-_FOLDERS: dict[str, str] = {}
+@dataclass(frozen=True)
+class PhantomLayout:
+    """One native download layout the phantom can write: its name, the folder it gets inside a
+    phantom suite, and its writer. Several datasets may be harmonised from one layout
+    (CardiacNet → ASD and PAH); the catalogue binds each dataset to its layout."""
 
-def register_layout(name: str, folder: str) -> Callable[[LayoutWriter], LayoutWriter]:
-    """Decorator: register a writer; ``folder`` is its raw root's name inside a phantom suite."""
-
-    def deco(fn: LayoutWriter) -> LayoutWriter:
-        _WRITERS[name] = fn
-        _FOLDERS[name] = folder
-        return fn
-
-    return deco
+    name: str
+    folder: str
+    write: LayoutWriter
 
 
-def forget_layout(name: str) -> None:
-    """Drop a registered writer (:func:`cardiobench.datasets.unregister` calls this)."""
-    _WRITERS.pop(name, None)
-    _FOLDERS.pop(name, None)
-
-
-def get_layout(name: str) -> tuple[LayoutWriter, str]:
-    """(writer, suite folder name) for a layout; its module is named in :mod:`cardiobench.datasets`."""
-    from cardiobench.datasets import layouts
-
-    modules = layouts()
-    if name not in modules:
-        raise KeyError(f"unknown phantom layout {name!r}; known: {', '.join(modules)}")
-    if name not in _WRITERS:
-        importlib.import_module(modules[name])
-    if name not in _WRITERS:
-        raise KeyError(f"phantom layout {name!r}: module {modules[name]} registered no writer "
-                       "under that name")
-    return _WRITERS[name], _FOLDERS[name]
-
-
-def write_layout(name: str, root: str | Path, scale: str | Scale = "tiny", seed: int = 0,
-                 samples: pd.DataFrame | None = None) -> pd.DataFrame:
-    """Write one dataset's phantom download under ``root``; return its ground truth."""
-    writer, _ = get_layout(name)
+def write_layout(layout: PhantomLayout, root: str | Path, scale: str | Scale = "tiny",
+                 seed: int = 0, samples: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Write one layout's phantom download under ``root``; return its ground truth."""
     sc = SCALES[scale] if isinstance(scale, str) else scale
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
-    return writer(root, scale=sc, seed=seed, samples=samples)
+    return layout.write(root, scale=sc, seed=seed, samples=samples)

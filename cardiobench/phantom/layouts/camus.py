@@ -24,7 +24,7 @@ import pandas as pd
 from cardiobench.atomic import atomic_write_text
 from cardiobench.io import write_nifti
 from cardiobench.phantom.heart import HeartParams, ed_es_frames, pixel_spacing_cm, render_clip
-from cardiobench.phantom.layouts import Scale, register_layout
+from cardiobench.phantom.layouts import PhantomLayout, Scale
 from cardiobench.phantom.layouts.common import clip_seed
 
 HEIGHT, WIDTH = 96, 72  # reduced from CAMUS's ~800 x 600 (portrait sector)
@@ -51,7 +51,6 @@ def _cfg_text(n: int, sex: str, age: int, quality: str, ef: float, fps: float) -
             f"ImageQuality: {quality}\nEF: {ef}\nFrameRate: {fps}\n")
 
 
-@register_layout("camus", "CAMUS_public")
 def write(root: Path, *, scale: Scale, seed: int,
           samples: pd.DataFrame | None = None) -> pd.DataFrame:
     """Write the phantom under ``root``; returns the truth (one row per patient and view).
@@ -111,3 +110,6 @@ def write(root: Path, *, scale: Scale, seed: int,
         pids = [pid for pid, (s, _) in plan.items() if s == split]
         atomic_write_text(split_dir / fname, "".join(f"{pid}\n" for pid in pids))
     return pd.DataFrame(truth)
+
+
+LAYOUT = PhantomLayout("camus", "CAMUS_public", write)

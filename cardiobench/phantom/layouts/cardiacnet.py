@@ -14,7 +14,7 @@ import pandas as pd
 
 from cardiobench.io import write_nifti
 from cardiobench.phantom.heart import HeartParams
-from cardiobench.phantom.layouts import Scale, register_layout
+from cardiobench.phantom.layouts import PhantomLayout, Scale
 from cardiobench.phantom.layouts.common import FPS, cached_clip, clip_seed, frames_and_size
 
 SUBSETS = {"asd": ("CardiacNet-ASD", "ASD", "Non-ASD"), "pah": ("CardiacNet-PAH", "PAH", "Non-PAH")}
@@ -40,13 +40,20 @@ def _draw(scale: Scale, rng: np.random.Generator) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-@register_layout("cardiacnet", "CardiacNet")
+def published_id(rel: PurePosixPath) -> str:
+    """The ID the published split gives a case path (class folder first): the wrapper folder
+    without ``.nii`` and the file stem, or the class folder and the case number for a plain
+    file. Stated here on its own: the harmoniser must arrive at the same IDs by its own reading,
+    so the phantom does not borrow its code."""
+    folder = rel.parts[-2][:-len(".nii")] if rel.parts[-2].endswith(".nii") else rel.parts[-2]
+    stem = rel.name.split("_image")[0] if "_image" in rel.name else rel.name.split(".nii")[0]
+    return f"{folder}_{stem}"
+
+
 def write(root: Path, *, scale: Scale, seed: int,
           samples: pd.DataFrame | None = None) -> pd.DataFrame:
     """Write the phantom; ``samples`` (``path`` relative to the CardiacNet root, ``asd`` and/or
     ``pah`` [``split``]) mirrors a given table."""
-    from cardiobench.preprocessing.cardiacnet import unique_id
-
     rng = np.random.default_rng(seed)
     n_frames, size = frames_and_size(scale)
     samples = _draw(scale, rng) if samples is None else samples
@@ -73,9 +80,12 @@ def write(root: Path, *, scale: Scale, seed: int,
         else:
             label_path = rel.parent / label_name
         write_nifti(root / label_path, mask)
-        row = {"sample_id": unique_id(rel.relative_to(rel.parts[0])), "subset": subset,
+        row = {"sample_id": published_id(rel), "subset": subset,
                subset: y, "path": str(rel)}
         if "split" in rec:
             row["split"] = rec["split"]
         truth.append(row)
     return pd.DataFrame(truth)
+
+
+LAYOUT = PhantomLayout("cardiacnet", "CardiacNet", write)

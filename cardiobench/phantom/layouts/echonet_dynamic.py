@@ -20,7 +20,7 @@ from cardiobench.atomic import atomic_write_text
 from cardiobench.io import write_video
 from cardiobench.phantom.heart import (HeartParams, ed_es_frames, lv_tracing_lines, render_clip,
                                        systolic_fraction)
-from cardiobench.phantom.layouts import Scale, register_layout
+from cardiobench.phantom.layouts import PhantomLayout, Scale
 
 SIZE = 112
 FILELIST_COLUMNS = ["FileName", "EF", "ESV", "EDV", "FrameHeight", "FrameWidth", "FPS",
@@ -51,7 +51,6 @@ def _plan(n: int, rng: np.random.Generator) -> pd.DataFrame:
     return pd.DataFrame({"FileName": ids, "Split": list(rng.permutation(splits))})
 
 
-@register_layout("echonet_dynamic", "EchoNet-Dynamic")
 def write(root: Path, *, scale: Scale, seed: int,
           samples: pd.DataFrame | None = None) -> pd.DataFrame:
     """Write the phantom download under ``root`` and return its ground truth (one row per video).
@@ -124,3 +123,6 @@ def write(root: Path, *, scale: Scale, seed: int,
     atomic_write_text(root / "VolumeTracings.csv",
                       pd.DataFrame(traces, columns=TRACING_COLUMNS).to_csv(index=False))
     return pd.DataFrame(truth)
+
+
+LAYOUT = PhantomLayout("echonet_dynamic", "EchoNet-Dynamic", write)

@@ -19,7 +19,7 @@ import pandas as pd
 from cardiobench.atomic import atomic_write_text
 from cardiobench.io import write_video
 from cardiobench.phantom.heart import HeartParams, ed_es_frames, pixel_spacing_cm, render_clip
-from cardiobench.phantom.layouts import Scale, register_layout
+from cardiobench.phantom.layouts import PhantomLayout, Scale
 from cardiobench.phantom.layouts.common import clip_seed
 
 HEIGHT, WIDTH = 80, 96  # reduced; real videos vary in size, hence the per-row Width/Height
@@ -33,7 +33,6 @@ def _split_of(i: int, n: int) -> str:
     return "train" if frac < 0.7 else "val" if frac < 0.85 else "test"
 
 
-@register_layout("echonet_lvh", "EchoNet-LVH")
 def write(root: Path, *, scale: Scale, seed: int,
           samples: pd.DataFrame | None = None) -> pd.DataFrame:
     """Write the phantom under ``root``; returns the truth (one row per video, cm values).
@@ -104,3 +103,6 @@ def write(root: Path, *, scale: Scale, seed: int,
     for b in range(1, N_BATCHES + 1):
         (root / f"Batch{b}").mkdir(parents=True, exist_ok=True)
     return pd.DataFrame(truth)
+
+
+LAYOUT = PhantomLayout("echonet_lvh", "EchoNet-LVH", write)

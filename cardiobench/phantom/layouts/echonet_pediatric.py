@@ -23,7 +23,7 @@ import pandas as pd
 from cardiobench.atomic import atomic_write_text
 from cardiobench.io import write_video
 from cardiobench.phantom.heart import HeartParams, ed_es_frames, lv_tracing_lines, render_clip
-from cardiobench.phantom.layouts import Scale, register_layout
+from cardiobench.phantom.layouts import PhantomLayout, Scale
 from cardiobench.phantom.layouts.common import clip_seed
 
 SIZE = 80  # reduced from the real 112 x 112 to keep the phantom fast
@@ -78,7 +78,6 @@ def _plan(scale: Scale, seed: int) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-@register_layout("echonet_pediatric", "EchoNet-Pediatric")
 def write(root: Path, *, scale: Scale, seed: int,
           samples: pd.DataFrame | None = None) -> pd.DataFrame:
     """Write the phantom under ``root``; returns the truth (one row per video).
@@ -154,3 +153,6 @@ def write(root: Path, *, scale: Scale, seed: int,
         tr = pd.DataFrame(tracings[view], columns=["FileName", "X", "Y", "Frame"])
         atomic_write_text(folder / "VolumeTracings.csv", tr.to_csv(index=False))
     return pd.DataFrame(truth)
+
+
+LAYOUT = PhantomLayout("echonet_pediatric", "EchoNet-Pediatric", write)

@@ -14,7 +14,7 @@ import pandas as pd
 from cardiobench.atomic import atomic_path
 from cardiobench.io import write_video
 from cardiobench.phantom.heart import HeartParams
-from cardiobench.phantom.layouts import Scale, register_layout
+from cardiobench.phantom.layouts import PhantomLayout, Scale
 from cardiobench.phantom.layouts.common import FPS, cached_clip, clip_seed, frames_and_size
 
 N_SEGMENTS = {"A4C": 7, "A2C": 6}
@@ -33,7 +33,6 @@ def _echo_name(pid: str, view: str, k: int) -> str:
     return f"{pid} _4CH_{k}" if view == "A4C" else f"{pid}_CH2_{k}"
 
 
-@register_layout("hmcqu", "HMC-QU")
 def write(root: Path, *, scale: Scale, seed: int,
           samples: pd.DataFrame | None = None) -> pd.DataFrame:
     """Write the phantom; ``samples`` (``path`` relative to root, ``view``, ``stemi`` [``split``])
@@ -77,3 +76,6 @@ def write(root: Path, *, scale: Scale, seed: int,
             truth.append(row)
         write_xlsx(root / f"{view}.xlsx", pd.DataFrame(sheet_rows))
     return pd.DataFrame(truth)
+
+
+LAYOUT = PhantomLayout("hmcqu", "HMC-QU", write)

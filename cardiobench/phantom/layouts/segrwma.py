@@ -16,7 +16,7 @@ import pandas as pd
 from cardiobench.atomic import atomic_write_text
 from cardiobench.io import write_nifti
 from cardiobench.phantom.heart import HeartParams
-from cardiobench.phantom.layouts import Scale, register_layout
+from cardiobench.phantom.layouts import PhantomLayout, Scale
 from cardiobench.phantom.layouts.common import FPS, cached_clip, clip_seed, frames_and_size
 
 VIEWS = ("A2C", "A3C", "A4C")
@@ -63,7 +63,6 @@ def _draw(scale: Scale, rng: np.random.Generator, n_frames: int) -> pd.DataFrame
     return pd.DataFrame(rows)
 
 
-@register_layout("segrwma", "SegRWMA")
 def write(root: Path, *, scale: Scale, seed: int,
           samples: pd.DataFrame | None = None) -> pd.DataFrame:
     """Write the phantom; ``samples`` (rows of the published CSV: ``patient_id, modality, view,
@@ -101,3 +100,6 @@ def write(root: Path, *, scale: Scale, seed: int,
                 "first_annotated_frame_index", "split", "abnormal", "patient_view_id"]
         atomic_write_text(root / "segrwma_split.csv", t[cols].to_csv(index=False))
     return pd.DataFrame(truth)
+
+
+LAYOUT = PhantomLayout("segrwma", "SegRWMA", write)

@@ -14,7 +14,7 @@ import pandas as pd
 
 from cardiobench.atomic import atomic_write_text
 from cardiobench.phantom.heart import HeartParams
-from cardiobench.phantom.layouts import Scale, register_layout
+from cardiobench.phantom.layouts import PhantomLayout, Scale
 from cardiobench.phantom.layouts.common import cached_clip, clip_seed
 
 SOURCE_FOLDER = "view_and_diagnosis_labeled_set/labeled/"
@@ -53,7 +53,6 @@ def _png(view: str, sick: int, size: int, seed: int) -> bytes:
     return buf.tobytes()
 
 
-@register_layout("tmed2", "TMED-2")
 def write(root: Path, *, scale: Scale, seed: int,
           samples: pd.DataFrame | None = None) -> pd.DataFrame:
     """Write the phantom; ``samples`` (``sample_id`` = query_key, raw ``view`` label,
@@ -92,3 +91,6 @@ def write(root: Path, *, scale: Scale, seed: int,
     truth = samples[["sample_id", "view", "aortic_stenosis", "split"]].copy()
     truth["view"] = truth["view"].replace({"A4CorA2CorOther": "Other"})
     return truth.reset_index(drop=True)
+
+
+LAYOUT = PhantomLayout("tmed2", "TMED-2", write)

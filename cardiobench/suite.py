@@ -1,0 +1,75 @@
+"""Suites: which (task, protocol, config) a run scores, from a suite YAML and ``--tasks``/``--protocols``.
+
+A suite YAML (the packaged ``suites/cardiobench.yaml`` by default) lists ``runs``, each naming
+tasks (``all``, names or shell-style globs such as ``echonet_*/ef``), protocols (names or globs)
+and per-protocol config overrides; a top-level ``ci`` sets the bootstrap mode of every run. The
+command line's ``--tasks`` and ``--protocols`` narrow what the suite asks for, never widen it.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from cardiobench.catalogue import Catalogue
+from cardiobench.protocols.evaluate import SuiteEntry
+from cardiobench.protocols.runners import EvaluationError
+
+DEFAULT_SUITE = "cardiobench.yaml"
+
+
+def load_suite(path: str | Path | None = None) -> dict[str, Any]:
+    """Read a suite YAML (default: the packaged ``suites/cardiobench.yaml``); YAML tags refused."""
+    import yaml
+
+    if path is None:
+        text = resources.files("cardiobench.suites").joinpath(DEFAULT_SUITE).read_text()
+        source = f"packaged suite {DEFAULT_SUITE}"
+    else:
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"suite {path} does not exist")
+        text, source = path.read_text(encoding="utf-8"), str(path)
+    try:
+        suite = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ValueError(f"suite {source} is not valid YAML: {exc}") from exc
+    if not isinstance(suite, dict) or not isinstance(suite.get("runs"), list):
+        raise ValueError(f"suite {source} must be a mapping with a list under 'runs'")
+    return suite
+
+
+def suite_entries(suite: Mapping[str, Any], catalogue: Catalogue,
+                  tasks: Sequence[str] | None = None,
+                  protocols: Sequence[str] | None = None) -> list[SuiteEntry]:
+    """Expand ``suite`` into entries, every name checked against ``catalogue``; ``tasks`` and
+    ``protocols`` (globs) keep only the entries they match."""
+    wanted_tasks = {t.name for t in catalogue.select_tasks(tasks)} if tasks else None
+    wanted_protocols = {p.name for p in catalogue.select_protocols(protocols)} \
+        if protocols else None
+    out = []
+    for i, run in enumerate(suite.get("runs", [])):
+        if not isinstance(run, Mapping):
+            raise EvaluationError(f"suite run {i} is not a mapping")
+        names = run.get("tasks", "all")
+        run_tasks = catalogue.select_tasks(None if names == "all" else list(names))
+        try:
+            run_protocols = catalogue.select_protocols(run.get("protocols"))
+        except KeyError as exc:
+            raise EvaluationError(f"suite run {i}: {exc.args[0]}") from None
+        config = run.get("config") or {}
+        unknown = sorted(set(config) - {p.name for p in run_protocols})
+        if unknown:
+            raise EvaluationError(f"suite run {i}: config for protocols {unknown} that the run "
+                                  "does not list")
+        for task in run_tasks:
+            if wanted_tasks is not None and task.name not in wanted_tasks:
+                continue
+            for proto in run_protocols:
+                if wanted_protocols is not None and proto.name not in wanted_protocols:
+                    continue
+                ci = {"ci": suite["ci"]} if "ci" in suite else {}
+                out.append(SuiteEntry(task, proto.name, {**ci, **dict(config.get(proto.name)
+                                                                       or {})}))
+    return out

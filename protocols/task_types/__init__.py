@@ -1,0 +1,172 @@
+"""Task types: one strategy object per kind of target (regression, binary, multiclass).
+
+Everything that differs between kinds of target lives in its :class:`TaskType`: which label
+values are valid and how they become numbers, how the fitted protocols model them (ridge or
+logistic probe, neighbour mean or vote), what the text-tower protocols compute, how outputs are
+scored (the prediction and alignment :class:`~cardiobench.protocols.scorers.Scorer`), the headline
+metric and trivial baseline, the columns an export writes, the figures a report draws and the
+decimals the published evaluators round to. Runners, the evaluator, export and report ask the
+strategy; none of them branches on a type's name.
+
+Adding a task type is one file in this package that defines a :class:`TaskType` subclass and a
+module attribute ``TASK_TYPE`` holding its instance; :func:`task_types` finds it.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any, Callable, ClassVar, Mapping, Protocol, Sequence
+
+import numpy as np
+import pandas as pd
+
+
+class Task(Protocol):
+    """What a strategy reads of a task (:class:`cardiobench.protocols.tasks.Task` is one); a
+    protocol rather than an import, so that task types and tasks do not import each other."""
+
+    name: str
+    label: str
+    classes: tuple[str, ...]
+
+
+class PromptSet(Protocol):
+    """What a strategy reads of a prompt set (:class:`cardiobench.protocols.zero_shot.PromptSet`)."""
+
+    classes: Sequence[str]
+    targets: Sequence[Any]
+
+
+@dataclass
+class Predictor:
+    """A model fitted on train(+val) rows: ``predict(X)`` gives the task's outputs."""
+
+    predict: Callable[[np.ndarray], np.ndarray]
+    record: dict[str, Any]
+
+
+class TaskType:
+    """The strategy of one kind of target. Subclasses fill the class attributes and methods.
+
+    ``outputs`` says what a prediction is: ``"value"`` (one number per unit), ``"probability"``
+    (P(positive) per unit) or ``"probabilities"`` (one column per class).
+    """
+
+    name: ClassVar[str]
+    #: metric a leaderboard ranks by when the task declares none
+    headline: ClassVar[str]
+    #: what a prediction is (see the class docstring)
+    outputs: ClassVar[str]
+    #: decimals the published evaluators round this kind of metric to (``ci: reference``)
+    reference_decimals: ClassVar[int]
+    #: figure kinds the report draws from a result's predictions (``cardiobench.report.figures``)
+    figures: ClassVar[tuple[str, ...]]
+    #: the scorer of label predictions and the scorer of alignment scores
+    prediction_scorer: ClassVar[Any]  # a cardiobench.protocols.scorers.Scorer
+    alignment_scorer: ClassVar[Any]
+    #: the headline of alignment results
+    alignment_headline: ClassVar[str]
+
+    def __repr__(self) -> str:
+        return f"<task type {self.name}>"
+
+    # -- declaration -----------------------------------------------------------------------------
+    def check(self, task: "Task") -> None:
+        """Raise ``ValueError`` when ``task`` is declared inconsistently for this type."""
+
+    # -- labels ----------------------------------------------------------------------------------
+    def valid(self, task: "Task", labels: pd.Series) -> pd.Series:
+        """Which rows carry a usable label (present; for classes, one of the task's classes)."""
+        return labels.notna()
+
+    def encode(self, task: "Task", labels: pd.Series) -> np.ndarray:
+        """Labels as numbers: floats, 0/1 or class indices."""
+        raise NotImplementedError
+
+    def decode(self, task: "Task", y: np.ndarray) -> Any:
+        """Encoded labels back to what a predictions table shows (values, 0/1, class names)."""
+        return y
+
+    def n_outputs(self, task: "Task") -> int:
+        """Columns of the probability matrix a classifier computes (1 for a regressor)."""
+        return 1
+
+    # -- fitted protocols ------------------------------------------------------------------------
+    def fit_linear(self, task: "Task", X: np.ndarray, y: np.ndarray, X_val: np.ndarray,
+                   y_val: np.ndarray, cfg: Mapping[str, Any]) -> Predictor:
+        """The linear probe: strength chosen on val, refit on train+val."""
+        raise NotImplementedError
+
+    def fit_knn(self, task: "Task", X: np.ndarray, y: np.ndarray, groups: np.ndarray,
+                cfg: Mapping[str, Any]) -> Predictor:
+        """kNN over the gallery ``X`` with ``k`` chosen by patient-grouped CV."""
+        raise NotImplementedError
+
+    # -- text-tower protocols --------------------------------------------------------------------
+    def check_prompts(self, task: "Task", prompts: "PromptSet") -> None:
+        """Raise ``ValueError`` when a prompt set cannot serve ``task``."""
+
+    def zero_shot(self, task: "Task", prompts: "PromptSet", text: np.ndarray, clip: np.ndarray,
+                  frames: list[np.ndarray] | None, logit_scale: float,
+                  cfg: Mapping[str, Any], record: dict[str, Any]) -> np.ndarray:
+        """Zero-shot outputs for every row (``record`` receives what was used)."""
+        raise NotImplementedError
+
+    def text_direction(self, task: "Task", text: np.ndarray, targets: np.ndarray
+                       ) -> tuple[np.ndarray, str]:
+        """Alignment: a unit direction ``(D,)`` or per-class queries ``(C, D)``, and what it is."""
+        raise NotImplementedError
+
+    def alignment_scores(self, direction: np.ndarray, clip: np.ndarray) -> np.ndarray:
+        """Per-row alignment score(s) against :meth:`text_direction`'s output."""
+        raise NotImplementedError
+
+    # -- scoring, export -------------------------------------------------------------------------
+    def scorer(self, output: str) -> Any:
+        """The scorer of a runner's ``output`` kind (``"prediction"`` or ``"alignment"``)."""
+        return self.prediction_scorer if output == "prediction" else self.alignment_scorer
+
+    def metric_fn(self, task: "Task", preds: pd.DataFrame, suffix: str = "") -> Callable:
+        """Count-weight metric function over a predictions table (``compare`` pairs two)."""
+        raise NotImplementedError
+
+    def export_prediction(self, preds: pd.DataFrame) -> pd.Series:
+        """The hard prediction column as the published evaluators read it."""
+        return preds["y_pred"]
+
+    def export_probability(self, preds: pd.DataFrame, column: str) -> pd.Series:
+        """The evaluators' ``prob_*`` column ``column`` (only classifiers have one)."""
+        raise KeyError(f"a {self.name} task has no probability column {column!r}")
+
+    def long_columns(self, task: "Task", preds: pd.DataFrame, classes: tuple[str, ...]
+                     ) -> dict[str, Any]:
+        """Probability columns of the tidy long export (NaN where this type has none)."""
+        return {"prob": np.nan, **{f"prob_{c}": np.nan for c in classes}}
+
+
+@lru_cache(maxsize=1)
+def task_types() -> dict[str, TaskType]:
+    """Every task type of this package, by name: each module with a ``TASK_TYPE`` attribute."""
+    found: dict[str, TaskType] = {}
+    for info in pkgutil.iter_modules(__path__):
+        module = importlib.import_module(f"{__name__}.{info.name}")
+        tt = getattr(module, "TASK_TYPE", None)
+        if isinstance(tt, TaskType):
+            if tt.name in found:
+                raise ValueError(f"task type {tt.name!r} is defined twice")
+            found[tt.name] = tt
+    return found
+
+
+def get_task_type(name: "str | TaskType") -> TaskType:
+    """The task type called ``name`` (a :class:`TaskType` is returned as is)."""
+    if isinstance(name, TaskType):
+        return name
+    known = task_types()
+    try:
+        return known[name]
+    except KeyError:
+        raise KeyError(f"unknown task type {name!r}; known: {', '.join(known)}") from None
