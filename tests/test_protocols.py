@@ -18,7 +18,7 @@ from cardiobench.protocols.tasks import TASKS, get_task
 from cardiobench.results import load_results
 from cardiobench.stats import VIEW_CLASSES
 
-from helpers import EXAMPLES, fake_result, require_ref
+from helpers import fake_result
 
 D = 16
 FAST = {"n_boot": 200}
@@ -249,8 +249,8 @@ def test_task_registry():
         get_task("nope/ef")
 
 
-def test_export_columns_match_reference_examples(tmp_path):
-    ex = require_ref(EXAMPLES)
+def test_export_columns_match_reference_examples(tmp_path, examples):
+    ex = examples
     checked = 0
     for name, task in TASKS.items():
         path = export.export_result(fake_result(name), tmp_path)
