@@ -8,7 +8,7 @@ The one place the tests locate their data files:
   the published CardioBench split CSVs and example predictions (``published_facts.py``).
 * ``REF`` (``../shared/reference`` beside the repository): the published files themselves. Only
   ``test_published_facts.py`` reads them, to prove the committed facts equal a fresh derivation;
-  a clone without them skips that one comparison and runs everything else from ``DATA``.
+  a clone without them runs every test from ``DATA`` (and that one on the facts alone).
 """
 
 from __future__ import annotations
@@ -33,10 +33,6 @@ GOLDEN = DATA / "golden_preprocessing.npz"
 LISTINGS = DATA
 
 REF = Path(__file__).resolve().parents[2] / "shared" / "reference"
-#: why the drift check skips in a user's clone
-REF_WHY = (f"needs the published reference files (split CSVs, example predictions) under {REF}, "
-           "which only a checkout beside ../shared has; the committed facts in tests/data/published "
-           "are used everywhere else")
 
 
 def after(path: str, marker: str) -> str:

@@ -95,9 +95,13 @@ def test_every_task_runs_for_a_random_clip_with_a_text_tower(suite_run, tiny_cli
     preds = ef.predictions
     assert ef.metrics["mae"]["value"] == pytest.approx(
         mean_absolute_error(preds["y_true"], preds["y_pred"]))
-    # each video's prediction is the lower median of its best prompts' values: a point of the
-    # EF grid of protocols/prompts/ef.yaml (0, 1, ..., 100), never an interpolated number
-    assert preds["y_pred"].isin(np.arange(0, 101)).all()
+    # a video's value: at each prompt rank, the mean over its frames of the ranked prompts' EF
+    # (points of the grid 0, 1, ..., 100 of protocols/prompts/ef.yaml), then the lower median
+    # over the top ranks; so a multiple of 1/T for T frames (16: uniform sampling, last repeated)
+    assert ef.encoder["spec"]["sampling"]["n_frames"] == 16
+    sixteenths = preds["y_pred"].to_numpy() * 16
+    assert np.allclose(sixteenths, np.round(sixteenths), rtol=0, atol=1e-9)
+    assert preds["y_pred"].between(0, 100).all()
     # zero-shot binary tasks decide with the threshold calibrated on train units
     stemi = results[("hmcqu/stemi", "zero_shot")]
     thr = stemi.config["protocol_record"]["threshold"]["value"]
