@@ -1,5 +1,5 @@
 """Fixtures shared by the test modules: the tiny phantom suite, its prepared manifests, a tiny
-random CLIP checkpoint, and the reference tree (``../shared/reference``) with a skip that says why.
+random CLIP checkpoint, and the published example predictions rebuilt from ``tests/data``.
 
 Constants and builders that test modules import live in ``helpers.py`` (test modules never
 import one another).
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import ECHO_CFG, EXAMPLES, REF, require_ref
+from helpers import ECHO_CFG
 
 
 @dataclass
@@ -59,15 +59,13 @@ def tiny_clip_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def ref() -> Path:
-    """The reference tree; tests using it skip in a user's clone, saying why."""
-    return require_ref(REF)
+def examples(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The published example-predictions folder rebuilt from the committed facts: every file with
+    its published header and test IDs, placeholder prediction cells empty (runs in any clone;
+    ``test_published_facts.py`` proves the facts equal the published files)."""
+    from published_facts import write_examples
 
-
-@pytest.fixture(scope="session")
-def examples() -> Path:
-    """The published example predictions; tests using them skip in a user's clone, saying why."""
-    return require_ref(EXAMPLES)
+    return write_examples(tmp_path_factory.mktemp("example_predictions"))
 
 
 @dataclass

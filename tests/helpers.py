@@ -1,8 +1,14 @@
 """Shared constants and small builders for the tests (a helper module: no tests here).
 
-``REF`` is the one place the tests locate the published reference material (``../shared/reference``
-beside the repository). A plain clone does not have it: tests that need it call
-:func:`require_ref` or carry :data:`needs_ref`, which skip with the reason spelled out.
+The one place the tests locate their data files:
+
+* ``DATA`` (``tests/data``): test data that ships with the project, so every test runs in a
+  user's clone: the golden preprocessing arrays and the official state-dict listings (made for
+  this project, see ``tests/data/README.md``) and, under ``PUBLISHED``, compact facts derived from
+  the published CardioBench split CSVs and example predictions (``published_facts.py``).
+* ``REF`` (``../shared/reference`` beside the repository): the published files themselves. Only
+  ``test_published_facts.py`` reads them, to prove the committed facts equal a fresh derivation;
+  a clone without them runs every test from ``DATA`` (and that one on the facts alone).
 """
 
 from __future__ import annotations
@@ -23,25 +29,13 @@ from cardiobench.results import Result
 #: the built-in catalogue the tests look datasets, layouts and tasks up in
 CATALOGUE = default_catalogue()
 
+DATA = Path(__file__).resolve().parent / "data"
+PUBLISHED = DATA / "published"
+GOLDEN = DATA / "golden_preprocessing.npz"
+#: ``panecho_state_dict.tsv`` and ``echoprime_state_dict.tsv``
+LISTINGS = DATA
+
 REF = Path(__file__).resolve().parents[2] / "shared" / "reference"
-#: why a test skips in a user's clone
-REF_WHY = (f"needs the published reference files (split CSVs, example predictions) under {REF}, "
-           "which only a checkout beside ../shared has; a user's clone skips this check")
-needs_ref = pytest.mark.skipif(not REF.is_dir(), reason=REF_WHY)
-SPLITS = REF / "cardiobench" / "data" / "splits"
-EXAMPLES = REF / "cardiobench" / "evaluation" / "example_predictions"
-
-
-def require_ref(path: Path = REF) -> Path:
-    """``path`` under the reference tree, or skip the calling test saying why."""
-    if not path.exists():
-        pytest.skip(f"{REF_WHY} (missing: {path})")
-    return path
-
-
-def ref_csv(rel: str) -> pd.DataFrame:
-    """A published split CSV (skips without the reference tree)."""
-    return pd.read_csv(require_ref(SPLITS) / rel)
 
 
 def after(path: str, marker: str) -> str:

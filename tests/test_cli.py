@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -30,7 +31,12 @@ def test_prepare_verify_show_export(raw: Path, capsys: pytest.CaptureFixture) ->
     out = capsys.readouterr().out
     assert "MISMATCH" in out and "patients[test]: expected 25" in out
     assert main(["splits", "show", str(csv)]) == 0
-    assert "train" in capsys.readouterr().out
+    # one row per split: patients, samples, STEMI positives and rate, counted here from the CSV
+    rows = {line.split()[0]: line.split()[1:] for line in capsys.readouterr().out.splitlines()
+            if line.split()[:1] in (["train"], ["val"], ["test"])}
+    t = pd.read_csv(csv)
+    assert rows == {s: [str(g["patient_id"].nunique()), str(len(g)), str(int(g["stemi"].sum())),
+                        f"{g['stemi'].mean():.4f}"] for s, g in t.groupby("split")}
     assert main(["splits", "export", str(csv), "--out", str(raw / "exported")]) == 0
     exported = json.loads((raw / "exported" / "hmcqu.splits.json").read_text())
     assert exported["fingerprint"] == json.loads(csv.with_suffix(".json").read_text())["fingerprint"]
@@ -92,7 +98,6 @@ def test_cka_between_two_encoders(raw: Path, capsys: pytest.CaptureFixture) -> N
     from cardiobench.embed import EmbeddingCache
     from cardiobench.encoders import build_encoder
     from cardiobench.manifest import Manifest
-    from cardiobench.protocols.alignment import linear_cka
 
     csv = raw / "m" / "echonet_dynamic_cka.csv"
     assert main(["prepare", "echonet_dynamic", "--raw", str(raw / "raw" / "EchoNet-Dynamic"),
@@ -110,6 +115,11 @@ def test_cka_between_two_encoders(raw: Path, capsys: pytest.CaptureFixture) -> N
     for enc in (build_encoder("pixels"), build_encoder("helpers:PluginEncoder")):
         emb = EmbeddingCache(cache, "echonet_dynamic", enc.fingerprint()).load()
         vecs.append(emb.clip[emb.align(ids)])
-    want = linear_cka(*vecs)
+    # linear CKA in its kernel form (Kornblith et al. 2019): HSIC of the centred Gram matrices,
+    # written here rather than taken from protocols.alignment
+    n = len(ids)
+    h = np.eye(n) - 1.0 / n
+    k, l_ = (h @ (v.astype(np.float64) @ v.astype(np.float64).T) @ h for v in vecs)
+    want = float((k * l_).sum() / np.sqrt((k * k).sum() * (l_ * l_).sum()))
     assert 0.0 < want < 0.99  # different representations of the same videos
     assert line == f"{'echonet_dynamic':20s} n={len(ids):5d}  CKA={want:.4f}"

@@ -115,12 +115,12 @@ def test_compare_pairs_every_task_of_a_suite(suite_run, capsys: pytest.CaptureFi
                         "seed 7), 95 % CI, on the units both results scored")
     # one unindented line per (task, protocol) with its paired n, then one indented line per metric
     metric_rows: dict[tuple[str, str], dict[str, list[str]]] = {}
+    paired_n: dict[tuple[str, str], str] = {}
     for ln in lines[1:]:
         if not ln.startswith(" "):
             task, proto, n = ln.split()[:3]
-            assert n.startswith("n=") and int(n[2:]) > 0
             key = (task, proto)
-            metric_rows[key] = {}
+            metric_rows[key], paired_n[key] = {}, n
         else:
             parts = ln.split()
             metric_rows[key][parts[0]] = parts
@@ -130,6 +130,10 @@ def test_compare_pairs_every_task_of_a_suite(suite_run, capsys: pytest.CaptureFi
                and suite_run.results["tiny-clip"][k].status == "ok"}
     # camus/ef is scored per patient: the pairing joins on patient_id
     assert ("camus/ef", "linear_probe") in pairs and pairs == both_ok
+    # both encoders scored the same test units of the same phantom: n is each result's own n
+    assert paired_n == {k: f"n={suite_run.results['pixels'][k].n}" for k in pairs}
+    assert all(suite_run.results["tiny-clip"][k].n == suite_run.results["pixels"][k].n
+               for k in pairs)
     # the paired point difference is the difference of the two results' own values
     mae = metric_rows[("camus/ef", "linear_probe")]["mae"]
     want = (suite_run.results["pixels"][("camus/ef", "linear_probe")].metrics["mae"]["value"]

@@ -13,7 +13,8 @@ from cardiobench.phantom.layouts import write_layout
 from cardiobench.preprocessing import prepare
 from cardiobench.splits import import_published, verify
 
-from helpers import CATALOGUE, SPLITS, after, hmcqu_samples, ref_csv
+from helpers import CATALOGUE, after, hmcqu_samples
+from published_facts import published_split, sha256_bytes, write_published_split
 
 SEGRWMA = CATALOGUE.dataset("segrwma")
 
@@ -36,11 +37,11 @@ def assert_same_split(manifest_table: pd.DataFrame, ids: pd.Series, splits: pd.S
 
 @pytest.fixture(scope="module")
 def hmcqu_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return mirror(tmp_path_factory, "hmcqu", hmcqu_samples(ref_csv("hmcqu_split.csv")))
+    return mirror(tmp_path_factory, "hmcqu", hmcqu_samples(published_split("hmcqu_split.csv")))
 
 
 def test_hmcqu_reproduces_published_split(hmcqu_root: Path) -> None:
-    pub = ref_csv("hmcqu_split.csv")
+    pub = published_split("hmcqu_split.csv")
     assert (hmcqu_root / "HMC-QU" / "A4C" / "ES0001 _4CH_1.avi").exists()  # the space is native
     m = prepare(CATALOGUE.dataset("hmcqu"), hmcqu_root)
     assert_same_split(m.table, pub["unique_id"], pub["split"])
@@ -52,7 +53,7 @@ def test_hmcqu_reproduces_published_split(hmcqu_root: Path) -> None:
 
 
 def test_hmcqu_missing_video_and_bad_sheet_are_named(tmp_path: Path) -> None:
-    pub = ref_csv("hmcqu_split.csv")
+    pub = published_split("hmcqu_split.csv")
     sub = pub[pub["patient_id"].isin(sorted(pub["patient_id"].unique())[:6])]
     write_layout(CATALOGUE.layout("hmcqu"), tmp_path, "ids", samples=hmcqu_samples(sub))
     victim = PurePosixPath(sub["path"].iloc[0]).name
@@ -74,8 +75,8 @@ def test_hmcqu_missing_video_and_bad_sheet_are_named(tmp_path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def cardiacnet_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    asd = ref_csv("cardiacnet/cardiacnet_asd_split.csv")
-    pah = ref_csv("cardiacnet/cardiacnet_pah_split.csv")
+    asd = published_split("cardiacnet/cardiacnet_asd_split.csv")
+    pah = published_split("cardiacnet/cardiacnet_pah_split.csv")
     samples = pd.concat([
         pd.DataFrame({"path": [after(p, "CardiacNet") for p in asd["path"]], "asd": asd["ASD"]}),
         pd.DataFrame({"path": [after(p, "CardiacNet") for p in pah["path"]], "pah": pah["PAH"]}),
@@ -90,7 +91,7 @@ def cardiacnet_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 ])
 def test_cardiacnet_reproduces_published_split(cardiacnet_root: Path, dataset: str, label: str,
                                                patients: dict[str, int], videos: int) -> None:
-    pub = ref_csv(f"cardiacnet/{dataset}_split.csv")
+    pub = published_split(f"cardiacnet/{dataset}_split.csv")
     m = prepare(CATALOGUE.dataset(dataset), cardiacnet_root)
     assert len(m) == videos
     assert_same_split(m.table, pub["unique_id"], pub["split"])
@@ -114,14 +115,14 @@ def test_cardiacnet_plain_file_cases_and_masks_are_native(cardiacnet_root: Path)
 
 @pytest.fixture(scope="module")
 def tmed2_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    pub = ref_csv("tmed2/per_image.csv")
+    pub = published_split("tmed2/per_image.csv")
     samples = pd.DataFrame({"sample_id": pub["query_key"], "view": pub["view"],
                             "aortic_stenosis": pub["diagnosis_label"], "split": pub["split"]})
     return mirror(tmp_path_factory, "tmed2", samples)
 
 
 def test_tmed2_reproduces_published_split(tmed2_root: Path) -> None:
-    pub = ref_csv("tmed2/per_image.csv")
+    pub = published_split("tmed2/per_image.csv")
     m = prepare(CATALOGUE.dataset("tmed2"), tmed2_root)
     assert_same_split(m.table, pub["query_key"], pub["split"])
     counts = m.split_counts()
@@ -170,13 +171,16 @@ def segrwma_samples(pub: pd.DataFrame) -> pd.DataFrame:
 
 @pytest.fixture(scope="module")
 def segrwma_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return mirror(tmp_path_factory, "segrwma", segrwma_samples(ref_csv("segrwma_split.csv")))
+    return mirror(tmp_path_factory, "segrwma", segrwma_samples(published_split("segrwma_split.csv")))
 
 
-def test_segrwma_import_gives_published_2d_test_set(segrwma_root: Path) -> None:
-    pub = ref_csv("segrwma_split.csv")
-    m = import_published(SPLITS / "segrwma_split.csv", segrwma_root, SEGRWMA.spec(), SEGRWMA.import_split)
-    assert m.split_rule["sha256"] == CATALOGUE.dataset("segrwma").spec().params["sha256"]
+def test_segrwma_import_gives_published_2d_test_set(segrwma_root: Path, tmp_path: Path) -> None:
+    pub = published_split("segrwma_split.csv")
+    csv = write_published_split("segrwma_split.csv", tmp_path / "segrwma_split.csv")
+    m = import_published(csv, segrwma_root, SEGRWMA.spec(), SEGRWMA.import_split)
+    # the importer records the SHA-256 of the file it read (that the spec pins the published
+    # file's is checked in test_published_facts.py)
+    assert m.split_rule["sha256"] == sha256_bytes(csv.read_bytes())
     assert not [p for p in m.problems if p.severity == "error"]
     test2d = m.table[(m.table["split"] == "test") & (m.table["modality"] == "2D")]
     assert test2d["view"].value_counts().to_dict() == {"A2C": 48, "A3C": 52, "A4C": 56}
@@ -191,7 +195,7 @@ def test_segrwma_import_gives_published_2d_test_set(segrwma_root: Path) -> None:
 
 
 def test_segrwma_edited_csv_and_missing_file_are_named(tmp_path: Path) -> None:
-    pub = ref_csv("segrwma_split.csv")
+    pub = published_split("segrwma_split.csv")
     sub = pub[pub["patient_id"].isin(["patient1", "patient2", "patient148"])].reset_index(drop=True)
     root = tmp_path / "raw"
     write_layout(CATALOGUE.layout("segrwma"), root, "ids", samples=segrwma_samples(sub))

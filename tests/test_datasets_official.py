@@ -21,12 +21,10 @@ from cardiobench.manifest import ManifestError
 from cardiobench.phantom.layouts import write_layout
 from cardiobench.preprocessing import prepare
 
-from helpers import CATALOGUE, EXAMPLES, REF_WHY
+from helpers import CATALOGUE
+from published_facts import example_table
 
 SPLITS_DIR = Path(__file__).resolve().parents[1] / "splits"
-
-needs_ref = pytest.mark.skipif(not EXAMPLES.is_dir(), reason=REF_WHY)
-
 
 def _sha(ids) -> str:
     return hashlib.sha256("\n".join(sorted(set(map(str, ids)))).encode()).hexdigest()
@@ -56,15 +54,14 @@ def _write_and_prepare(name: str, root: Path, samples: pd.DataFrame | None = Non
 # ---------------------------------------------------------------- published test sets
 
 
-@needs_ref
 def test_split_specs_hash_the_published_test_ids():
     """The YAML test_ids_sha256 and expected test counts equal those of the example files."""
-    dyn = pd.read_csv(EXAMPLES / "EchoNet-Dynamic" / "EF" / "modelname.csv")["FileName"]
-    ped = pd.read_csv(EXAMPLES / "EchoNet-Pediatric" / "EF" / "modelname.csv")["FileName"]
+    dyn = example_table("EchoNet-Dynamic/EF/modelname.csv")["FileName"]
+    ped = example_table("EchoNet-Pediatric/EF/modelname.csv")["FileName"]
     lvh = set()
     for t in ("IVSd", "LVIDd", "LVPWd", "view"):
-        lvh |= set(pd.read_csv(EXAMPLES / "EchoNet-LVH" / t / "modelname.csv")["HashedFileName"])
-    camus = pd.read_csv(EXAMPLES / "CAMUS" / "view" / "modelname.csv")["unique_id"]
+        lvh |= set(example_table(f"EchoNet-LVH/{t}/modelname.csv")["HashedFileName"])
+    camus = example_table("CAMUS/view/modelname.csv")["unique_id"]
     for ds, ids, n in (("echonet_dynamic", dyn, 1277), ("echonet_pediatric", ped, 658),
                        ("echonet_lvh", lvh, 340), ("camus", camus, 100)):
         spec = _spec(ds)
@@ -74,14 +71,13 @@ def test_split_specs_hash_the_published_test_ids():
     assert _spec("echonet_dynamic")["expected"]["samples"] == {"train": 7465, "val": 1288,
                                                               "test": 1277}
     # The CAMUS EF example disagrees with the view example on exactly one patient (documented).
-    ef_patients = set(pd.read_csv(EXAMPLES / "CAMUS" / "EF" / "modelname.csv")["patient_id"])
+    ef_patients = set(example_table("CAMUS/EF/modelname.csv")["patient_id"])
     view_patients = {u.split("_")[0] for u in camus}
     assert ef_patients ^ view_patients == {"patient0001", "patient0027"}
 
 
-@needs_ref
 def test_pediatric_published_test_set(tmp_path):
-    pub = pd.read_csv(EXAMPLES / "EchoNet-Pediatric" / "EF" / "modelname.csv")
+    pub = example_table("EchoNet-Pediatric/EF/modelname.csv")
     own = pd.DataFrame({
         "sample_id": [f"PH{k:05d}-PHacc{k:04d}-{j:06d}.avi" for k in range(8) for j in (1, 2)],
         "view": ["A4C", "PSAX"] * 8,
@@ -98,9 +94,8 @@ def test_pediatric_published_test_set(tmp_path):
     _verify(m)
 
 
-@needs_ref
 def test_lvh_published_test_set(tmp_path):
-    per_target = {t: set(pd.read_csv(EXAMPLES / "EchoNet-LVH" / t / "modelname.csv")
+    per_target = {t: set(example_table(f"EchoNet-LVH/{t}/modelname.csv")
                          ["HashedFileName"]) for t in ("IVSd", "LVIDd", "LVPWd")}
     ids = sorted(set().union(*per_target.values()))
     samples = pd.DataFrame({"sample_id": ids, "split": "test"})
@@ -123,9 +118,8 @@ def test_lvh_published_test_set(tmp_path):
     _verify(m)
 
 
-@needs_ref
 def test_camus_published_test_set(tmp_path):
-    pub = pd.read_csv(EXAMPLES / "CAMUS" / "view" / "modelname.csv")["unique_id"]
+    pub = example_table("CAMUS/view/modelname.csv")["unique_id"]
     own = [f"patient{k:04d}_{v}" for k in range(901, 907) for v in ("2CH", "4CH")]
     samples = pd.DataFrame({"sample_id": list(pub) + own,
                             "split": ["test"] * len(pub) + ["train"] * 8 + ["val"] * 4})
@@ -138,14 +132,13 @@ def test_camus_published_test_set(tmp_path):
     _verify(m)
 
 
-@needs_ref
 def test_dynamic_published_test_set(tmp_path):
     try:
         importlib.import_module("cardiobench.phantom.layouts.echonet_dynamic")
         importlib.import_module("cardiobench.preprocessing.echonet_dynamic")
     except ImportError:
         pytest.skip("the EchoNet-Dynamic layout/harmoniser is not in this tree yet")
-    pub = pd.read_csv(EXAMPLES / "EchoNet-Dynamic" / "EF" / "modelname.csv")["FileName"]
+    pub = example_table("EchoNet-Dynamic/EF/modelname.csv")["FileName"]
     own = [f"0XBEEF{k:012X}" for k in range(10)]
     # The Dynamic layout takes its samples in the native FileList columns.
     samples = pd.DataFrame({"FileName": list(pub) + own,

@@ -13,7 +13,8 @@ from cardiobench.manifest import ManifestError, validate
 from cardiobench.phantom import Scale, generate
 from cardiobench.preprocessing import prepare
 
-from helpers import CATALOGUE, EXAMPLES
+from helpers import CATALOGUE
+from published_facts import example_table
 
 MINI = Scale("mini", n_samples=8, n_frames=32)
 
@@ -65,11 +66,8 @@ def test_same_seed_same_bytes(tmp_path):
 
 
 def test_samples_mode_writes_exactly_those_rows(tmp_path):
-    ref = EXAMPLES / "EchoNet-Dynamic" / "EF"
-    if (ref / "modelname.csv").exists():  # mirror (a slice of) the published test IDs
-        ids = pd.read_csv(ref / "modelname.csv", dtype={"FileName": str})["FileName"][:60]
-    else:
-        ids = pd.Series([f"0X{k:016X}" for k in range(60)])
+    # mirror a slice of the published test IDs
+    ids = example_table("EchoNet-Dynamic/EF/modelname.csv")["FileName"][:60]
     samples = pd.DataFrame({"FileName": ids, "Split": "TEST", "EF": np.linspace(20, 70, 60)})
     samples.loc[:9, "Split"] = "train"  # any case
     truth = generate(CATALOGUE.layout("echonet_dynamic"), tmp_path, scale="ids", seed=0, samples=samples)

@@ -1,8 +1,7 @@
 """Checkpoints with exactly the official keys and shapes load strictly; anything else is refused.
 
-Not circular: the key/shape listings (``../shared/reference/encoders/*_state_dict.tsv``) were taken
-from checkpoints the *official* model code built, not from our classes. Without them (a user's
-clone) these tests skip, saying why.
+Not circular: the key/shape listings (``tests/data/*_state_dict.tsv``, see ``tests/data/README.md``)
+were taken from checkpoints the *official* model code built, not from our classes.
 """
 
 from __future__ import annotations
@@ -16,14 +15,11 @@ import torch
 from cardiobench.encoders import build_encoder
 from cardiobench.encoders.panecho import load_backbone
 
-LISTINGS = Path(__file__).resolve().parents[1].parent / "shared" / "reference" / "encoders"
+from helpers import LISTINGS
 
 
 def _listing(name: str) -> list[tuple[str, list[int]]]:
-    path = LISTINGS / name
-    if not path.is_file():
-        pytest.skip(f"official state-dict listing not found at {path} (it lives outside the project)")
-    rows = path.read_text().splitlines()
+    rows = (LISTINGS / name).read_text().splitlines()
     assert rows[0].split("\t") == ["key", "shape", "dtype"]
     out = []
     for row in rows[1:]:

@@ -12,8 +12,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
+import yaml
 from sklearn.metrics import mean_absolute_error, roc_auc_score
+
+from cardiobench.embed import EmbeddingCache
 
 from cardiobench.encoders import build_encoder
 from cardiobench.phantom.layouts import Scale
@@ -76,7 +80,8 @@ def test_reported_metrics_equal_an_independent_computation_from_the_predictions(
     assert (sp["y_pred"] == (sp["prob"] >= 0.5).astype(int)).all()  # argmax decision
 
 
-def test_every_task_runs_for_a_random_clip_with_a_text_tower(suite_run) -> None:
+def test_every_task_runs_for_a_random_clip_with_a_text_tower(suite_run, tiny_clip_dir,
+                                                             tiny_manifests) -> None:
     results = suite_run.results["tiny-clip"]
     assert set(results) == set(_entries())
     for (task, proto), r in results.items():
@@ -91,7 +96,13 @@ def test_every_task_runs_for_a_random_clip_with_a_text_tower(suite_run) -> None:
     preds = ef.predictions
     assert ef.metrics["mae"]["value"] == pytest.approx(
         mean_absolute_error(preds["y_true"], preds["y_pred"]))
-    assert preds["y_pred"].between(0, 100).all()  # predictions come from the EF value grid
+    # a video's value: at each prompt rank, the mean over its frames of the ranked prompts' EF
+    # (points of the grid 0, 1, ..., 100 of protocols/prompts/ef.yaml), then the lower median
+    # over the top ranks; so a multiple of 1/T for T frames (16: uniform sampling, last repeated)
+    assert ef.encoder["spec"]["sampling"]["n_frames"] == 16
+    sixteenths = preds["y_pred"].to_numpy() * 16
+    assert np.allclose(sixteenths, np.round(sixteenths), rtol=0, atol=1e-9)
+    assert preds["y_pred"].between(0, 100).all()
     # zero-shot binary tasks decide with the threshold calibrated on train units
     stemi = results[("hmcqu/stemi", "zero_shot")]
     thr = stemi.config["protocol_record"]["threshold"]["value"]
@@ -103,7 +114,25 @@ def test_every_task_runs_for_a_random_clip_with_a_text_tower(suite_run) -> None:
     assert set(al.config) >= {"protocol_record", "task", "bootstrap", "headline"}
     view = results[("camus/view", "alignment")]
     assert view.metrics["recall@1"]["ci_low"] is None and view.config["bootstrap"] is None
-    assert 0 <= view.metrics["recall@1"]["value"] <= 100
+    # recall@1 recomputed here: each view's prompt centroid (prompts read from the YAML) ranks
+    # the test videos by cosine similarity; a query with no video of its view is left out
+    enc = build_encoder("open_clip", weights=str(tiny_clip_dir), name="tiny-clip",
+                        spec_overrides={"resolution": 64})
+    classes = yaml.safe_load((Path(__file__).resolve().parents[1] / "protocols" / "prompts" /
+                              "view.yaml").read_text())["classes"]
+    test = tiny_manifests["camus"].subset("test")
+    emb = EmbeddingCache(suite_run.cache_dir, "camus", enc.fingerprint()).load()
+    video = emb.clip[emb.align(test["sample_id"].astype(str).to_numpy())].astype(np.float64)
+    video /= np.linalg.norm(video, axis=1, keepdims=True)
+    hits = []
+    for view_name, prompts in classes.items():
+        if not (test["view"] == view_name).any():
+            continue
+        t = enc.encode_text(prompts).double().numpy()
+        q = (t / np.linalg.norm(t, axis=1, keepdims=True)).mean(axis=0)
+        hits.append(test["view"].iloc[int(np.argmax(video @ q))] == view_name)
+    assert len(hits) == 2  # CAMUS has A2C and A4C videos only
+    assert view.metrics["recall@1"]["value"] == pytest.approx(100 * np.mean(hits))
 
 
 SIGNAL = Scale("signal", n_samples=120, n_frames=32)

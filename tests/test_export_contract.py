@@ -21,6 +21,7 @@ from cardiobench.protocols import export
 from cardiobench.results import Result
 from cardiobench.manifest import VIEWS as VIEW_CLASSES
 from helpers import CATALOGUE, fake_result
+from published_facts import example_files
 
 
 def _result(task_name: str, ids: list[str], name: str = "pixels", fp: str = "ab12cd34ef",
@@ -52,6 +53,9 @@ def test_packaged_contract_is_rederived_from_the_examples(examples: Path) -> Non
         ids = df[e["id_column"]]
         want = hashlib.sha256("\n".join(sorted(ids)).encode()).hexdigest()
         assert e["ids_sha256"] == want == export.ids_sha256(ids), tname
+        # recorded from the published file itself (where the facts reuse gt_order for the IDs,
+        # this is what ties gt_order to the published file)
+        assert e["ids_sha256"] == example_files()[e["file"].format(model="modelname")]["ids_sha256"]
         if "gt_order" in e:
             assert sorted(e["gt_order"]) == sorted(ids), tname
         # our task registry writes exactly these columns

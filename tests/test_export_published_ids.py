@@ -16,7 +16,8 @@ from cardiobench.job import EmbedOptions, Job
 from cardiobench.preprocessing import prepare
 from cardiobench.protocols import export
 from cardiobench.protocols.evaluate import evaluate
-from helpers import CATALOGUE, hmcqu_samples, ref_csv
+from helpers import CATALOGUE, hmcqu_samples
+from published_facts import published_split
 
 
 def _prepared(tmp: Path, dataset: str, raw: Path):
@@ -39,7 +40,7 @@ def _same_as_example(got: Path, want: Path, id_col: str) -> pd.DataFrame:
 def hmcqu(tmp_path_factory: pytest.TempPathFactory, examples: Path):
     tmp = tmp_path_factory.mktemp("hmcqu_ids")
     raw = tmp / "hmcqu"
-    write_layout(CATALOGUE.layout("hmcqu"), raw, "ids", samples=hmcqu_samples(ref_csv("hmcqu_split.csv")))
+    write_layout(CATALOGUE.layout("hmcqu"), raw, "ids", samples=hmcqu_samples(published_split("hmcqu_split.csv")))
     return tmp, *_prepared(tmp, "hmcqu", raw)
 
 

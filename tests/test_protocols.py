@@ -18,7 +18,7 @@ from cardiobench.suite import load_suite, suite_entries
 from cardiobench.results import load_results
 from cardiobench.manifest import VIEWS as VIEW_CLASSES
 
-from helpers import CATALOGUE, EXAMPLES, fake_result, require_ref
+from helpers import CATALOGUE, fake_result
 
 D = 16
 FAST = {"n_boot": 200}
@@ -250,8 +250,8 @@ def test_task_registry():
         CATALOGUE.task("nope/ef")
 
 
-def test_export_columns_match_reference_examples(tmp_path):
-    ex = require_ref(EXAMPLES)
+def test_export_columns_match_reference_examples(tmp_path, examples):
+    ex = examples
     checked = 0
     for name, task in CATALOGUE.tasks.items():
         path = export.export_result(fake_result(name), CATALOGUE.task(name), tmp_path)

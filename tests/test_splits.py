@@ -10,34 +10,30 @@ import pandas as pd
 import pytest
 
 from cardiobench.manifest import Manifest, ManifestError, split_fingerprint
-from cardiobench.hashing import sha256_file
-from cardiobench.splits import export, official_split, show, stratified_patient_split, verify
+from cardiobench.splits import (export, official_split, show,
+                                stratified_patient_split, verify)
 
-from helpers import CATALOGUE, EXAMPLES as PRED, SPLITS, require_ref
+from helpers import CATALOGUE
+from published_facts import example_table, published_split, split_facts
 
 MINE = ("hmcqu", "cardiacnet_asd", "cardiacnet_pah", "tmed2", "segrwma")
 
 
-def need_ref() -> None:
-    require_ref(SPLITS)
-
-
 def published(dataset: str) -> pd.DataFrame:
     """The published split CSV as a manifest-like table (our sample_ids and label names)."""
-    need_ref()
     if dataset == "hmcqu":
-        t = pd.read_csv(SPLITS / "hmcqu_split.csv")
+        t = published_split("hmcqu_split.csv")
         return t.assign(sample_id=t["unique_id"], stemi=t["STEMI"])
     if dataset.startswith("cardiacnet_"):
         sub = dataset.split("_")[1]
-        t = pd.read_csv(SPLITS / "cardiacnet" / f"{dataset}_split.csv")
+        t = published_split(f"cardiacnet/{dataset}_split.csv")
         return t.assign(sample_id=t["unique_id"], **{sub: t[sub.upper()]})
     if dataset == "tmed2":
-        t = pd.read_csv(SPLITS / "tmed2" / "per_image.csv")
+        t = published_split("tmed2/per_image.csv")
         study = t["query_key"].str.replace(r"_\d+\.png$", "", regex=True)
         return t.assign(sample_id=t["query_key"], patient_id=study,
                         aortic_stenosis=t["diagnosis_label"])
-    t = pd.read_csv(SPLITS / "segrwma_split.csv")
+    t = published_split("segrwma_split.csv")
     sid = [p if m == "2D" else f"{p}_{m}" for p, m in zip(t["patient_view_id"], t["modality"])]
     return t.assign(sample_id=sid, rwma=t["abnormal"])
 
@@ -50,7 +46,7 @@ def published_test_ids(dataset: str) -> list[str]:
              "tmed2": ("TMED2/view/modelname.csv", "query_key"),
              "segrwma": ("segRWMA/view/modelname.csv", "patient_view_id")}
     path, col = files[dataset]
-    return pd.read_csv(PRED / path)[col].astype(str).tolist()
+    return example_table(path)[col].astype(str).tolist()
 
 
 @pytest.mark.parametrize("dataset", MINE)
@@ -67,7 +63,8 @@ def test_spec_numbers_equal_those_recomputed_from_published_csvs(dataset: str) -
     ids = published_test_ids(dataset)
     assert spec.test_ids_sha256 == hashlib.sha256("\n".join(sorted(ids)).encode()).hexdigest()
     if dataset == "segrwma":
-        assert spec.params["sha256"] == sha256_file(SPLITS / "segrwma_split.csv")
+        # the SHA-256 of the published file, recorded when the facts were derived from it
+        assert spec.params["sha256"] == split_facts("segrwma_split.csv")["sha256"]
         test2d = t[(t["split"] == "test") & (t["modality"] == "2D")]
         assert sorted(test2d["sample_id"]) == sorted(ids)
 

@@ -9,7 +9,8 @@ every result's ``encoder.spec``. Select one with ``--encoder-arg recipe=NAME``.
   (non-square where theirs is), channel order, value range and frame sampling. Checked against
   golden outputs of the official code (``tests/test_golden_preprocessing.py``).
 - ``paper``: the published CardioBench pipeline, for the two encoders it ran (EchoCLIP and
-  BiomedCLIP): EchoCLIP's ``crop_and_scale`` on every frame (cv2 BGR frames kept as BGR), then
+  BiomedCLIP): its copy of EchoCLIP's ``crop_and_scale`` on every frame (cv2 BGR frames kept as
+  BGR; the zoom trim rounded, not truncated: ``crop="echo_round"``), then
   open_clip's ``preprocess_val`` (the identity on a 224×224 crop, then ToTensor and the model's
   mean/std), 16 consecutive frames from the key frame without padding. Use it to reproduce the
   paper's numbers.
@@ -39,7 +40,9 @@ _CROP_AND_SCALE = dict(kind="image", resolution=224, crop="echo", zoom=0.1, inte
 ECHOCLIP_AUTHORS = InputSpec(**_CROP_AND_SCALE, mean=CLIP_MEAN, std=CLIP_STD, recipe="authors",
                              sampling=SamplingPolicy(kind="consecutive", n_frames=20, stride=2,
                                                      start="key_frame", pad="none"))
-ECHOCLIP_PAPER = InputSpec(**_CROP_AND_SCALE, mean=CLIP_MEAN, std=CLIP_STD, recipe="paper",
+#: the published benchmark's copy of crop_and_scale rounds the zoom trim where EchoCLIP's truncates
+_PAPER_CROP = {**_CROP_AND_SCALE, "crop": "echo_round"}
+ECHOCLIP_PAPER = InputSpec(**_PAPER_CROP, mean=CLIP_MEAN, std=CLIP_STD, recipe="paper",
                            sampling=PAPER_SAMPLING)
 
 #: BiomedCLIP's open_clip eval transform on RGB PIL images: Resize(224) on the short side (long
@@ -47,7 +50,7 @@ ECHOCLIP_PAPER = InputSpec(**_CROP_AND_SCALE, mean=CLIP_MEAN, std=CLIP_STD, reci
 BIOMEDCLIP_AUTHORS = InputSpec(kind="image", resolution=224, crop="center", interpolation="bicubic",
                                resampler="pil", mean=CLIP_MEAN, std=CLIP_STD, value_range=1.0,
                                channel_order="RGB", recipe="authors")
-BIOMEDCLIP_PAPER = InputSpec(**_CROP_AND_SCALE, mean=CLIP_MEAN, std=CLIP_STD, recipe="paper",
+BIOMEDCLIP_PAPER = InputSpec(**_PAPER_CROP, mean=CLIP_MEAN, std=CLIP_STD, recipe="paper",
                              sampling=PAPER_SAMPLING)
 
 #: SigLIP 2 (open_clip ``_slpcfg``): squash to 224×224, PIL bicubic, mean = std = 0.5, RGB.
