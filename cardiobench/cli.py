@@ -54,12 +54,11 @@ def _literal(value: str) -> Any:
         return value
 
 
-def _manifests(paths: Sequence[str]):
-    from cardiobench.manifest import Manifest
+def _manifests(paths: Sequence[str], raw: Sequence[str] | None = None):
+    from cardiobench.manifest import read_manifests
 
     out = {}
-    for p in _only_manifests(paths):
-        m = Manifest.read(p)
+    for m in read_manifests(_only_manifests(paths), raw):
         out[m.dataset] = m
     return out
 
@@ -101,12 +100,12 @@ def _embed(args: argparse.Namespace, encoder: Any, paths: Sequence[str]) -> tupl
     """Embed every manifest (this rank's or ``--shard``'s slice); returns whether all are
     finalized, and one line per dataset that cannot be scored (all, or all test, samples failed)."""
     from cardiobench.embed import extract
-    from cardiobench.manifest import Manifest
+    from cardiobench.manifest import read_manifests
 
     done, unusable = True, []
     _refuse_outputs_over_manifests([args.cache], paths)
     # every manifest validated before any is embedded: a bad second one wastes no GPU time
-    manifests = [Manifest.read(path) for path in _only_manifests(paths)]
+    manifests = read_manifests(_only_manifests(paths), getattr(args, "raw", None))
     for m in manifests:
         rep = extract(m, encoder, args.cache, batch_size=args.batch_size,
                       batch_frames=args.batch_frames, num_workers=args.workers,
@@ -117,6 +116,10 @@ def _embed(args: argparse.Namespace, encoder: Any, paths: Sequence[str]) -> tupl
               f"{rep.seconds:.1f}s -> {rep.cache_dir}{'' if rep.finalized else ' (not finalized)'}")
         if rep.retried:
             print(f"  retried {len(rep.retried)} previously failed sample(s) whose file changed")
+        if rep.media_changed:
+            print(f"  {len(rep.media_changed)} file(s) changed since prepare were embedded from "
+                  f"their current bytes (listed in {Path(rep.cache_dir) / 'meta.json'}); their "
+                  "labels come from the old prepare: rerun `cardiobench prepare`")
         if rep.finalized and rep.n_failed:
             why = _print_failure_summary(m, rep, Path(rep.cache_dir) / "failures.csv")
             if why:
@@ -206,7 +209,7 @@ def _score(args: argparse.Namespace, encoder: Any, paths: Sequence[str]) -> int:
     """Run the suite on cached embeddings, then write and print the leaderboard."""
     from cardiobench.protocols.evaluate import load_suite, run_suite
 
-    manifests = _manifests(paths)
+    manifests = _manifests(paths, getattr(args, "raw", None))
     embeddings = _cached_embeddings(manifests, encoder, args.cache, paths)
     suite = load_suite(args.suite)
     if getattr(args, "ci", None):
@@ -274,7 +277,8 @@ def cmd_prepare(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else DEFAULT_MANIFESTS / f"{args.dataset}.csv"
     _refuse_manifest_out(out, Path(args.raw))
     m = prepare(args.dataset, args.raw, out, media_check=not args.no_media_check,
-                allow_incomplete=args.allow_incomplete, workers=args.workers)
+                allow_incomplete=args.allow_incomplete, workers=args.workers,
+                strict_root=args.strict_root)
     print(f"{args.dataset}: {len(m)} samples -> {out}")
     for split, c in m.split_counts().items():
         print(f"  {split:5s} {c['samples']:6d} samples {c['patients']:6d} patients")
@@ -292,13 +296,12 @@ def cmd_prepare(args: argparse.Namespace) -> int:
 
 def cmd_embed(args: argparse.Namespace) -> int:
     from cardiobench.embed import finalize_cache
-    from cardiobench.manifest import Manifest
+    from cardiobench.manifest import read_manifests
 
     _init_distributed()
     encoder = _encoder(args)
     if args.finalize_only:
-        for path in _only_manifests(args.manifest):
-            m = Manifest.read(path)
+        for m in read_manifests(_only_manifests(args.manifest), args.raw):
             index = finalize_cache(m, encoder, args.cache, shard_size=args.shard_size)
             print(f"{m.dataset}: finalized {len(index)} samples")
         return 0
@@ -389,8 +392,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from cardiobench.protocols.evaluate import load_suite, run_suite
     from cardiobench.report.leaderboard import write_leaderboard
 
+    from cardiobench.atomic import claim_folder
+
     out = Path(args.out)
     t0 = time.perf_counter()
+    claim_folder(out, ".cardiobench-demo", "demo")
     print(f"[1/4] phantom suite ({args.scale}) -> {out / 'raw'}")
     roots = generate_phantom(out / "raw", scale=args.scale, seed=args.seed, layouts=args.datasets)
     print(f"[2/4] harmonising {len(roots)} download layout(s)")
@@ -582,6 +588,13 @@ def _add_extraction_args(p: argparse.ArgumentParser, shard: bool = True) -> None
                         "torchrun's rank)")
 
 
+def _add_raw_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--raw", action="append", metavar="[DATASET=]DIR",
+                   help="read the media from DIR instead of the download folder recorded at "
+                        "prepare (a moved download); DATASET=DIR per manifest when several are "
+                        "given (repeatable; recorded in the results)")
+
+
 def _add_cache_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cache", default=str(DEFAULT_CACHE),
                    help="embedding cache folder (default: $CARDIOBENCH_CACHE or "
@@ -630,6 +643,9 @@ def _parser_prepare(sub: Any) -> None:
                         "and decode it (faster; broken files then fail later, at embed)")
     p.add_argument("--workers", type=int, default=None,
                    help="threads for the media check (default: min(8, 2 x CPU cores))")
+    p.add_argument("--strict-root", action="store_true",
+                   help="a listed file that links to a file outside --raw is an unusable sample "
+                        "(default: a warning)")
     p.set_defaults(func=cmd_prepare)
 
 
@@ -657,6 +673,7 @@ def _parser_embed(sub: Any) -> None:
     p = sub.add_parser("embed", help="compute embeddings into the resumable cache (no scoring)")
     _add_encoder_args(p)
     p.add_argument("--manifest", nargs="+", required=True, metavar="CSV", help="manifest CSVs")
+    _add_raw_arg(p)
     _add_cache_arg(p)
     _add_extraction_args(p)
     p.add_argument("--finalize-only", action="store_true",
@@ -669,6 +686,7 @@ def _scoring_verb(sub: Any, name: str, help_: str, embeds: bool) -> argparse.Arg
     p = sub.add_parser(name, help=help_)
     _add_encoder_args(p)
     _add_scoring_args(p)
+    _add_raw_arg(p)
     _add_cache_arg(p)
     if embeds:
         _add_extraction_args(p)

@@ -11,7 +11,7 @@ that would corrupt a benchmark.
 from __future__ import annotations
 
 import logging
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Callable
 
 import pandas as pd
@@ -64,31 +64,48 @@ ALLOW_FLAG = "--allow-incomplete"
 
 def prepare(name: str, raw_root: str | Path, out_csv: str | Path | None = None, *,
             media_check: bool = True, allow_incomplete: bool = False,
-            workers: int | None = None) -> Manifest:
+            workers: int | None = None, strict_root: bool = False) -> Manifest:
     """Harmonise ``raw_root``, check its media, apply the unusable-sample policy, validate, write.
 
-    Unusable samples -- a bad label cell, a file that is missing, empty, unreadable or holds
-    fewer frames than promised -- stop preparation with a :class:`ManifestError` listing each
-    with its reason and naming :data:`ALLOW_FLAG`. With ``allow_incomplete`` they are left out of
-    the manifest and kept (``sample_id, split, path, reason``) in ``Manifest.excluded``, the
-    sidecar and ``<manifest>.problems.csv``. ``media_check=False`` (``--no-media-check``) only
-    checks that each file exists and is non-empty, without opening it. Dataset-level errors
-    (patient leakage, duplicate IDs, a missing column) always stop.
+    Unusable samples -- a bad or out-of-range label, a file that is missing, empty, unreadable
+    or holds fewer frames than promised -- stop preparation with a :class:`ManifestError`
+    listing each with its reason and naming :data:`ALLOW_FLAG`. With ``allow_incomplete`` they
+    are left out of the manifest and kept (``sample_id, split, path, reason``) in
+    ``Manifest.excluded``, the sidecar and ``<manifest>.problems.csv``. ``media_check=False``
+    (``--no-media-check``) only checks that each file exists and is non-empty, without decoding
+    it. Dataset-level errors (patient leakage, duplicate IDs, a missing column) always stop.
+
+    The manifest records the absolute, resolved ``raw_root`` and, per sample, the identity of
+    its file (``media_stat``, ``media_hash``: :mod:`cardiobench.io.identity`; the first and last
+    MiB of every file are read, also with ``--no-media-check``). A listed path whose letter case
+    differs from the file on disk (``X.AVI`` for ``X.avi``) is matched and recorded as a
+    warning; a listed file that is a link to a file outside ``raw_root`` is a warning, or an
+    unusable sample with ``strict_root``.
     """
-    from cardiobench.preprocessing.media import check_media, unlisted_files
+    from cardiobench.io.identity import identify_all
+    from cardiobench.preprocessing.media import (check_media, match_case, name_near_misses,
+                                                 outside_root, unlisted_files)
     from cardiobench.problems import log_summary
 
-    raw_root = Path(raw_root)
+    raw_root = Path(raw_root).expanduser()
     if not raw_root.exists():
         raise ManifestError(f"{name}: raw folder {raw_root} does not exist")
+    raw_root = raw_root.resolve()
     manifest = get_harmoniser(name)(raw_root)
+    manifest.root = str(raw_root)
     unusable = [p for p in manifest.problems if p.severity == "unusable"]
     others = [p for p in manifest.problems if p.severity != "unusable"]
+    unusable += _label_problems(manifest, unusable)
+    others += match_case(manifest)
     t = manifest.table
+    bad = _bad_rows(t, unusable)
+    for p in outside_root(Manifest(dataset=manifest.dataset, table=t[~bad], root=manifest.root),
+                          strict=strict_root):
+        (unusable if p.severity == "unusable" else others).append(p)
     bad = _bad_rows(t, unusable)
     intact = t[~bad].reset_index(drop=True)
     probe_set = Manifest(dataset=manifest.dataset, table=intact, root=manifest.root)
-    unusable += check_media(probe_set, decode=media_check, workers=workers)
+    unusable += name_near_misses(check_media(probe_set, decode=media_check, workers=workers))
     bad = _bad_rows(t, unusable)
     extra = unlisted_files(manifest, name)
     # one problem per file: the summary line counts them and names the first five
@@ -128,6 +145,10 @@ def prepare(name: str, raw_root: str | Path, out_csv: str | Path | None = None, 
                                 "write", unusable)
     manifest.problems = unusable + others
     check(manifest, check_files=False)
+    files = [raw_root / PurePosixPath(str(p)) for p in manifest.table["path"]]
+    ids = identify_all(files, workers=workers, desc=f"{name}: hashing media")
+    manifest.table["media_stat"] = pd.array([i.stat for i in ids], dtype="string")
+    manifest.table["media_hash"] = pd.array([i.hash for i in ids], dtype="string")
     # One line here; the per-kind summary is for whoever presents the result (the CLI prints
     # it), so no report appears twice.
     if manifest.problems:
@@ -138,6 +159,32 @@ def prepare(name: str, raw_root: str | Path, out_csv: str | Path | None = None, 
     if out_csv is not None:
         manifest.write(out_csv)
     return manifest
+
+
+#: label faults of a harmonised table that cost only their own sample
+_LABEL_KINDS = ("label_out_of_range", "label_not_numeric", "label_not_binary")
+
+
+def _label_problems(manifest: Manifest, known: list[Problem]) -> list[Problem]:
+    """An unusable problem per sample whose label is outside :data:`LABEL_RANGES` (or not a
+    number, or not 0/1), unless its harmoniser already named it (with its file and line).
+
+    The general rule behind each harmoniser's own checks: a label a harmoniser let through is
+    never a whole-dataset refusal naming a row of an internal table.
+    """
+    from cardiobench.manifest import validate
+
+    named = {str(p.sample_id) for p in known if p.sample_id is not None}
+    t = manifest.table
+    out = []
+    for p in validate(manifest, check_files=False):
+        if p.kind not in _LABEL_KINDS or p.sample_id is None or p.sample_id in named:
+            continue
+        path = t.at[p.row, "path"] if p.row is not None and "path" in t else None
+        where = f" (the label of {path})" if path is not None and not pd.isna(path) else ""
+        out.append(Problem(p.kind, f"{p.message}{where}", sample_id=p.sample_id, row=p.row,
+                           severity="unusable"))
+    return out
 
 
 def _bad_rows(table: pd.DataFrame, unusable: list[Problem]) -> "pd.Series[bool]":

@@ -1,7 +1,8 @@
 """Write the whole phantom suite: every registered layout under ``root/<folder>/``.
 
 Ground truth goes to ``root/_truth/<layout>.csv``, outside the raw roots, so each raw root holds
-exactly the files of the native download and nothing else.
+exactly the files of the native download and nothing else. ``root`` is marked with
+:data:`MARKER`; a non-empty ``root`` without it (a real download, say) is refused.
 """
 
 from __future__ import annotations
@@ -10,20 +11,23 @@ import logging
 from pathlib import Path
 from typing import Iterable
 
-from cardiobench.atomic import atomic_write_text
+from cardiobench.atomic import atomic_write_text, claim_folder
 from cardiobench.phantom.layouts import Scale, get_layout, write_layout
 from cardiobench.phantom.layouts.common import layout_seed
 
 log = logging.getLogger(__name__)
 
 TRUTH_FOLDER = "_truth"
+#: the file that marks a folder as written by the phantom generator
+MARKER = ".cardiobench-phantom"
 
 
 def generate_suite(root: str | Path, scale: str | Scale = "tiny", seed: int = 0,
                    datasets: Iterable[str] | None = None) -> dict[str, Path]:
     """Write every (or each named) layout under ``root``; return ``{layout: raw root}``.
 
-    An unknown name in ``datasets`` raises ``KeyError``. Each layout's seed is
+    An unknown name in ``datasets`` raises ``KeyError``; a non-empty ``root`` the phantom did not
+    write raises :class:`~cardiobench.atomic.OverwriteError`. Each layout's seed is
     :func:`~cardiobench.phantom.layouts.common.layout_seed` of its name, so adding a layout does
     not change the others.
     """
@@ -31,6 +35,9 @@ def generate_suite(root: str | Path, scale: str | Scale = "tiny", seed: int = 0,
 
     root = Path(root)
     names = list(layouts()) if datasets is None else list(datasets)
+    for name in names:
+        get_layout(name)  # an unknown name is refused before anything is written
+    claim_folder(root, MARKER, "phantom")
     out: dict[str, Path] = {}
     for name in names:
         _, folder = get_layout(name)
