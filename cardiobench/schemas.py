@@ -16,6 +16,8 @@ which only an optional column may hold). :func:`read_side_table` applies it:
   ends, a file in Windows-1252/latin-1 instead of UTF-8 (decoded as such, with a warning), a
   header row repeated inside the data (dropped, with a warning naming its lines), XLSX merged
   cells (each cell of a merged range takes the range's value, with a warning naming the range),
+  a workbook with several sheets (only the first is read: a warning names the others, and an
+  error about the first sheet's columns says which sheet was read and which exist),
   surrounding spaces in names and values, and values in another letter case (``train``/``TRAIN``);
 * **extra columns are ignored**: only declared columns are returned, so a download carrying more
   columns (or one of ours twice, e.g. TMED-2's ``SourceFolder``) never collides with them.

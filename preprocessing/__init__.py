@@ -11,7 +11,7 @@ that would corrupt a benchmark.
 from __future__ import annotations
 
 import logging
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Callable
 
 import pandas as pd
@@ -82,9 +82,8 @@ def prepare(name: str, raw_root: str | Path, out_csv: str | Path | None = None, 
     warning; a listed file that is a link to a file outside ``raw_root`` is a warning, or an
     unusable sample with ``strict_root``.
     """
-    from cardiobench.io.identity import identify_all
     from cardiobench.preprocessing.media import (check_media, match_case, name_near_misses,
-                                                 outside_root, unlisted_files)
+                                                 outside_root, record_identity, unlisted_files)
     from cardiobench.problems import log_summary
 
     raw_root = Path(raw_root).expanduser()
@@ -145,10 +144,7 @@ def prepare(name: str, raw_root: str | Path, out_csv: str | Path | None = None, 
                                 "write", unusable)
     manifest.problems = unusable + others
     check(manifest, check_files=False)
-    files = [raw_root / PurePosixPath(str(p)) for p in manifest.table["path"]]
-    ids = identify_all(files, workers=workers, desc=f"{name}: hashing media")
-    manifest.table["media_stat"] = pd.array([i.stat for i in ids], dtype="string")
-    manifest.table["media_hash"] = pd.array([i.hash for i in ids], dtype="string")
+    record_identity(manifest, workers)
     # One line here; the per-kind summary is for whoever presents the result (the CLI prints
     # it), so no report appears twice.
     if manifest.problems:

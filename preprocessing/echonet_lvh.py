@@ -75,7 +75,7 @@ def harmonise(raw_root: Path) -> Manifest:
     raw_root = Path(raw_root)
     source = raw_root / "MeasurementsList.csv"
     side = read_side_table(source, ECHONET_LVH_MEASUREMENTS)
-    m = side.table.assign(_line=side.line.to_numpy())
+    m = side.table.assign(source_line=side.line.to_numpy())
     errors: list[Problem] = []
     warnings: list[Problem] = [p for p in side.problems if p.severity == "warning"]
     unusable: list[Problem] = []
@@ -132,7 +132,7 @@ def harmonise(raw_root: Path) -> Manifest:
             unusable.append(Problem(
                 "label_out_of_range", f"{row.Calc} CalcValue = {row.CalcValue:g} cm is outside "
                 f"[{lo:g}, {hi:g}] cm", sample_id=str(row.HashedFileName), file=str(source),
-                line=int(row._line), severity="unusable"))
+                line=int(row.source_line), severity="unusable"))
     for calc, col in TARGETS.items():
         values = first[first["Calc"] == calc].set_index("HashedFileName")["CalcValue"]
         table[col] = table["sample_id"].map(values).astype(float)

@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from cardiobench.io import SUPPORTED_SUFFIXES, MediaError, probe, read_frames
 from cardiobench.io.capture import NativeStderr
-from cardiobench.io.identity import progress_stream
+from cardiobench.io.identity import identify_all, progress_stream
 from cardiobench.manifest import Manifest, Problem
 
 log = logging.getLogger(__name__)
@@ -233,3 +233,13 @@ def outside_root(manifest: Manifest, *, strict: bool = False) -> list[Problem]:
                            f"folder {root}; {what}", sample_id=sid, file=str(path),
                            severity="unusable" if strict else "warning"))
     return out
+
+
+def record_identity(manifest: Manifest, workers: int | None = None) -> None:
+    """Set ``media_stat`` and ``media_hash`` of every row (in place) from its file as it is
+    now (:mod:`cardiobench.io.identity`): what ``embed`` later checks the file against."""
+    root = manifest.media_root()
+    files = [root / PurePosixPath(str(p)) for p in manifest.table["path"]]
+    ids = identify_all(files, workers=workers, desc=f"{manifest.dataset}: hashing media")
+    manifest.table["media_stat"] = pd.array([i.stat for i in ids], dtype="string")
+    manifest.table["media_hash"] = pd.array([i.hash for i in ids], dtype="string")

@@ -33,11 +33,12 @@ def import_published(csv_path: str | Path, raw_root: str | Path,
     """Manifest whose splits and labels come from a published split CSV.
 
     Every CSV row is checked against the raw download (file present, IDs, frame counts and
-    annotated frame consistent with the files; no patient in two splits); any mismatch raises
+    annotated frame consistent with the files; no patient in two splits); the root is stored
+    absolute and each file's identity recorded, as ``prepare`` does; any mismatch raises
     :class:`ManifestError` naming the row. The CSV's SHA-256 is recorded in ``split_rule`` and
     compared with the spec's: a different file is reported as a warning problem.
     """
-    csv_path, raw_root = Path(csv_path), Path(raw_root)
+    csv_path, raw_root = Path(csv_path), Path(raw_root).expanduser().resolve()
     if dataset not in IMPORTERS:
         raise KeyError(f"no published-CSV importer for {dataset!r}; known: {sorted(IMPORTERS)}")
     if not csv_path.is_file():
@@ -57,7 +58,11 @@ def import_published(csv_path: str | Path, raw_root: str | Path,
                                 f"{expected_sha}; splits may differ from the benchmark",
                                 severity="warning"))
     log.info("%s: imported %d rows from %s (sha256 %s)", dataset, len(table), csv_path, sha[:12])
-    return Manifest(dataset=dataset, table=table, root=str(raw_root),
-                    split_rule={"rule": "published_csv", "csv": str(csv_path), "sha256": sha,
-                                "published_sha256": expected_sha},
-                    source={"published_csv": csv_path.name}, problems=problems)
+    m = Manifest(dataset=dataset, table=table, root=str(raw_root),
+                 split_rule={"rule": "published_csv", "csv": str(csv_path), "sha256": sha,
+                             "published_sha256": expected_sha},
+                 source={"published_csv": csv_path.name}, problems=problems)
+    from cardiobench.preprocessing.media import record_identity
+
+    record_identity(m)  # what embed checks each file against (cardiobench.io.identity)
+    return m

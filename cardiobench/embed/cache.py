@@ -5,9 +5,10 @@ Layout, for one dataset under one encoder fingerprint::
     <cache_root>/<dataset>/<fingerprint[:16]>/
         meta.json                    encoder description, sampling, shard plan hash and size,
                                      and (after finalize) every shard's SHA-256
-        shards/shard-s64-00000.npz   one per plan shard: per sample its ID, signature, clip
-                                     vector, frames+offsets and frame indices; failed samples
-                                     with reason, kind and the file identity they failed on
+        shards/shard-s64-00000.npz   one per plan shard: per sample its ID, signature (path,
+                                     frame hints, content hash of the file), clip vector,
+                                     frames+offsets and frame indices; failed samples with
+                                     reason, kind and the file identity they failed on
         shards/shard-s64-00000.npz.sha256   the shard's SHA-256, written at commit
         index.csv                    (after finalize) sample_id, status (ok|failed), shard, kind,
                                      reason

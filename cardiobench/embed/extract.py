@@ -601,6 +601,13 @@ def extract(manifest: Manifest, encoder: Encoder, cache_root: str | Path, *,
     cache was built with (64 for a new cache); another size re-packs the stored vectors. A
     failed sample whose file changed since it failed is retried. ``on_shard(k)`` is called after
     each committed shard (used by tests to inject failures).
+
+    Every file is first checked against the identity ``prepare`` recorded (:func:`media_now`):
+    the cache keys each sample on the bytes on disk now, so a file with other bytes is embedded
+    again (and only that sample), with a warning and a record in ``meta.json``
+    (``media_changed_since_prepare``); ``report.media_changed`` lists them. Samples that must be
+    decoded need the download folder to exist (:meth:`Manifest.media_root`); a finished cache
+    is reused without it.
     """
     t0 = time.perf_counter()
     num_workers = default_workers() if num_workers is None else num_workers
