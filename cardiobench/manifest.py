@@ -185,9 +185,10 @@ class Manifest:
         if not self.root:
             raise ManifestError(f"{self.dataset}: the manifest records no download folder"
                                 f"{where}; {way}")
+        from_sidecar = bool(self.root_origin) and "given_root" not in self.root_origin
         root = Path(self.root).expanduser()
         if not root.is_absolute():
-            if self.csv_path and "given_root" not in self.root_origin:
+            if from_sidecar:  # in memory, a relative root means the current folder, as typed
                 raise ManifestError(
                     f"{self.dataset}: the sidecar {sidecar_path(self.csv_path)} records the "
                     f"download folder as the relative path {self.root!r} (an older cardiobench "
@@ -195,8 +196,8 @@ class Manifest:
                     f"runs in (now {Path.cwd()}); {way}")
             root = root.resolve()
         if must_exist and not root.is_dir():
-            recorded = f"recorded in {sidecar_path(self.csv_path)} at prepare" \
-                if self.csv_path and "given_root" not in self.root_origin else "given"
+            recorded = (f"recorded in {sidecar_path(self.csv_path)} at prepare" if from_sidecar
+                        else "given")
             raise ManifestError(
                 f"{self.dataset}: the download folder {root} ({recorded}) does not exist: the "
                 f"download was moved, renamed or is on another machine; {way} (the files are "
