@@ -71,7 +71,7 @@ def _job(args: argparse.Namespace, encoder: Any) -> Any:
     out = args.out or args.results or "results"
     return Job.from_paths(_manifest_paths(args), encoder, args.cache, out, suite=args.suite,
                           tasks=args.tasks, protocols=args.protocols, ci=args.ci,
-                          options=_options(args))
+                          raw=args.raw, options=_options(args))
 
 
 def _print_embedded(embedded: Sequence[Any]) -> None:
@@ -116,7 +116,7 @@ def cmd_prepare(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else DEFAULT_MANIFESTS / f"{args.dataset}.csv"
     m = prepare(default_catalogue().dataset(args.dataset), args.raw, out,
                 media_check=not args.no_media_check, allow_incomplete=args.allow_incomplete,
-                workers=args.workers)
+                workers=args.workers, strict_root=args.strict_root)
     print(prepare_summary(m, out))
     return 0
 
@@ -215,6 +215,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    from cardiobench.atomic import claim_folder
     from cardiobench.catalogue import default_catalogue
     from cardiobench.encoders import build_encoder
     from cardiobench.job import Job, generate_phantom, prepare_all
@@ -223,6 +224,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from cardiobench.suite import load_suite, suite_entries
 
     out, t0 = Path(args.out), time.perf_counter()
+    claim_folder(out, ".cardiobench-demo", "demo")
     print(f"[1/4] phantom suite ({args.scale}) -> {out / 'raw'}")
     roots = generate_phantom(out / "raw", args.datasets, args.scale, args.seed)
     print(f"[2/4] harmonising {len(roots)} download layout(s)")

@@ -100,6 +100,13 @@ def _extraction_args(p: argparse.ArgumentParser, shard: bool = True) -> None:
                         "torchrun's rank)")
 
 
+def _raw_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--raw", action="append", metavar="[DATASET=]DIR",
+                   help="read the media from DIR instead of the download folder recorded at "
+                        "prepare (a moved download); DATASET=DIR per manifest when several are "
+                        "given (repeatable; recorded in the results)")
+
+
 def _cache_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cache", default=str(DEFAULT_CACHE),
                    help="embedding cache folder (default: $CARDIOBENCH_CACHE or .cardiobench/cache)")
@@ -116,6 +123,7 @@ def _scoring_args(p: argparse.ArgumentParser) -> None:
                    help="only these tasks, e.g. 'echonet_*/ef' (`cardiobench catalogue tasks`)")
     p.add_argument("--protocols", nargs="+", metavar="GLOB",
                    help="only these protocols (`cardiobench catalogue protocols`)")
+    _raw_arg(p)
     p.add_argument("--ci", choices=["patient", "reference"],
                    help="bootstrap CIs: patient (the suite's default) or reference (the published "
                         "evaluators' row bootstrap, to compare with the paper)")
@@ -144,6 +152,9 @@ def _verbs(sub: Any) -> None:
     p.add_argument("--workers", type=int, default=None,
                    help="threads for the media check; 0 = in the calling thread (default: "
                         "min(8, 2 x CPU cores))")
+    p.add_argument("--strict-root", action="store_true",
+                   help="a listed file that links to a file outside --raw is an unusable sample "
+                        "(default: a warning)")
 
     p = sub.add_parser("splits", help="verify, export, import or show split manifests")
     ssub = p.add_subparsers(dest="splits_cmd", required=True)
@@ -164,6 +175,7 @@ def _verbs(sub: Any) -> None:
     p = sub.add_parser("embed", help="compute embeddings into the resumable cache (no scoring)")
     _encoder_args(p)
     _manifest_arg(p)
+    _raw_arg(p)
     _cache_arg(p)
     _extraction_args(p)
     p.add_argument("--finalize-only", action="store_true",

@@ -73,6 +73,10 @@ class DatasetEmbedding:
         if rep.retried:
             lines.append(f"  retried {len(rep.retried)} previously failed sample(s) whose file "
                          "changed")
+        if rep.media_changed:
+            lines.append(f"  {len(rep.media_changed)} file(s) changed since prepare were embedded "
+                         f"from their current bytes (listed in {Path(rep.cache_dir) / 'meta.json'})"
+                         "; their labels come from the old prepare: rerun `cardiobench prepare`")
         if rep.finalized and rep.n_failed:
             lines.append(f"  failures per split (details: {Path(rep.cache_dir) / 'failures.csv'}):")
             lines += [f"    {row.split:5s} {row.failed:6d} of {row.samples:6d} failed  {row.kinds}"
@@ -107,18 +111,22 @@ class JobOutcome:
         return not self.unusable and not self.failed and (not self.scored or bool(self.results))
 
 
-def read_manifests(paths: Sequence[str | Path]) -> dict[str, Manifest]:
+def read_manifests(paths: Sequence[str | Path],
+                   raw: Sequence[str] | None = None) -> dict[str, Manifest]:
     """``{dataset: manifest}`` of the manifest CSVs among ``paths`` (a folder means its
-    manifests), each validated; one dataset given twice is refused, naming both files."""
-    out: dict[str, Manifest] = {}
+    manifests), each validated, each reading its media from the folder ``raw`` gives it
+    (``--raw [DATASET=]DIR``, a moved download) or else the one its sidecar records; one dataset
+    given twice is refused, naming both files."""
+    from cardiobench.manifest import read_manifests as read_each
+
     files = manifest_csvs(paths)
     if not files:
         raise FileNotFoundError(f"no manifest CSV in {', '.join(map(str, paths))}")
-    for path in files:
-        m = Manifest.read(path)
+    out: dict[str, Manifest] = {}
+    for m in read_each(files, raw):
         if m.dataset in out:
             raise ManifestError(f"dataset {m.dataset!r} is given twice: {out[m.dataset].path} "
-                                f"and {path}; pass one manifest per dataset")
+                                f"and {m.path}; pass one manifest per dataset")
         out[m.dataset] = m
     return out
 
@@ -152,15 +160,17 @@ class Job:
                    results_dir: str | Path | None = None, *, catalogue: Catalogue | None = None,
                    suite: str | Path | Mapping[str, Any] | None = None,
                    tasks: Sequence[str] | None = None, protocols: Sequence[str] | None = None,
-                   ci: str | None = None, options: EmbedOptions | None = None) -> "Job":
+                   ci: str | None = None, raw: Sequence[str] | None = None,
+                   options: EmbedOptions | None = None) -> "Job":
         """A job over the manifests at ``paths``, scoring the suite narrowed by ``tasks`` and
-        ``protocols`` globs (``ci`` overrides the suite's bootstrap mode)."""
+        ``protocols`` globs (``ci`` overrides the suite's bootstrap mode; ``raw`` points
+        manifests at moved downloads, as :func:`read_manifests`)."""
         catalogue = catalogue or default_catalogue()
         spec = dict(suite) if isinstance(suite, Mapping) else load_suite(suite)
         if ci:
             spec["ci"] = ci
         entries = suite_entries(spec, catalogue, tasks, protocols)
-        return cls(read_manifests(paths), encoder, cache_root, results_dir, catalogue=catalogue,
+        return cls(read_manifests(paths, raw), encoder, cache_root, results_dir, catalogue=catalogue,
                    entries=entries, options=options)
 
     # -- embed -------------------------------------------------------------------------------

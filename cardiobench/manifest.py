@@ -6,15 +6,31 @@ holding the schema version, dataset name, source root, split rule and split fing
 Row schema (see ``COLUMNS``): identifiers (``sample_id`` unique in the dataset and equal to the ID
 the published evaluators join on; ``patient_id`` the unit of splitting and bootstrapping; optional
 ``study_id``), ``split`` in {train, val, test}, ``path`` (POSIX, relative to the dataset root),
-``view``, frame hints, labels and subgroup columns. Missing optional values are empty cells (NaN).
+``view``, frame hints, labels and subgroup columns, and the identity of each media file as
+``prepare`` read it (``media_stat``, ``media_hash``: see :mod:`cardiobench.io.identity`). Missing
+optional values are empty cells (NaN).
+
+**The pair.** The CSV and its sidecar are one unit: :meth:`Manifest.write` writes both (and the
+problems report) to temporary files and only then moves them into place, and the sidecar records
+the SHA-256 of the CSV's bytes (``table_sha256``), so a table paired with a sidecar it was not
+written with (an interrupted ``prepare``, a copy, an edit) is refused on read. A sidecar without
+``table_sha256`` (written by an older cardiobench) is read with a warning: its pairing cannot be
+checked, and rerunning ``prepare`` records it.
+
+**The root.** The sidecar holds the absolute, resolved download folder. ``Manifest.read(csv,
+root=DIR)`` (``--raw DIR`` on ``embed``/``run``) reads the media from another folder instead;
+both are recorded (:meth:`Manifest.provenance`). A relative root in an older sidecar is refused
+wherever media are read, since it would be resolved against whatever folder the command runs in.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import logging
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, Iterable
@@ -22,7 +38,7 @@ from typing import Any, Iterable
 import numpy as np
 import pandas as pd
 
-from cardiobench.atomic import atomic_write_text
+from cardiobench.atomic import atomic_write_files
 
 log = logging.getLogger(__name__)
 
@@ -64,13 +80,19 @@ REGRESSION_LABELS = tuple(n for n, lab in LABELS.items() if lab.kind == "value")
 BINARY_LABELS = tuple(n for n, lab in LABELS.items() if lab.kind == "binary")
 LABEL_COLUMNS = tuple(LABELS)
 SUBGROUP_COLUMNS = ("sex", "age", "bmi", "image_quality", "modality")
-COLUMNS = ID_COLUMNS + CORE_COLUMNS + FRAME_COLUMNS + LABEL_COLUMNS + SUBGROUP_COLUMNS
+#: what ``prepare`` read: stat key and content hash of each media file (cardiobench.io.identity)
+MEDIA_COLUMNS = ("media_stat", "media_hash")
+COLUMNS = (ID_COLUMNS + CORE_COLUMNS + FRAME_COLUMNS + LABEL_COLUMNS + SUBGROUP_COLUMNS
+           + MEDIA_COLUMNS)
+
+#: a dataset name: it names cache and results folders, so it may never hold a path
+DATASET_NAME = re.compile(r"[A-Za-z0-9_]+")
 
 #: Physically possible label ranges (closed intervals), from :data:`LABELS`.
 LABEL_RANGES: dict[str, tuple[float, float]] = {n: lab.range for n, lab in LABELS.items()}
 
 _STRING_COLUMNS = ("sample_id", "patient_id", "study_id", "split", "path", "view", "sex",
-                   "image_quality", "modality")
+                   "image_quality", "modality") + MEDIA_COLUMNS
 
 
 class ManifestError(ValueError):
@@ -137,8 +159,11 @@ class Manifest:
     problems: list[Problem] = field(default_factory=list)
     #: samples ``prepare --allow-incomplete`` set aside: ``sample_id, split, path, reason``
     excluded: pd.DataFrame = field(default_factory=_empty_excluded)
-    #: the CSV this manifest was read from or last written to (None for one built in memory)
-    path: Path | None = field(default=None, compare=False)
+    #: the CSV this manifest was read from ("" when built in memory)
+    csv_path: str = ""
+    #: where ``root`` came from: ``sidecar_root`` (as recorded) and, when the reader gave
+    #: another folder, ``given_root``
+    root_origin: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.table = normalise_table(self.table)
@@ -148,6 +173,11 @@ class Manifest:
 
     def __len__(self) -> int:
         return len(self.table)
+
+    @property
+    def path(self) -> Path | None:
+        """The CSV this manifest was read from or last written to (None when built in memory)."""
+        return Path(self.csv_path) if self.csv_path else None
 
     @property
     def fingerprint(self) -> str:
@@ -166,6 +196,47 @@ class Manifest:
     def resolve(self, path: str) -> Path:
         """Absolute path of a manifest ``path`` value."""
         return Path(self.root) / PurePosixPath(path)
+
+    def media_root(self, must_exist: bool = False) -> Path:
+        """The absolute folder the ``path`` values are relative to.
+
+        Raises :class:`ManifestError` with the way on when there is none, when a sidecar
+        recorded it relative (ambiguous: it would be read from the current folder), or, with
+        ``must_exist``, when the folder is absent (a moved download).
+        """
+        where = f" (sidecar {sidecar_path(self.csv_path)})" if self.csv_path else ""
+        way = ("point at the download with `--raw DIR` on embed/run (library: "
+               "Manifest.read(csv, root=DIR)), or rerun `cardiobench prepare`")
+        if not self.root:
+            raise ManifestError(f"{self.dataset}: the manifest records no download folder"
+                                f"{where}; {way}")
+        from_sidecar = bool(self.root_origin) and "given_root" not in self.root_origin
+        root = Path(self.root).expanduser()
+        if not root.is_absolute():
+            if from_sidecar:  # in memory, a relative root means the current folder, as typed
+                raise ManifestError(
+                    f"{self.dataset}: the sidecar {sidecar_path(self.csv_path)} records the "
+                    f"download folder as the relative path {self.root!r} (an older cardiobench "
+                    "stored it as typed), which would be read from whatever folder this command "
+                    f"runs in (now {Path.cwd()}); {way}")
+            root = root.resolve()
+        if must_exist and not root.is_dir():
+            recorded = (f"recorded in {sidecar_path(self.csv_path)} at prepare" if from_sidecar
+                        else "given")
+            raise ManifestError(
+                f"{self.dataset}: the download folder {root} ({recorded}) does not exist: the "
+                f"download was moved, renamed or is on another machine; {way} (the files are "
+                "checked against the content hashes recorded at prepare)")
+        return root
+
+    def provenance(self) -> dict[str, Any]:
+        """Where the media were read from, for results: ``manifest_root`` and, when a reader
+        gave another folder than the sidecar's, ``sidecar_root`` beside it."""
+        out: dict[str, Any] = {"manifest_root": str(self.root)}
+        if "given_root" in self.root_origin:
+            out["sidecar_root"] = self.root_origin.get("sidecar_root", "")
+            out["root_given"] = True
+        return out
 
     def sidecar(self) -> dict[str, Any]:
         """The JSON sidecar content."""
@@ -191,7 +262,9 @@ class Manifest:
         return {str(k): int(v) for k, v in splits.value_counts().sort_index().items()}
 
     def write(self, csv_path: str | Path) -> Path:
-        """Write ``<csv_path>``, its sidecar ``<stem>.json`` and ``<stem>.problems.csv`` atomically.
+        """Write ``<csv_path>``, its sidecar ``<stem>.json`` and ``<stem>.problems.csv`` as one
+        unit: all three are written to temporary files first and moved into place only when
+        every one is complete, and the sidecar records the CSV's SHA-256 (``table_sha256``).
 
         The problems CSV (one row per problem and per set-aside sample) is written only when
         there is something in it; a stale one from an earlier run is replaced by an empty table.
@@ -200,26 +273,31 @@ class Manifest:
         if csv_path.suffix.lower() == ".json":
             raise ManifestError(f"manifest path {csv_path} ends in .json: that name belongs to "
                                 "a manifest's sidecar; give a .csv path")
-        csv_path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(csv_path, self.table.to_csv(index=False))
-        atomic_write_text(sidecar_path(csv_path), json.dumps(self.sidecar(), indent=2, default=str))
+        table = self.table.to_csv(index=False).encode("utf-8")
+        side = {**self.sidecar(), "table_sha256": hashlib.sha256(table).hexdigest()}
+        files = {csv_path: table,
+                 sidecar_path(csv_path): json.dumps(side, indent=2, default=str).encode("utf-8")}
         problems = problems_path(csv_path)
         if self.problems or len(self.excluded) or problems.exists():
-            atomic_write_text(problems, problems_table(self.problems).to_csv(index=False))
-        self.path = csv_path
+            files[problems] = problems_table(self.problems).to_csv(index=False).encode("utf-8")
+        atomic_write_files(files)
+        self.csv_path = str(csv_path)
         return csv_path
 
     @classmethod
     def read(cls, csv_path: str | Path, *, validate: bool = True,
-             check_sidecar_split: bool = True) -> "Manifest":
+             check_sidecar_split: bool = True, root: str | Path | None = None) -> "Manifest":
         """Read a manifest CSV and its sidecar, validated as ``prepare`` validates.
 
         Refused with :class:`ManifestError` naming the rows (1-based CSV lines): a missing or
         unparsable file, a missing sidecar or one for another table (dataset, sample count, split
-        fingerprint), duplicate ``sample_id``, a patient in two splits, an unknown split value,
+        fingerprint, SHA-256 of the table), a sidecar ``dataset`` that is not a name (letters,
+        digits, ``_``), duplicate ``sample_id``, a patient in two splits, an unknown split value,
         an absolute or escaping path, a label outside its range. ``check_sidecar_split=False``
-        accepts a split edited after ``prepare`` (``splits verify`` reports such edits itself);
-        ``validate=False`` skips every content check (for repair tools only).
+        accepts a table edited after ``prepare`` (``splits verify`` reports split edits itself);
+        ``validate=False`` skips every content check (for repair tools only). ``root`` reads the
+        media from that folder instead of the sidecar's (a moved download); both are kept in
+        :attr:`root_origin` and :meth:`provenance`.
         """
         csv_path = Path(csv_path)
         if not csv_path.exists():
@@ -227,7 +305,8 @@ class Manifest:
         if csv_path.suffix.lower() == ".json":
             raise ManifestError(f"{csv_path} is a sidecar; pass the manifest CSV beside it")
         try:
-            table = pd.read_csv(csv_path, dtype={c: "string" for c in _STRING_COLUMNS},
+            data = csv_path.read_bytes()
+            table = pd.read_csv(io.BytesIO(data), dtype={c: "string" for c in _STRING_COLUMNS},
                                 keep_default_na=True)
         except Exception as exc:  # pandas raises many types for malformed CSVs
             raise ManifestError(f"cannot parse manifest {csv_path}: {exc}") from exc
@@ -251,17 +330,81 @@ class Manifest:
             raise ManifestError(f"manifest {csv_path} has no sidecar {side}: a manifest is the CSV "
                                 "plus the JSON `cardiobench prepare` writes beside it (dataset, "
                                 "root the paths are relative to, split rule); rerun prepare")
+        if "dataset" in meta and not (isinstance(meta["dataset"], str)
+                                      and DATASET_NAME.fullmatch(meta["dataset"])):
+            raise ManifestError(f"sidecar {side} of manifest {csv_path}: dataset "
+                                f"{meta['dataset']!r} is not a dataset name (letters, digits and "
+                                "_ only; it names the cache and results folders, so it may not "
+                                "hold a path); rerun `cardiobench prepare`")
         known = set(Problem.__dataclass_fields__)
         problems = [Problem(**{k: v for k, v in p.items() if k in known})
                     for p in meta.get("problems", [])]
         excluded = pd.DataFrame(meta.get("excluded") or [], columns=list(EXCLUDED_COLUMNS))
+        sidecar_root = str(meta.get("root", "") or "")
+        origin = {"sidecar_root": sidecar_root}
+        if root is not None:
+            given = Path(root).expanduser().resolve()
+            if not given.is_dir():
+                raise ManifestError(f"{csv_path}: the download folder given for it, {root}, "
+                                    "does not exist")
+            origin["given_root"] = str(given)
+            log.info("%s: reading media from %s (the sidecar records %s)", csv_path, given,
+                     sidecar_root or "none")
         m = cls(dataset=meta.get("dataset", csv_path.stem), table=table,
-                root=meta.get("root", ""), split_rule=meta.get("split_rule", {}),
-                source=meta.get("source", {}), problems=problems, excluded=excluded)
+                root=origin.get("given_root", sidecar_root),
+                split_rule=meta.get("split_rule", {}), source=meta.get("source", {}),
+                problems=problems, excluded=excluded, csv_path=str(csv_path),
+                root_origin=origin)
         if validate:
-            _check_read(m, csv_path, meta, check_sidecar_split)
-        m.path = csv_path
+            _check_read(m, csv_path, meta, check_sidecar_split,
+                        hashlib.sha256(data).hexdigest())
         return m
+
+
+def root_overrides(values: Iterable[str] | None) -> dict[str | None, str]:
+    """``--raw`` values → ``{dataset or None: folder}``: ``DATASET=DIR`` for one dataset, a bare
+    ``DIR`` for the only manifest of the command. A dataset given twice is refused."""
+    out: dict[str | None, str] = {}
+    for value in values or []:
+        name, sep, folder = str(value).partition("=")
+        key: str | None = name if sep and DATASET_NAME.fullmatch(name) else None
+        folder = folder if key is not None else str(value)
+        if key in out:
+            raise ManifestError(f"--raw given twice for {key or 'the manifest'}: {out[key]!r} "
+                                f"and {folder!r}")
+        out[key] = folder
+    return out
+
+
+def read_manifests(paths: Iterable[str | Path], raw: Iterable[str] | None = None,
+                   **kwargs: Any) -> list[Manifest]:
+    """Read every manifest, each from its own download folder where ``raw`` (``--raw`` values,
+    see :func:`root_overrides`) gives one; a bare folder needs exactly one manifest, and a
+    ``DATASET=DIR`` naming no manifest given is refused."""
+    paths = list(paths)
+    roots = root_overrides(raw)
+    if None in roots and len(paths) != 1:
+        raise ManifestError(f"--raw {roots[None]} without a dataset name needs exactly one "
+                            f"manifest, got {len(paths)}; write --raw DATASET=DIR per manifest")
+    out = []
+    for p in paths:
+        given = roots.get(_sidecar_dataset(p), roots.get(None))
+        out.append(Manifest.read(p, root=given, **kwargs))
+    unknown = sorted(k for k in roots if k is not None and k not in {m.dataset for m in out})
+    if unknown:
+        raise ManifestError(f"--raw names dataset(s) {unknown} that no manifest given is for "
+                            f"(manifests: {sorted(m.dataset for m in out)})")
+    return out
+
+
+def _sidecar_dataset(csv_path: str | Path) -> str | None:
+    """The ``dataset`` a manifest's sidecar names (None if it cannot be read: the full read
+    that follows names the fault)."""
+    try:
+        meta = json.loads(sidecar_path(csv_path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return meta.get("dataset") if isinstance(meta, dict) else None
 
 
 def sidecar_path(csv_path: str | Path) -> Path:
@@ -303,11 +446,30 @@ def problems_table(problems: Iterable[Problem]) -> pd.DataFrame:
     return pd.DataFrame([{c: p.to_dict()[c] for c in cols} for p in problems], columns=cols)
 
 
+_UNPAIRED_WARNED: set[str] = set()
+
+
 def _check_read(m: Manifest, csv_path: Path, meta: dict[str, Any],
-                check_sidecar_split: bool) -> None:
+                check_sidecar_split: bool, table_sha256: str) -> None:
     """Refuse a manifest read from disk that ``prepare`` would not have written."""
     side = sidecar_path(csv_path)
     errors: list[Problem] = []
+    recorded = meta.get("table_sha256")
+    if not recorded:
+        if str(csv_path) not in _UNPAIRED_WARNED:
+            _UNPAIRED_WARNED.add(str(csv_path))
+            log.warning("%s records no SHA-256 of %s (written by an older cardiobench): that "
+                        "the two belong together cannot be checked; rerun `cardiobench prepare` "
+                        "to record it", side, csv_path)
+    elif recorded != table_sha256:
+        msg = (f"{csv_path} is not the table {side} was written with (SHA-256 "
+               f"{table_sha256[:12]}…, the sidecar records {recorded[:12]}…): an interrupted "
+               "prepare, a table copied from another manifest, or an edit after prepare; rerun "
+               "`cardiobench prepare`")
+        if check_sidecar_split:
+            errors.append(Problem("sidecar_mismatch", msg, file=str(side)))
+        else:
+            log.warning("%s", msg)
     n = meta.get("n_samples")
     if n is not None and int(n) != len(m.table):
         errors.append(Problem("sidecar_mismatch", f"{side} says {n} samples, the CSV holds "

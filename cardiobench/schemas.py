@@ -16,6 +16,8 @@ which only an optional column may hold). :func:`read_side_table` applies it:
   ends, a file in Windows-1252/latin-1 instead of UTF-8 (decoded as such, with a warning), a
   header row repeated inside the data (dropped, with a warning naming its lines), XLSX merged
   cells (each cell of a merged range takes the range's value, with a warning naming the range),
+  a workbook with several sheets (only the first is read: a warning names the others, and an
+  error about the first sheet's columns says which sheet was read and which exist),
   surrounding spaces in names and values, and values in another letter case (``train``/``TRAIN``);
 * **extra columns are ignored**: only declared columns are returned, so a download carrying more
   columns (or one of ours twice, e.g. TMED-2's ``SourceFolder``) never collides with them.
@@ -151,6 +153,9 @@ def _read_xlsx(path: Path, problems: list[Problem]) -> list[list[str]]:
     except Exception as exc:  # zipfile/openpyxl raise many types for a corrupt workbook
         raise ManifestError(f"cannot read workbook {path}: {type(exc).__name__}: {exc}") from exc
     ws = wb.worksheets[0]
+    if len(wb.sheetnames) > 1:
+        problems.append(Problem("other_sheets_ignored", _sheet_note(wb.sheetnames),
+                                file=str(path), severity="warning"))
     grid = [list(r) for r in ws.iter_rows(values_only=True)]
     for rng in list(ws.merged_cells.ranges):
         value = grid[rng.min_row - 1][rng.min_col - 1] if rng.min_row <= len(grid) else None
@@ -163,6 +168,12 @@ def _read_xlsx(path: Path, problems: list[Problem]) -> list[list[str]]:
                                     f"the value {_cell(value)!r} of {rng.start_cell.coordinate}",
                                     file=str(path), line=rng.min_row, severity="warning"))
     return [[_cell(v) for v in row] for row in grid]
+
+
+def _sheet_note(names: list[str]) -> str:
+    """What a reader of a several-sheet workbook must know: only the first sheet is read."""
+    return (f"only the first sheet, {names[0]!r}, of the workbook was read; it also has sheets "
+            f"{names[1:]}: the labels must be on the first sheet")
 
 
 def _read_csv(path: Path, problems: list[Problem]) -> list[list[str]]:
@@ -268,8 +279,15 @@ def read_side_table(path: str | Path, schema: TableSchema) -> SideTable:
     """Read ``path`` (CSV or XLSX) against ``schema``; see the module docstring for the rules."""
     path = Path(path)
     problems: list[Problem] = []
-    header, rows, lines = read_rows(path, problems)
-    index, families = _resolve_columns(path, schema, header)
+    try:
+        header, rows, lines = read_rows(path, problems)
+        index, families = _resolve_columns(path, schema, header)
+    except ManifestError as exc:
+        # data on another sheet than the first: say which sheet was read, and which exist
+        note = [p.message for p in problems if p.kind == "other_sheets_ignored"]
+        if note:
+            raise ManifestError(f"{exc}; {note[0]}") from exc
+        raise
     members = [(c, c) for c in schema.columns if c.name in index]
     for fam in schema.families:
         members += [(Column(h, fam.column.type, fam.column.allowed, fam.column.range,

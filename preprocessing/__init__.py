@@ -43,34 +43,51 @@ ALLOW_FLAG = "--allow-incomplete"
 
 def prepare(dataset: Preparable, raw_root: str | Path, out_csv: str | Path | None = None, *,
             media_check: bool = True, allow_incomplete: bool = False,
-            workers: int | None = None) -> Manifest:
+            workers: int | None = None, strict_root: bool = False) -> Manifest:
     """Harmonise ``raw_root``, check its media, apply the unusable-sample policy, validate, write.
 
-    Unusable samples -- a bad label cell, a file that is missing, empty, unreadable or holds
-    fewer frames than promised -- stop preparation with a :class:`ManifestError` listing each
-    with its reason and naming :data:`ALLOW_FLAG`. With ``allow_incomplete`` they are left out of
-    the manifest and kept (``sample_id, split, path, reason``) in ``Manifest.excluded``, the
-    sidecar and ``<manifest>.problems.csv``. ``media_check=False`` (``--no-media-check``) only
-    checks that each file exists and is non-empty, without opening it. Dataset-level errors
-    (patient leakage, duplicate IDs, a missing column) always stop.
+    Unusable samples -- a bad or out-of-range label, a file that is missing, empty, unreadable
+    or holds fewer frames than promised -- stop preparation with a :class:`ManifestError`
+    listing each with its reason and naming :data:`ALLOW_FLAG`. With ``allow_incomplete`` they
+    are left out of the manifest and kept (``sample_id, split, path, reason``) in
+    ``Manifest.excluded``, the sidecar and ``<manifest>.problems.csv``. ``media_check=False``
+    (``--no-media-check``) only checks that each file exists and is non-empty, without decoding
+    it. Dataset-level errors (patient leakage, duplicate IDs, a missing column) always stop.
+
+    The manifest records the absolute, resolved ``raw_root`` and, per sample, the identity of
+    its file (``media_stat``, ``media_hash``: :mod:`cardiobench.io.identity`; the first and last
+    MiB of every file are read, also with ``--no-media-check``). A listed path whose letter case
+    differs from the file on disk (``X.AVI`` for ``X.avi``) is matched and recorded as a
+    warning; a listed file that is a link to a file outside ``raw_root`` is a warning, or an
+    unusable sample with ``strict_root``.
     """
-    from cardiobench.preprocessing.media import check_media, unlisted_files
+    from cardiobench.io.identity import record_identity
+    from cardiobench.preprocessing.media import (check_media, match_case, name_near_misses,
+                                                 outside_root, unlisted_files)
     from cardiobench.problems import log_summary
 
     name = dataset.name
-    raw_root = Path(raw_root)
+    raw_root = Path(raw_root).expanduser()
     if not raw_root.exists():
         raise ManifestError(f"{name}: raw folder {raw_root} does not exist")
+    raw_root = raw_root.resolve()
     if out_csv is not None:
         refuse_manifest_out(Path(out_csv), raw_root)
     manifest = dataset.harmonise(raw_root, dataset.spec())
+    manifest.root = str(raw_root)
     unusable = [p for p in manifest.problems if p.severity == "unusable"]
     others = [p for p in manifest.problems if p.severity != "unusable"]
+    unusable += _label_problems(manifest, unusable)
+    others += match_case(manifest)
     t = manifest.table
+    bad = _bad_rows(t, unusable)
+    for p in outside_root(Manifest(dataset=manifest.dataset, table=t[~bad], root=manifest.root),
+                          strict=strict_root):
+        (unusable if p.severity == "unusable" else others).append(p)
     bad = _bad_rows(t, unusable)
     intact = t[~bad].reset_index(drop=True)
     probe_set = Manifest(dataset=manifest.dataset, table=intact, root=manifest.root)
-    unusable += check_media(probe_set, decode=media_check, workers=workers)
+    unusable += name_near_misses(check_media(probe_set, decode=media_check, workers=workers))
     bad = _bad_rows(t, unusable)
     extra = unlisted_files(manifest, dataset.media_globs)
     # one problem per file: the summary line counts them and names the first five
@@ -110,6 +127,7 @@ def prepare(dataset: Preparable, raw_root: str | Path, out_csv: str | Path | Non
                                 "write", unusable)
     manifest.problems = unusable + others
     check(manifest, check_files=False)
+    record_identity(manifest, workers)
     # One line here; the per-kind summary is for whoever presents the result (the CLI prints
     # it), so no report appears twice.
     if manifest.problems:
@@ -136,6 +154,32 @@ def refuse_manifest_out(out: Path, raw: Path) -> None:
         if t.exists() and raw.resolve() in t.parents:
             raise OverwriteError(f"refusing to write {what} {target}: it would overwrite a file "
                                  f"of the download in {raw}; write it outside the download")
+
+
+#: label faults of a harmonised table that cost only their own sample
+_LABEL_KINDS = ("label_out_of_range", "label_not_numeric", "label_not_binary")
+
+
+def _label_problems(manifest: Manifest, known: list[Problem]) -> list[Problem]:
+    """An unusable problem per sample whose label is outside :data:`LABEL_RANGES` (or not a
+    number, or not 0/1), unless its harmoniser already named it (with its file and line).
+
+    The general rule behind each harmoniser's own checks: a label a harmoniser let through is
+    never a whole-dataset refusal naming a row of an internal table.
+    """
+    from cardiobench.manifest import validate
+
+    named = {str(p.sample_id) for p in known if p.sample_id is not None}
+    t = manifest.table
+    out = []
+    for p in validate(manifest, check_files=False):
+        if p.kind not in _LABEL_KINDS or p.sample_id is None or p.sample_id in named:
+            continue
+        path = t.at[p.row, "path"] if p.row is not None and "path" in t else None
+        where = f" (the label of {path})" if path is not None and not pd.isna(path) else ""
+        out.append(Problem(p.kind, f"{p.message}{where}", sample_id=p.sample_id, row=p.row,
+                           severity="unusable"))
+    return out
 
 
 def _bad_rows(table: pd.DataFrame, unusable: list[Problem]) -> "pd.Series[bool]":

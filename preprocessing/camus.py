@@ -12,6 +12,13 @@ Evidence: in the half sequences the cfg has ``ED: 1`` and ``ES == NbFrame`` (the
 from ED to ES, so 1-based numbering is the only reading that keeps ES inside the clip), and
 public CAMUS loaders subtract 1 before indexing the array ("the cfg numbers frames from 1; numpy
 indexes from 0"). About 2 % of sequences run ES→ED (``ED > ES``); that order is kept as given.
+
+**Unusable samples** (named at ``prepare`` with file and line; ``--allow-incomplete`` sets them
+aside): a malformed cfg or one whose ``EF`` is outside 0-100; a half sequence whose stored shape
+cannot be the cfg's ``NbFrame``-frame sequence (``media_bad_shape``, e.g. a volume stored
+time-first ``(t, x, y)``, whose image slices would otherwise be encoded as frames); and both
+videos of a patient whose two cfgs give different ``EF`` values (CAMUS EF is one biplane value per
+patient, so the patient's label is unknown).
 """
 
 from __future__ import annotations
@@ -22,7 +29,7 @@ from pathlib import Path
 import pandas as pd
 
 from cardiobench.io import MediaError, probe
-from cardiobench.manifest import Manifest, ManifestError, Problem
+from cardiobench.manifest import LABEL_RANGES, Manifest, ManifestError, Problem
 from cardiobench.splits import SplitSpec
 
 log = logging.getLogger(__name__)
@@ -33,10 +40,12 @@ _INT_KEYS = ("ED", "ES", "NbFrame")
 _FLOAT_KEYS = ("EF", "Age", "FrameRate")
 
 
-def read_cfg(path: Path) -> dict[str, str | int | float]:
-    """Parse a CAMUS ``Info_*.cfg``; any malformed line or value raises ManifestError naming it."""
+def read_cfg(path: Path, lines: dict[str, int] | None = None) -> dict[str, str | int | float]:
+    """Parse a CAMUS ``Info_*.cfg``; any malformed line or value (an EF outside
+    :data:`~cardiobench.manifest.LABEL_RANGES`, a frame outside ``1..NbFrame``) raises
+    ManifestError naming it. ``lines``, when given, receives the line of each key."""
     info: dict[str, str | int | float] = {}
-    lines: dict[str, int] = {}
+    lines = {} if lines is None else lines
     for n, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
         if not line.strip():
             continue
@@ -62,6 +71,10 @@ def read_cfg(path: Path) -> dict[str, str | int | float]:
             raise ManifestError(f"{path} line {lines[key]}: {key} = {info[key]!r} is not "
                                 f"{'an integer' if key in _INT_KEYS else 'a number'}") from None
         info[key] = num
+    lo, hi = LABEL_RANGES["ef"]
+    if not lo <= float(info["EF"]) <= hi:
+        raise ManifestError(f"{path} line {lines['EF']}: EF = {info['EF']:g} is outside "
+                            f"[{lo:g}, {hi:g}] %")
     if not (1 <= int(info["ED"]) <= int(info["NbFrame"])
             and 1 <= int(info["ES"]) <= int(info["NbFrame"])):
         raise ManifestError(f"{path}: ED={info['ED']} / ES={info['ES']} outside the 1-based "
@@ -86,6 +99,26 @@ def read_split_files(raw_root: Path, files: dict[str, str]) -> tuple[dict[str, s
     return {pid: split_of_file[names[0]] for pid, names in where.items()}, problems
 
 
+def sequence_shape_problem(shape: tuple[int, ...], n_frames: int) -> str | None:
+    """Why a NIfTI of ``shape`` (nibabel's axes, ``(x, y, t)`` expected) cannot hold the
+    ``n_frames``-frame sequence its cfg describes, or None when it can.
+
+    The frames are read along the one non-singleton axis after ``(x, y)``; a volume stored
+    time-first ``(t, x, y)`` would otherwise have its x-slices encoded as frames.
+    """
+    extra = [s for s in shape[2:] if s > 1]
+    stored = extra[0] if extra else 1
+    if stored == n_frames:
+        return None
+    hint = ""
+    if n_frames in shape[:2]:
+        hint = (f"; axis {shape.index(n_frames)} has {n_frames} entries: the volume looks "
+                "stored time-first (t, x, y), and reading it would encode image slices as "
+                "frames")
+    return (f"shape {tuple(shape)} holds {stored} frame(s) along its time axis (the frames are "
+            f"read from axes (x, y, t)), the cfg describes {n_frames}{hint}")
+
+
 def harmonise(raw_root: Path, spec: SplitSpec) -> Manifest:
     """One manifest row per patient and view with a half sequence and an Info cfg."""
     raw_root = Path(raw_root)
@@ -102,7 +135,7 @@ def harmonise(raw_root: Path, spec: SplitSpec) -> Manifest:
         if pid not in split_of:
             errors.append(Problem("patient_without_split", f"{pdir} is in no subgroup_*.txt "
                                   "file", sample_id=pid))
-        efs = {}
+        efs: dict[str, tuple[float, Path, int]] = {}
         for cam_view, view in CAMUS_VIEWS.items():
             seq = pdir / f"{pid}_{cam_view}_half_sequence.nii.gz"
             cfg = pdir / f"Info_{cam_view}.cfg"
@@ -113,8 +146,9 @@ def harmonise(raw_root: Path, spec: SplitSpec) -> Manifest:
                 errors.append(Problem("missing_file", f"{cfg} not found (the half sequence "
                                       "exists)", sample_id=sid))
                 continue
+            cfg_lines: dict[str, int] = {}
             try:
-                info = read_cfg(cfg)
+                info = read_cfg(cfg, cfg_lines)
             except ManifestError as exc:
                 # a malformed cfg costs its own sample, named with the file and line
                 warnings.append(Problem("bad_cfg", str(exc), sample_id=sid,
@@ -123,21 +157,24 @@ def harmonise(raw_root: Path, spec: SplitSpec) -> Manifest:
             if not seq.exists():
                 warnings.append(Problem("missing_file", f"{seq} not found (its cfg exists)",
                                         sample_id=sid, severity="unusable", file=str(seq)))
-                n_stored = None
             else:
                 try:
-                    n_stored = probe(seq).n_frames  # header only
+                    info_seq = probe(seq)  # header only
                 except MediaError as exc:
                     # the sample is unusable, not the dataset: prepare names it and stops, or
                     # sets it aside with --allow-incomplete
                     warnings.append(Problem(f"media_{exc.kind}", f"{seq}: {exc.reason}",
                                             sample_id=sid, severity="unusable", file=str(seq)))
-                    n_stored = None
-            if n_stored is not None and n_stored != info["NbFrame"]:
-                warnings.append(Problem("frame_count_mismatch", f"{seq} holds {n_stored} "
-                                        f"frames, {cfg} says NbFrame={info['NbFrame']}",
-                                        sample_id=sid, severity="warning"))
-            efs[cam_view] = info["EF"]
+                else:
+                    why = sequence_shape_problem(info_seq.shape or (info_seq.width,
+                                                 info_seq.height, info_seq.n_frames),
+                                                 int(info["NbFrame"]))
+                    if why is not None:
+                        warnings.append(Problem(
+                            "media_bad_shape", f"{seq}: {why} ({cfg} line "
+                            f"{cfg_lines['NbFrame']}: NbFrame = {info['NbFrame']})",
+                            sample_id=sid, severity="unusable", file=str(seq)))
+            efs[cam_view] = (float(info["EF"]), cfg, cfg_lines["EF"])
             rows.append({
                 "sample_id": sid, "patient_id": pid, "split": split_of.get(pid, pd.NA),
                 "path": seq.relative_to(raw_root).as_posix(), "view": view,
@@ -147,10 +184,15 @@ def harmonise(raw_root: Path, spec: SplitSpec) -> Manifest:
                 "age": info.get("Age", float("nan")),
                 "image_quality": str(info.get("ImageQuality", "")).strip().title() or pd.NA,
             })
-        if len(set(efs.values())) > 1:
-            warnings.append(Problem("ef_differs_between_views", f"{pid}: EF {efs} differs "
-                                    "between cfgs; CAMUS EF is a patient-level biplane value",
-                                    sample_id=pid, severity="warning"))
+        if len({ef for ef, _, _ in efs.values()}) > 1:
+            # CAMUS EF is one biplane value per patient: two values make the patient's label
+            # unknown, and the patient-level task cannot score a patient with two labels
+            said = "; ".join(f"{f} line {n}: EF = {ef:g}" for ef, f, n in efs.values())
+            for cam_view, (_, f, n) in efs.items():
+                warnings.append(Problem(
+                    "ef_differs_between_views", f"{pid}: the cfgs disagree on the patient's "
+                    f"biplane EF ({said}); both of its videos are unusable until they agree",
+                    sample_id=f"{pid}_{cam_view}", severity="unusable", file=str(f), line=n))
     listed_absent = sorted(set(split_of) - {p.name for p in patients})
     if listed_absent:
         warnings.append(Problem("listed_patient_missing", f"{len(listed_absent)} patient(s) in "

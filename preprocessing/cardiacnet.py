@@ -3,8 +3,13 @@
 Layout (raw root = the ``CardiacNet`` folder)::
 
     CardiacNet-ASD/{ASD,Non-ASD}/NNN_image.nii/<stem>_image.nii   case wrapped in a directory
+    CardiacNet-ASD/Non-ASD/111_image.nii/PHI01.nii                  (its name need not say image)
     CardiacNet-PAH/{PAH,Non-PAH}/NNN_image.nii                      or a plain file
-    .../NNN_label.nii                                               masks, skipped
+    .../NNN_label.nii, .../NNN_label.nii/PHI01.nii                  masks, skipped
+
+**Masks.** A file is a mask, never a video, when its own name or any folder between the class
+folder and it mentions ``label`` (case-insensitive): the downloads wrap masks like videos, in
+``NNN_label.nii/`` folders, and inside them keep the video's file name (``PHI01.nii``).
 
 Label = class folder (disease 1, ``Non-`` 0). ``sample_id`` = the published ``unique_id`` =
 ``parent + "_" + stem`` (parent = case folder without ``.nii``, or the class folder for plain
@@ -43,22 +48,31 @@ def unique_id(rel: PurePosixPath) -> str:
     """Published ``unique_id`` of a case path relative to its class folder's parent."""
     name = rel.name
     parent = rel.parent.name
-    parent = parent[: -len(".nii")] if parent.endswith(".nii") else parent
+    parent = parent[: -len(".nii")] if parent.lower().endswith(".nii") else parent
     for suffix in ("_image.nii.gz", "_image.nii", ".nii.gz", ".nii"):
-        if name.endswith(suffix):
+        if name.lower().endswith(suffix):  # ".NII" too: extensions in any letter case
             name = name[: -len(suffix)]
             break
     return f"{parent}_{name}"
 
 
+def is_mask(rel: PurePosixPath) -> bool:
+    """True for a mask: ``label`` in the file's name or in any folder of ``rel`` (the path below
+    the class folder), whatever the file itself is called."""
+    return any("label" in part.lower() for part in rel.parts)
+
+
 def _walk_cases(class_dir: Path) -> list[Path]:
-    """NIfTI files under ``class_dir`` (recursively) whose name does not mention ``label``."""
+    """NIfTI files under ``class_dir`` (recursively) that are not masks (:func:`is_mask`)."""
     found = []
     for dirpath, dirnames, filenames in os.walk(class_dir):
-        dirnames.sort()
+        # a mask folder is not entered at all, whatever its files are called
+        dirnames[:] = sorted(d for d in dirnames if "label" not in d.lower())
         for f in sorted(filenames):
-            if f.endswith((".nii", ".nii.gz")) and "label" not in f.lower():
-                found.append(Path(dirpath) / f)
+            path = Path(dirpath) / f
+            rel = PurePosixPath(path.relative_to(class_dir).as_posix())
+            if f.lower().endswith((".nii", ".nii.gz")) and not is_mask(rel):
+                found.append(path)
     return found
 
 

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from cardiobench.manifest import Manifest, ManifestError, Problem
+from cardiobench.manifest import LABEL_RANGES, Manifest, ManifestError, Problem
 from cardiobench.schemas import ECHONET_LVH_MEASUREMENTS, read_side_table, with_sample_ids
 from cardiobench.splits import SplitSpec, map_split_column
 
@@ -38,11 +38,13 @@ TARGETS = {"IVSd": "ivsd", "LVIDd": "lvidd", "LVPWd": "lvpwd"}
 
 
 def find_videos(raw_root: Path) -> dict[str, list[str]]:
-    """``HashedFileName`` → every relative ``Batch*/<name>.avi`` path that holds it."""
+    """``HashedFileName`` → every relative ``Batch*/<name>.avi`` path that holds it (the
+    extension matched in any letter case: ``.AVI`` too)."""
     found: dict[str, list[str]] = {}
     for batch in sorted(p for p in raw_root.glob("Batch*") if p.is_dir()):
-        for video in sorted(batch.glob("*.avi")):
-            found.setdefault(video.stem, []).append(f"{batch.name}/{video.name}")
+        for video in sorted(batch.iterdir()):
+            if video.suffix.lower() == ".avi":
+                found.setdefault(video.stem, []).append(f"{batch.name}/{video.name}")
     return found
 
 
@@ -72,7 +74,7 @@ def harmonise(raw_root: Path, spec: SplitSpec) -> Manifest:
     raw_root = Path(raw_root)
     source = raw_root / "MeasurementsList.csv"
     side = read_side_table(source, ECHONET_LVH_MEASUREMENTS)
-    m = side.table
+    m = side.table.assign(source_line=side.line.to_numpy())
     errors: list[Problem] = []
     warnings: list[Problem] = [p for p in side.problems if p.severity == "warning"]
     unusable: list[Problem] = []
@@ -122,6 +124,14 @@ def harmonise(raw_root: Path, spec: SplitSpec) -> Manifest:
             "video(s) resolved by keeping the first row in file order (as the published "
             "evaluator does)", severity="warning"))
     first = wanted[~dup]
+    for row in first.itertuples():
+        col = TARGETS[row.Calc]
+        lo, hi = LABEL_RANGES[col]
+        if pd.notna(row.CalcValue) and not lo <= row.CalcValue <= hi:  # not a heart's size
+            unusable.append(Problem(
+                "label_out_of_range", f"{row.Calc} CalcValue = {row.CalcValue:g} cm is outside "
+                f"[{lo:g}, {hi:g}] cm", sample_id=str(row.HashedFileName), file=str(source),
+                line=int(row.source_line), severity="unusable"))
     for calc, col in TARGETS.items():
         values = first[first["Calc"] == calc].set_index("HashedFileName")["CalcValue"]
         table[col] = table["sample_id"].map(values).astype(float)

@@ -22,6 +22,7 @@ from tqdm import tqdm
 
 from cardiobench.io import SUPPORTED_SUFFIXES, MediaError, probe, read_frames
 from cardiobench.io.capture import NativeStderr
+from cardiobench.io.identity import identify_all, progress_stream
 from cardiobench.manifest import Manifest, Problem
 
 log = logging.getLogger(__name__)
@@ -59,15 +60,6 @@ def check_file(path: Path, promised: float | None = None, *, decode: bool = True
     return None
 
 
-def _stream() -> object:
-    # The progress bar writes to a duplicate of the terminal's fd 2, which decoders' stderr
-    # capture (cardiobench.io.capture) does not swallow.
-    try:
-        return os.fdopen(os.dup(sys.stderr.fileno()), "w")
-    except (OSError, ValueError, AttributeError):
-        return sys.stderr
-
-
 def check_media(manifest: Manifest, *, decode: bool = True,
                 workers: int | None = None) -> list[Problem]:
     """One ``"unusable"`` problem (kind ``media_<kind>``) per manifest row whose file fails.
@@ -83,7 +75,7 @@ def check_media(manifest: Manifest, *, decode: bool = True,
     paths = [root / PurePosixPath(str(p)) for p in t["path"]]
     promised = t["n_frames"].tolist() if "n_frames" in t else [None] * len(t)
     n_workers = min(8, (os.cpu_count() or 2) * 2) if workers is None else workers
-    stream = _stream()
+    stream = progress_stream()
     problems: list[Problem] = []
     try:
         # one capture held across the pool: each file's own capture then only records offsets
@@ -126,3 +118,113 @@ def unlisted_files(manifest: Manifest, globs: tuple[str, ...]) -> list[str]:
             if rel not in listed:
                 found.append(rel)
     return found
+
+
+class _Listings:
+    """Folder listings read once per call (a folder of 10,000 videos is listed once)."""
+
+    def __init__(self) -> None:
+        self._seen: dict[Path, list[str] | None] = {}
+
+    def names(self, folder: Path) -> list[str] | None:
+        if folder not in self._seen:
+            try:
+                self._seen[folder] = sorted(os.listdir(folder))
+            except OSError:
+                self._seen[folder] = None
+        return self._seen[folder]
+
+
+def _case_match(root: Path, rel: PurePosixPath, listings: _Listings) -> PurePosixPath | None:
+    """``rel`` with each component replaced by the one entry on disk that equals it ignoring
+    letter case, or None when some component has no such single entry."""
+    here, parts = root, []
+    for part in rel.parts:
+        if (here / part).exists():
+            parts.append(part)
+        else:
+            names = listings.names(here) or []
+            hits = [n for n in names if n.casefold() == part.casefold()]
+            if len(hits) != 1:
+                return None
+            parts.append(hits[0])
+        here = here / parts[-1]
+    return PurePosixPath(*parts)
+
+
+def match_case(manifest: Manifest) -> list[Problem]:
+    """Point each listed path that does not exist at the file on disk whose name differs only
+    in letter case (``Videos/X.AVI`` for ``Videos/X.avi``), in place; one warning per file.
+
+    File systems on Linux tell ``X.avi`` from ``X.AVI``; a download unpacked on another system,
+    or a side file written by hand, may not. Only a single, unambiguous match is taken.
+    """
+    t = manifest.table
+    if not len(t) or not manifest.root:
+        return []
+    root = Path(manifest.root)
+    listings = _Listings()
+    warnings = []
+    for i, rel in enumerate(t["path"]):
+        if rel is None or pd.isna(rel) or (root / PurePosixPath(str(rel))).exists():
+            continue
+        found = _case_match(root, PurePosixPath(str(rel)), listings)
+        if found is None or found.as_posix() == str(rel):
+            continue
+        t.at[t.index[i], "path"] = found.as_posix()
+        warnings.append(Problem("path_case_differs", f"listed as {rel}, on disk as "
+                                f"{found.as_posix()} (letter case differs); the file on disk "
+                                "is used", sample_id=str(t["sample_id"].iat[i]),
+                                file=str(root / found), severity="warning"))
+    return warnings
+
+
+def name_near_misses(problems: list[Problem]) -> list[Problem]:
+    """Missing-file problems with the files beside them that have the same name up to the
+    extension or letter case (``X.mp4`` for ``X.avi``), or a note that the folder is absent."""
+    listings = _Listings()
+    out = []
+    for p in problems:
+        if p.kind != "missing_file" or p.file is None:
+            out.append(p)
+            continue
+        path = Path(p.file)
+        names = listings.names(path.parent)
+        stem = path.name.split(".")[0].casefold()
+        if names is None:
+            hint = f"; its folder {path.parent} does not exist"
+        else:
+            near = [n for n in names if n.split(".")[0].casefold() == stem][:3]
+            hint = (f"; beside it: {', '.join(near)} (another extension or letter case?)"
+                    if near else "")
+        out.append(Problem(p.kind, p.message + hint, p.sample_id, p.row, p.severity, p.file,
+                           p.line))
+    return out
+
+
+def outside_root(manifest: Manifest, *, strict: bool = False) -> list[Problem]:
+    """A problem per listed file that resolves (through links) to a place outside the raw root:
+    a warning naming the link and its target, or with ``strict`` (``--strict-root``) an
+    unusable sample. The download is then not self-contained: moving or re-downloading it
+    does not move those files."""
+    t = manifest.table
+    if not len(t) or not manifest.root:
+        return []
+    root = Path(manifest.root).resolve()
+    out = []
+    for sid, rel in zip(t["sample_id"].astype(str), t["path"]):
+        if rel is None or pd.isna(rel):
+            continue
+        path = root / PurePosixPath(str(rel))
+        try:
+            real = path.resolve(strict=True)
+        except (OSError, RuntimeError):
+            continue  # absent or a link loop: the media check names it
+        if real == root or root in real.parents:
+            continue
+        what = ("unusable with --strict-root" if strict
+                else "read from there (--strict-root refuses such files)")
+        out.append(Problem("outside_root", f"{path} links to {real}, outside the download "
+                           f"folder {root}; {what}", sample_id=sid, file=str(path),
+                           severity="unusable" if strict else "warning"))
+    return out

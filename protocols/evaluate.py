@@ -157,6 +157,7 @@ def evaluate(task: Task, protocol: str, manifest: Manifest, embeddings: Embeddin
     enc_desc = encoder.describe() if encoder is not None else dict(embeddings.encoder)
     prov = dict(manifest_fingerprint=manifest.fingerprint, cache_fingerprint=embeddings.fingerprint,
                 seed=cfg["seed"], device=str(getattr(encoder, "device", "cpu")), ci=cfg["ci"])
+    prov.update(manifest.provenance())  # where the media were read from (a --raw override)
     base = dict(task=task.name, dataset=task.dataset, protocol=protocol, encoder=enc_desc)
     if manifest.dataset != task.dataset:
         raise EvaluationError(f"task {task.name} needs dataset {task.dataset}, got manifest "

@@ -9,6 +9,7 @@ from typing import Callable
 import pandas as pd
 
 from cardiobench.hashing import sha256_file
+from cardiobench.io.identity import record_identity
 from cardiobench.manifest import Manifest, ManifestError, Problem
 from cardiobench.splits.spec import SplitSpec
 
@@ -24,11 +25,12 @@ def import_published(csv_path: str | Path, raw_root: str | Path, spec: SplitSpec
     """Manifest whose splits and labels come from a published split CSV.
 
     Every CSV row is checked against the raw download (file present, IDs, frame counts and
-    annotated frame consistent with the files; no patient in two splits); any mismatch raises
+    annotated frame consistent with the files; no patient in two splits); the root is stored
+    absolute and each file's identity recorded, as ``prepare`` does; any mismatch raises
     :class:`ManifestError` naming the row. The CSV's SHA-256 is recorded in ``split_rule`` and
     compared with the spec's: a different file is reported as a warning problem.
     """
-    csv_path, raw_root = Path(csv_path), Path(raw_root)
+    csv_path, raw_root = Path(csv_path), Path(raw_root).expanduser().resolve()
     dataset = spec.dataset
     if not csv_path.is_file():
         raise ManifestError(f"{dataset}: published split CSV {csv_path} does not exist")
@@ -45,7 +47,9 @@ def import_published(csv_path: str | Path, raw_root: str | Path, spec: SplitSpec
                                 f"{expected_sha}; splits may differ from the benchmark",
                                 severity="warning"))
     log.info("%s: imported %d rows from %s (sha256 %s)", dataset, len(table), csv_path, sha[:12])
-    return Manifest(dataset=dataset, table=table, root=str(raw_root),
-                    split_rule={"rule": "published_csv", "csv": str(csv_path), "sha256": sha,
-                                "published_sha256": expected_sha},
-                    source={"published_csv": csv_path.name}, problems=problems)
+    m = Manifest(dataset=dataset, table=table, root=str(raw_root),
+                 split_rule={"rule": "published_csv", "csv": str(csv_path), "sha256": sha,
+                             "published_sha256": expected_sha},
+                 source={"published_csv": csv_path.name}, problems=problems)
+    record_identity(m)  # what embed checks each file against (cardiobench.io.identity)
+    return m

@@ -27,8 +27,12 @@ def mirror(factory: pytest.TempPathFactory, layout: str, samples: pd.DataFrame) 
 
 
 def assert_same_split(manifest_table: pd.DataFrame, ids: pd.Series, splits: pd.Series) -> None:
+    """Same samples -- none missing, none extra -- each in the same split."""
     got = manifest_table.set_index("sample_id")["split"]
-    assert len(got) == len(ids) and set(got.index) == set(ids)
+    extra = sorted(set(got.index) - set(ids))
+    missing = sorted(set(ids) - set(got.index))
+    assert not extra and not missing, f"extra {extra[:5]} ({len(extra)}), missing {missing[:5]}"
+    assert len(got) == len(ids)
     want = pd.Series(splits.to_numpy(), index=ids.to_numpy())
     assert (got.loc[want.index].to_numpy() == want.to_numpy()).all()
 
@@ -94,6 +98,9 @@ def test_cardiacnet_reproduces_published_split(cardiacnet_root: Path, dataset: s
     pub = published_split(f"cardiacnet/{dataset}_split.csv")
     m = prepare(CATALOGUE.dataset(dataset), cardiacnet_root)
     assert len(m) == videos
+    # the mirror holds a mask for every case, 21 of them as <NNN>_label.nii/PHI<k>.nii: none
+    # of them is a sample
+    assert not m.table["path"].str.contains("label").any()
     assert_same_split(m.table, pub["unique_id"], pub["split"])
     t = m.table.set_index("sample_id").loc[pub["unique_id"]]
     assert (t["patient_id"].to_numpy() == pub["patient_id"].to_numpy()).all()
@@ -109,6 +116,9 @@ def test_cardiacnet_plain_file_cases_and_masks_are_native(cardiacnet_root: Path)
     assert wrapped.is_dir() and (wrapped / "patient-2-4_image.nii").is_file()
     assert (cardiacnet_root / "CardiacNet-ASD" / "ASD" / "001_label.nii" /
             "patient-2-4_label.nii").is_file()
+    # a wrapped mask keeps the video's own name when that name does not say "image"
+    assert (cardiacnet_root / "CardiacNet-ASD" / "Non-ASD" / "111_label.nii" /
+            "PHI01.nii").is_file()
 
 
 # --------------------------------------------------------------------------------- TMED-2

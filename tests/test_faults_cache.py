@@ -103,6 +103,8 @@ class Outcome:
     emb: Embeddings
     message: str = ""
     exit_code: int | None = None
+    #: what the intact vectors must equal when not the clean run's (a row that changes bytes)
+    reference: Embeddings | None = None
 
 
 # -- the faults -----------------------------------------------------------------------------------
@@ -116,7 +118,9 @@ def _failed_then_repaired(c: Ctx) -> Outcome:
     assert again.computed_shards == [] and again.n_failed == 1 and again.retried == []
     c.file(sid).write_bytes(good)
     fixed = c.embed()
-    assert fixed.retried == [sid] and fixed.n_failed == 0 and len(fixed.healed_shards) == 1
+    # the repaired file holds other bytes than the failed one: its signature (content hash)
+    # changed, so only its shard is computed again
+    assert fixed.retried == [sid] and fixed.n_failed == 0 and len(fixed.computed_shards) == 1
     # only the repaired sample was embedded again; the rest of its shard was taken as stored
     assert fixed.reused_samples == SHARD - 1
     assert fixed.frames_encoded == ENC_ARGS["n_frames"]
@@ -313,6 +317,114 @@ def _completeness_in_result(c: Ctx) -> Outcome:
     return Outcome(emb, json.dumps(got))
 
 
+EMBED = ["--encoder", "pixels", "--encoder-arg", "n_frames=4", "--encoder-arg", "size=8",
+         "--workers", "0", "--shard-size", str(SHARD)]
+
+
+def _prepared(c: Ctx) -> Path:
+    """The row's download as a user has it (FileList listing exactly its videos), prepared
+    with the command line."""
+    root = Path(c.manifest.root)
+    fl = pd.read_csv(root / "FileList.csv", dtype=str, keep_default_na=False)
+    fl[fl["FileName"].isin(c.ids())].to_csv(root / "FileList.csv", index=False)
+    csv = c.tmp / "m" / "echonet_dynamic.csv"
+    assert main(["prepare", "echonet_dynamic", "--raw", str(root), "--out", str(csv)]) == 0
+    return csv
+
+
+def _embed_cli(csv: Path, cache: Path) -> str:
+    assert main(["embed", *EMBED, "--manifest", str(csv), "--cache", str(cache)]) == 0
+    return ""
+
+
+def _ef_mae(csv: Path, cache: Path) -> float:
+    """The EF linear-probe test MAE of ``csv`` on the finished cache ``cache``."""
+    from cardiobench.protocols.evaluate import evaluate
+
+    m = Manifest.read(csv)
+    emb = EmbeddingCache(cache, m.dataset, _encoder().fingerprint()).load()
+    res = evaluate(CATALOGUE.task("echonet_dynamic/ef"), "linear_probe", m, emb, _encoder(), config={"n_boot": 20})
+    return float(res.metrics["mae"]["value"])
+
+
+def _swap_bytes(files: list[Path]) -> None:
+    """Other bytes under the same names, same frame count: each file takes the next's bytes."""
+    data = [f.read_bytes() for f in files]
+    for i, f in enumerate(files):
+        f.write_bytes(data[(i + 1) % len(files)])
+
+
+def _redownloaded_and_prepared(c: Ctx) -> Outcome:
+    """Issue 19.1: every video overwritten with other bytes, prepare rerun, embed + evaluate."""
+    csv = _prepared(c)
+    _embed_cli(csv, c.cache)
+    before = _ef_mae(csv, c.cache)
+    _swap_bytes([c.file(s) for s in c.ids()])
+    assert main(["prepare", "echonet_dynamic", "--raw", c.manifest.root, "--out", str(csv)]) == 0
+    _embed_cli(csv, c.cache)
+    after = _ef_mae(csv, c.cache)
+    fresh_cache = c.tmp / "fresh"
+    _embed_cli(csv, fresh_cache)
+    fresh = _ef_mae(csv, fresh_cache)
+    assert after == fresh and after != before, (before, after, fresh)
+    fresh_emb = EmbeddingCache(fresh_cache, "echonet_dynamic", _encoder().fingerprint()).load()
+    ids = c.ids()  # the new bytes really are other pictures for every sample
+    assert all(not np.array_equal(fresh_emb.clip[i], c.clean.clip[j])
+               for i, j in zip(fresh_emb.align(ids), c.clean.align(ids)))
+    return Outcome(c.cache_dir().load(), f"MAE {before:.2f} -> {after:.2f} = fresh {fresh:.2f}",
+                   reference=fresh_emb)
+
+
+def _changed_without_prepare(c: Ctx) -> Outcome:
+    """Two videos swapped after prepare: only they are embedded again, and it is said."""
+    csv = _prepared(c)
+    _embed_cli(csv, c.cache)
+    swapped = [c.file(s) for s in c.ids("train")[:2]]
+    _swap_bytes(swapped)
+    rep = extract(Manifest.read(csv), _encoder(), c.cache, num_workers=0, progress=False)
+    assert sorted(ch.sample_id for ch in rep.media_changed) == c.ids("train")[:2]
+    # exactly those two are embedded again; every other sample comes from the cache
+    assert rep.frames_encoded == 2 * ENC_ARGS["n_frames"] and rep.n_failed == 0
+    meta = c.cache_dir().read_meta()
+    assert sorted(x["path"] for x in meta["media_changed_since_prepare"]) == sorted(
+        map(str, swapped))
+    code = main(["embed", *EMBED, "--manifest", str(csv), "--cache", str(c.cache)])
+    printed = c.capsys.readouterr().out
+    assert code == 0
+    fresh_cache = c.tmp / "fresh"
+    _embed_cli(csv, fresh_cache)
+    fresh = EmbeddingCache(fresh_cache, "echonet_dynamic", _encoder().fingerprint()).load()
+    return Outcome(c.cache_dir().load(), printed, reference=fresh)
+
+
+def _download_copied(c: Ctx) -> Outcome:
+    """The download copied to another disk (new inodes and times, same bytes), read there."""
+    copy = c.tmp / "copy"
+    shutil.copytree(c.manifest.root, copy)
+    path = c.tmp / "m" / "echonet_dynamic.csv"
+    c.manifest.write(path)
+    moved = Manifest.read(path, root=copy)
+    rep = extract(moved, _encoder(), c.cache, num_workers=0, progress=False)
+    assert rep.media_changed == [] and rep.computed_shards == [] and rep.frames_encoded == 0
+    return Outcome(c.cache_dir().load(), f"hashed {rep.media_hashed}, re-embedded "
+                   f"{rep.frames_encoded // ENC_ARGS['n_frames']}")
+
+
+def _bug_while_decoding(c: Ctx) -> Outcome:
+    """A programming error inside decoding surfaces; no sample is recorded as failed."""
+    def broken(frames: Any) -> Any:
+        raise TypeError("to_tensor() got an unexpected keyword argument (a bug)")
+
+    c.monkeypatch.setattr(extract_mod, "to_tensor", broken)
+    with pytest.raises(TypeError) as err:
+        c.embed()
+    assert c.cache_dir().shard_files() == [] and not c.cache_dir().is_complete()
+    c.monkeypatch.undo()
+    rep = c.embed()
+    assert rep.n_failed == 0 and rep.finalized
+    return Outcome(c.cache_dir().load(), f"{type(err.value).__name__}: {err.value}")
+
+
 def _out_over_input(c: Ctx) -> Outcome:
     m = c.tmp / "m"
     path = m / "echonet_dynamic.csv"
@@ -399,6 +511,21 @@ FAULTS = [
     Fault("output path over an input", "prepare / evaluate", "refused naming the input "
           "(a manifest, its sidecar, a file of the download); nothing written",
           _out_over_input, {}, ("would overwrite", "same name"), start_from_clean_cache=True),
+    Fault("every video overwritten with other bytes (same names, same frame count), prepare "
+          "rerun", "prepare / embed / evaluate", "each sample's cache signature holds the "
+          "content hash recorded at prepare: every sample is embedded again and the EF MAE "
+          "equals a fresh cache's", _redownloaded_and_prepared, {}, ("= fresh",)),
+    Fault("two videos overwritten after prepare (prepare not rerun)", "embed", "the files are "
+          "checked against the recorded size, times and hash: exactly those two samples are "
+          "embedded again, named in a warning and in the cache's `meta.json`, with the advice "
+          "to rerun prepare (their labels are the old ones)", _changed_without_prepare, {},
+          ("2 file(s) changed since prepare", "rerun `cardiobench prepare`")),
+    Fault("download copied elsewhere (new times and inodes, same bytes), read with `--raw`",
+          "embed", "the files are hashed once, found unchanged, and nothing is embedded again",
+          _download_copied, {}, ("hashed 16, re-embedded 0",), start_from_clean_cache=True),
+    Fault("a programming error while decoding (e.g. a TypeError)", "embed", "raised as is; "
+          "never recorded as per-sample failures (only media and I/O errors are)",
+          _bug_while_decoding, {}, ("TypeError", "a bug")),
 ]
 
 
@@ -435,7 +562,7 @@ def test_fault(row: Fault, phantom: dict[str, Any], tmp_path: Path,
     assert dict(zip(out.emb.failures["sample_id"], out.emb.failures["kind"])) == failed
     assert sorted(out.emb.sample_ids.tolist()) == sorted(set(ctx.ids()) - set(failed))
     # ... and their numbers equal the clean run's, bit for bit
-    clean = ctx.clean
+    clean = out.reference if out.reference is not None else ctx.clean
     pos = clean.align(out.emb.sample_ids)
     np.testing.assert_array_equal(out.emb.clip, clean.clip[pos])
     for i, j in enumerate(pos):

@@ -11,7 +11,10 @@ and runs the stage a user would run through the command line. Outcomes:
   rows written == clean count - excluded), the excluded ones are in the sidecar and the
   problems CSV, and every intact sample's label equals the clean run's;
 * ``handled``  -- exit 0 and the labels of every sample equal the clean run's (a tolerated
-  quirk: BOM, CRLF, latin-1, ...), with the quirk recorded where it is worth a word.
+  quirk: BOM, CRLF, latin-1, ...), with the quirk recorded where it is worth a word;
+* ``scenario`` -- a fault that takes more than one command (a moved download, an interrupted
+  ``prepare``, a full disk, a phantom over a download): the row's own function runs the commands
+  and asserts exit codes, message words and that nothing intact was lost or changed.
 
 ``python tests/test_faults_input.py`` prints the README table "fault → what cardiobench does";
 :func:`test_readme_table_matches_suite` keeps the README in step with this table.
@@ -19,13 +22,14 @@ and runs the stage a user would run through the command line. Outcomes:
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
@@ -48,9 +52,12 @@ SCALES = {
     "tmed2": Scale("fault", n_samples=10, n_frames=12, size=32),
     "echonet_lvh": Scale("fault", n_samples=10, n_frames=12, size=32),
     "camus": Scale("fault", n_samples=10, n_frames=12, size=32),
+    "cardiacnet_asd": Scale("fault", n_samples=10, n_frames=4, size=16),
 }
 LABEL = {"echonet_dynamic": "ef", "hmcqu": "stemi", "tmed2": "aortic_stenosis",
-         "echonet_lvh": "lvidd", "camus": "ef"}
+         "echonet_lvh": "lvidd", "camus": "ef", "cardiacnet_asd": "asd"}
+#: the phantom layout of a dataset (where it differs from the dataset's name)
+LAYOUT = {"cardiacnet_asd": "cardiacnet"}
 
 
 # --------------------------------------------------------------------------- fault primitives
@@ -136,6 +143,8 @@ def media(rel_glob: str, how: str, index: int = 1) -> Callable[[Path], dict]:
             f.write_bytes(gzip.compress(bytes(raw)))
         elif how == "garble":
             f.write_bytes(b"this is not an image" * 10)
+        elif how == "mp4":  # saved under another extension than the side file says
+            f.rename(f.with_suffix(".mp4"))
         elif how == "extra":
             shutil.copy(f, f.with_name("UNLISTED_" + f.name))
             return {"name": "UNLISTED_" + f.name}
@@ -197,6 +206,62 @@ def lvh_value(value: str) -> Callable[[Path], dict]:
     return mutate
 
 
+def hmcqu_sheets(where: str) -> Callable[[Path], dict]:
+    """Give ``A4C.xlsx`` a second sheet: a notes sheet ``before`` the data, or ``after`` it."""
+    def mutate(root: Path) -> dict:
+        import openpyxl
+
+        path = root / "A4C.xlsx"
+        wb = openpyxl.load_workbook(path)
+        data = wb.worksheets[0].title
+        notes = wb.create_sheet("Notes", 0 if where == "before" else None)
+        notes["A1"] = "Exported from the hospital system"
+        wb.save(path)
+        return {"data": data}
+    return mutate
+
+
+def camus_cfg(key: str, value: str, view: str = "2CH", patient: int = 2) -> Callable[[Path], dict]:
+    """Set ``key: value`` in one patient's ``Info_<view>.cfg``."""
+    def mutate(root: Path) -> dict:
+        pdir = sorted((root / "database_nifti").glob("patient*"))[patient]
+        cfg = pdir / f"Info_{view}.cfg"
+        lines = cfg.read_text().splitlines()
+        n = next(i for i, ln in enumerate(lines) if ln.split(":")[0].strip() == key)
+        lines[n] = f"{key}: {value}"
+        cfg.write_text("\n".join(lines) + "\n")
+        return {"line": n + 1, "pid": pdir.name, "cfg": cfg.name}
+    return mutate
+
+
+def camus_time_first(root: Path) -> dict:
+    """Store one half sequence time-first, ``(t, x, y)``, as a converter might."""
+    import nibabel as nib
+
+    f = sorted(root.glob("database_nifti/*/*_half_sequence.nii.gz"))[1]
+    img = nib.load(str(f))
+    data = np.asarray(img.dataobj)
+    nib.save(nib.Nifti1Image(np.ascontiguousarray(np.moveaxis(data, 2, 0)), np.eye(4)), str(f))
+    return {"name": f.name, "frames": data.shape[2]}
+
+
+def videos_upper_case(root: Path) -> dict:
+    """Every video saved as ``X.AVI`` while FileList names ``X`` (read as ``X.avi``)."""
+    for f in sorted(root.glob("Videos/*.avi")):
+        f.rename(f.with_name(f.stem + ".AVI"))
+    return {}
+
+
+def cardiacnet_plain_masks(root: Path) -> dict:
+    """Inside every ``*_label.nii/`` folder, a mask whose own name does not say label
+    (``111_label.nii/PHI01.nii``, as the CardiacNet download has them)."""
+    masks = sorted(p for p in root.rglob("*_label.nii") if p.is_file() and p.parent.name.endswith(
+        "_label.nii"))
+    for k, m in enumerate(masks):
+        shutil.copy(m, m.with_name(f"PHI{k:02d}.nii"))
+    return {"n_masks": len(masks)}
+
+
 def tmed2_source_folder(root: Path) -> dict:
     df = _read(root / "labels_per_image.csv")
     df["SourceFolder"] = "somewhere/else/"
@@ -235,9 +300,269 @@ def edit_manifest(how: str) -> Callable[[Path], dict]:
             meta["n_samples"] = meta["n_samples"] + 5
             side.write_text(json.dumps(meta))
             return {"line": None}
+        elif how == "dataset_path":
+            meta = json.loads(side.read_text())
+            meta["dataset"] = "../../escaped_ds"
+            side.write_text(json.dumps(meta))
+            return {"line": None}
+        elif how == "relabel":  # same samples, same split, one label changed after prepare
+            row = 2
+            t.loc[row, "ef"] = str(float(t.loc[row, "ef"]) + 10)
         t.to_csv(csv, index=False)
         return {"line": row + 2}
     return mutate
+
+
+# ------------------------------------------------------------------------- scenario rows
+
+ENC = ["--encoder", "pixels", "--encoder-arg", "n_frames=4", "--encoder-arg", "size=8",
+       "--workers", "0"]
+
+
+@dataclass
+class Scenario:
+    """What a scenario row gets: its fault, the clean phantom and manifest, a private folder."""
+
+    fault: "Fault"
+    raw0: Path
+    clean: Manifest
+    tmp: Path
+    capsys: pytest.CaptureFixture
+    monkeypatch: pytest.MonkeyPatch
+
+    def cli(self, *argv: object) -> tuple[int, str]:
+        """Run one command; its exit code and everything it printed."""
+        self.capsys.readouterr()
+        rc = main([str(a) for a in argv])
+        out, err = self.capsys.readouterr()
+        return rc, out + err
+
+    def said(self, text: str, **info: Any) -> None:
+        """Every word of the row is in ``text``."""
+        for w in _fill(self.fault.words, info):
+            assert w in text, f"{w!r} not in output:\n{text}"
+
+    def copy_raw(self, name: str = "raw") -> Path:
+        raw = self.tmp / name
+        shutil.copytree(self.raw0, raw)
+        return raw
+
+
+def _embedded(cache: Path) -> "Any":
+    """The finished pixels embeddings of the EchoNet-Dynamic cache under ``cache``."""
+    from cardiobench.embed import EmbeddingCache
+    from cardiobench.encoders import build_encoder
+
+    fp = build_encoder("pixels", n_frames=4, size=8).fingerprint()
+    return EmbeddingCache(cache, DYN, fp).load()
+
+
+def _same_vectors(a: "Any", b: "Any") -> None:
+    assert sorted(a.sample_ids) == sorted(b.sample_ids) and len(a)
+    np.testing.assert_array_equal(a.clip, b.clip[b.align(a.sample_ids)])
+
+
+def _permute_videos(raw: Path) -> None:
+    """Other bytes under the same names, same frame count: each video takes the next's bytes."""
+    files = sorted(raw.glob("Videos/*.avi"))
+    data = [f.read_bytes() for f in files]
+    for i, f in enumerate(files):
+        f.write_bytes(data[(i + 1) % len(files)])
+
+
+def interrupted_prepare(sc: Scenario) -> None:
+    """A second prepare into the same path dies after moving the CSV, before the sidecar."""
+    import cardiobench.atomic as atomic
+
+    csv = sc.tmp / "m" / f"{DYN}.csv"
+    assert sc.cli("prepare", DYN, "--raw", sc.raw0, "--out", csv)[0] == 0
+    old_side = csv.with_suffix(".json").read_bytes()
+    raw = sc.copy_raw()
+    set_cell("FileList.csv", "EF", "12.5", row=1)(raw)
+    real = os.replace
+
+    def killed_at_the_sidecar(src: Any, dst: Any) -> None:
+        if str(dst).endswith(".json"):
+            raise KeyboardInterrupt  # the user's Ctrl-C, between the two renames
+        real(src, dst)
+
+    sc.monkeypatch.setattr(atomic.os, "replace", killed_at_the_sidecar)
+    assert sc.cli("prepare", DYN, "--raw", raw, "--out", csv)[0] == 130
+    sc.monkeypatch.setattr(atomic.os, "replace", real)
+    assert csv.with_suffix(".json").read_bytes() == old_side  # the old sidecar, old root
+    assert not [p for p in os.listdir(csv.parent) if p.endswith(".tmp")]  # no torn files
+    for argv in (["embed", *ENC, "--manifest", csv, "--cache", sc.tmp / "cache"],
+                 ["splits", "show", csv]):
+        rc, text = sc.cli(*argv)
+        assert rc == 2, text
+        sc.said(text)
+    assert not (sc.tmp / "cache").exists()
+    assert sc.cli("prepare", DYN, "--raw", raw, "--out", csv)[0] == 0  # the way on
+    m = Manifest.read(csv)
+    assert m.root == str(raw.resolve())
+    assert float(m.table.set_index("sample_id").loc[
+        _read(raw / "FileList.csv").loc[1, "FileName"], "ef"]) == 12.5
+
+
+def old_sidecar(sc: Scenario) -> None:
+    """A manifest written before sidecars recorded the table's SHA-256: read, with a warning."""
+    csv = sc.tmp / "m.csv"
+    assert sc.cli("prepare", DYN, "--raw", sc.raw0, "--out", csv)[0] == 0
+    side = csv.with_suffix(".json")
+    meta = json.loads(side.read_text())
+    del meta["table_sha256"]
+    side.write_text(json.dumps(meta))
+    import logging
+
+    records: list[str] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record.getMessage())
+
+    handler = Keep(level=logging.WARNING)
+    logging.getLogger("cardiobench.manifest").addHandler(handler)
+    try:
+        rc, text = sc.cli("splits", "show", csv)
+    finally:
+        logging.getLogger("cardiobench.manifest").removeHandler(handler)
+    assert rc == 0
+    sc.said("\n".join(records))
+    pd.testing.assert_series_equal(_labels(Manifest.read(csv), DYN), _labels(sc.clean, DYN))
+
+
+def relative_raw(sc: Scenario) -> None:
+    """``prepare --raw raw`` in one folder, ``embed`` from another that has its own ``raw/``."""
+    a, b = sc.tmp / "a", sc.tmp / "b"
+    shutil.copytree(sc.raw0, a / "raw")
+    shutil.copytree(sc.raw0, b / "raw")
+    _permute_videos(b / "raw")  # the decoy: same names, other pictures
+    csv = sc.tmp / "m.csv"
+    sc.monkeypatch.chdir(a)
+    assert sc.cli("prepare", DYN, "--raw", "raw", "--out", csv)[0] == 0
+    side = json.loads(csv.with_suffix(".json").read_text())
+    assert side["root"] == str((a / "raw").resolve())
+    assert sc.cli("embed", *ENC, "--manifest", csv, "--cache", sc.tmp / "ref")[0] == 0
+    sc.monkeypatch.chdir(b)
+    rc, text = sc.cli("embed", *ENC, "--manifest", csv, "--cache", sc.tmp / "cache")
+    assert rc == 0 and "changed since prepare" not in text
+    _same_vectors(_embedded(sc.tmp / "cache"), _embedded(sc.tmp / "ref"))
+
+
+def moved_download(sc: Scenario) -> None:
+    """The download folder is renamed after prepare."""
+    from cardiobench.encoders import build_encoder
+    from cardiobench.protocols.evaluate import evaluate
+
+    raw = sc.copy_raw("raw1")
+    csv = sc.tmp / "m.csv"
+    assert sc.cli("prepare", DYN, "--raw", raw, "--out", csv)[0] == 0
+    assert sc.cli("embed", *ENC, "--manifest", csv, "--cache", sc.tmp / "ref")[0] == 0
+    moved = raw.rename(sc.tmp / "moved")
+    rc, text = sc.cli("embed", *ENC, "--manifest", csv, "--cache", sc.tmp / "cache")
+    assert rc == 2, text
+    sc.said(text, root=str(raw.resolve()))
+    assert not list((sc.tmp / "cache").rglob("*.npz"))  # no sample recorded as "missing"
+    rc, text = sc.cli("embed", *ENC, "--manifest", csv, "--cache", sc.tmp / "cache", "--raw",
+                      moved)
+    assert rc == 0 and "changed since prepare" not in text, text
+    _same_vectors(_embedded(sc.tmp / "cache"), _embedded(sc.tmp / "ref"))
+    # the results say where the media were read from
+    m = Manifest.read(csv, root=moved)
+    enc = build_encoder("pixels", n_frames=4, size=8)
+    res = evaluate(CATALOGUE.task("echonet_dynamic/ef"), "linear_probe", m, _embedded(sc.tmp / "cache"), enc,
+                   config={"n_boot": 20})
+    assert res.provenance["manifest_root"] == str(moved.resolve())
+    assert res.provenance["sidecar_root"] == str(raw.resolve())
+    # scoring the finished cache needs no media: the recorded hashes stand for them
+    rc, text = sc.cli("embed", *ENC, "--manifest", csv, "--cache", sc.tmp / "cache")
+    assert rc == 0 and "0 shard(s) computed" in text, text
+
+
+def relative_root_sidecar(sc: Scenario) -> None:
+    """A sidecar written by an older cardiobench, with the root as typed (``raw``)."""
+    (sc.tmp / "raw").mkdir()  # a folder of that name here: it must not be taken for the root
+    csv = sc.tmp / "m.csv"
+    assert sc.cli("prepare", DYN, "--raw", sc.raw0, "--out", csv)[0] == 0
+    assert sc.cli("embed", *ENC, "--manifest", csv, "--cache", sc.tmp / "ref")[0] == 0
+    side = csv.with_suffix(".json")
+    meta = json.loads(side.read_text())
+    meta["root"] = "raw"
+    side.write_text(json.dumps(meta))
+    sc.monkeypatch.chdir(sc.tmp)
+    rc, text = sc.cli("embed", *ENC, "--manifest", csv, "--cache", sc.tmp / "cache")
+    assert rc == 2, text
+    sc.said(text)
+    assert not (sc.tmp / "cache").exists()
+    rc, text = sc.cli("embed", *ENC, "--manifest", csv, "--cache", sc.tmp / "cache", "--raw",
+                      f"{DYN}={sc.raw0}")
+    assert rc == 0, text
+    _same_vectors(_embedded(sc.tmp / "cache"), _embedded(sc.tmp / "ref"))
+
+
+def link_outside_root(sc: Scenario) -> None:
+    """A listed video that is a link to a file outside the download folder."""
+    raw = sc.copy_raw()
+    video = sorted(raw.glob("Videos/*.avi"))[3]
+    elsewhere = sc.tmp / "elsewhere" / video.name
+    elsewhere.parent.mkdir()
+    shutil.move(video, elsewhere)
+    video.symlink_to(elsewhere)
+    csv = sc.tmp / "m" / f"{DYN}.csv"
+    rc, text = sc.cli("prepare", DYN, "--raw", raw, "--out", csv)
+    assert rc == 0
+    sc.said(text, name=video.name)
+    pd.testing.assert_series_equal(_labels(Manifest.read(csv), DYN), _labels(sc.clean, DYN))
+    csv.unlink()
+    rc, text = sc.cli("prepare", DYN, "--raw", raw, "--out", csv, "--strict-root")
+    assert rc == 2 and not csv.exists() and "--allow-incomplete" in text and video.name in text
+    rc, text = sc.cli("prepare", DYN, "--raw", raw, "--out", csv, "--strict-root",
+                      "--allow-incomplete")
+    m = Manifest.read(csv)
+    assert rc == 0 and list(m.excluded["sample_id"]) == [video.name.removesuffix(".avi")]
+    labels = _labels(m, DYN)
+    pd.testing.assert_series_equal(labels, _labels(sc.clean, DYN).loc[labels.index])
+
+
+def phantom_over_download(sc: Scenario) -> None:
+    """``phantom --out`` / ``demo --out`` pointed at a folder holding a real download."""
+    target = sc.tmp / "data"
+    shutil.copytree(sc.raw0, target / "EchoNet-Dynamic")
+
+    def snapshot() -> dict[str, bytes]:
+        return {str(p.relative_to(target)): p.read_bytes() for p in sorted(target.rglob("*"))
+                if p.is_file()}
+
+    before = snapshot()
+    for argv in (["phantom", "--out", target, "--datasets", DYN],
+                 ["demo", "--out", target, "--scale", "tiny", "--datasets", DYN]):
+        rc, text = sc.cli(*argv)
+        assert rc == 2, text
+        sc.said(text, verb=argv[0])
+        assert snapshot() == before  # nothing added, nothing overwritten
+    fresh = sc.tmp / "ph"
+    assert sc.cli("phantom", "--out", fresh, "--datasets", DYN)[0] == 0
+    assert sc.cli("phantom", "--out", fresh, "--datasets", DYN)[0] == 0  # its own output
+
+
+def disk_full_at_prepare(sc: Scenario) -> None:
+    """The disk fills up while ``prepare`` writes the manifest's sidecar."""
+    csv = sc.tmp / "m" / f"{DYN}.csv"
+    real = Path.write_bytes
+
+    def full(self: Path, data: bytes) -> int:
+        if self.name.startswith(f".{DYN}.json."):
+            real(self, data[:10])
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real(self, data)
+
+    sc.monkeypatch.setattr(Path, "write_bytes", full)
+    rc, text = sc.cli("prepare", DYN, "--raw", sc.raw0, "--out", csv)
+    sc.monkeypatch.setattr(Path, "write_bytes", real)
+    assert rc == 2
+    sc.said(text, side=str(csv.with_suffix(".json")))
+    assert os.listdir(csv.parent) == []  # neither half of the pair, no temporary left
+    assert sc.cli("prepare", DYN, "--raw", sc.raw0, "--out", csv)[0] == 0
 
 
 # ------------------------------------------------------------------------------------ the table
@@ -251,11 +576,13 @@ class Fault:
     stage: str  # "prepare" or "read" (embed / evaluate / run / cka / splits read the manifest)
     fault: str  # in words, for the README
     does: str  # what cardiobench does, for the README
-    mutate: Callable[[Path], dict]
+    mutate: Callable[[Path], dict] | None  # None for a scenario row
     outcome: str  # "refused" | "excluded" | "handled"
     words: tuple[str, ...] = ()  # must appear in the message; "{line}"/"{key}"/... filled in
     n_excluded: int = 0
     skip_as_root: bool = False
+    #: outcome "scenario": runs the commands and asserts (see :class:`Scenario`)
+    scenario: Callable[["Scenario"], None] | None = None
 
 
 DYN = "echonet_dynamic"
@@ -367,13 +694,93 @@ FAULTS: list[Fault] = [
     Fault("manifest_other_sidecar", DYN, "read", "manifest with a sidecar for another table",
           "refused: counts differ", edit_manifest("other_sidecar"), "refused",
           ("sidecar_mismatch",)),
+    # -- issue 19: data side
+    Fault("videos_upper_case", DYN, "prepare", "videos saved as `X.AVI` while FileList names `X`",
+          "handled, warned: the file is matched ignoring letter case (one warning line)",
+          videos_upper_case, "handled", ("path_case_differs",)),
+    Fault("video_other_extension", DYN, "prepare", "a video saved as `X.mp4` where `X.avi` is "
+          "listed", "sample unusable (`missing_file`), naming the near miss beside it",
+          media("Videos/*.avi", "mp4"), "excluded", ("missing_file", "{stem}.mp4", "beside it"),
+          1),
+    Fault("link_outside_root", DYN, "prepare", "a listed video is a link to a file outside "
+          "`--raw`", "handled, warned with the link and its target; with `--strict-root` the "
+          "sample is unusable", None, "scenario", ("outside_root", "{name}", "links to"),
+          scenario=link_outside_root),
+    Fault("lvh_out_of_range", "echonet_lvh", "prepare", "EchoNet-LVH `CalcValue` = `45` (cm) "
+          "on an LVIDd row", "video unusable: file, line and value, outside the label's range",
+          lvh_value("45"), "excluded", ("MeasurementsList.csv line {line}", "= 45 cm",
+                                        "outside [0.5, 12] cm"), 1),
+    Fault("camus_ef_150", "camus", "prepare", "CAMUS cfg `EF: 150`",
+          "sample unusable: cfg file, line and value", camus_cfg("EF", "150"), "excluded",
+          ("{cfg} line {line}", "EF = 150", "outside [0, 100]"), 1),
+    Fault("camus_ef_differs", "camus", "prepare", "CAMUS: a patient's 2CH and 4CH cfgs give "
+          "different EF", "both videos of the patient unusable, naming both cfg lines and values",
+          camus_cfg("EF", "33.3"), "excluded",
+          ("ef_differs_between_views", "Info_2CH.cfg line {line}: EF = 33.3", "Info_4CH.cfg line"),
+          2),
+    Fault("camus_time_first", "camus", "prepare", "CAMUS half sequence stored time-first "
+          "`(t, x, y)`", "sample unusable (`media_bad_shape`): shape and cfg `NbFrame` named",
+          camus_time_first, "excluded", ("media_bad_shape", "{name}", "time-first", "NbFrame"),
+          1),
+    Fault("hmcqu_data_not_first_sheet", "hmcqu", "prepare", "HMC-QU workbook whose first sheet is "
+          "not the label sheet", "refused: says only the first sheet was read, and which sheets "
+          "exist", hmcqu_sheets("before"), "refused",
+          ("A4C.xlsx", "only the first sheet, 'Notes'", "'{data}'")),
+    Fault("hmcqu_extra_sheet", "hmcqu", "prepare", "HMC-QU workbook with a second sheet after "
+          "the labels", "handled, warned: only the first sheet was read", hmcqu_sheets("after"),
+          "handled", ("other_sheets_ignored",)),
+    Fault("cardiacnet_plain_masks", "cardiacnet_asd", "prepare", "CardiacNet mask in a "
+          "`*_label.nii/` folder, its own name not saying label (`111_label.nii/PHI01.nii`)",
+          "handled: anything under a `*_label*` folder is a mask, never a sample",
+          cardiacnet_plain_masks, "handled"),
+    Fault("manifest_dataset_path", DYN, "read", "sidecar `dataset` = `../../escaped_ds`",
+          "refused: a dataset name is letters, digits and `_`; nothing written outside "
+          "`--cache`", edit_manifest("dataset_path"), "refused",
+          ("'../../escaped_ds'", "not a dataset name")),
+    Fault("manifest_relabel", DYN, "read", "manifest table edited after prepare (a label "
+          "changed, same split)", "refused: the table's SHA-256 is not the one its sidecar "
+          "recorded", edit_manifest("relabel"), "refused",
+          ("sidecar_mismatch", "is not the table", "an edit after prepare")),
+    Fault("interrupted_prepare", DYN, "prepare+read", "`prepare` interrupted between writing "
+          "the CSV and its sidecar", "CSV and sidecar are moved into place only once both are "
+          "written; a table paired with an older sidecar is refused by every command (SHA-256 "
+          "of the table)", None, "scenario",
+          ("is not the table", "interrupted prepare", "rerun `cardiobench prepare`"),
+          scenario=interrupted_prepare),
+    Fault("old_sidecar", DYN, "read", "sidecar written before the table's SHA-256 was recorded",
+          "read, warned: the pairing cannot be checked; rerunning prepare records it", None,
+          "scenario", ("records no SHA-256", "rerun `cardiobench prepare`"),
+          scenario=old_sidecar),
+    Fault("relative_raw", DYN, "prepare+embed", "`prepare --raw raw` (relative), `embed` run "
+          "from a folder with another `raw/`", "the sidecar holds the absolute, resolved root: "
+          "the prepared download's videos are embedded", None, "scenario",
+          scenario=relative_raw),
+    Fault("moved_download", DYN, "prepare+embed", "download folder moved after prepare",
+          "`embed` refuses naming the recorded root and `--raw DIR`; with `--raw` the same "
+          "vectors, the root used and the sidecar's recorded in the results", None, "scenario",
+          ("{root}", "does not exist", "--raw DIR"), scenario=moved_download),
+    Fault("relative_root_sidecar", DYN, "prepare+embed", "sidecar of an older cardiobench with "
+          "a relative root", "refused wherever media are read, naming `--raw DIR`", None,
+          "scenario", ("relative path 'raw'", "--raw DIR"), scenario=relative_root_sidecar),
+    Fault("disk_full_prepare", DYN, "prepare", "disk full while `prepare` writes the manifest",
+          "error naming the file being written and the way on; neither half of the pair written",
+          None, "scenario", ("cannot write {side}", "No space left on device", "free space"),
+          scenario=disk_full_at_prepare),
+    Fault("phantom_over_download", DYN, "phantom", "`phantom --out` / `demo --out` over a folder "
+          "holding a download", "refused: a non-empty folder without the phantom's (demo's) "
+          "marker file; nothing written", None, "scenario",
+          ("not empty", "`cardiobench {verb}`", "choose an empty or new folder"),
+          scenario=phantom_over_download),
 ]
 
 
 def render_table() -> str:
     """The README table "fault → what cardiobench does", one line per :data:`FAULTS` row."""
     head = ["| fault | stage | what cardiobench does |", "|---|---|---|"]
-    stage = {"prepare": "`prepare`", "read": "any command reading a manifest"}
+    stage = {"prepare": "`prepare`", "read": "any command reading a manifest",
+             "prepare+read": "`prepare`, then any command reading the manifest",
+             "prepare+embed": "`prepare`, then `embed` / `run`",
+             "phantom": "`phantom` / `demo`"}
     rows = [f"| {f.fault} | {stage[f.stage]} | {f.does} |" for f in FAULTS]
     return "\n".join([TABLE_BEGIN, *head, *rows, TABLE_END])
 
@@ -387,7 +794,7 @@ def clean(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, Man
     out = {}
     for name, scale in SCALES.items():
         raw = base / name
-        generate(CATALOGUE.layout(name), raw, scale=scale, seed=1)
+        generate(CATALOGUE.layout(LAYOUT.get(name, name)), raw, scale=scale, seed=1)
         csv = base / "m" / f"{name}.csv"
         assert main(["prepare", name, "--raw", str(raw), "--out", str(csv)]) == 0
         out[name] = (raw, Manifest.read(csv))
@@ -421,6 +828,10 @@ def _noperm(raw: Path, monkeypatch: pytest.MonkeyPatch) -> dict:
 def test_fault(fault: Fault, clean: dict, tmp_path: Path, capsys: pytest.CaptureFixture,
                monkeypatch: pytest.MonkeyPatch) -> None:
     raw0, clean_m = clean[fault.dataset]
+    if fault.outcome == "scenario":
+        assert fault.scenario is not None
+        fault.scenario(Scenario(fault, raw0, clean_m, tmp_path, capsys, monkeypatch))
+        return
     if fault.stage == "read":
         _read_stage(fault, raw0, tmp_path, capsys)
         return
@@ -493,6 +904,7 @@ def _read_stage(fault: Fault, raw0: Path, tmp_path: Path, capsys: pytest.Capture
         for w in _fill(fault.words, info):
             assert w in text, f"{argv[0]}: {w!r} not in:\n{text}"
     assert not (tmp_path / "cache").exists() and not (tmp_path / "res").exists()
+    assert not (tmp_path.parent / "escaped_ds").exists()  # a sidecar's dataset is no path
 
 
 # ------------------------------------------------------------------------- io-level contracts

@@ -5,9 +5,10 @@ Layout, for one dataset under one encoder fingerprint::
     <cache_root>/<dataset>/<fingerprint[:16]>/
         meta.json                    encoder description, sampling, shard plan hash and size,
                                      and (after finalize) every shard's SHA-256
-        shards/shard-s64-00000.npz   one per plan shard: per sample its ID, signature, clip
-                                     vector, frames+offsets and frame indices; failed samples
-                                     with reason, kind and the file identity they failed on
+        shards/shard-s64-00000.npz   one per plan shard: per sample its ID, signature (path,
+                                     frame hints, content hash of the file), clip vector,
+                                     frames+offsets and frame indices; failed samples with
+                                     reason, kind and the file identity they failed on
         shards/shard-s64-00000.npz.sha256   the shard's SHA-256, written at commit
         index.csv                    (after finalize) sample_id, status (ok|failed), shard, kind,
                                      reason
@@ -49,6 +50,8 @@ from cardiobench.embed.embeddings import Embeddings
 log = logging.getLogger(__name__)
 
 CACHE_VERSION = 2
+#: the manifest columns in a sample's signature (see :meth:`ShardPlan.from_table`)
+SIGNATURE_COLUMNS = ("path", "key_frame", "n_frames", "fps", "media_hash")
 DEFAULT_SHARD_SIZE = 64
 _SHARD_NAME = re.compile(r"^shard-s(\d+)-(\d{5})\.npz$")
 _LEGACY_NAME = re.compile(r"^shard-(\d{5})\.npz$")  # cache version 1, no checksums
@@ -81,14 +84,17 @@ class ShardPlan:
     def from_table(cls, table: pd.DataFrame, shard_size: int) -> "ShardPlan":
         """Sort the manifest rows by sample_id and cut them into chunks of ``shard_size``.
 
-        A row's signature covers the columns that decide which frames are decoded (path,
-        key_frame, n_frames, fps), so editing any of them invalidates that shard.
+        A row's signature covers what decides the decoded frames: which file (``path``), which
+        frames (``key_frame``, ``n_frames``, ``fps``) and the file's bytes (``media_hash``, the
+        content hash of :mod:`cardiobench.io.identity`; :func:`cardiobench.embed.extract`
+        passes the hash of the bytes on disk now). Editing any of them, or overwriting the file
+        with other bytes, invalidates that sample, and only that sample is embedded again.
         """
         if shard_size < 1:
             raise ValueError("shard_size must be >= 1")
         t = table.assign(sample_id=table["sample_id"].astype(str)).sort_values("sample_id")
         parts = [t[c].astype("string") if c in t else pd.Series("", index=t.index, dtype="string")
-                 for c in ("path", "key_frame", "n_frames", "fps")]
+                 for c in SIGNATURE_COLUMNS]
         sig = t["sample_id"].str.cat(parts, sep="|", na_rep="").tolist()
         ids = t["sample_id"].tolist()
         cut = range(0, len(ids), shard_size)
@@ -170,6 +176,12 @@ class EmbeddingCache:
     """One (dataset, encoder fingerprint) folder of the embedding cache."""
 
     def __init__(self, cache_root: str | Path, dataset: str, fingerprint: str):
+        from cardiobench.manifest import DATASET_NAME
+
+        # the dataset names a folder under cache_root: a path in it would write elsewhere
+        if not DATASET_NAME.fullmatch(str(dataset)):
+            raise ValueError(f"dataset name {dataset!r} is not a name (letters, digits and _ "
+                             "only); refusing to use it as a cache folder")
         self.dataset = dataset
         self.fingerprint = fingerprint
         self.dir = Path(cache_root) / dataset / fingerprint[:16]

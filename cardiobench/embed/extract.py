@@ -41,6 +41,7 @@ from cardiobench.embed.cache import (DEFAULT_SHARD_SIZE, CacheCorruptError, Embe
                                      SampleRecord, ShardData, ShardPlan, file_identity)
 from cardiobench.encoders.base import Encoder, InputSpec
 from cardiobench.io import MediaError, probe, read_frames
+from cardiobench.io.identity import ChangedFile, CurrentMedia, current_media
 from cardiobench.manifest import Manifest, is_missing
 from cardiobench.transforms import SamplingPolicy, preprocess, to_tensor
 
@@ -60,7 +61,13 @@ class Sample:
 
 
 class SampledFrames:
-    """Manifest rows → the sampled, decoded frames of each (decode errors become failures).
+    """Manifest rows → the sampled, decoded frames of each.
+
+    A sample's own fault -- a missing, unreadable, truncated or undecodable file
+    (:class:`~cardiobench.io.MediaError`, :class:`TruncatedMedia`, ``OSError``) or frame hints
+    in its row that no clip can be sampled from (:class:`BadSampleRow`) -- becomes that sample's
+    failure, recorded with its kind. Anything else is a bug and propagates: it must not turn
+    into thousands of per-sample "other" failures.
 
     With ``prep`` (an encoder's input spec) the frames are also preprocessed on the CPU, in the
     calling thread, so a decoding pool preprocesses in parallel too. With ``pin`` they are
@@ -85,22 +92,45 @@ class SampledFrames:
         try:
             n_frames = row.get("n_frames")
             fps = row.get("fps")
-            declared = None if is_missing(n_frames) else int(n_frames)
+            declared = None if is_missing(n_frames) else _row_int(row, "n_frames")
             if declared is None or (self.sampling.kind == "fps" and is_missing(fps)):
                 info = probe(path)
                 n_frames = info.n_frames if declared is None else declared
                 fps = info.fps if is_missing(fps) else fps
             key = None if is_missing(row.get("key_frame")) else row.get("key_frame")
             fps = None if is_missing(fps) else float(fps)
-            idx = self.sampling.indices(int(n_frames), key_frame=key, fps=fps)
+            try:
+                idx = self.sampling.indices(int(n_frames), key_frame=key, fps=fps)
+            except ValueError as exc:  # e.g. zero frames, or fps sampling without an fps
+                raise BadSampleRow(f"{path}: no clip can be sampled ({exc}; n_frames="
+                                   f"{n_frames}, fps={fps}, key_frame={key})") from exc
             # (T, 3, H, W) as a view of the decoder's (T, H, W, 3): preprocess copies what it needs
             frames = to_tensor(_read_promised(path, idx, declared))
-            if self.prep is not None:
-                return Sample(sid, preprocess(frames, self.prep), idx, prepped=True)
-            return Sample(sid, frames.pin_memory() if self.pin else frames, idx)
-        except Exception as exc:  # one unreadable sample must not stop the run: record it
+        except (MediaError, TruncatedMedia, BadSampleRow, OSError) as exc:
+            # one unreadable sample must not stop the run: record it
             return Sample(sid, None, None, error=f"{type(exc).__name__}: {exc}",
                           kind=failure_kind(exc))
+        if self.prep is not None:
+            return Sample(sid, preprocess(frames, self.prep), idx, prepped=True)
+        return Sample(sid, frames.pin_memory() if self.pin else frames, idx)
+
+
+class BadSampleRow(Exception):
+    """A manifest row's frame hints (``n_frames``, ``fps``) from which no clip can be sampled."""
+
+    kind = "bad_row"
+
+
+def _row_int(row: pd.Series, column: str) -> int:
+    """A whole-number cell of a manifest row; anything else is the row's fault."""
+    value = row.get(column)
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = float("nan")
+    if not np.isfinite(number) or number != int(number):
+        raise BadSampleRow(f"{column} = {value!r} is not a whole number")
+    return int(number)
 
 
 class TruncatedMedia(Exception):
@@ -202,6 +232,10 @@ class ExtractReport:
     #: after finalize: sample_id, kind, reason of every failed sample
     failures: pd.DataFrame = field(
         default_factory=lambda: pd.DataFrame(columns=["sample_id", "kind", "reason"]))
+    #: files whose bytes differ from what prepare recorded (embedded from the bytes on disk)
+    media_changed: list[ChangedFile] = field(default_factory=list)
+    #: files read to check them (their stat differed from prepare's, or nothing was recorded)
+    media_hashed: int = 0
 
 
 def autocast_context(device: torch.device, precision: str = "auto") -> contextlib.AbstractContextManager:
@@ -333,6 +367,8 @@ class _Reusable:
         self.cache = cache
         self.where: dict[str, Path] = {}
         self.loaded: dict[Path, dict[str, SampleRecord]] = {}
+        #: samples stored as failed (under any signature): computing one again is a retry
+        self.failed: set[str] = set()
         for path in cache.shard_files():
             if not cache.trusted(path):
                 continue
@@ -340,6 +376,7 @@ class _Reusable:
                 with np.load(path, allow_pickle=False) as z:
                     sigs = [str(x) for key in ("signatures", "failed_signatures") if key in z
                             for x in z[key]]
+                    self.failed.update(str(x) for x in z["failed_ids"])
             except Exception as exc:
                 log.warning("shard %s unreadable (%s); its samples will be recomputed", path, exc)
                 continue
@@ -383,7 +420,8 @@ def _shard_work(k: int, plan: ShardPlan, reusable: "_Reusable", files: dict[str,
     """What shard ``k`` can take from disk and what it must compute.
 
     A stored failure is reused only while its file is unchanged (same size and mtime); a
-    changed file is retried.
+    changed file is retried (a file with other bytes has another signature: a sample that
+    failed before and is computed now counts as retried too).
     """
     work = _ShardWork(k, {}, [])
     for sid, sig in zip(plan.shards[k], plan.shard_signatures(k)):
@@ -391,6 +429,8 @@ def _shard_work(k: int, plan: ShardPlan, reusable: "_Reusable", files: dict[str,
         if rec is not None and not rec.ok and rec.identity != file_identity(files[sid]):
             report.retried.append(sid)
             rec = None
+        elif rec is None and sid in reusable.failed:
+            report.retried.append(sid)
         if rec is None:
             work.todo.append(sid)
         else:
@@ -417,9 +457,11 @@ def _embed_shards(todo: list[int], plan: ShardPlan, by_id: pd.DataFrame, manifes
     sigs = {sid: sig for k in todo for sid, sig in zip(plan.shards[k], plan.shard_signatures(k))}
     owner = {sid: w for w in works for sid in w.todo}
     order = [sid for w in works for sid in w.todo]
-    ds = SampledFrames(by_id.loc[order] if order else by_id.iloc[:0], manifest.root,
+    ds = SampledFrames(by_id.loc[order] if order else by_id.iloc[:0], manifest.media_root(),
                        encoder.spec.sampling, prep=encoder.spec if device.type == "cpu" else None,
                        pin=device.type == "cuda")
+    if order:  # something must be decoded: the download has to be where the manifest says
+        manifest.media_root(must_exist=True)
     pending = deque(works)
 
     def commit_finished() -> None:
@@ -490,8 +532,51 @@ def _shard_data(plan: ShardPlan, k: int, records: dict[str, SampleRecord], clip_
 
 def _sample_files(manifest: Manifest) -> dict[str, Path]:
     table = manifest.table
-    return {str(s): Path(manifest.root) / str(p)
+    root = manifest.media_root()
+    return {str(s): root / str(p)
             for s, p in zip(table["sample_id"].astype(str), table["path"].astype(str))}
+
+
+_CHANGE_WARNED: set[tuple[str, str, str]] = set()
+
+
+def media_now(manifest: Manifest, workers: int | None = None) -> CurrentMedia:
+    """Every sample's file checked against the identity ``prepare`` recorded (a stat per file;
+    a file is read only when its stat differs): the content hashes the cache keys on now, and
+    the files that changed. A change is logged once per process, naming the count and the
+    first files and saying where the labels came from."""
+    t = manifest.table
+    root = manifest.media_root()
+    paths = [root / str(p) for p in t["path"].astype(str)]
+    media = current_media(t["sample_id"].astype(str).tolist(), paths, _column(t, "media_stat"),
+                          _column(t, "media_hash"), workers=workers)
+    key = (manifest.dataset, str(root), "|".join(f"{c.path}:{c.current}" for c in media.changed))
+    if media.changed and key not in _CHANGE_WARNED:
+        _CHANGE_WARNED.add(key)
+        first = ", ".join(c.path for c in media.changed[:3])
+        more = " ..." if len(media.changed) > 3 else ""
+        log.warning("%s: %d file(s) changed since prepare (content hash differs from the one "
+                    "recorded in the manifest), e.g. %s%s: they are embedded from their current "
+                    "bytes, but their labels, frame counts and split come from the old prepare; "
+                    "rerun `cardiobench prepare` on the new download", manifest.dataset,
+                    len(media.changed), first, more)
+    key = (manifest.dataset, str(root), "unrecorded")
+    if media.unrecorded and key not in _CHANGE_WARNED:
+        _CHANGE_WARNED.add(key)
+        log.warning("%s: the manifest records no content hash for %d file(s) (written by an "
+                    "older cardiobench): they are hashed at every run, and a change since "
+                    "prepare cannot be told; rerun `cardiobench prepare` to record them",
+                    manifest.dataset, media.unrecorded)
+    return media
+
+
+def _column(t: pd.DataFrame, name: str) -> list[object] | None:
+    return t[name].tolist() if name in t else None
+
+
+def _plan(manifest: Manifest, shard_size: int, media: CurrentMedia) -> ShardPlan:
+    """The shard plan keyed on the bytes on disk now (:func:`media_now`)."""
+    return ShardPlan.from_table(manifest.table.assign(media_hash=media.hashes), shard_size)
 
 
 def failure_summary(manifest: Manifest, failures: pd.DataFrame) -> pd.DataFrame:
@@ -524,6 +609,13 @@ def extract(manifest: Manifest, encoder: Encoder, cache_root: str | Path, *,
     cache was built with (64 for a new cache); another size re-packs the stored vectors. A
     failed sample whose file changed since it failed is retried. ``on_shard(k)`` is called after
     each committed shard (used by tests to inject failures).
+
+    Every file is first checked against the identity ``prepare`` recorded (:func:`media_now`):
+    the cache keys each sample on the bytes on disk now, so a file with other bytes is embedded
+    again (and only that sample), with a warning and a record in ``meta.json``
+    (``media_changed_since_prepare``); ``report.media_changed`` lists them. Samples that must be
+    decoded need the download folder to exist (:meth:`Manifest.media_root`); a finished cache
+    is reused without it.
     """
     t0 = time.perf_counter()
     num_workers = default_workers() if num_workers is None else num_workers
@@ -533,23 +625,32 @@ def extract(manifest: Manifest, encoder: Encoder, cache_root: str | Path, *,
     cache = EmbeddingCache(cache_root, manifest.dataset, fp)
     table = manifest.table
     shard_size = shard_size or cache.shard_size() or DEFAULT_SHARD_SIZE
-    plan = ShardPlan.from_table(table, shard_size)
+    media = media_now(manifest, num_workers or None)
+    plan = _plan(manifest, shard_size, media)
     rank, world = shard if shard is not None else distributed_rank()
     by_id = table.set_index("sample_id", drop=False)
     by_id.index = by_id.index.astype(str)
     files = _sample_files(manifest)
-    report = ExtractReport(cache_dir=cache.dir, n_samples=len(table))
+    report = ExtractReport(cache_dir=cache.dir, n_samples=len(table),
+                           media_changed=media.changed, media_hashed=media.hashed)
     desc = encoder.describe()
+    changed = [c.to_dict() for c in media.changed]
     meta = {"encoder": desc, "sampling": encoder.spec.sampling.to_dict(),
             "has_frames": encoder.spec.kind == "image",
             "clip_dim": desc["clip_dim"], "shard_size": shard_size, "n_shards": len(plan),
-            "plan_hash": plan.plan_hash(), "manifest_fingerprint": manifest.fingerprint}
+            "plan_hash": plan.plan_hash(), "manifest_fingerprint": manifest.fingerprint,
+            "media_root": str(manifest.media_root()), "media_changed_since_prepare": changed}
     old = cache.read_meta()
     if old.get("plan_hash") != meta["plan_hash"] or old.get("shard_size") != shard_size:
         # any rank that sees a new plan resets the meta (dropping "complete") and the index, so
         # no reader can take the old finalized cache for the new manifest
         cache.index_path.unlink(missing_ok=True)
         cache.write_meta(meta)
+    elif old.get("media_changed_since_prepare", []) != changed:
+        # same bytes, newer manifest (prepare rerun): the record says what holds now
+        cache.write_meta({**{k: v for k, v in old.items()
+                             if k not in ("cache_version", "dataset", "fingerprint")},
+                          "media_changed_since_prepare": changed})
     run = _Encoding(encoder, device, batch_frames, precision)
     mine = [k for k in range(len(plan)) if k % world == rank]
     todo = []
@@ -607,17 +708,18 @@ def finalize_cache(manifest: Manifest, encoder: Encoder, cache_root: str | Path,
                    shard_size: int | None = None) -> pd.DataFrame:
     """Merge and verify the shards written by several ranks or job-array tasks."""
     cache = EmbeddingCache(cache_root, manifest.dataset, encoder.fingerprint())
-    plan = ShardPlan.from_table(manifest.table, shard_size or cache.shard_size()
-                                or DEFAULT_SHARD_SIZE)
+    plan = _plan(manifest, shard_size or cache.shard_size() or DEFAULT_SHARD_SIZE,
+                 media_now(manifest))
     paths = dict(zip(manifest.table["sample_id"].astype(str), manifest.table["path"].astype(str)))
     return cache.finalize(plan, paths)
 
 
 def cache_is_current(manifest: Manifest, cache: EmbeddingCache, shard_size: int) -> bool:
-    """True when the finalized cache covers ``manifest`` with intact shards of ``shard_size``
-    and no failed sample's file has changed since it failed."""
+    """True when the finalized cache covers ``manifest`` with intact shards of ``shard_size``,
+    computed from the bytes on disk now (:func:`media_now`), and no failed sample's file has
+    changed since it failed."""
     meta = cache.read_meta()
-    plan = ShardPlan.from_table(manifest.table, shard_size)
+    plan = _plan(manifest, shard_size, media_now(manifest))
     if not (cache.is_complete() and meta.get("plan_hash") == plan.plan_hash()
             and meta.get("shard_size") == shard_size):
         return False

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import operator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
@@ -14,12 +14,14 @@ from .errors import MediaError
 
 @dataclass(frozen=True)
 class MediaInfo:
-    """Frame count, frame rate (``None`` where the file does not say) and frame size of a file."""
+    """Frame count, frame rate (``None`` where the file does not say) and frame size of a file;
+    ``shape``: the stored array's shape where the format has one (NIfTI: nibabel's axes)."""
 
     n_frames: int
     fps: float | None
     height: int
     width: int
+    shape: tuple[int, ...] | None = field(default=None, compare=False)  # a detail, not a fact
 
 
 def resolve_indices(path: str | Path, indices: Sequence[int] | None,

@@ -154,7 +154,8 @@ def probe_nifti(path: str | Path) -> MediaInfo:
         with ExitStack() as stack:
             img = _load(path, stack)
             layout = _Layout(path, tuple(int(s) for s in img.shape))
-            return MediaInfo(layout.n_frames, _fps(img, layout), layout.height, layout.width)
+            return MediaInfo(layout.n_frames, _fps(img, layout), layout.height, layout.width,
+                             layout.shape)
     except MediaError:
         raise
     except Exception as exc:  # nibabel header errors, gzip/zlib errors, EOF, OSError

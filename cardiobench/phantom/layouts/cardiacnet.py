@@ -1,7 +1,10 @@
 """Phantom CardiacNet download: ``CardiacNet-ASD/{ASD,Non-ASD}``, ``CardiacNet-PAH/{PAH,Non-PAH}``.
 
-Cases are ``NNN_image.nii`` directories wrapping ``<stem>_image.nii`` (the Kaggle unzip artefact)
-or, for a few PAH cases, plain ``NNN_image.nii`` files; masks ``NNN_label.nii`` sit beside them.
+Cases are ``NNN_image.nii`` directories wrapping ``<stem>_image.nii`` or ``PHI01.nii`` (the
+Kaggle unzip artefact) or, for a few PAH cases, plain ``NNN_image.nii`` files; masks sit beside
+them as the download has them: ``NNN_label.nii`` files, or ``NNN_label.nii`` directories wrapping
+``<stem>_label.nii`` -- or the video's own file name (``NNN_label.nii/PHI01.nii``) where that name
+does not say ``image``.
 Videos are A4C with a septal gap (ASD) or a dilated right heart (PAH).
 """
 
@@ -71,13 +74,15 @@ def write(root: Path, *, scale: Scale, seed: int,
         write_nifti(root / rel, clip, spacing_xy=(0.3, 0.3), fps=FPS)
         # the label mask beside the case, wrapped like the video
         mask = (clip > 200).astype(np.uint8)
-        # mask names always say "label" (that is how the real walk tells them apart)
-        label_name = (rel.name.replace("_image.nii", "_label.nii") if "_image.nii" in rel.name
-                      else rel.name.replace(".nii", "_label.nii"))
         if rel.parent.name.endswith(".nii"):
+            # wrapped: the mask folder says "label"; the file inside keeps the video's name
+            # unless that name says "image" (111_label.nii/PHI01.nii, as downloaded)
             case_dir = rel.parent.name.replace("_image.nii", "_label.nii")
-            label_path = rel.parent.parent / case_dir / label_name
+            label_path = rel.parent.parent / case_dir / rel.name.replace("_image.nii",
+                                                                          "_label.nii")
         else:
+            label_name = (rel.name.replace("_image.nii", "_label.nii") if "_image.nii" in rel.name
+                          else rel.name.replace(".nii", "_label.nii"))
             label_path = rel.parent / label_name
         write_nifti(root / label_path, mask)
         row = {"sample_id": published_id(rel), "subset": subset,
