@@ -453,6 +453,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
     comps = compare_suite(load_results(args.results, with_predictions=True), args.a, args.b,
                           task=args.task, n_boot=args.n_boot, seed=args.seed)
+    for line in comps.refused:
+        print(f"cardiobench: not compared: {line}", file=sys.stderr)
     if not comps:
         print(f"no (task, protocol) scored by both {args.a!r} and {args.b!r} in {args.results}")
         return 1
@@ -465,8 +467,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
         print(f"{c.task:32s} {c.protocol:13s} n={c.n_common} {c.unit} "
               f"(A {c.n_a}, B {c.n_b}; {c.n_clusters} bootstrap clusters){drop}")
         for metric, d in c.diffs.items():
-            print(f"    {metric:18s} {d.diff:9.3f} [{d.ci_low:9.3f}, {d.ci_high:9.3f}]  "
-                  f"p={d.p_value:.4f}")
+            ci = f"[CI n/a: {d.na_reason}]" if d.na_reason else \
+                f"[{d.ci_low:9.3f}, {d.ci_high:9.3f}]  p={d.p_value:.4f}"
+            print(f"    {metric:18s} {d.diff:9.3f} {ci}")
     if args.plot:
         from cardiobench.report.figures import delta_forest
 

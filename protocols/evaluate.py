@@ -23,7 +23,8 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
-from typing import Any, Mapping
+from dataclasses import dataclass
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -31,8 +32,10 @@ import pandas as pd
 from cardiobench import stats, stats_reference
 from cardiobench.embed.embeddings import Embeddings
 from cardiobench.manifest import Manifest
-from cardiobench.results import Result, provenance, write_result
+from cardiobench.comparability import label_fingerprint
+from cardiobench.results import Result, headline_status, provenance, write_result
 from cardiobench.protocols import zero_shot
+from cardiobench.protocols.config_schema import ConfigError, check_suite
 from cardiobench.protocols.runners import (RUNNERS, EvaluationError,
                                            NotApplicable, RowData, get_runner)
 from cardiobench.protocols.scorers import Bootstrap, Units, get_scorer
@@ -41,7 +44,7 @@ from cardiobench.protocols.tasks import TASKS, Task, get_task
 log = logging.getLogger(__name__)
 
 __all__ = ["EvaluationError", "NotApplicable", "evaluate", "load_suite", "run_suite",
-           "suite_entries", "protocols", "defaults"]
+           "suite_entries", "protocols", "defaults", "SuiteRun", "SuiteEntry"]
 
 
 def protocols() -> tuple[str, ...]:
@@ -161,12 +164,14 @@ def evaluate(task: Task | str, protocol: str, manifest: Manifest, embeddings: Em
     cfg = runner_cls.configure(config)
     cache = cfg.pop("text_cache", None) or zero_shot.TextEmbeddingCache()
     enc_desc = encoder.describe() if encoder is not None else dict(embeddings.encoder)
-    prov = dict(manifest_fingerprint=manifest.fingerprint, cache_fingerprint=embeddings.fingerprint,
-                seed=cfg["seed"], device=str(getattr(encoder, "device", "cpu")), ci=cfg["ci"])
-    base = dict(task=task.name, dataset=task.dataset, protocol=protocol, encoder=enc_desc)
     if manifest.dataset != task.dataset:
         raise EvaluationError(f"task {task.name} needs dataset {task.dataset}, got manifest "
                               f"{manifest.dataset}")
+    prov = dict(manifest_fingerprint=manifest.fingerprint,
+                label_fingerprint=label_fingerprint(task.select(manifest.table), task.label),
+                cache_fingerprint=embeddings.fingerprint,
+                seed=cfg["seed"], device=str(getattr(encoder, "device", "cpu")), ci=cfg["ci"])
+    base = dict(task=task.name, dataset=task.dataset, protocol=protocol, encoder=enc_desc)
 
     def not_applicable(why: str) -> Result:
         log.info("%s %s not applicable: %s", task.name, protocol, why)
@@ -187,7 +192,8 @@ def evaluate(task: Task | str, protocol: str, manifest: Manifest, embeddings: Em
     units = _units(task, data, out, cfg["ci"])
     te = units.mask("test")
     boot = Bootstrap(units.table["patient_id"].to_numpy()[te], cfg["n_boot"], cfg["seed"],
-                     cfg["level"], cfg["ci"], task.type)
+                     cfg["level"], cfg["ci"], task.type, labels=units.y[te],
+                     min_clusters=cfg["min_clusters"])
     scorer = get_scorer(runner_cls, task)
     scored = scorer.score(units, cfg, runner_cls, boot)
     extras: dict[str, Any] = {"missing_embeddings": missing, "data_completeness": completeness,
@@ -207,16 +213,27 @@ def evaluate(task: Task | str, protocol: str, manifest: Manifest, embeddings: Em
     head = scored.metrics.get(scored.headline, {}).get("value")
     log.info("%s %s %s: %s = %s", task.name, protocol, enc_desc.get("name"), scored.headline,
              head)
-    return Result(**base, config=cfg_out, metrics=scored.metrics, baseline=scored.baseline or {},
+    status, reason = headline_status(scored.metrics, scored.headline)
+    if reason:
+        log.warning("%s %s: %s", task.name, protocol, reason)
+    return Result(**base, status=status, reason=reason, config=cfg_out, metrics=scored.metrics,
+                  baseline=scored.baseline or {},
                   extras=extras, n=int(te.sum()), n_samples=int((data.split == "test").sum()),
                   n_clusters=int(len(np.unique(boot.clusters))), predictions=scored.predictions,
                   provenance=provenance(**prov, wall_time_s=round(time.perf_counter() - t0, 3)))
 
 
 # ----------------------------------------------------------------------------- suites
-def suite_entries(suite: Mapping[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
+def suite_entries(suite: Mapping[str, Any], source: str | Path = "suite"
+                  ) -> list[tuple[str, str, dict[str, Any]]]:
     """Expand a suite dict (``runs: [{tasks: [...]|"all", protocols: [...], config: {...}}]``)
-    into ``(task, protocol, config)`` triples, validating every name."""
+    into ``(task, protocol, config)`` triples, after checking every name and config value
+    (:func:`~cardiobench.protocols.config_schema.check_suite`; ``source`` names the suite in
+    the error)."""
+    try:
+        check_suite(suite, source)
+    except ConfigError as exc:
+        raise EvaluationError(str(exc)) from exc
     out = []
     for i, run in enumerate(suite.get("runs", [])):
         tasks = list(TASKS) if run.get("tasks", "all") == "all" else list(run["tasks"])
@@ -231,32 +248,99 @@ def suite_entries(suite: Mapping[str, Any]) -> list[tuple[str, str, dict[str, An
 
 
 def load_suite(path: str | Path | None = None) -> dict[str, Any]:
-    """Read a suite YAML (default: the packaged ``suites/cardiobench.yaml``)."""
+    """Read a suite YAML (default: the packaged ``suites/cardiobench.yaml``) and check it whole
+    (every field with its type and range; an error names the file, run, protocol and field)."""
     import yaml
     from importlib import resources
 
     text = Path(path).read_text() if path else \
         resources.files("cardiobench.suites").joinpath("cardiobench.yaml").read_text()
-    return yaml.safe_load(text)
+    try:
+        suite = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise EvaluationError(f"suite {path or 'cardiobench.yaml'} is not valid YAML: "
+                              f"{exc}") from exc
+    suite_entries(suite, path or "cardiobench.yaml")
+    return suite
+
+
+@dataclass(frozen=True)
+class SuiteEntry:
+    """What became of one requested (task, protocol): ``ok``, ``not_applicable``, ``failed``
+    (with the error) or ``skipped`` (its dataset had no manifest or embeddings)."""
+
+    task: str
+    protocol: str
+    status: str
+    reason: str | None = None
+
+
+class SuiteRun(list):
+    """The results :func:`run_suite` wrote (a ``list[Result]``, as before), plus ``entries``:
+    the status of every requested (task, protocol), skipped ones included, so a caller can tell
+    a run that scored what was asked from one where something failed or nothing was written."""
+
+    def __init__(self, results: Sequence[Result] = (), entries: Sequence[SuiteEntry] = ()):
+        super().__init__(results)
+        self.entries: list[SuiteEntry] = list(entries)
+
+    @property
+    def failed(self) -> list[SuiteEntry]:
+        """Requested (task, protocol) pairs that raised."""
+        return [e for e in self.entries if e.status == "failed"]
+
+    @property
+    def skipped(self) -> list[SuiteEntry]:
+        """Requested pairs whose dataset had no manifest or embeddings."""
+        return [e for e in self.entries if e.status == "skipped"]
+
+    @property
+    def ok(self) -> bool:
+        """True when at least one result was written and none failed (``not_applicable`` is an
+        answer, not a failure; ``skipped`` datasets were not given)."""
+        return bool(len(self)) and not self.failed
+
+    def problems(self) -> list[str]:
+        """Why the run is not ok, one line each (empty when it is)."""
+        lines = [f"{e.task} {e.protocol}: failed: {e.reason}" for e in self.failed]
+        if not len(self):
+            given = sorted({e.task.split("/")[0] for e in self.skipped})
+            lines.append("no result was written: none of the suite's tasks had a manifest and "
+                         f"embeddings (the suite's datasets: {given})")
+        return lines
+
+    def summary(self) -> dict[str, dict[str, str]]:
+        """``{task: {protocol: status}}`` of every requested pair."""
+        out: dict[str, dict[str, str]] = {}
+        for e in self.entries:
+            out.setdefault(e.task, {})[e.protocol] = e.status
+        return out
 
 
 def run_suite(suite: Mapping[str, Any], manifests: Mapping[str, Manifest],
               embeddings: Mapping[str, Embeddings], encoder: Any,
-              results_dir: str | Path) -> list[Result]:
+              results_dir: str | Path) -> SuiteRun:
     """Evaluate every (task × protocol) of ``suite`` whose dataset has a manifest and embeddings;
     write one JSON + predictions CSV each (the leaderboard is the report layer's job:
     :func:`cardiobench.report.leaderboard.write_leaderboard`). Datasets without data are
     logged (warning) and skipped; a text-less encoder gets ``not_applicable`` zero-shot and
-    alignment results; a task that raises is written as ``status: failed`` with the error."""
+    alignment results; a task that raises is written as ``status: failed`` with the error.
+
+    Returns a :class:`SuiteRun`: the results, plus the status of every requested pair
+    (``SuiteRun.ok`` is False when one failed or nothing was written; ``problems()`` says why).
+    """
     cache_dir = Path(results_dir) / "text_cache"
     cache = zero_shot.TextEmbeddingCache(cache_dir if encoder is not None and
                                          getattr(encoder, "has_text", False) else None)
     results = []
+    entries = []
     skipped = set()
     for tname, proto, cfg in suite_entries(suite):
         task = get_task(tname)
         if task.dataset not in manifests or task.dataset not in embeddings:
             skipped.add(task.dataset)
+            entries.append(SuiteEntry(tname, proto, "skipped",
+                                      f"no manifest/embeddings for {task.dataset}"))
             continue
         try:
             res = evaluate(task, proto, manifests[task.dataset], embeddings[task.dataset],
@@ -270,6 +354,7 @@ def run_suite(suite: Mapping[str, Any], manifests: Mapping[str, Manifest],
                          reason=str(exc), provenance=provenance())
         write_result(res, results_dir)
         results.append(res)
+        entries.append(SuiteEntry(tname, proto, res.status, res.reason))
     if skipped:
         log.warning("no manifest/embeddings for %s: their tasks were not run", sorted(skipped))
-    return results
+    return SuiteRun(results, entries)

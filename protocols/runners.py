@@ -28,16 +28,24 @@ from typing import Any, ClassVar, Literal, Mapping
 import numpy as np
 import pandas as pd
 
-from cardiobench import stats_reference
+from cardiobench import stats
 from cardiobench.embed.embeddings import Embeddings
 from cardiobench.protocols import alignment, retrieval, zero_shot
 from cardiobench.protocols import linear_probe as lp
+from cardiobench.protocols.config_schema import ConfigError, Field, check_config
 from cardiobench.protocols.tasks import Task
 
 log = logging.getLogger(__name__)
 
-#: settings every protocol shares: the bootstrap of the test metrics
-COMMON_DEFAULTS: dict[str, Any] = {"n_boot": 1000, "seed": 42, "level": 0.95, "ci": "patient"}
+#: settings every protocol shares: the bootstrap of the test metrics (types and ranges of every
+#: config field: :mod:`~cardiobench.protocols.config_schema`)
+COMMON_DEFAULTS: dict[str, Any] = {"n_boot": 1000, "seed": 42, "level": 0.95, "ci": "patient",
+                                   "min_clusters": stats.MIN_CLUSTERS}
+
+
+#: the decision rule of protocols fitted on train labels (their train scores are in-sample)
+FITTED_DECISION = Field("choice", choices=("argmax",),
+                        note="the train-calibrated threshold is defined for zero_shot only")
 
 
 class EvaluationError(ValueError):
@@ -90,6 +98,9 @@ class Runner:
 
     name: ClassVar[str]
     defaults: ClassVar[dict[str, Any]] = {}
+    #: type and range of each config key (config_schema.Field); undeclared keys are typed by
+    #: their default
+    fields: ClassVar[dict[str, Field]] = {}
     needs_text: ClassVar[bool] = False
     fitted: ClassVar[bool] = False
     output: ClassVar[Literal["prediction", "alignment"]] = "prediction"
@@ -104,15 +115,14 @@ class Runner:
 
     @classmethod
     def configure(cls, config: Mapping[str, Any] | None) -> dict[str, Any]:
-        """Defaults overridden by ``config``; an unknown key raises :class:`EvaluationError`."""
+        """Defaults overridden by ``config``; an unknown key or a value outside its declared
+        type and range (:mod:`~cardiobench.protocols.config_schema`) raises
+        :class:`EvaluationError` naming the field."""
         cfg = {**COMMON_DEFAULTS, **copy.deepcopy(cls.defaults)}
-        unknown = set(config or {}) - set(cfg) - {"text_cache"}
-        if unknown:
-            raise EvaluationError(f"unknown {cls.name} config keys {sorted(unknown)}")
         cfg.update(config or {})
         try:
-            stats_reference.check_ci_mode(cfg["ci"])
-        except ValueError as exc:
+            check_config(cls, cfg)
+        except ConfigError as exc:
             raise EvaluationError(str(exc)) from exc
         return cfg
 
@@ -159,6 +169,10 @@ class ZeroShot(Runner):
     name = "zero_shot"
     defaults = {"order": "rank_mean_then_median", "top_fraction": zero_shot.TOP_FRACTION,
                 "decision": "threshold", "prompt_dir": None}
+    fields = {"order": Field("choice", choices=zero_shot.ORDERS),
+              "top_fraction": Field("float", low=0.0, high=1.0, low_open=True),
+              "decision": Field("choice", choices=("threshold", "argmax")),
+              "prompt_dir": Field("path", nullable=True)}
     needs_text = True
 
     def _prompts(self, task: Task, missing: type[Exception]) -> None:
@@ -207,6 +221,11 @@ class LinearProbe(Runner):
     defaults = {"decision": "argmax", "class_weight_binary": "balanced",
                 "class_weight_multiclass": None, "alphas": list(lp.RIDGE_ALPHAS),
                 "Cs": list(lp.LOGISTIC_CS)}
+    fields = {"decision": FITTED_DECISION,
+              "class_weight_binary": Field("choice", choices=("balanced", None)),
+              "class_weight_multiclass": Field("choice", choices=("balanced", None)),
+              "alphas": Field("floats", low=0.0, low_open=True),
+              "Cs": Field("floats", low=0.0, low_open=True)}
     fitted = True
     hidden_config = ("alphas", "Cs")
 
@@ -243,6 +262,7 @@ class KNN(Runner):
 
     name = "knn"
     defaults = {"decision": "argmax", "k_grid": list(retrieval.K_GRID)}
+    fields = {"decision": FITTED_DECISION, "k_grid": Field("ints", low=1)}
     fitted = True
     hidden_config = ("k_grid",)
 
@@ -276,6 +296,7 @@ class Alignment(ZeroShot):
 
     name = "alignment"
     defaults = {"prompt_dir": None, "ks": [1, 5, 10]}
+    fields = {"prompt_dir": Field("path", nullable=True), "ks": Field("ints", low=1)}
     output = "alignment"
 
     def fit(self, data: RowData) -> None:

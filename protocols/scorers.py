@@ -46,18 +46,30 @@ class Bootstrap:
     level: float
     ci: str = "patient"
     task_type: str = "regression"
+    #: the test units' labels: a metric comparing classes is undefined when they hold one value
+    labels: np.ndarray | None = None
+    min_clusters: int = stats.MIN_CLUSTERS
+
+    @property
+    def n_clusters(self) -> int:
+        """Clusters the bootstrap resamples: patients, or rows under ``ci: reference``."""
+        return len(self.clusters) if self.ci == "reference" else len(np.unique(self.clusters))
 
     def __call__(self, fn: MetricFn) -> dict[str, dict[str, Any]]:
-        """Value and interval of every metric of ``fn`` over the test units."""
+        """Value and interval of every metric of ``fn`` over the test units, each with its
+        ``status``/``na_reason`` (:func:`cardiobench.stats.qualify`: the one place where an
+        interval from too few clusters or a metric undefined on the test labels becomes n/a)."""
         boot = stats_reference.bootstrap_for(self.ci, self.task_type)
         clusters = None if self.ci == "reference" else self.clusters
-        return ci_dict(boot(fn, len(self.clusters), clusters, self.n_boot, self.seed,
-                            self.level))
+        res = boot(fn, len(self.clusters), clusters, self.n_boot, self.seed, self.level)
+        return stats.qualify(res, self.n_clusters, self.labels, self.min_clusters,
+                             classes=self.task_type != "regression")
 
     def record(self) -> dict[str, Any]:
         """How the intervals were computed, for the result's config."""
         return {**stats_reference.describe(self.ci), "n_boot": self.n_boot, "seed": self.seed,
-                "interval": f"percentile {self.level:.0%}"}
+                "interval": f"percentile {self.level:.0%}", "min_clusters": self.min_clusters,
+                "n_clusters": self.n_clusters}
 
 
 @dataclass
@@ -335,6 +347,8 @@ class RetrievalScorer(Scorer):
         n_classes = len(units.task.classes)
         rel = units.y[te][None, :] == np.arange(n_classes)[:, None]
         direct = retrieval.recall_from_similarity(units.out[te].T, rel, tuple(cfg["ks"]))
+        # point values by design (config.bootstrap is null): status ok without an interval
         metrics = {k: {"value": v, "ci_low": None, "ci_high": None, "mean": None,
-                       "n_boot_valid": 0} for k, v in direct.items()}
+                       "n_boot_valid": 0, "status": "ok", "na_reason": None}
+                   for k, v in direct.items()}
         return Scored(headline=self.headline(units.task), metrics=metrics, metric_fn=None)

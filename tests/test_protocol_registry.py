@@ -53,7 +53,8 @@ def test_a_registered_protocol_runs_through_evaluate_and_suites(nearest_centroid
     m, e = _ef_data()
     assert "nearest_centroid" in ev.protocols()
     assert ev.defaults("nearest_centroid") == {"n_boot": 1000, "seed": 42, "level": 0.95,
-                                               "ci": "patient", "decision": "argmax"}
+                                               "ci": "patient", "min_clusters": 10,
+                                               "decision": "argmax"}
     r = ev.evaluate("echonet_dynamic/ef", "nearest_centroid", m, e, None, {"n_boot": 50})
     tv = m.table["split"] != "test"
     median = float(np.median(m.table.loc[tv, "ef"]))
