@@ -5,7 +5,8 @@ A protocol's configuration is :data:`COMMON` (the bootstrap of the test metrics,
 protocol) plus the runner's own ``fields`` (declared on each runner class beside its
 ``defaults``); a key a runner gives only a default for (a plugin's) is typed by that default
 (:func:`field_from_default`). :func:`check_config` refuses a key the runner does not take, and a
-test holds that every built-in default fits its field. A suite YAML (``suites/cardiobench.yaml``) is checked whole by :func:`check_suite`:
+test holds that every built-in default fits its field. A suite YAML
+(``suites/cardiobench.yaml``) is checked whole by :func:`check_suite`:
 its top-level keys, each run's ``tasks``/``protocols``/``config``, and each config value, with an
 error naming the file, the run index, the protocol and the field.
 
@@ -46,7 +47,7 @@ class ConfigError(ValueError):
 class Field:
     """One configuration field: its kind, range or choices, and whether null is allowed."""
 
-    kind: str  # "int" | "float" | "choice" | "ints" | "floats" | "path"
+    kind: str  # "int" | "float" | "choice" | "ints" | "floats" | "path" | "text"
     low: float | None = None
     high: float | None = None
     low_open: bool = False
@@ -77,6 +78,8 @@ class Field:
             return "one of " + ", ".join(map(repr, self.choices))
         if self.kind == "path":
             return "a folder path (text)" + null
+        if self.kind == "text":
+            return "non-empty text" + null
         what = {"int": "an integer", "float": "a number", "ints": "a non-empty list of integers",
                 "floats": "a non-empty list of numbers"}[self.kind]
         rng = self._range()
@@ -89,8 +92,8 @@ class Field:
                 else "null"
         if self.kind == "choice":
             return None if value in self.choices and not isinstance(value, bool) else "not allowed"
-        if self.kind == "path":
-            return None if isinstance(value, str) and value.strip() else "not a path"
+        if self.kind in ("path", "text"):
+            return None if isinstance(value, str) and value.strip() else f"not {self.kind}"
         if self.kind in ("int", "float"):
             return _number_problem(value, self.kind == "int", self)
         if not isinstance(value, (list, tuple)) or not value:
@@ -138,7 +141,7 @@ def field_from_default(value: Any) -> Field | None:
     if isinstance(value, numbers.Real):
         return Field("float")
     if isinstance(value, str):
-        return Field("path")  # any non-empty text
+        return Field("text")
     if isinstance(value, (list, tuple)) and value and all(
             isinstance(v, numbers.Real) and not isinstance(v, bool) for v in value):
         return Field("ints" if all(isinstance(v, numbers.Integral) for v in value) else "floats")

@@ -76,3 +76,23 @@ def test_unknown_protocol_and_config_key_are_named(nearest_centroid) -> None:
         ev.evaluate("echonet_dynamic/ef", "nearest_centroid", m, e, None, {"k": 3})
     with pytest.raises(ValueError, match="registered twice"):
         register_runner(nearest_centroid)
+
+
+def test_every_default_fits_its_declared_field_and_plugins_are_typed_by_default(
+        nearest_centroid) -> None:
+    from cardiobench.protocols.config_schema import COMMON, fields_of
+
+    for name, runner in RUNNERS.items():
+        assert set(runner.fields) <= set(runner.defaults), name  # nothing declared without a default
+        cfg = runner.configure(None)  # the defaults pass their own schema
+        assert set(cfg) == set(fields_of(runner)), name
+    assert set(COMMON) == {"n_boot", "seed", "level", "ci", "min_clusters"}
+    m, e = _ef_data()
+    # the plugin declares no fields: its keys are typed by their defaults, the common ones by COMMON
+    with pytest.raises(ev.EvaluationError, match="field 'decision': 3 is not text; expected "
+                                                 "non-empty text"):
+        ev.evaluate("echonet_dynamic/ef", "nearest_centroid", m, e, None, {"decision": 3})
+    with pytest.raises(ev.EvaluationError, match=r"field 'n_boot': 2.5 is not an integer"):
+        ev.evaluate("echonet_dynamic/ef", "nearest_centroid", m, e, None, {"n_boot": 2.5})
+    with pytest.raises(ev.EvaluationError, match=r"field 'n_boot': True is not an integer"):
+        ev.evaluate("echonet_dynamic/ef", "nearest_centroid", m, e, None, {"n_boot": True})
