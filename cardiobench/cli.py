@@ -90,13 +90,10 @@ def _print_scored(outcome: Any, job: Any) -> int:
     ci = {e.config.get("ci", "patient") for e in job.entries} or {"patient"}
     print(f"{len(outcome.results)} result(s) -> {job.results_dir} (bootstrap CIs: "
           f"{', '.join(sorted(ci))})")
-    for r in outcome.failed:
-        print(f"cardiobench: error: {r.task} {r.protocol} failed: {r.reason}", file=sys.stderr)
     if outcome.results:
         print(write_leaderboard(job.results_dir).read_text())
-    else:
-        print("cardiobench: error: nothing was scored (no task of the suite has a manifest here)",
-              file=sys.stderr)
+    for line in outcome.problems():
+        print(f"cardiobench: error: {line}", file=sys.stderr)
     return 0 if outcome.ok else 1
 
 
@@ -275,6 +272,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
     comps = compare_suite(load_results(args.results, with_predictions=True), args.a, args.b,
                           task=args.task, n_boot=args.n_boot, seed=args.seed)
+    for line in comps.refused:
+        print(f"cardiobench: not compared: {line}", file=sys.stderr)
     if not comps:
         print(f"no (task, protocol) scored by both {args.a!r} and {args.b!r} in {args.results}")
         return 1

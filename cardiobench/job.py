@@ -110,6 +110,22 @@ class JobOutcome:
         for, at least one result was written."""
         return not self.unusable and not self.failed and (not self.scored or bool(self.results))
 
+    def problems(self) -> list[str]:
+        """Why the job is not :attr:`ok`, one line each (empty when it is)."""
+        lines = [f"{e.dataset}: {e.unusable}; nothing can be scored from it"
+                 for e in self.unusable]
+        lines += [f"{r.task} {r.protocol}: failed: {r.reason}" for r in self.failed]
+        if self.scored and not self.results:
+            lines.append("no result was written: no task of the suite has a manifest here")
+        return lines
+
+    def summary(self) -> dict[str, dict[str, str]]:
+        """``{task: {protocol: status}}`` of every result written."""
+        out: dict[str, dict[str, str]] = {}
+        for r in self.results:
+            out.setdefault(r.task, {})[r.protocol] = r.status
+        return out
+
 
 def read_manifests(paths: Sequence[str | Path],
                    raw: Sequence[str] | None = None) -> dict[str, Manifest]:
@@ -169,7 +185,8 @@ class Job:
         spec = dict(suite) if isinstance(suite, Mapping) else load_suite(suite)
         if ci:
             spec["ci"] = ci
-        entries = suite_entries(spec, catalogue, tasks, protocols)
+        entries = suite_entries(spec, catalogue, tasks, protocols,
+                                source=suite if isinstance(suite, (str, Path)) else "suite")
         return cls(read_manifests(paths, raw), encoder, cache_root, results_dir, catalogue=catalogue,
                    entries=entries, options=options)
 

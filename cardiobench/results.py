@@ -8,16 +8,42 @@ Layout under a results folder::
 ``encoder_key`` is ``<display name>-<fingerprint[:8]>``, so two configurations of one encoder
 (other weights, other ``--encoder-arg``) keep separate files.
 
-JSON fields (``schema_version`` 1): ``task``, ``dataset``, ``protocol``, ``status`` (``ok`` or
-``not_applicable`` with a ``reason``), ``encoder`` (the encoder's ``describe()`` dict), ``config``
-(full protocol configuration: chosen hyper-parameters, the sweep, prompts, aggregation),
-``metrics`` ``{name: {value, ci_low, ci_high, mean, n_boot_valid}}``, ``baseline`` (the trivial
-predictor's metrics in the same form: train+val mean or class prior), ``extras`` (subgroup tables,
-per-class accuracy, ``data_completeness``: samples set aside by ``prepare`` and samples that
-failed to embed, per split, and ``test_units_expected`` vs ``test_units_scored``, ...), ``n`` (evaluation units, e.g. patients for CAMUS EF), ``n_samples``
-(test rows before aggregation), ``n_clusters`` (bootstrap clusters), ``predictions`` (path of
-the CSV relative to the JSON) and ``provenance`` (versions, git hash, fingerprints, seed, device,
-wall time, timestamp). NaN is written as ``null``.
+JSON fields (``schema_version`` 1): ``task``, ``dataset``, ``protocol``, ``status`` (``ok``,
+``not_applicable`` or ``failed``, with a ``reason`` unless ok), ``encoder`` (the encoder's
+``describe()`` dict), ``config`` (full protocol configuration: chosen hyper-parameters, the sweep,
+prompts, aggregation, ``bootstrap``), ``metrics``, ``baseline`` (the trivial predictor's metrics
+in the same form: train+val mean or class prior), ``extras`` (subgroup tables, per-class
+accuracy, ``data_completeness``: samples set aside by ``prepare`` and samples that failed to
+embed, per split, and ``test_units_expected`` vs ``test_units_scored``, ...), ``n`` (evaluation
+units, e.g. patients for CAMUS EF), ``n_samples`` (test rows before aggregation), ``n_clusters``
+(bootstrap clusters), ``predictions`` (file name of the CSV, relative to the JSON; it must stay
+inside the results folder) and ``provenance`` (versions, git hash, seed, device, wall time,
+timestamp, and the fingerprints: ``manifest_fingerprint`` of the split, ``label_fingerprint`` of
+the labels scored -- :mod:`cardiobench.comparability` -- and ``cache_fingerprint``). NaN is
+written as ``null``.
+
+**One metric** (in ``metrics`` and ``baseline``)::
+
+    {"value": 7.41, "ci_low": null, "ci_high": null, "mean": null, "n_boot_valid": 1000,
+     "status": "no_interval", "na_reason": "1 bootstrap cluster, fewer than 10"}
+
+``status`` is ``ok`` (value and interval stand), ``no_interval`` (the value stands, the interval
+is n/a: fewer bootstrap clusters than the documented minimum, or no replicate defines the
+metric) or ``undefined`` (value and interval null: a metric comparing classes on a test split of
+one class, a correlation or R² on constant test labels, a value not defined for the predictions).
+``na_reason`` is a few words for the cell; the rules live in :func:`cardiobench.stats.qualify`.
+A metric with status ``ok`` and null interval fields comes from a scorer that does not bootstrap
+(text→video retrieval; its ``config.bootstrap`` is null). Results written before these fields
+existed have neither; read a missing ``status`` as ``ok``.
+
+**Result status.** A result whose headline metric is ``undefined`` is written as
+``not_applicable`` with that reason (``"<headline> undefined: one class in the test labels"``);
+its metrics stay in the file. Other metrics being n/a leave a result ``ok``. ``failed`` is a
+task that raised (the reason is the error); ``not_applicable`` also covers a protocol that does
+not apply (no text tower, a single class in train+val).
+
+Text cells of the predictions CSV are written spreadsheet-safe
+(:mod:`cardiobench.spreadsheet`) and restored when read back by :func:`load_results`.
 """
 
 from __future__ import annotations
@@ -37,6 +63,7 @@ import numpy as np
 import pandas as pd
 
 from cardiobench.atomic import atomic_write_text
+from cardiobench.spreadsheet import neutralise_frame, restore_frame
 
 log = logging.getLogger(__name__)
 
@@ -167,31 +194,122 @@ class Result:
                    predictions=predictions, predictions_path=d.get("predictions"))
 
 
+def headline_status(metrics: dict[str, dict[str, Any]], headline: str) -> tuple[str, str | None]:
+    """``("ok", None)``, or ``("not_applicable", reason)`` when the headline metric is
+    ``undefined`` (see the module docstring, "Result status")."""
+    m = metrics.get(headline) or {}
+    if m.get("status") == "undefined":
+        return "not_applicable", f"{headline} undefined: {m.get('na_reason')}"
+    return "ok", None
+
+
 def write_result(result: Result, results_dir: str | Path) -> Path:
     """Write the predictions CSV (if any) then the JSON, both atomically; returns the JSON path."""
     path = Path(results_dir) / result.relpath()
     if result.predictions is not None:
         csv = path.with_name(path.stem + ".predictions.csv")
-        atomic_write_text(csv, result.predictions.to_csv(index=False))
+        atomic_write_text(csv, neutralise_frame(result.predictions).to_csv(index=False))
         result.predictions_path = csv.name
     atomic_write_text(path, json.dumps(result.to_dict(), indent=2, ensure_ascii=False))
     log.info("wrote %s", path)
     return path
 
 
+class ResultFileError(ValueError):
+    """A result file (or the predictions it names) cannot be used; the message names the file,
+    the field and the way on."""
+
+
+#: fields a result JSON must hold, with the type each must have
+REQUIRED_FIELDS: dict[str, type | tuple[type, ...]] = {
+    "task": str, "dataset": str, "protocol": str, "encoder": dict}
+#: optional fields and their types (null allowed)
+OPTIONAL_FIELDS: dict[str, type | tuple[type, ...]] = {
+    "status": str, "reason": str, "config": dict, "metrics": dict, "baseline": dict,
+    "extras": dict, "n": int, "n_samples": int, "n_clusters": int, "predictions": str,
+    "provenance": dict}
+#: folders of a results tree that hold JSON which is not a result (skipped without a word)
+NOT_RESULT_DIRS = ("text_cache",)
+
+
+def _check_fields(d: dict[str, Any], path: Path) -> None:
+    """Refuse a result JSON with a missing or mistyped field, naming the file and the field."""
+    way_on = "re-run `cardiobench evaluate` for it, or move the file out of the results folder"
+    for name, typ in REQUIRED_FIELDS.items():
+        if name not in d:
+            raise ResultFileError(f"result file {path} lacks the field {name!r}; {way_on}")
+    for name, typ in {**REQUIRED_FIELDS, **OPTIONAL_FIELDS}.items():
+        v = d.get(name)
+        if v is not None and (not isinstance(v, typ) or isinstance(v, bool) and typ is int):
+            raise ResultFileError(f"result file {path}: field {name!r} is "
+                                  f"{type(v).__name__} {str(v)[:40]!r}, expected "
+                                  f"{getattr(typ, '__name__', typ)}; {way_on}")
+    for section in ("metrics", "baseline"):
+        for k, m in (d.get(section) or {}).items():
+            if not isinstance(m, dict):
+                raise ResultFileError(f"result file {path}: {section}[{k!r}] is "
+                                      f"{type(m).__name__}, expected an object with 'value'; "
+                                      f"{way_on}")
+    if not isinstance(d["schema_version"], int) or isinstance(d["schema_version"], bool):
+        raise ResultFileError(f"result file {path}: field 'schema_version' is "
+                              f"{d['schema_version']!r}, expected an integer; {way_on}")
+
+
+def predictions_file(result_json: Path, results_dir: Path, name: str) -> Path:
+    """The predictions CSV a result names, resolved relative to the result file; a path that
+    leads outside the results folder is refused (``ResultFileError``)."""
+    root = results_dir.resolve()
+    target = (result_json.parent / name).resolve()
+    if root not in target.parents:
+        raise ResultFileError(f"result file {result_json}: 'predictions' {name!r} points outside "
+                              f"the results folder {results_dir} (to {target}); only a file "
+                              "beside the result is read")
+    return target
+
+
 def load_results(results_dir: str | Path, with_predictions: bool = False) -> list[Result]:
-    """Every result JSON under ``results_dir`` (sorted by path); a malformed file raises
-    ``ValueError`` naming it."""
+    """Every result JSON under ``results_dir`` (sorted by path).
+
+    A JSON that is not a result (no ``schema_version`` object: a stray config, a report's data)
+    is skipped with a warning naming it (without a word under ``text_cache/``). A result that is
+    malformed -- broken JSON, a missing or mistyped field, a newer schema, a predictions path
+    leading outside ``results_dir``, a predictions CSV that is missing or unreadable -- raises
+    :class:`ResultFileError` naming the file, the field and the way on.
+    """
+    root = Path(results_dir)
+    if not root.is_dir():
+        raise FileNotFoundError(f"results folder {root} does not exist; run `cardiobench "
+                                "evaluate` (or `run`) with --results pointing there first")
     out = []
-    for p in sorted(Path(results_dir).rglob("*.json")):
+    for p in sorted(root.rglob("*.json")):
+        quiet = any(part in NOT_RESULT_DIRS for part in p.relative_to(root).parts[:-1])
         try:
-            d = json.loads(p.read_text())
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"malformed result file {p}: {exc}") from exc
-        if not isinstance(d, dict) or "schema_version" not in d or "protocol" not in d:
-            continue  # not a result (e.g. a text-embedding cache index)
+            d = json.loads(p.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            if quiet:
+                continue
+            raise ResultFileError(f"malformed result file {p}: {exc}; re-run `cardiobench "
+                                  "evaluate` for it, or move the file out of the results "
+                                  "folder") from exc
+        if not isinstance(d, dict) or "schema_version" not in d:
+            (log.debug if quiet else log.warning)(
+                "skipping %s: not a cardiobench result (no schema_version)", p)
+            continue
+        _check_fields(d, p)
         preds = None
         if with_predictions and d.get("predictions"):
-            preds = pd.read_csv(p.parent / d["predictions"])
-        out.append(Result.from_dict(d, preds))
+            csv = predictions_file(p, root, d["predictions"])
+            try:
+                preds = restore_frame(pd.read_csv(csv))
+            except FileNotFoundError:
+                raise ResultFileError(f"result file {p} names the predictions {csv}, which is "
+                                      "missing; re-run `cardiobench evaluate` to write both "
+                                      "again") from None
+            except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+                raise ResultFileError(f"predictions {csv} of {p} cannot be read ({exc}); re-run "
+                                      "`cardiobench evaluate` to write both again") from exc
+        try:
+            out.append(Result.from_dict(d, preds))
+        except ValueError as exc:
+            raise ResultFileError(f"result file {p}: {exc}") from exc
     return out

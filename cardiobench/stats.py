@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Callable, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -44,6 +44,16 @@ ECE_BINS = 15
 _STD_EPS = 1e-12  # below this std a correlation is undefined (reference rule)
 
 MetricFn = Callable[[np.ndarray], dict[str, np.ndarray]]
+
+#: Fewest bootstrap clusters (patients; rows under ``ci: reference``) for which an interval is
+#: reported; below it the interval is n/a with its reason (docs/metrics.md, "Intervals").
+MIN_CLUSTERS = 10
+#: Metrics that compare classes or need variation in the truth: undefined (n/a) when the test
+#: labels take a single value -- one class of a binary/view task, or a constant regression label.
+NEEDS_TWO_LABEL_VALUES: frozenset[str] = frozenset({
+    "auroc", "auprc", "balanced_accuracy", "f1_macro", "smd", "r2", "pearson", "spearman", "nmae"})
+#: ``status`` of a stored metric: both numbers stand, only the value stands, nothing stands
+METRIC_STATUSES: tuple[str, ...] = ("ok", "no_interval", "undefined")
 
 
 # ----------------------------------------------------------------------------- weights helpers
@@ -417,6 +427,46 @@ class MetricCI:
                 "mean": self.mean, "n_boot_valid": self.n_boot_valid}
 
 
+def qualify(res: Mapping[str, MetricCI], n_clusters: int, labels: np.ndarray | None = None,
+            min_clusters: int = MIN_CLUSTERS,
+            one_value: str = "one class in the test labels") -> dict[str, dict[str, Any]]:
+    """Stored form of bootstrapped metrics, with what of each may be read.
+
+    Every metric becomes ``{value, ci_low, ci_high, mean, n_boot_valid, status, na_reason}``:
+
+    * ``status "undefined"`` (value and interval null): the metric is in
+      :data:`NEEDS_TWO_LABEL_VALUES` and ``labels`` (the test units' labels) take one value, or
+      its full-sample value is not finite (e.g. a correlation of a constant prediction);
+    * ``status "no_interval"`` (value kept, interval and replicate mean null): fewer than
+      ``min_clusters`` bootstrap clusters, or no replicate defines the metric;
+    * ``status "ok"``: value and interval stand.
+
+    ``na_reason`` says why in a few words (it is shown at the cell); ``one_value`` is the reason
+    given when the labels take one value (the task type's words for it).
+    """
+    n_values = len(pd.unique(np.asarray(labels))) if labels is not None else None
+    if n_values is None or n_values >= 2:
+        one_value = ""
+    out: dict[str, dict[str, Any]] = {}
+    for name, ci in res.items():
+        d: dict[str, Any] = {**ci.to_dict(), "status": "ok", "na_reason": None}
+        undefined = (one_value if one_value and name in NEEDS_TWO_LABEL_VALUES else
+                     None if math.isfinite(ci.value) else
+                     "not defined for these predictions (e.g. a constant prediction)")
+        if undefined:
+            d.update(value=None, ci_low=None, ci_high=None, mean=None, n_boot_valid=0,
+                     status="undefined", na_reason=undefined)
+        elif n_clusters < min_clusters:
+            d.update(ci_low=None, ci_high=None, mean=None, status="no_interval",
+                     na_reason=f"{n_clusters} bootstrap cluster{'s' if n_clusters != 1 else ''}, "
+                               f"fewer than {min_clusters}")
+        elif not (math.isfinite(ci.ci_low) and math.isfinite(ci.ci_high)):
+            d.update(ci_low=None, ci_high=None, mean=None, status="no_interval",
+                     na_reason="no bootstrap replicate defines it")
+        out[name] = d
+    return out
+
+
 def cluster_codes(clusters: Sequence | np.ndarray | None, n: int) -> np.ndarray:
     """Integer cluster id per row (sorted unique order); ``None`` → each row its own cluster."""
     if clusters is None:
@@ -500,8 +550,9 @@ class PairedDiff:
     ci_high: float
     p_value: float
     n_boot_valid: int
+    na_reason: str | None = None  # why interval and p-value are n/a (they are NaN then)
 
-    def to_dict(self) -> dict[str, float | int | str]:
+    def to_dict(self) -> dict[str, float | int | str | None]:
         """JSON form."""
         return dict(self.__dict__)
 

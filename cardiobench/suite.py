@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from cardiobench.catalogue import Catalogue
+from cardiobench.protocols import protocols as all_protocols
+from cardiobench.protocols.config_schema import ConfigError, check_suite
 from cardiobench.protocols.evaluate import SuiteEntry
 from cardiobench.protocols.runners import EvaluationError
 
@@ -20,7 +22,9 @@ DEFAULT_SUITE = "cardiobench.yaml"
 
 
 def load_suite(path: str | Path | None = None) -> dict[str, Any]:
-    """Read a suite YAML (default: the packaged ``suites/cardiobench.yaml``); YAML tags refused."""
+    """Read a suite YAML (default: the packaged ``suites/cardiobench.yaml``; YAML tags refused)
+    and check it whole: every field with its type and range, an error naming the file, run,
+    protocol and field."""
     import yaml
 
     if path is None:
@@ -34,17 +38,25 @@ def load_suite(path: str | Path | None = None) -> dict[str, Any]:
     try:
         suite = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ValueError(f"suite {source} is not valid YAML: {exc}") from exc
-    if not isinstance(suite, dict) or not isinstance(suite.get("runs"), list):
-        raise ValueError(f"suite {source} must be a mapping with a list under 'runs'")
+        raise EvaluationError(f"suite {source} is not valid YAML: {exc}") from exc
+    try:  # checked whole at load, so a bad file is refused before any embedding
+        check_suite(suite, {n: p.runner for n, p in all_protocols().items()}, source)
+    except ConfigError as exc:
+        raise EvaluationError(str(exc)) from exc
     return suite
 
 
 def suite_entries(suite: Mapping[str, Any], catalogue: Catalogue,
-                  tasks: Sequence[str] | None = None,
-                  protocols: Sequence[str] | None = None) -> list[SuiteEntry]:
-    """Expand ``suite`` into entries, every name checked against ``catalogue``; ``tasks`` and
-    ``protocols`` (globs) keep only the entries they match."""
+                  tasks: Sequence[str] | None = None, protocols: Sequence[str] | None = None,
+                  source: str | Path = "suite") -> list[SuiteEntry]:
+    """Expand ``suite`` into entries, after checking its structure and every config value
+    (:func:`~cardiobench.protocols.config_schema.check_suite`, ``source`` naming the file) and
+    every name against ``catalogue``; ``tasks`` and ``protocols`` (globs) keep only the entries
+    they match."""
+    try:
+        check_suite(suite, {n: p.runner for n, p in catalogue.protocols.items()}, source)
+    except ConfigError as exc:
+        raise EvaluationError(str(exc)) from exc
     wanted_tasks = {t.name for t in catalogue.select_tasks(tasks)} if tasks else None
     wanted_protocols = {p.name for p in catalogue.select_protocols(protocols)} \
         if protocols else None
@@ -53,7 +65,10 @@ def suite_entries(suite: Mapping[str, Any], catalogue: Catalogue,
         if not isinstance(run, Mapping):
             raise EvaluationError(f"suite run {i} is not a mapping")
         names = run.get("tasks", "all")
-        run_tasks = catalogue.select_tasks(None if names == "all" else list(names))
+        try:
+            run_tasks = catalogue.select_tasks(None if names == "all" else list(names))
+        except KeyError as exc:
+            raise EvaluationError(f"suite {source}, run {i}: {exc.args[0]}") from None
         try:
             run_protocols = catalogue.select_protocols(run.get("protocols"))
         except KeyError as exc:

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from cardiobench.protocols.config_schema import Field
 from cardiobench.protocols.runners import NotApplicable, Protocol, RowData
 from cardiobench.protocols.zero_shot import ZeroShot
 
@@ -102,6 +103,7 @@ class Alignment(ZeroShot):
                   "recall).")
     order = 40
     defaults = {"prompt_dir": None, "ks": [1, 5, 10]}
+    fields = {"prompt_dir": Field("path", nullable=True), "ks": Field("ints", low=1)}
     output = "alignment"
 
     def fit(self, data: RowData) -> None:

@@ -32,7 +32,8 @@ import pandas as pd
 from cardiobench import stats, stats_reference
 from cardiobench.embed.embeddings import Embeddings
 from cardiobench.manifest import Manifest
-from cardiobench.results import Result, provenance, write_result
+from cardiobench.comparability import label_fingerprint
+from cardiobench.results import Result, headline_status, provenance, write_result
 from cardiobench.protocols import get_protocol, zero_shot
 from cardiobench.protocols.runners import EvaluationError, NotApplicable, RowData
 from cardiobench.protocols.scorers import Bootstrap, Units
@@ -155,13 +156,15 @@ def evaluate(task: Task, protocol: str, manifest: Manifest, embeddings: Embeddin
     cfg = runner_cls.configure(config)
     cache = cfg.pop("text_cache", None) or zero_shot.TextEmbeddingCache()
     enc_desc = encoder.describe() if encoder is not None else dict(embeddings.encoder)
-    prov = dict(manifest_fingerprint=manifest.fingerprint, cache_fingerprint=embeddings.fingerprint,
-                seed=cfg["seed"], device=str(getattr(encoder, "device", "cpu")), ci=cfg["ci"])
-    prov.update(manifest.provenance())  # where the media were read from (a --raw override)
-    base = dict(task=task.name, dataset=task.dataset, protocol=protocol, encoder=enc_desc)
     if manifest.dataset != task.dataset:
         raise EvaluationError(f"task {task.name} needs dataset {task.dataset}, got manifest "
                               f"{manifest.dataset}")
+    prov = dict(manifest_fingerprint=manifest.fingerprint,
+                label_fingerprint=label_fingerprint(task.select(manifest.table), task.label),
+                cache_fingerprint=embeddings.fingerprint,
+                seed=cfg["seed"], device=str(getattr(encoder, "device", "cpu")), ci=cfg["ci"])
+    prov.update(manifest.provenance())  # where the media were read from (a --raw override)
+    base = dict(task=task.name, dataset=task.dataset, protocol=protocol, encoder=enc_desc)
 
     def not_applicable(why: str) -> Result:
         log.info("%s %s not applicable: %s", task.name, protocol, why)
@@ -182,7 +185,8 @@ def evaluate(task: Task, protocol: str, manifest: Manifest, embeddings: Embeddin
     units = _units(task, data, out, cfg["ci"])
     te = units.mask("test")
     boot = Bootstrap(units.table["patient_id"].to_numpy()[te], cfg["n_boot"], cfg["seed"],
-                     cfg["level"], cfg["ci"], task.type.reference_decimals)
+                     cfg["level"], cfg["ci"], task.type.reference_decimals, labels=units.y[te],
+                     min_clusters=cfg["min_clusters"], one_value=task.type.one_value)
     scorer = task.type.scorer(runner_cls.output)
     scored = scorer.score(units, cfg, runner_cls, boot)
     extras: dict[str, Any] = {"missing_embeddings": missing, "data_completeness": completeness,
@@ -200,7 +204,11 @@ def evaluate(task: Task, protocol: str, manifest: Manifest, embeddings: Embeddin
     head = scored.metrics.get(scored.headline, {}).get("value")
     log.info("%s %s %s: %s = %s", task.name, protocol, enc_desc.get("name"), scored.headline,
              head)
-    return Result(**base, config=cfg_out, metrics=scored.metrics, baseline=scored.baseline or {},
+    status, reason = headline_status(scored.metrics, scored.headline)
+    if reason:
+        log.warning("%s %s: %s", task.name, protocol, reason)
+    return Result(**base, status=status, reason=reason, config=cfg_out, metrics=scored.metrics,
+                  baseline=scored.baseline or {},
                   extras=extras, n=int(te.sum()), n_samples=int((data.split == "test").sum()),
                   n_clusters=int(len(np.unique(boot.clusters))), predictions=scored.predictions,
                   provenance=provenance(**prov, wall_time_s=round(time.perf_counter() - t0, 3)))

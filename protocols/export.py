@@ -48,6 +48,7 @@ from cardiobench.atomic import atomic_write_text
 from cardiobench.manifest import VIEWS
 from cardiobench.protocols.tasks import Task
 from cardiobench.results import Result
+from cardiobench.spreadsheet import neutralise_frame, refuse_formula_cells
 
 log = logging.getLogger(__name__)
 
@@ -125,7 +126,9 @@ def export_frame(result: Result, task: Task) -> pd.DataFrame:
             out[col] = p["view"] if "view" in p else pd.NA
         else:
             raise KeyError(f"{task.name}: no rule to fill export column {col!r}")
-    return pd.DataFrame(out, columns=list(spec.columns))
+    frame = pd.DataFrame(out, columns=list(spec.columns))
+    refuse_formula_cells(frame, f"{task.name} export of {result.encoder_key} ({result.protocol})")
+    return frame
 
 
 def empty_frame(task: Task) -> pd.DataFrame:
@@ -253,7 +256,7 @@ def export_predictions(results: Sequence[Result], tasks: Mapping[str, Task], out
                     log.debug("%s %s: header-only file (%s: %s)", tname, proto, status, reason)
     if fmt == "long":
         table = pd.concat(long_parts, ignore_index=True) if long_parts else pd.DataFrame()
-        atomic_write_text(out / LONG_FILE, table.to_csv(index=False))
+        atomic_write_text(out / LONG_FILE, neutralise_frame(table).to_csv(index=False))
         report.files.append(ExportedFile(LONG_FILE, "*", ",".join(protocols), ",".join(names.values()),
                                          ",".join(names), "ok", len(table)))
     report.index = str(out / INDEX_FILE)
@@ -274,6 +277,7 @@ def write_ground_truth(manifests: Mapping[str, Any], datasets: Mapping[str, Any]
     for name, manifest in manifests.items():
         writer = getattr(datasets.get(name), "ground_truth", None)
         for rel, frame in (writer(manifest) if writer else {}).items():
+            refuse_formula_cells(frame, str(base / rel))
             written.append(atomic_write_text(base / rel, frame.to_csv(index=False)))
     return written
 

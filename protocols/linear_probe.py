@@ -22,7 +22,9 @@ from sklearn.metrics import log_loss, mean_squared_error
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from cardiobench.protocols.runners import EvaluationError, Protocol, RowData, Runner
+from cardiobench.protocols.config_schema import Field
+from cardiobench.protocols.runners import (FITTED_DECISION, EvaluationError, Protocol, RowData,
+                                           Runner)
 
 log = logging.getLogger(__name__)
 
@@ -167,6 +169,11 @@ class LinearProbe(Runner):
     defaults = {"decision": "argmax", "class_weight_binary": "balanced",
                 "class_weight_multiclass": None, "alphas": list(RIDGE_ALPHAS),
                 "Cs": list(LOGISTIC_CS)}
+    fields = {"decision": FITTED_DECISION,
+              "class_weight_binary": Field("choice", choices=("balanced", None)),
+              "class_weight_multiclass": Field("choice", choices=("balanced", None)),
+              "alphas": Field("floats", low=0.0, low_open=True),
+              "Cs": Field("floats", low=0.0, low_open=True)}
     fitted = True
     hidden_config = ("alphas", "Cs")
 

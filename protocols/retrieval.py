@@ -23,7 +23,8 @@ from sklearn.model_selection import (GridSearchCV, GroupKFold, KFold, Stratified
                                      StratifiedKFold)
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 
-from cardiobench.protocols.runners import Protocol, RowData, Runner
+from cardiobench.protocols.config_schema import Field
+from cardiobench.protocols.runners import FITTED_DECISION, Protocol, RowData, Runner
 
 K_GRID: tuple[int, ...] = (1, 3, 5, 7, 9, 11, 15, 21)
 
@@ -198,6 +199,7 @@ class KNN(Runner):
                   "classes; ties by gallery order).")
     order = 20
     defaults = {"decision": "argmax", "k_grid": list(K_GRID)}
+    fields = {"decision": FITTED_DECISION, "k_grid": Field("ints", low=1)}
     fitted = True
     hidden_config = ("k_grid",)
 

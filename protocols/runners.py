@@ -32,16 +32,24 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal, Mapping
 import numpy as np
 import pandas as pd
 
-from cardiobench import stats_reference
+from cardiobench import stats
 from cardiobench.embed.embeddings import Embeddings
+from cardiobench.protocols.config_schema import ConfigError, Field, check_config
 
 if TYPE_CHECKING:  # pragma: no cover
     from cardiobench.protocols.tasks import Task
 
 log = logging.getLogger(__name__)
 
-#: settings every protocol shares: the bootstrap of the test metrics
-COMMON_DEFAULTS: dict[str, Any] = {"n_boot": 1000, "seed": 42, "level": 0.95, "ci": "patient"}
+#: settings every protocol shares: the bootstrap of the test metrics (types and ranges of every
+#: config field: :mod:`~cardiobench.protocols.config_schema`)
+COMMON_DEFAULTS: dict[str, Any] = {"n_boot": 1000, "seed": 42, "level": 0.95, "ci": "patient",
+                                   "min_clusters": stats.MIN_CLUSTERS}
+
+
+#: the decision rule of protocols fitted on train labels (their train scores are in-sample)
+FITTED_DECISION = Field("choice", choices=("argmax",),
+                        note="the train-calibrated threshold is defined for zero_shot only")
 
 
 class EvaluationError(ValueError):
@@ -99,6 +107,9 @@ class Runner:
     #: position of the protocol in tables and reports
     order: ClassVar[int] = 50
     defaults: ClassVar[dict[str, Any]] = {}
+    #: type and range of each config key (config_schema.Field); undeclared keys are typed by
+    #: their default
+    fields: ClassVar[dict[str, Field]] = {}
     needs_text: ClassVar[bool] = False
     fitted: ClassVar[bool] = False
     output: ClassVar[Literal["prediction", "alignment"]] = "prediction"
@@ -112,15 +123,14 @@ class Runner:
 
     @classmethod
     def configure(cls, config: Mapping[str, Any] | None) -> dict[str, Any]:
-        """Defaults overridden by ``config``; an unknown key raises :class:`EvaluationError`."""
+        """Defaults overridden by ``config``; an unknown key or a value outside its declared
+        type and range (:mod:`~cardiobench.protocols.config_schema`) raises
+        :class:`EvaluationError` naming the field."""
         cfg = {**COMMON_DEFAULTS, **copy.deepcopy(cls.defaults)}
-        unknown = set(config or {}) - set(cfg) - {"text_cache"}
-        if unknown:
-            raise EvaluationError(f"unknown {cls.name} config keys {sorted(unknown)}")
         cfg.update(config or {})
         try:
-            stats_reference.check_ci_mode(cfg["ci"])
-        except ValueError as exc:
+            check_config(cls, cfg)
+        except ConfigError as exc:
             raise EvaluationError(str(exc)) from exc
         return cfg
 

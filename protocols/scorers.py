@@ -44,18 +44,32 @@ class Bootstrap:
     level: float
     ci: str = "patient"
     decimals: int = 2
+    #: the test units' labels: a metric comparing classes is undefined when they hold one value
+    labels: np.ndarray | None = None
+    min_clusters: int = stats.MIN_CLUSTERS
+    #: why a metric that compares label values is undefined on one value (the task type's words)
+    one_value: str = "one class in the test labels"
+
+    @property
+    def n_clusters(self) -> int:
+        """Clusters the bootstrap resamples: patients, or rows under ``ci: reference``."""
+        return len(self.clusters) if self.ci == "reference" else len(np.unique(self.clusters))
 
     def __call__(self, fn: MetricFn) -> dict[str, dict[str, Any]]:
-        """Value and interval of every metric of ``fn`` over the test units."""
+        """Value and interval of every metric of ``fn`` over the test units, each with its
+        ``status``/``na_reason`` (:func:`cardiobench.stats.qualify`: the one place where an
+        interval from too few clusters or a metric undefined on the test labels becomes n/a)."""
         boot = stats_reference.bootstrap_for(self.ci, self.decimals)
         clusters = None if self.ci == "reference" else self.clusters
-        return ci_dict(boot(fn, len(self.clusters), clusters, self.n_boot, self.seed,
-                            self.level))
+        res = boot(fn, len(self.clusters), clusters, self.n_boot, self.seed, self.level)
+        return stats.qualify(res, self.n_clusters, self.labels, self.min_clusters,
+                             one_value=self.one_value)
 
     def record(self) -> dict[str, Any]:
         """How the intervals were computed, for the result's config."""
         return {**stats_reference.describe(self.ci), "n_boot": self.n_boot, "seed": self.seed,
-                "interval": f"percentile {self.level:.0%}"}
+                "interval": f"percentile {self.level:.0%}", "min_clusters": self.min_clusters,
+                "n_clusters": self.n_clusters}
 
 
 @dataclass

@@ -40,6 +40,7 @@ import numpy as np
 import yaml
 
 from cardiobench.atomic import atomic_path
+from cardiobench.protocols.config_schema import Field
 from cardiobench.protocols.runners import EvaluationError, Protocol, RowData, Runner
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -239,6 +240,10 @@ class ZeroShot(Runner):
     order = 30
     defaults = {"order": "rank_mean_then_median", "top_fraction": TOP_FRACTION,
                 "decision": "threshold", "prompt_dir": None}
+    fields = {"order": Field("choice", choices=ORDERS),
+              "top_fraction": Field("float", low=0.0, high=1.0, low_open=True),
+              "decision": Field("choice", choices=("threshold", "argmax")),
+              "prompt_dir": Field("path", nullable=True)}
     needs_text = True
 
     def _prompts(self, task: Task, missing: type[Exception]) -> None:

@@ -13,6 +13,7 @@ import pandas as pd
 
 from cardiobench.atomic import atomic_write_text
 from cardiobench.manifest import BINARY_LABELS, LABEL_COLUMNS, SPLITS, Manifest
+from cardiobench.spreadsheet import refuse_formula_cells
 from cardiobench.splits.rules import apply_spec_rule
 from cardiobench.splits.spec import SplitSpec
 
@@ -171,6 +172,9 @@ def export(manifest: Manifest, out_dir: str | Path,
     sorted sample_ids of each split). Returns the paths written."""
     out_dir = Path(out_dir)
     written: list[Path] = []
+    # exported manifests keep IDs exactly (other tools read them, the sidecar fingerprints
+    # them): a cell a spreadsheet would run is refused, not altered (cardiobench.spreadsheet)
+    refuse_formula_cells(manifest.table, f"splits export of {manifest.dataset}")
     for fmt in formats:
         if fmt == "csv":
             csv = manifest.write(out_dir / f"{manifest.dataset}.csv")

@@ -21,7 +21,7 @@ import open_clip
 from cardiobench.encoders import build_encoder
 from cardiobench.encoders.base import CLIP_MEAN, CLIP_STD
 from cardiobench.encoders.check import check_encoder
-from cardiobench.encoders.echoclip_r_tokenizer import TemplateTokenizer, basic_clean, split_variables
+from cardiobench.encoders.echoclip_r_tokenizer import TemplateTokenizer, clean_report, split_variables
 from cardiobench.transforms import preprocess
 from cardiobench.weights import WeightsNotFound, hf_offline
 from helpers import ECHO_CFG
@@ -226,7 +226,7 @@ def test_template_tokenizer_ids(template_dir):
     assert tt.template_vocab_size == 5 + len(PHRASES)  # 9
     assert tt.variable_vocab_size == 132  # as with the real files
     assert (tt.bos_id, tt.eos_id) == (9 + 132, 9 + 133)
-    # basic_clean (no official utils.py in the folder): upper case, units attached, one space
+    # clean_report: upper case, units attached, one space, PULMONARY ARTERY -> PA
     ids = tt.encode("Lv ejection fraction is 55 %.  Severe dilated left ventricle. Pulmonary artery"
                     " pressure unknown. Mild dilated left atrium.")
     # [BOS] phrase5 "55" · phrase6 "SEVERE" · phrase7 "MILD" · [EOS] (the PA sentence is not a
@@ -247,7 +247,16 @@ def test_template_tokenizer_ids(template_dir):
 
 
 def test_clean_and_split():
-    assert basic_clean("lv ejection fraction is  55 %") == "LV EJECTION FRACTION IS 55%. "
+    # expected strings worked out by hand from echo_CLIP's clean_text rules
+    assert clean_report("lv ejection fraction is  55 %") == "LV EJECTION FRACTION IS 55%. "
+    assert clean_report("The LV was severely dilated [see 01/02/2020].") == \
+        "THE LV IS SEVERE DILATED SEE. "
+    assert clean_report("Estimated pulmonary artery pressure is 35 mmHg") == \
+        "ESTIMATED PA PRESSURE IS 35MMHG. "
+    assert clean_report("I50.9 Heart failure, unspecified") == "HEART FAILURE, UNSPECIFIED. "
+    assert clean_report("RA pressure 3 + CVP mmHg") == "RA PRESSURE 3MMHG "
+    assert clean_report("severe dilated left ventricle") == "SEVERE DILATED LEFT VENTRICLE "
+    assert clean_report("x") == "x"
     vals, text = split_variables("MILD/MODERATE MR, EF 40.5%")
     assert vals == ["MILD/MODERATE", "40.5"] and text == "<#> MR, EF <#>%"
 

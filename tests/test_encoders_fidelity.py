@@ -118,9 +118,8 @@ def test_collapsed_prompt_warns_and_cleaner_is_recorded(template_dir: Path,
                                                          caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.WARNING):
         tt = TemplateTokenizer(template_dir)
-    assert tt.identity == "TemplateTokenizer[cleaner=builtin]"
-    assert any("basic_clean" in r.getMessage() for r in caplog.records)
-    caplog.clear()
+    assert tt.identity == "TemplateTokenizer[cleaner=echo_clip-clean_text-v1]"
+    assert tt.user_utils_sha256 is None and not caplog.records  # no utils.py: nothing to say
     with caplog.at_level(logging.WARNING):
         ok = tt.encode("Severe dilated left ventricle.")
         bad = tt.encode("the LV looks big")
@@ -130,17 +129,27 @@ def test_collapsed_prompt_warns_and_cleaner_is_recorded(template_dir: Path,
     assert len(warned) == 1 and "'the LV looks big'" in warned[0] and "[BOS, EOS]" in warned[0]
 
 
-def test_official_cleaner_runs_only_clean_text(template_dir: Path) -> None:
-    # clean_text and what it uses run; the rest of utils.py (heavy imports, side effects) does not
-    source = (b"import re\nimport module_that_does_not_exist\n_WS = re.compile(r'\\s+')\n"
-              b"def _upper(t):\n    return t.upper()\n"
-              b"def clean_text(t):\n    return _WS.sub(' ', _upper(t)).strip() + ' '\n"
-              b"def read_avi(p):\n    return module_that_does_not_exist.read(p)\n"
-              b"raise SystemExit('executed the whole file')\n")
+def test_no_code_from_the_tokenizer_folder_runs(template_dir: Path, tmp_path: Path,
+                                               caplog: pytest.LogCaptureFixture) -> None:
+    # every way a parsed-then-executed utils.py could run code: module body, a decorator on
+    # clean_text, a default argument, an assignment clean_text refers to
+    marker = tmp_path / "ran"
+    source = (f"import pathlib\nM = pathlib.Path({str(marker)!r})\nM.write_text('body')\n"
+              "def deco(f):\n    M.write_text('decorator')\n    return f\n"
+              "_RULE = M.write_text('assignment')\n"
+              "@deco\ndef clean_text(t, _d=M.write_text('default')):\n    return _RULE\n").encode()
     (template_dir / "utils.py").write_bytes(source)
-    tt = TemplateTokenizer(template_dir)
-    assert tt.identity == f"TemplateTokenizer[cleaner={hashlib.sha256(source).hexdigest()}]"
-    assert tt.clean("severe  dilated left ventricle.") == "SEVERE DILATED LEFT VENTRICLE. "
+    with caplog.at_level(logging.WARNING):
+        tt = TemplateTokenizer(template_dir)
+        ids = tt.encode("Severe dilated left ventricle.")
+    assert not marker.exists()
+    digest = hashlib.sha256(source).hexdigest()
+    assert tt.user_utils_sha256 == digest
+    assert tt.identity == "TemplateTokenizer[cleaner=echo_clip-clean_text-v1]"
+    warned = " ".join(r.getMessage() for r in caplog.records)
+    assert "utils.py differs from echo_CLIP's" in warned and digest[:12] in warned
+    assert "19f1e93c38bc" in warned and "it is not run" in warned
+    assert ids[1] == 6  # the project's cleaning ran: the template phrase matched
 
 
 def test_zero_shot_prompt_sets_do_not_collapse_with_the_real_vocabulary() -> None:

@@ -94,8 +94,8 @@ def test_reference_order_puts_listed_ids_first_in_list_order() -> None:
 
 def _ef_manifest() -> tuple[Manifest, Embeddings]:
     rng = np.random.default_rng(0)
-    n = 40
-    split = ["train"] * 25 + ["val"] * 10 + ["test"] * 5
+    n = 47  # 12 test units: at least the minimum of bootstrap clusters for an interval
+    split = ["train"] * 25 + ["val"] * 10 + ["test"] * 12
     ef = rng.uniform(25, 75, n)
     t = pd.DataFrame({"sample_id": [f"v{i:02d}" for i in range(n)], "split": split,
                       "path": [f"Videos/v{i:02d}.avi" for i in range(n)], "view": "A4C",
@@ -116,7 +116,7 @@ def test_evaluate_with_ci_reference_records_the_mode_and_matches() -> None:
     assert ref.config["bootstrap"]["unit"].startswith("row")
     # predictions are the test units in ground-truth (here: manifest) order
     p = ref.predictions
-    assert p["sample_id"].tolist() == [f"v{i:02d}" for i in range(35, 40)]
+    assert p["sample_id"].tolist() == [f"v{i:02d}" for i in range(35, 47)]
     want = _published(p["y_true"].to_numpy(), p["y_pred"].to_numpy(), skm.mean_absolute_error,
                       2)
     assert (ref.metrics["mae"]["value"], ref.metrics["mae"]["mean"], ref.metrics["mae"]["ci_low"],
@@ -127,7 +127,8 @@ def test_evaluate_with_ci_reference_records_the_mode_and_matches() -> None:
 
 def test_unknown_ci_mode_is_refused() -> None:
     m, e = _ef_manifest()
-    with pytest.raises(ValueError, match="unknown ci mode 'rows'"):
+    with pytest.raises(ValueError, match="field 'ci': 'rows' is not allowed; expected one of "
+                                         "'patient', 'reference'"):
         ev.evaluate(CATALOGUE.task("echonet_dynamic/ef"), "linear_probe", m, e, None, {"ci": "rows"})
 
 

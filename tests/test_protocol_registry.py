@@ -25,6 +25,7 @@ from cardiobench.protocols import evaluate as ev
 from cardiobench.protocols.tasks import Task
 from cardiobench.suite import suite_entries
 
+
 NEAREST_CENTROID = '''
     """A toy protocol: predict the train+val median for every row."""
 
@@ -112,7 +113,8 @@ def test_a_new_protocol_file_runs_through_catalogue_evaluate_and_suites(new_prot
     cat = default_catalogue()
     assert "nearest_centroid" in cat.protocols
     assert ev.defaults("nearest_centroid") == {"n_boot": 1000, "seed": 42, "level": 0.95,
-                                               "ci": "patient", "decision": "argmax"}
+                                               "ci": "patient", "min_clusters": 10,
+                                               "decision": "argmax"}
     m, e = _ef_data()
     r = ev.evaluate(cat.task("echonet_dynamic/ef"), "nearest_centroid", m, e, None, {"n_boot": 50})
     tv = m.table["split"] != "test"
@@ -149,3 +151,25 @@ def test_unknown_protocol_config_key_and_task_type_are_named(new_protocol) -> No
         Task("echonet_dynamic/x", "echonet_dynamic", "ef", "nope")
     with pytest.raises(KeyError, match="--protocols 'zzz' matches no protocol"):
         cat.select_protocols(["zzz"])
+
+
+def test_every_default_fits_its_declared_field_and_plugins_are_typed_by_default(
+        new_protocol) -> None:
+    from cardiobench.protocols.config_schema import COMMON, fields_of
+
+    task = default_catalogue().task("echonet_dynamic/ef")
+    for name, proto in default_catalogue().protocols.items():
+        runner = proto.runner
+        assert set(runner.fields) <= set(runner.defaults), name  # nothing declared without a default
+        cfg = runner.configure(None)  # the defaults pass their own schema
+        assert set(cfg) == set(fields_of(runner)), name
+    assert set(COMMON) == {"n_boot", "seed", "level", "ci", "min_clusters"}
+    m, e = _ef_data()
+    # the plugin declares no fields: its keys are typed by their defaults, the common ones by COMMON
+    with pytest.raises(ev.EvaluationError, match="field 'decision': 3 is not text; expected "
+                                                 "non-empty text"):
+        ev.evaluate(task, "nearest_centroid", m, e, None, {"decision": 3})
+    with pytest.raises(ev.EvaluationError, match=r"field 'n_boot': 2.5 is not an integer"):
+        ev.evaluate(task, "nearest_centroid", m, e, None, {"n_boot": 2.5})
+    with pytest.raises(ev.EvaluationError, match=r"field 'n_boot': True is not an integer"):
+        ev.evaluate(task, "nearest_centroid", m, e, None, {"n_boot": True})

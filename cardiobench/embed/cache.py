@@ -446,6 +446,11 @@ class EmbeddingCache:
         ids: list[str] = []
         clips: list[np.ndarray] = []
         frames: list[np.ndarray] | None = [] if meta.get("has_frames") else None
+        if not self.failures_path.is_file():
+            raise CacheCorruptError(
+                f"{self.failures_path} of a finalized cache is missing (the record of the "
+                "samples that failed to embed); run `cardiobench embed` with the same encoder "
+                "options to write it again (finished shards are reused)")
         failures = pd.read_csv(self.failures_path, dtype=str, keep_default_na=False)
         size = int(meta.get("shard_size") or DEFAULT_SHARD_SIZE)
         recorded = meta.get("shard_sha256") or {}

@@ -16,24 +16,26 @@ EchoCLIP-R encodes a report as a sequence of *template phrases* (one id each) fo
 
 Both files are under echo_CLIP's academic licence, so cardiobench never ships them: the user
 downloads them from https://github.com/echonet/echo_CLIP and points us at their folder.
-Report cleaning needs echo_CLIP's own ``clean_text``, from its ``utils.py``: put that file beside the
-two files for token-for-token official ids (only ``clean_text`` and what it uses is executed). Without
-it, :func:`basic_clean` runs, which is exact only for prompts written in the template phrasing (it
-adds a final period, so e.g. a bare "severe dilated left ventricle" gets different tokens), and a
-warning says so. :attr:`TemplateTokenizer.identity` records which cleaner ran (the sha256 of
-``utils.py``, or ``builtin``). A prompt that matches no template phrase tokenises to ``[BOS, EOS]``
-(one shared embedding for all such prompts); a warning names it.
+
+Reports are cleaned by :func:`clean_report`, cardiobench's own implementation of the rules of
+echo_CLIP's ``utils.clean_text`` (the cleaning EchoCLIP-R's training reports went through), so
+the ids are the official ones for any prompt. **No code from the user's folder is ever run**: a
+``utils.py`` found beside the vocabulary is only hashed, and a warning names it when its SHA-256
+differs from the official file's (:data:`OFFICIAL_UTILS_SHA256`, echo_CLIP commit 722cca5, the
+only version of that file) -- a changed cleaning there is not ours to follow.
+:attr:`TemplateTokenizer.identity` names the cleaner (the text cache keys on it). A prompt that
+matches no template phrase tokenises to ``[BOS, EOS]`` (one shared embedding for all such
+prompts); a warning names it.
 """
 
 from __future__ import annotations
 
-import ast
 import hashlib
 import logging
 import os
 import re
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Sequence
 
 import torch
 
@@ -53,76 +55,85 @@ _NUMBER = r"(?:\d+\.?\d*)"
 _VARIABLE = re.compile(r"(\d+\.?\d*)|((?<![A-Za-z])(?:MODERATE/SEVERE|MILD/MODERATE|MILD|MODERATE|"
                        r"SEVERE|VERY SEVERE))")
 OFFICIAL_UTILS = "utils.py"
+#: SHA-256 of echo_CLIP's ``utils.py`` (10174 bytes, commit 722cca5 "initial commit"; unchanged
+#: since), whose ``clean_text`` :func:`clean_report` implements
+OFFICIAL_UTILS_SHA256 = "19f1e93c38bcfbaf9bea1128191bbf88dea5b17813d8961c8965278016fc9045"
+#: identity of the cleaning rules below (bump when they change: the text cache keys on it)
+CLEANER = "echo_clip-clean_text-v1"
+
+# The cleaning rules of echo_CLIP's clean_text, in its order. Each is (pattern, replacement).
+_FIRST_PASS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
+    (re.compile(p), r) for p, r in (
+        (r"\^|CRLF|\u2021", ""),                 # carets, literal CRLF markers, '‡'
+        (r"(?<=\D)\.|\.(?=\D)", ". "),           # a period not inside a number ends a sentence
+        (r"[\[\]]", ""),                         # square brackets
+        (r"(?<=\b)WAS(?=\b)", "IS"),
+        (r"(?<=\b)WERE(?=\b)", "ARE"),
+        (r"(?<=\b)AND/OR(?=\b)", "AND"),
+        (r"NORMALLY", "NORMAL"),                 # adverbs to adjectives, anywhere in a word
+        (r"MILDLY", "MILD"),
+        (r"MODERATELY", "MODERATE"),
+        (r"SEVERELY", "SEVERE"),
+        (r"PULMONARY ARTERY", "PA"),
+        (r"\d{2}/\d{2}/\d{4}", ""),               # dates
+        (r"\d{2}\.\d{2}\.\d{4}", ""),
+        (r"[A-Z](\d+\.\d*\b)", ""),               # ICD codes such as I50.9
+        (r"\s+(MMHG|MM|CM|%)", r"\1"),           # units attached to their number
+        (r"\s\.", "."),
+        (r"\s+", " "),
+        (r"\s\+\s", "+"),
+        (r"\+CVPMMHG", "MMHG"),
+    ))
+#: report phrases after which the official cleaning adds a period when none follows
+#: (``<#>`` is a number)
+PERIOD_PHRASES: tuple[str, ...] = (
+    "THE PEAK TRANSAORTIC GRADIENT IS <#>MMHG", "THE MEAN TRANSAORTIC GRADIENT IS <#>MMHG",
+    "LV EJECTION FRACTION IS <#>%", "ESTIMATED PA PRESSURE IS <#>MMHG",
+    "RESTING SEGMENTAL WALL MOTION ANALYSIS", "THE IVC DIAMETER IS <#>MM",
+    "EST RV/RA PRESSURE GRADIENT IS <#>MMHG", "ESTIMATED PEAK RVSP IS <#>MMHG",
+    "HEART FAILURE, UNSPECIFIED", "CHEST PAIN, UNSPECIFIED", "SINUS OF VALSALVA: <#>CM",
+    "THE PEAK TRANSMITRAL GRADIENT IS <#>MMHG", "THE MEAN TRANSMITRAL GRADIENT IS <#>MMHG",
+    "ASCENDING AORTA <#>CM", "ESTIMATED PA SYSTOLIC PRESSURE IS <#>MMHG",
+    "ICD_CODE SHORTNESS BREATH", "ICD_CODE ABNORMAL ELECTROCARDIOGRAM ECG EKG",
+    "SHORTNESS BREATH", "ABNORMAL ELECTROCARDIOGRAM ECG EKG",
+    "THE LEFT ATRIAL APPENDAGE IS NORMAL IN APPEARANCE WITH NO EVIDENCE OF THROMBUS",
+)
+_ADD_PERIOD = re.compile("(" + "|".join(
+    "(?:" + _NUMBER.join(re.escape(part) for part in phrase.split(PLACEHOLDER)) + r")(?!\.)"
+    for phrase in PERIOD_PHRASES) + ")")
+_PERIODS = re.compile(r"\.+")
 
 
-def basic_clean(text: str) -> str:
-    """Our own minimal report normalisation: upper case, units attached, one space, final period.
+def clean_report(text: str) -> str:
+    """A report normalised as echo_CLIP's ``clean_text`` does (cardiobench's implementation).
 
-    EchoCLIP-R's training reports went through echo_CLIP's ``clean_text`` (academic licence, not
-    shipped). When the user's checkout provides it (``utils.py`` beside the vocab files),
-    :class:`TemplateTokenizer` uses it instead; this fallback is exact for prompts already written
-    in the template phrasing (upper case, ``<value><unit>``, sentences ending in a period), which
-    is how cardiobench's prompt sets are written.
+    Upper case, backticks to apostrophes, markup removed, sentence periods spaced, past tense
+    and adverbs to the template's words, dates and ICD codes dropped, units attached to their
+    number, one space, a trailing space, a period after the known phrases that lack one, runs of
+    periods collapsed. A text of at most one character is returned unchanged, as there.
     """
-    text = text.upper().strip()
-    text = re.sub(r"\s+(MMHG|MM|CM|%)", r"\1", text)
-    text = re.sub(r"\s+", " ", text).strip()
-    if text and not text.endswith("."):
-        text += "."
-    return text + " "
+    if len(text) <= 1:
+        return text
+    text = text.upper().strip().replace("`", "'")
+    for pattern, repl in _FIRST_PASS:
+        text = pattern.sub(repl, text)
+    text = text.strip() + " "
+    return _PERIODS.sub(".", _ADD_PERIOD.sub(r"\1.", text))
 
 
-def _needed_nodes(tree: ast.Module, entry: str) -> list[ast.stmt]:
-    """The top-level statements ``entry`` needs: its def, the defs/assignments/imports of the
-    module-level names it uses (transitively), in file order. Nothing else is executed."""
-    bound: dict[str, ast.stmt] = {}
-    for node in tree.body:
-        if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
-            bound[node.name] = node
-        elif isinstance(node, (ast.Import, ast.ImportFrom)):
-            for alias in node.names:
-                bound[(alias.asname or alias.name).split(".")[0]] = node
-        elif isinstance(node, ast.Assign):
-            for target in node.targets:
-                if isinstance(target, ast.Name):
-                    bound[target.id] = node
-    if entry not in bound:
-        return []
-    keep: set[int] = set()
-    todo = [bound[entry]]
-    while todo:
-        node = todo.pop()
-        if id(node) in keep:
-            continue
-        keep.add(id(node))
-        names = {n.id for n in ast.walk(node) if isinstance(n, ast.Name)}
-        todo.extend(bound[n] for n in names if n in bound and id(bound[n]) not in keep)
-    return [node for node in tree.body if id(node) in keep]
-
-
-def load_official_cleaner(folder: Path) -> tuple[Callable[[str], str], str] | None:
-    """echo_CLIP's own ``clean_text`` from the user's checkout and the sha256 of that ``utils.py``,
-    or None when it is not there.
-
-    Only ``clean_text`` and the module-level names it uses are executed (parsed with :mod:`ast`),
-    not the whole ``utils.py``, whose other functions import video and plotting libraries.
-    """
+def check_user_utils(folder: Path) -> str | None:
+    """SHA-256 of a ``utils.py`` in ``folder`` (never imported or run), or None when there is
+    none; warns when it differs from the official file's."""
     path = folder / OFFICIAL_UTILS
     if not path.is_file():
         return None
-    source = path.read_bytes()
-    try:
-        tree = ast.parse(source, filename=str(path))
-        nodes = _needed_nodes(tree, "clean_text")
-        if not nodes:
-            raise ValueError("it defines no clean_text")
-        namespace: dict[str, object] = {"__name__": "_echo_clip_clean_text"}
-        exec(compile(ast.Module(body=nodes, type_ignores=[]), str(path), "exec"), namespace)
-        return namespace["clean_text"], hashlib.sha256(source).hexdigest()  # type: ignore[return-value]
-    except Exception as exc:  # their file may change; fall back, but say so
-        log.warning("could not use %s's clean_text (%s); using cardiobench's basic cleaning, which "
-                    "is exact only for prompts in template phrasing", path, exc)
-        return None
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    if digest != OFFICIAL_UTILS_SHA256:
+        log.warning("EchoCLIP-R: %s differs from echo_CLIP's utils.py (SHA-256 %s…, official "
+                    "%s…); it is not run: reports are cleaned by cardiobench's implementation of "
+                    "the official clean_text, whatever that file holds", path, digest[:12],
+                    OFFICIAL_UTILS_SHA256[:12])
+    return digest
 
 
 def split_variables(text: str) -> tuple[list[str], str]:
@@ -170,22 +181,15 @@ class TemplateTokenizer:
         self.eos_id = self.bos_id + 1
         self._slots = {i: tok.count(PLACEHOLDER) for tok, i in self._phrases.get_vocab().items()}
         self._unk = self._phrases.token_to_id("[UNK]")
-        official = load_official_cleaner(folder)
-        if official is None:
-            log.warning("EchoCLIP-R: %s has no echo_CLIP %s; cleaning reports with cardiobench's "
-                        "basic_clean, which matches the official clean_text only for prompts in "
-                        "template phrasing (copy utils.py from %s beside the vocabulary for exact "
-                        "tokens)", folder, OFFICIAL_UTILS, REPO_URL)
-            self.clean, self.cleaner = basic_clean, "builtin"
-        else:
-            self.clean, self.cleaner = official
+        self.clean = clean_report
+        self.user_utils_sha256 = check_user_utils(folder)
         self._warned: set[str] = set()
 
     @property
     def identity(self) -> str:
-        """Which tokenizer and cleaner ran: ``TemplateTokenizer[cleaner=<sha256 of utils.py>|builtin]``
-        (the text cache keys on it)."""
-        return f"TemplateTokenizer[cleaner={self.cleaner}]"
+        """Which tokenizer and cleaner ran: ``TemplateTokenizer[cleaner=<CLEANER>]`` (the text
+        cache keys on it)."""
+        return f"TemplateTokenizer[cleaner={CLEANER}]"
 
     def encode(self, report: str) -> list[int]:
         """One report → its id sequence, padded/truncated to ``context_length``."""

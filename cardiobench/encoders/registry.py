@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import inspect
 import logging
@@ -76,22 +77,45 @@ def accepted_args(factory: Callable[..., Any], forwards_to: Callable[..., Any] |
     return named
 
 
+def required_args(factory: Callable[..., Any]) -> list[str]:
+    """Named parameters of ``factory`` without a default (in signature order)."""
+    target = factory.__init__ if inspect.isclass(factory) else factory  # type: ignore[misc]
+    params = inspect.signature(target).parameters.values()
+    return [p.name for p in params if p.name != "self" and p.default is p.empty
+            and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+
+
 def check_encoder_args(name: str, factory: Callable[..., Any], kwargs: dict[str, Any],
                        forwards_to: Callable[..., Any] | None = None) -> None:
-    """Refuse keyword arguments the encoder does not take, listing the accepted ones."""
-    accepted = accepted_args(factory, forwards_to)
+    """Refuse keyword arguments the encoder does not take, and a missing required one, listing
+    the accepted ones (and, for a misspelling, the closest accepted name)."""
+    try:
+        accepted = accepted_args(factory, forwards_to)
+        required = required_args(factory)
+    except (TypeError, ValueError):  # no signature to read (a builtin): let the call speak
+        return
+    listed = f"accepted: {', '.join(sorted(accepted))}" if accepted is not None else \
+        f"its named arguments: {', '.join(sorted(_named_params(factory)[0]))}"
     unknown = sorted(set(kwargs) - accepted) if accepted is not None else []
     if unknown:
-        raise ValueError(f"encoder {name!r} does not accept {', '.join(map(repr, unknown))} "
-                         f"(--encoder-arg KEY=VALUE); accepted: {', '.join(sorted(accepted))}")  # type: ignore[arg-type]
+        hints = [f"{u!r} (did you mean {close[0]!r}?)" if close else repr(u)
+                 for u in unknown
+                 for close in [difflib.get_close_matches(u, sorted(accepted), n=1)]]  # type: ignore[arg-type]
+        raise ValueError(f"encoder {name!r} does not accept {', '.join(hints)} "
+                         f"(--encoder-arg KEY=VALUE); {listed}")
+    missing = [r for r in required if r not in kwargs]
+    if missing:
+        given = f"; given: {', '.join(sorted(kwargs))}" if kwargs else ""
+        raise ValueError(f"encoder {name!r} needs {', '.join(map(repr, missing))} "
+                         f"(--encoder-arg {missing[0]}=VALUE){given}; {listed}")
 
 
 def build_encoder(name: str, /, **kwargs: Any) -> Encoder:
     """Instantiate an encoder by registered name, entry-point name, or ``module:Class``.
 
     ``kwargs`` go to the factory (e.g. ``weights=PATH``, ``device=``). An unknown name raises a
-    ``KeyError`` that lists what is available; an argument the encoder does not take raises a
-    ``ValueError`` that lists the accepted ones.
+    ``KeyError`` that lists what is available; an argument the encoder does not take, or a
+    required one missing, raises a ``ValueError`` that lists the accepted ones.
     """
     _load_builtins()
     if name in _REGISTRY:
@@ -110,7 +134,9 @@ def build_encoder(name: str, /, **kwargs: Any) -> Encoder:
         if name not in eps:
             raise KeyError(f"unknown encoder {name!r}; available: {', '.join(available_encoders())}"
                            " (or pass module:Class)")
-        enc = eps[name].load()(**kwargs)
+        factory = eps[name].load()
+        check_encoder_args(name, factory, kwargs)
+        enc = factory(**kwargs)
     if not isinstance(enc, Encoder):
         raise TypeError(f"{name!r} built a {type(enc).__name__}, not a cardiobench Encoder")
     return enc

@@ -4,10 +4,18 @@ Only the evaluation units that **both** results scored enter the comparison (a u
 failed to embed cannot be paired); :class:`Comparison` says how many each result scored, how
 many were shared and which were dropped, so the reader sees when the paired n is smaller than
 either result's own n.
+
+Two results scored on different labels (different ``label_fingerprint``,
+:mod:`cardiobench.comparability`) are never paired: :func:`compare_pair` refuses them and
+:func:`compare_suite` leaves them out, saying so in ``refused``. With fewer paired bootstrap
+clusters than :data:`cardiobench.stats.MIN_CLUSTERS` the interval and p-value are n/a (NaN, with
+``na_reason``), as for a result's own intervals.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
@@ -15,6 +23,7 @@ from typing import Any
 import pandas as pd
 
 from cardiobench import stats
+from cardiobench.comparability import same_labels
 from cardiobench.results import Result
 
 
@@ -39,8 +48,10 @@ class Comparison:
                 "scored") if self.only_a or self.only_b else ""
         lines = [f"{self.task:32s} {self.protocol:13s} n={self.n_common} {self.unit} "
                  f"(A {self.n_a}, B {self.n_b}; {self.n_clusters} bootstrap clusters){drop}"]
-        lines += [f"    {metric:18s} {d.diff:9.3f} [{d.ci_low:9.3f}, {d.ci_high:9.3f}]  "
-                  f"p={d.p_value:.4f}" for metric, d in self.diffs.items()]
+        lines += [f"    {metric:18s} {d.diff:9.3f} " + (
+                  f"[CI n/a: {d.na_reason}]" if d.na_reason else
+                  f"[{d.ci_low:9.3f}, {d.ci_high:9.3f}]  p={d.p_value:.4f}")
+                  for metric, d in self.diffs.items()]
         return "\n".join(lines)
 
     def to_dict(self) -> dict[str, Any]:
@@ -64,6 +75,9 @@ def compare_pair(a: Result, b: Result, n_boot: int = 1000, seed: int = 42,
 
     if a.task != b.task:
         raise ValueError(f"cannot pair results of different tasks: {a.task} vs {b.task}")
+    why = same_labels(a, b)
+    if why:
+        raise ValueError(why)
     if a.predictions is None or b.predictions is None:
         raise ValueError("both results need predictions (load_results(..., with_predictions=True))")
     task = task_of(a.task, [a, b])
@@ -86,8 +100,13 @@ def compare_pair(a: Result, b: Result, n_boot: int = 1000, seed: int = 42,
     fb = task.type.metric_fn(task, df, "_b")
     clusters = df["patient_id"].astype(str).to_numpy()
     diffs = stats.paired_bootstrap(fa, fb, len(df), clusters, n_boot, seed, level)
+    n_clusters = len(set(clusters))
+    if n_clusters < stats.MIN_CLUSTERS:
+        why = f"{n_clusters} paired bootstrap clusters, fewer than {stats.MIN_CLUSTERS}"
+        diffs = {k: dataclasses.replace(d, ci_low=math.nan, ci_high=math.nan, p_value=math.nan,
+                                        na_reason=why) for k, d in diffs.items()}
     return Comparison(task=a.task, protocol=a.protocol, unit=key, n_a=len(ua), n_b=len(ub),
-                      n_common=len(df), n_clusters=len(set(clusters)),
+                      n_common=len(df), n_clusters=n_clusters,
                       only_a=sorted(ua - ub), only_b=sorted(ub - ua), diffs=diffs)
 
 
@@ -102,12 +121,23 @@ def match_encoder(r: Result, name: str) -> bool:
     return name in (r.encoder_key, r.encoder_name)
 
 
+class Comparisons(list):
+    """The comparisons :func:`compare_suite` made (a ``list[Comparison]``), plus ``refused``:
+    one line per (task, protocol) both encoders scored but that could not be paired (different
+    labels), so a caller can say so."""
+
+    def __init__(self, items: list[Comparison] = (), refused: list[str] = ()):  # type: ignore[assignment]
+        super().__init__(items)
+        self.refused: list[str] = list(refused)
+
+
 def compare_suite(results: list[Result], a: str, b: str, task: str | None = None,
-                  n_boot: int = 1000, seed: int = 42) -> list[Comparison]:
+                  n_boot: int = 1000, seed: int = 42) -> Comparisons:
     """Every (task, protocol) that both encoders ``a`` and ``b`` scored with status ``ok``.
 
     ``a``/``b`` match an ``encoder_key`` or a display name; a display name shared by several
-    configurations raises ``ValueError`` (pass the key instead).
+    configurations raises ``ValueError`` (pass the key instead). A pair scored on different
+    labels is left out and named in the returned list's ``refused``.
     """
     by: dict[str, dict[tuple[str, str], Result]] = {a: {}, b: {}}
     for name in (a, b):
@@ -121,7 +151,11 @@ def compare_suite(results: list[Result], a: str, b: str, task: str | None = None
                     and match_encoder(r, name) \
                     and (task is None or r.task == task):
                 by[name][(r.task, r.protocol)] = r
-    out = []
+    out, refused = [], []
     for k in sorted(set(by[a]) & set(by[b])):
+        why = same_labels(by[a][k], by[b][k])
+        if why:
+            refused.append(f"{k[1]} {why}")
+            continue
         out.append(compare_pair(by[a][k], by[b][k], n_boot=n_boot, seed=seed))
-    return out
+    return Comparisons(out, refused)

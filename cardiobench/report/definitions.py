@@ -38,6 +38,14 @@ AUDIT_NOTES: tuple[str, ...] = (
     "per patient on the mean of that patient's video predictions.",
     "An aggregated unit's view lists every view of its rows (e.g. 'A2C+A4C'), not the first row's.",
     "Comparisons (compare A B) use only the units both results scored and state that n.",
+    "An interval from fewer bootstrap clusters (patients) than the minimum (10 unless the suite "
+    "sets min_clusters) is shown as 'CI n/a', and a "
+    "metric undefined on the test labels (AUROC, AUPRC, balanced accuracy, macro-F1 or SMD on a "
+    "test split of one class; R², correlations or NMAE on constant labels) as 'n/a' with its "
+    "reason; a result whose headline is undefined is not applicable.",
+    "Results of one task scored on different labels (another label fingerprint: a corrected "
+    "label file on the same split) are never ranked together: each cell names its label version "
+    "and each version has its own trivial baseline.",
 )
 
 
@@ -107,14 +115,24 @@ def digits_for(metric: str) -> int:
 
 
 def fmt_metric(metric: str, m: dict[str, Any] | None, with_ci: bool = True) -> str:
-    """``'72.31 [60.12, 80.20]'`` in display units, ``'–'`` when absent."""
-    if not m or m.get("value") is None:
+    """``'72.31 [60.12, 80.20]'`` in display units, ``'–'`` when absent.
+
+    A stored metric that is n/a (``status``/``na_reason``, :func:`cardiobench.stats.qualify`)
+    says so with its reason: ``'n/a (one class in the test labels)'`` for an undefined value,
+    ``'7.41 [CI n/a: 1 bootstrap cluster, fewer than 10]'`` for a value without an interval.
+    """
+    if not m:
         return "–"
+    reason = m.get("na_reason")
+    if m.get("value") is None:
+        return f"n/a ({reason})" if reason else "–"
     d = digits_for(metric)
     v = display_value(metric, m["value"])
     lo, hi = display_value(metric, m.get("ci_low")), display_value(metric, m.get("ci_high"))
-    if not with_ci or lo is None or hi is None:
+    if not with_ci:
         return f"{v:.{d}f}"
+    if lo is None or hi is None:
+        return f"{v:.{d}f} [CI n/a: {reason}]" if reason else f"{v:.{d}f}"
     return f"{v:.{d}f} [{lo:.{d}f}, {hi:.{d}f}]"
 
 

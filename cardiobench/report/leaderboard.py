@@ -7,6 +7,11 @@ patient-bootstrap interval), ``n/a (reason)`` for a not-applicable result; then 
 task: every metric of every (encoder, protocol), plus the trivial baseline's, so the floor is
 visible beside each model; last, the definition of every protocol and metric. Values are in
 display units (:func:`cardiobench.report.definitions.display_value`).
+
+A task whose results were scored on different labels (label fingerprints,
+:mod:`cardiobench.comparability`) gets one summary row per label version
+(``task (metric) · labels ab12cd34``), each with its own trivial baseline, and its per-task
+table names each row's version: results on other labels are never ranked together.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from typing import Iterable
 import pandas as pd
 
 from cardiobench.atomic import atomic_write_text
+from cardiobench.comparability import label_version, mixed_tasks, short
 from cardiobench.metrics import METRICS
 from cardiobench.report.definitions import (AUDIT_NOTES, SMALL_N, fmt_metric, metric_label,
                                             protocol_definitions)
@@ -50,6 +56,7 @@ def leaderboard_table(results: Iterable[Result]) -> pd.DataFrame:
     from cardiobench.report import task_of
 
     results = list(results)
+    mixed = mixed_tasks(r for r in results if r.protocol != "alignment")
     cells: dict[str, dict[str, str]] = {}
     for r in sorted(results, key=lambda x: (x.encoder_name, x.protocol)):
         if r.protocol == "alignment":
@@ -58,7 +65,8 @@ def leaderboard_table(results: Iterable[Result]) -> pd.DataFrame:
             h = task_of(r.task, results).headline
         except KeyError:
             h = headline_of(r)
-        row = cells.setdefault(f"{r.task} ({h})", {})
+        version = f" · labels {short(label_version(r))}" if r.task in mixed else ""
+        row = cells.setdefault(f"{r.task} ({h}){version}", {})
         col = f"{r.encoder_name} · {r.protocol}"
         if r.status != "ok":
             row[col] = ("n/a" if r.status == "not_applicable" else r.status) + \
@@ -77,20 +85,27 @@ def leaderboard_table(results: Iterable[Result]) -> pd.DataFrame:
 
 def task_tables(results: Iterable[Result]) -> dict[str, pd.DataFrame]:
     """Per task: rows ``encoder / protocol`` (+ ``baseline`` rows), columns every metric."""
+    results = list(results)
+    mixed = mixed_tasks(results)
     rows: dict[str, list[dict[str, str]]] = {}
-    seen_baseline: set[tuple[str, str]] = set()
-    for r in sorted(results, key=lambda x: (x.task, x.encoder_name, x.protocol)):
+    seen_baseline: set[tuple[str, str, str]] = set()
+    for r in sorted(results, key=lambda x: (x.task, label_version(x), x.encoder_name,
+                                            x.protocol)):
+        version = f" · labels {short(label_version(r))}" if r.task in mixed else ""
         if r.status != "ok":
-            rows.setdefault(r.task, []).append({"model": f"{r.encoder_name} / {r.protocol}",
+            rows.setdefault(r.task, []).append({"model": f"{r.encoder_name} / {r.protocol}"
+                                                         f"{version}",
                                                 "n": "", "note": f"{r.status}: {r.reason}"})
             continue
-        row = {"model": f"{r.encoder_name} / {r.protocol}",
+        row = {"model": f"{r.encoder_name} / {r.protocol}{version}",
                "n": str(r.n) + (" ‡" if r.n < SMALL_N else "")}
         row.update({k: _fmt(v, k) for k, v in r.metrics.items()})
         rows.setdefault(r.task, []).append(row)
-        if r.baseline and (r.task, r.protocol) not in seen_baseline and r.protocol == "linear_probe":
-            seen_baseline.add((r.task, r.protocol))
-            b = {"model": f"baseline ({r.config.get('baseline', 'trivial')})", "n": str(r.n)}
+        key = (r.task, r.protocol, label_version(r))
+        if r.baseline and key not in seen_baseline and r.protocol == "linear_probe":
+            seen_baseline.add(key)
+            b = {"model": f"baseline ({r.config.get('baseline', 'trivial')}){version}",
+                 "n": str(r.n)}
             b.update({k: _fmt(v, k) for k, v in r.baseline.items()})
             rows[r.task].append(b)
     tables = {}

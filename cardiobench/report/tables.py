@@ -6,6 +6,11 @@ baseline row per group; a cell holds the headline value with its 95 % interval, 
 the best encoder of the task (★), fewer than :data:`SMALL_N` units (‡), incomplete data (◐) and
 not-applicable results with their reason. Alignment results have other headline metrics and
 appear only in the per-task sections.
+
+Label versions: when the results of one task were scored on different labels (different
+``label_fingerprint``, :mod:`cardiobench.comparability`), each of its cells names its version
+(``[labels ab12cd34]``), the best encoder is marked within each version only, and each version
+has its own trivial-baseline row (``trivial baseline · labels ab12cd34``).
 """
 
 from __future__ import annotations
@@ -15,11 +20,13 @@ import io
 from dataclasses import dataclass
 from typing import Iterable
 
+from cardiobench.comparability import label_version, mixed_tasks, short
+from cardiobench.metrics import METRICS
+from cardiobench.report import task_of
 from cardiobench.report.definitions import (SMALL_N, display_value, fmt_metric, incomplete_data,
                                             metric_label, metric_unit, protocol_order)
 from cardiobench.results import Result
-from cardiobench.metrics import METRICS
-from cardiobench.report import task_of
+from cardiobench.spreadsheet import safe_row
 
 BASELINE = "trivial baseline"
 
@@ -36,6 +43,17 @@ class Cell:
     best: bool = False
     small: bool = False
     incomplete: str | None = None
+    labels: str | None = None      # short label fingerprint, set when the task's results disagree
+
+
+def is_baseline_row(name: str) -> bool:
+    """Whether an overview row is a trivial-baseline row (one per label version)."""
+    return name == BASELINE or name.startswith(BASELINE + " · ")
+
+
+def baseline_row_name(labels: str | None) -> str:
+    """The trivial-baseline row of a label version (plain when the versions agree)."""
+    return BASELINE if labels is None else f"{BASELINE} · labels {labels}"
 
 
 def headline(task: str, results: Iterable[Result] = ()) -> str:
@@ -67,54 +85,67 @@ def task_order(results: Iterable[Result]) -> list[str]:
     return sorted(present, key=key)
 
 
-def _cell(r: Result, metric: str, baseline: bool = False) -> Cell:
+def _cell(r: Result, metric: str, baseline: bool = False, labels: str | None = None) -> Cell:
     if r.status != "ok":
         return Cell("n/a" if r.status == "not_applicable" else r.status, status=r.status,
-                    reason=r.reason or r.status)
+                    reason=r.reason or r.status, labels=labels)
     m = (r.baseline if baseline else r.metrics).get(metric)
+    if m and m.get("value") is None and m.get("na_reason"):
+        # the metric is undefined on these test labels/predictions: an n/a cell with its reason
+        return Cell("n/a", status="not_applicable", reason=f"{metric}: {m['na_reason']}",
+                    labels=labels)
     v = display_value(metric, m.get("value")) if m else None
     return Cell(fmt_metric(metric, m), value=v, n=r.n, small=r.n < SMALL_N,
-                incomplete=None if baseline else incomplete_data(r.extras))
+                incomplete=None if baseline else incomplete_data(r.extras), labels=labels)
 
 
 def overview(results: list[Result]) -> tuple[list[str], dict[str, list[tuple[str, dict[str, Cell]]]]]:
     """``(tasks, {protocol: [(row label, {task: Cell})]})`` with the best cell per task marked."""
     labels = encoder_labels(results)
-    tasks = task_order(r for r in results if r.protocol != "alignment")
+    scored = [r for r in results if r.protocol != "alignment"]
+    tasks = task_order(scored)
+    mixed = mixed_tasks(scored)
+
+    def version(r: Result) -> str | None:
+        return short(label_version(r)) if r.task in mixed else None
+
     groups: dict[str, list[tuple[str, dict[str, Cell]]]] = {}
     order = protocol_order()
     for proto in sorted({r.protocol for r in results} - {"alignment"},
                         key=lambda p: (order.index(p) if p in order else len(order), p)):
         rows: dict[str, dict[str, Cell]] = {}
-        base: dict[str, Cell] = {}
+        base: dict[str, dict[str, Cell]] = {}
         for r in sorted((r for r in results if r.protocol == proto),
                         key=lambda r: labels[r.encoder_key]):
             h = headline(r.task, results)
-            rows.setdefault(labels[r.encoder_key], {})[r.task] = _cell(r, h)
-            if r.status == "ok" and r.baseline and r.task not in base:
-                base[r.task] = _cell(r, h, baseline=True)
-        groups[proto] = [*sorted(rows.items()), *([(BASELINE, base)] if base else [])]
+            rows.setdefault(labels[r.encoder_key], {})[r.task] = _cell(r, h, labels=version(r))
+            brow = base.setdefault(baseline_row_name(version(r)), {})
+            if r.status == "ok" and r.baseline and r.task not in brow:
+                brow[r.task] = _cell(r, h, baseline=True, labels=version(r))
+        groups[proto] = [*sorted(rows.items()), *sorted((k, v) for k, v in base.items() if v)]
     for t in tasks:
         h = headline(t, results)
         cells = [row[t] for g in groups.values() for name, row in g
-                 if name != BASELINE and t in row and row[t].value is not None]
-        if not cells:
-            continue
+                 if not is_baseline_row(name) and t in row and row[t].value is not None]
         pick = max if METRICS[h].higher_is_better else min
-        best = pick(c.value for c in cells)
-        for c in cells:
-            c.best = c.value == best
+        # the best encoder is marked within one label version: other labels are not comparable
+        for version_ in {c.labels for c in cells}:
+            same = [c for c in cells if c.labels == version_]
+            best = pick(c.value for c in same)
+            for c in same:
+                c.best = c.value == best
     return tasks, groups
 
 
 def cell_text(c: Cell, reasons_inline: bool = True) -> str:
     """Plain-text cell for Markdown/CSV: value, marks, n, and the n/a reason at the cell."""
+    version = f" [labels {c.labels}]" if c.labels else ""
     if c.status != "ok":
-        return f"{c.text} ({c.reason})" if reasons_inline and c.reason else c.text
+        return (f"{c.text} ({c.reason})" if reasons_inline and c.reason else c.text) + version
     if c.value is None:
         return "–"
     marks = ("★" if c.best else "") + ("‡" if c.small else "") + ("◐" if c.incomplete else "")
-    return f"{c.text}{' ' + marks if marks else ''} n={c.n}"
+    return f"{c.text}{' ' + marks if marks else ''} n={c.n}{version}"
 
 
 def _md_escape(s: str) -> str:
@@ -196,8 +227,10 @@ def latex_tables(results: list[Result]) -> str:
         sub = ["Encoder"] + [_tex(t.split("/", 1)[1] + " " + metric_label(headline(t, results), t))
                              for t in tasks]
         parts += [" & ".join(sub) + r" \\", r"\midrule"]
+        in_base = False
         for name, row in rows:
-            if name == "trivial baseline":
+            if is_baseline_row(name) and not in_base:  # one rule above the baseline rows
+                in_base = True
                 parts.append(r"\midrule")
             parts.append(" & ".join([_tex(name)] + [_tex_cell(row.get(t)) for t in tasks]) + r" \\")
         parts += [r"\bottomrule", r"\end{tabular}",
@@ -222,22 +255,32 @@ def paper_markdown(results: list[Result]) -> str:
 
 
 def long_csv(results: list[Result]) -> str:
-    """Every metric of every result (and its baseline) in display units, one row each."""
+    """Every metric of every result (and its baseline) in display units, one row each.
+
+    ``status``/``reason`` are the result's when it is not ok, else the metric's own
+    (``ok``, ``no_interval`` or ``undefined`` with its ``na_reason``); ``label_fingerprint`` is
+    the labels the result was scored on. Text cells are spreadsheet-safe
+    (:mod:`cardiobench.spreadsheet`).
+    """
     labels = encoder_labels(results)
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(["task", "dataset", "protocol", "encoder", "encoder_key", "row", "metric", "unit",
-                "value", "ci_low", "ci_high", "n", "status", "reason", "ci_mode"])
+                "value", "ci_low", "ci_high", "n", "status", "reason", "ci_mode",
+                "label_fingerprint"])
     for r in sorted(results, key=lambda r: (r.task, r.protocol, r.encoder_key)):
         base = [r.task, r.dataset, r.protocol, labels[r.encoder_key], r.encoder_key]
         ci_mode = r.config.get("ci", "patient")
+        fp = label_version(r)
         if r.status != "ok":
-            w.writerow(base + ["model", "", "", "", "", "", "", r.status, r.reason or "", ci_mode])
+            w.writerow(safe_row(base + ["model", "", "", "", "", "", "", r.status,
+                                        r.reason or "", ci_mode, fp]))
             continue
         for row, ms in (("model", r.metrics), (BASELINE, r.baseline)):
             for k, m in sorted(ms.items()):
                 vals = [display_value(k, m.get(x)) for x in ("value", "ci_low", "ci_high")]
-                w.writerow(base + [row, k, metric_unit(k, r.task)]
-                           + ["" if v is None else repr(v) for v in vals]
-                           + [r.n, r.status, "", ci_mode])
+                w.writerow(safe_row(base + [row, k, metric_unit(k, r.task)]
+                                    + ["" if v is None else repr(v) for v in vals]
+                                    + [r.n, m.get("status") or "ok", m.get("na_reason") or "",
+                                       ci_mode, fp]))
     return buf.getvalue()

@@ -69,6 +69,8 @@ class TaskType:
     alignment_scorer: ClassVar[Any]
     #: the headline of alignment results
     alignment_headline: ClassVar[str]
+    #: why a metric comparing label values is undefined when the test labels take one value
+    one_value: ClassVar[str] = "one class in the test labels"
 
     def __repr__(self) -> str:
         return f"<task type {self.name}>"

@@ -73,8 +73,10 @@ class RetrievalScorer(Scorer):
         n_classes = len(units.task.classes)
         rel = units.y[te][None, :] == np.arange(n_classes)[:, None]
         direct = retrieval.recall_from_similarity(units.out[te].T, rel, tuple(cfg["ks"]))
+        # point values by design (config.bootstrap is null): status ok without an interval
         metrics = {k: {"value": v, "ci_low": None, "ci_high": None, "mean": None,
-                       "n_boot_valid": 0} for k, v in direct.items()}
+                       "n_boot_valid": 0, "status": "ok", "na_reason": None}
+                   for k, v in direct.items()}
         return Scored(headline=self.headline(units.task), metrics=metrics, metric_fn=None)
 
 

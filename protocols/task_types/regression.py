@@ -47,6 +47,7 @@ class Regression(TaskType):
     prediction_scorer = RegressionScorer()
     alignment_scorer = CorrelationScorer()
     alignment_headline = "pearson"
+    one_value = "the test labels are constant"
 
     def encode(self, task: Task, labels: pd.Series) -> np.ndarray:
         return labels.astype(float).to_numpy()
