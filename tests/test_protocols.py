@@ -228,10 +228,9 @@ def test_run_suite_writes_results_and_leaderboard(tmp_path, asd_data):
     md = write_leaderboard(tmp_path).read_text()
     assert "cardiacnet_asd/asd (auroc)" in md and "vision_only · linear_probe" in md and "n/a" in md
     assert "baseline" in md
-    from cardiobench.report.plots import plot_all
-    pngs = plot_all(tmp_path)
-    assert [p.name for p in pngs] == ["cardiacnet_asd__asd.png"]
-    assert pngs[0].read_bytes()[:4] == b"\x89PNG"
+    from cardiobench.report.figures import forest
+    png = forest([ok], "auroc", ok.task, tmp_path / "forest.png")
+    assert png.read_bytes()[:4] == b"\x89PNG"
 
 
 def test_suite_yaml_lists_every_task():

@@ -12,6 +12,7 @@ import json
 import re
 import shutil
 import subprocess
+from contextlib import contextmanager
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -49,9 +50,62 @@ def built(tmp_path_factory: pytest.TempPathFactory):
                   entries=suite_entries(suite, CATALOGUE),
                   options=EmbedOptions(workers=0, progress=False))
         job.score(job.load_or_embed())
-    files = build_report(root / "results", root / "out", cache=root / "cache",
-                         manifests=root / "manifests", command="cardiobench report (test)")
+    with _drawn_text() as drawn:
+        files = build_report(root / "results", root / "out", cache=root / "cache",
+                             manifests=root / "manifests", command="cardiobench report (test)")
+    DRAWN["phantom"] = drawn
     return root, files
+
+
+#: text artists drawn while the fixture built its report (see _drawn_text)
+DRAWN: dict[str, "_Drawn"] = {}
+
+
+class _Drawn:
+    """Every figure saved and every non-empty text drawn on it, with the extent it was drawn at
+    and its figure's canvas (pixels, as saved)."""
+
+    def __init__(self) -> None:
+        self._figs: dict[int, object] = {}   # held, so no id is reused by a later figure
+        self.texts: list[tuple[str, object, object]] = []   # (text, extent, figure bbox)
+
+    @property
+    def figures(self) -> int:
+        """How many distinct figures were drawn."""
+        return len(self._figs)
+
+    def outside(self, tol: float = 0.5) -> list[tuple[str, list[int], list[int]]]:
+        out = []
+        for text, e, b in self.texts:
+            if e.x0 < b.x0 - tol or e.y0 < b.y0 - tol or e.x1 > b.x1 + tol or e.y1 > b.y1 + tol:
+                out.append((text, [round(v) for v in e.extents], [round(v) for v in b.extents]))
+        return out
+
+
+@contextmanager
+def _drawn_text():
+    """Record what matplotlib really draws: wraps ``Text.draw`` and ``Figure.draw``."""
+    import matplotlib.figure as mfigure
+    import matplotlib.text as mtext
+
+    rec = _Drawn()
+    text_draw, fig_draw = mtext.Text.draw, mfigure.Figure.draw
+
+    def draw_text(self, renderer):
+        text_draw(self, renderer)
+        if self.get_visible() and self.get_text().strip() and self.get_figure(root=True):
+            rec.texts.append((self.get_text(), self.get_window_extent(renderer),
+                              self.get_figure(root=True).bbox.frozen()))
+
+    def draw_figure(self, renderer):
+        rec._figs[id(self)] = self
+        fig_draw(self, renderer)
+
+    mtext.Text.draw, mfigure.Figure.draw = draw_text, draw_figure
+    try:
+        yield rec
+    finally:
+        mtext.Text.draw, mfigure.Figure.draw = text_draw, fig_draw
 
 
 class _Links(HTMLParser):
@@ -249,10 +303,16 @@ def test_figures_are_deterministic(built, tmp_path: Path) -> None:
 
 
 def _chromium(args: list[str], url: str) -> subprocess.CompletedProcess:
+    import tempfile
+
     exe = shutil.which("chromium") or shutil.which("chromium-browser")
-    return subprocess.run([exe, "--headless", "--no-sandbox", "--disable-gpu",
-                           "--enable-logging=stderr", "--v=0", *args, url],
-                          capture_output=True, text=True, timeout=180)
+    with tempfile.TemporaryDirectory(prefix="chromium-profile-") as profile:
+        return subprocess.run([exe, "--headless", "--no-sandbox", "--disable-gpu",
+                               "--disable-quic", "--no-first-run",
+                               "--disable-background-networking", "--disable-component-update",
+                               "--disable-sync", f"--user-data-dir={profile}",
+                               "--enable-logging=stderr", "--v=0", *args, url],
+                              capture_output=True, text=True, timeout=180)
 
 
 def _console(stderr: str) -> list[str]:
@@ -350,3 +410,295 @@ def test_report_cli_writes_the_folder_and_says_where(built, tmp_path: Path, caps
     assert f"report: {(tmp_path / 'r' / 'index.html').resolve()}" in out
     assert "embedding maps need the embedding cache" in out  # said, not silently dropped
     assert "embedding maps need" in (tmp_path / "r" / "index.html").read_text()
+
+
+# ----------------------------------------------------------------------------- text fits
+LONG_NAME = "an-unusually-long-encoder-display-name-finetuned-on-echo-v2.1-with-extra-words"
+
+
+def _single_long_encoder(root: Path, dest: Path) -> Path:
+    """The phantom results of one encoder only, renamed to :data:`LONG_NAME` (one panel per
+    figure, long legend and tick labels: the cases that cut titles off before)."""
+    keep = sorted({r.encoder_key for r in load_results(root / "results")})[0]
+    for js in (root / "results").rglob(f"{keep}.json"):
+        d = json.loads(js.read_text())
+        d["encoder"]["name"] = LONG_NAME
+        target = dest / js.relative_to(root / "results")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if d.get("predictions"):
+            shutil.copy(js.parent / d["predictions"], target.parent / d["predictions"])
+        target.write_text(json.dumps(d))
+    return dest
+
+
+def test_every_figure_text_fits_its_canvas(built, tmp_path: Path) -> None:
+    """Every title, axis label, tick label and legend entry matplotlib draws lies inside its
+    figure, for every figure the report makes (two encoders, and one encoder with a long name)."""
+    root, files = built
+    drawn = DRAWN["phantom"]
+    assert drawn.figures == len(files.figures) >= 35
+    assert len(drawn.texts) > 1000
+    assert drawn.outside() == []
+    one = _single_long_encoder(root, tmp_path / "results")
+    with _drawn_text() as long:
+        rep = build_report(one, tmp_path / "out")
+    assert long.figures == len(rep.figures) >= 25
+    assert long.outside() == []
+    # the long name is shortened in the middle where it would not fit, never cut at an edge
+    texts = [t for t, _, _ in long.texts]
+    assert any("…" in t and t.startswith("an-unusually") for t in texts)
+    assert any(t.startswith("camus/ef · linear_probe") for t in texts)  # task on its own line
+    # the check itself catches text off the canvas (a negative control)
+    import matplotlib.pyplot as plt
+
+    with _drawn_text() as bad:
+        fig, ax = plt.subplots(figsize=(3, 2), layout="constrained")
+        ax.set_title("a title far wider than a three-inch figure can hold, cut at both ends")
+        fig.savefig(tmp_path / "bad.png", dpi=100)
+        plt.close(fig)
+    assert {t for t, _, _ in bad.outside()} == {
+        "a title far wider than a three-inch figure can hold, cut at both ends"}
+
+
+def test_figures_of_a_task_share_one_size(built) -> None:
+    from PIL import Image
+
+    root, files = built
+    sizes: dict[str, set[tuple[int, int]]] = {}
+    for p in files.figures:
+        if "__" in p.name and not p.name.startswith(("embedding__", "compare__")):
+            task = "__".join(p.name.split("__")[:2])
+            sizes.setdefault(task, set()).add(Image.open(p).size)
+    assert len(sizes) >= 6
+    for task, s in sizes.items():
+        assert len(s) == 1, (task, s)
+        (w, _), = s
+        assert w == 640  # two figures side by side in a 1400 px window
+
+
+# ----------------------------------------------------------------------------- page layout
+_MEASURE = """<script>addEventListener('load', () => {
+  const de = document.documentElement, box = document.getElementById('overview-box');
+  const table = document.getElementById('overview');
+  const r = e => e.getBoundingClientRect();
+  const m = {client: de.clientWidth, page: de.scrollWidth, body: document.body.scrollWidth,
+             box: [box.scrollWidth, box.clientWidth], outside: [], images: [], tasks: {},
+             boxHeight: r(box).height, window: innerHeight, tableHeight: r(table).height};
+  for (const el of document.querySelectorAll('body *'))
+    // inside a scroll box is allowed to be wider: the box scrolls, the page does not
+    if (!(el.parentElement.closest('.scroll, .overview-box'))
+        && r(el).right > de.clientWidth + 0.5)
+      m.outside.push(el.tagName + ' ' + el.className + ' ' + Math.round(r(el).right));
+  for (const i of document.images)
+    m.images.push([i.getAttribute('src'), i.naturalWidth, i.naturalHeight,
+                   i.clientWidth, i.clientHeight]);
+  for (const sec of document.querySelectorAll('section[id^=task-]'))
+    m.tasks[sec.id] = [...sec.querySelectorAll('.figs > figure')].map(f => {
+      const c = f.querySelector('img, .na-box'); return [r(c).width, r(c).height, r(f).left]; });
+  // sticky first column and header: scroll the box to its far right and down
+  const first = table.querySelector('tbody tr.model th');
+  const cell = table.querySelector('tbody tr.model td');
+  const head = table.querySelector('thead th:nth-child(2)');
+  box.scrollLeft = box.scrollWidth; box.scrollTop = 150;
+  m.sticky = {box: [r(box).left, r(box).top], first: r(first).left, cell: r(cell).left,
+              head: r(head).top, scrolled: [box.scrollLeft, box.scrollTop]};
+  const pre = document.createElement('pre'); pre.id = 'measure';
+  pre.textContent = JSON.stringify(m); document.body.appendChild(pre);
+});</script>"""
+
+
+def _measure(index: Path, width: int, height: int = 900) -> dict:
+    probe = index.with_name(f"index-measure-{width}.html")
+    probe.write_text(index.read_text().replace("</body>", _MEASURE + "</body>"))
+    try:
+        run = _chromium([f"--window-size={width},{height}", "--virtual-time-budget=10000",
+                         "--dump-dom"], probe.resolve().as_uri())
+    finally:
+        probe.unlink()
+    m = re.search(r'<pre id="measure">(.*?)</pre>', run.stdout, re.S)
+    assert m, run.stderr[-2000:]
+    import html as _html
+
+    return json.loads(_html.unescape(m.group(1)))
+
+
+@pytest.mark.skipif(not (shutil.which("chromium") or shutil.which("chromium-browser")),
+                    reason="chromium is not installed (CI installs it: apt-get install chromium)")
+def test_page_layout_in_headless_chromium(built) -> None:
+    """At 1400 px nothing but the overview's own box is wider than the window, figures show at
+    their natural size in one even grid per task; in a narrow window the overview scrolls in
+    its box, first column and header row sticky."""
+    root, files = built
+    wide = _measure(files.index, 1400)
+    assert wide["page"] == wide["client"] and wide["body"] <= wide["client"], wide
+    assert wide["outside"] == []
+    assert len(wide["images"]) == len(files.figures)
+    for src, nw, nh, w, h in wide["images"]:
+        assert nw > 0 and (w, h) == (nw, nh), src   # natural size, not scaled
+    assert len(wide["tasks"]) == 6
+    for task, figs in wide["tasks"].items():
+        assert len(figs) >= 3 and len({(w, h) for w, h, _ in figs}) == 1, (task, figs)
+        assert len({left for *_, left in figs}) == 2, (task, figs)  # two columns
+    narrow = _measure(files.index, 640, 500)  # the phantom has 6 tasks, a suite 20+
+    sw, cw = narrow["box"]
+    assert sw > cw, narrow["box"]                   # the overview scrolls in its box ...
+    assert narrow["page"] == narrow["client"] and narrow["outside"] == [], narrow["outside"]
+    st = narrow["sticky"]
+    assert st["scrolled"][0] > 0 and st["scrolled"][1] > 0
+    # the whole box, its horizontal scroll bar included, fits in the window
+    assert narrow["boxHeight"] < narrow["window"] < narrow["tableHeight"], narrow
+    assert abs(st["first"] - st["box"][0]) <= 2, st  # first column stays at the box's left
+    assert st["cell"] < st["box"][0] - 50, st        # while the cells beside it scrolled away
+    assert abs(st["head"] - st["box"][1]) <= 2, st   # header row stays at the box's top
+
+
+# ----------------------------------------------------------------------------- what cannot be drawn
+def _results_that_cannot_all_be_drawn(root: Path, dest: Path) -> dict[str, str]:
+    """A copy of the phantom results with a one-class binary test split (both encoders), a
+    regression scored on one test unit (one encoder) and a predictions file gone (one encoder)."""
+    import pandas as pd
+
+    shutil.copytree(root / "results", dest)
+    keys = sorted(p.stem for p in (dest / "hmcqu" / "stemi" / "linear_probe").glob("*.json"))
+    for key in keys:   # every test unit positive: ROC and precision-recall undefined
+        csv = dest / "hmcqu" / "stemi" / "linear_probe" / f"{key}.predictions.csv"
+        p = pd.read_csv(csv)
+        p["y_true"] = 1
+        p.to_csv(csv, index=False)
+        js = csv.with_name(f"{key}.json")
+        d = json.loads(js.read_text())
+        d["metrics"]["auroc"] = {"value": None, "ci_low": None, "ci_high": None}
+        js.write_text(json.dumps(d))
+    csv = dest / "camus" / "ef" / "knn" / f"{keys[0]}.predictions.csv"
+    pd.read_csv(csv).iloc[:1].to_csv(csv, index=False)
+    gone = dest / "tmed2" / "view" / "linear_probe" / f"{keys[1]}.predictions.csv"
+    gone.unlink()
+    return {"first": keys[0], "second": keys[1], "gone": gone.name}
+
+
+def _figure_blocks(index: Path) -> dict[str, str]:
+    """Each ``<figure>`` of the page by its caption's first words (task · protocol: kind)."""
+    out = {}
+    for block in re.findall(r"<figure.*?</figure>", index.read_text(), re.S):
+        cap = re.search(r"<figcaption>(.*?)</figcaption>", block, re.S).group(1)
+        out[cap.split(",")[0].split(".")[0]] = block
+    return out
+
+
+def test_what_cannot_be_drawn_is_na_with_its_reason(built, tmp_path: Path) -> None:
+    root, _ = built
+    made = _results_that_cannot_all_be_drawn(root, tmp_path / "results")
+    files = build_report(tmp_path / "results", tmp_path / "out")   # no abort
+    figs = _figure_blocks(files.index)
+    names = {p.name for p in files.figures}
+    # one-class test split: ROC and PR are placeholders naming the reason; reliability is drawn
+    for kind in ("ROC curves", "precision–recall"):
+        block = figs[f"hmcqu/stemi · linear_probe: {kind}"]
+        assert 'class="na"' in block and "<img" not in block
+        assert "undefined: the test split holds one class (all 1, 6 unit(s))" in block
+    assert "hmcqu__stemi__linear_probe__roc.png" not in names
+    assert "hmcqu__stemi__linear_probe__reliability.png" in names
+    assert "hmcqu__stemi__knn__roc.png" in names       # the other protocol is untouched
+    # one test unit: that encoder's panel is left out and said why; the other encoder is drawn
+    block = figs["camus/ef · knn: predicted vs true"]
+    assert "<img" in block and ("Not shown — pixels · knn: a scatter needs at least 2 test "
+                                "units with values; 1 here") in block
+    assert "limits of agreement need at least 2 test units with values; 1 here" in \
+        figs["camus/ef · knn: Bland–Altman: bias and 95 % limits of agreement"]
+    # a predictions file gone
+    block = figs["tmed2/view · linear_probe: row-normalised confusion matrix"]
+    assert f"predictions file {made['gone']} is missing" in block and "<img" in block
+    # the placeholder holds the place of a figure of its task: the same size
+    html = files.index.read_text()
+    sec = html[html.index('id="task-hmcqu__stemi"'):]
+    sec = sec[:sec.index("</section>")]
+    w, h = re.search(r'class="na-box" style="width:(\d+)px;height:(\d+)px"', sec).groups()
+    img_w, img_h = re.search(r'<img src="[^"]+" width="(\d+)" height="(\d+)"', sec).groups()
+    assert (int(w), int(h)) == (int(img_w) + 2, int(img_h) + 2)   # + the image's border
+    # the overview's cell of the undefined headline is n/a with its reason, not a blank
+    cells = re.findall(r'<td class="na" data-task="hmcqu/stemi" data-protocol="linear_probe"'
+                       r'[^>]*>n/a<sup>\d+</sup><div class="why">([^<]*)</div>', html)
+    assert cells == ["headline metric undefined on these test labels (null in the result)"] * 2
+
+
+# ----------------------------------------------------------------------------- atomic report
+def _tree(folder: Path) -> dict[str, bytes]:
+    return {p.relative_to(folder).as_posix(): p.read_bytes()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def _siblings(out: Path) -> list[str]:
+    return sorted(p.name for p in out.parent.iterdir() if p.name.startswith(f".{out.name}."))
+
+
+def test_a_failed_report_leaves_the_old_one_whole(built, tmp_path: Path, monkeypatch) -> None:
+    root, files = built
+    out = tmp_path / "r"
+    shutil.copytree(files.index.parent, out, ignore=shutil.ignore_patterns("index-*.html"))
+    before = _tree(out)
+    assert "index.html" in before and len(before) > 40
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("injected fault while drawing")
+
+    monkeypatch.setattr(figures, "reliability", broken)
+    with pytest.raises(RuntimeError, match="injected fault"):
+        build_report(root / "results", out)
+    assert _tree(out) == before        # not one file of the old report changed
+    assert _siblings(out) == []        # and the half-written one is gone
+    monkeypatch.undo()
+    # a folder holding files a report does not write is refused, not swapped away
+    (out / "my notes.txt").write_text("mine")
+    from cardiobench.atomic import OverwriteError
+
+    with pytest.raises(OverwriteError, match="holds my notes.txt, which a cardiobench report"):
+        build_report(root / "results", out)
+    assert (out / "my notes.txt").read_text() == "mine" and _tree(out)["index.html"] == \
+        before["index.html"]
+
+
+_KILLED = """
+import os, signal, sys
+from cardiobench.report import figures
+from cardiobench.report.html import build_report
+
+def die(*args, **kwargs):
+    os.kill(os.getpid(), signal.SIGKILL)
+
+figures.reliability = die
+build_report(sys.argv[1], sys.argv[2])
+"""
+
+
+def test_a_killed_report_leaves_the_old_one_and_a_rerun_tidies(built, tmp_path: Path) -> None:
+    import os
+    import sys
+
+    root, files = built
+    out = tmp_path / "r"
+    shutil.copytree(files.index.parent, out, ignore=shutil.ignore_patterns("index-*.html"))
+    before = _tree(out)
+    run = subprocess.run([sys.executable, "-c", _KILLED, str(root / "results"), str(out)],
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == -9, run.stderr[-2000:]
+    assert _tree(out) == before
+    left = _siblings(out)
+    assert len(left) == 1 and left[0].startswith(".r.partial-"), left
+    partial = out.parent / left[0]
+    # what was written before the kill is there, but nothing in it passes for a report
+    written = _tree(partial)
+    assert "leaderboard.md" in written and any(k.startswith("fig/") for k in written)
+    assert "index.html" not in written
+    rerun = build_report(root / "results", out)
+    assert _siblings(out) == [] and rerun.index.is_file()
+    assert _tree(out)["leaderboard.md"] == before["leaderboard.md"]
+    # a kill between the two renames (old report moved aside, new not yet in place) is undone
+    from cardiobench.atomic_folder import recover
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True).stdout.strip()
+    os.rename(out, out.parent / f".r.previous-{dead}-0a1b2c3d")
+    assert not out.exists()
+    assert recover(out) == [f"restored {out} from .r.previous-{dead}-0a1b2c3d (a run was "
+                            "interrupted while swapping)"]
+    assert _tree(out)["index.html"] == rerun.index.read_bytes()

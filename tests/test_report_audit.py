@@ -78,7 +78,7 @@ def test_display_units_percent_only_for_proportions() -> None:
         "1.099 [1.000, 1.200]"
     assert metric_label("auroc") == "AUROC (%)" and metric_label("nll") == "NLL"
     assert metric_label("mae", "echonet_lvh/ivsd") == "MAE (cm)"
-    assert metric_label("mae", "camus/ef") == "MAE (percentage points)"
+    assert metric_label("mae", "camus/ef") == "MAE (% points)"
     assert incomplete_data({}) is None
     dc = {"data_completeness": {"excluded_by_prepare": {"test": 2}, "embed_failed": {},
                                 "test_units_expected": 10, "test_units_scored": 8}}

@@ -93,7 +93,7 @@ def metric_unit(metric: str, task: Any = None) -> str:
         return "%"
     if m.unit in ("label", "label_squared") and task is not None:
         unit = label_unit(task)
-        unit = "percentage points" if unit == "%" else unit
+        unit = "% points" if unit == "%" else unit
         if m.unit == "label_squared" and unit:
             return f"{unit}²" if " " not in unit else f"({unit})²"
         return unit
@@ -114,25 +114,29 @@ def digits_for(metric: str) -> int:
     return m.decimals if m else 2
 
 
-def fmt_metric(metric: str, m: dict[str, Any] | None, with_ci: bool = True) -> str:
+def fmt_metric(metric: str, m: dict[str, Any] | None, with_ci: bool = True,
+               reasons: bool = True) -> str:
     """``'72.31 [60.12, 80.20]'`` in display units, ``'–'`` when absent.
 
     A stored metric that is n/a (``status``/``na_reason``, :func:`cardiobench.stats.qualify`)
     says so with its reason: ``'n/a (one class in the test labels)'`` for an undefined value,
-    ``'7.41 [CI n/a: 1 bootstrap cluster, fewer than 10]'`` for a value without an interval.
+    ``'7.41 [CI n/a: 1 bootstrap cluster, fewer than 10]'`` for a value without an interval;
+    without ``reasons`` (figure labels, whose tables say why) just ``'n/a'`` and ``'[CI n/a]'``.
     """
     if not m:
         return "–"
     reason = m.get("na_reason")
     if m.get("value") is None:
-        return f"n/a ({reason})" if reason else "–"
+        return (f"n/a ({reason})" if reasons else "n/a") if reason else "–"
     d = digits_for(metric)
     v = display_value(metric, m["value"])
     lo, hi = display_value(metric, m.get("ci_low")), display_value(metric, m.get("ci_high"))
     if not with_ci:
         return f"{v:.{d}f}"
     if lo is None or hi is None:
-        return f"{v:.{d}f} [CI n/a: {reason}]" if reason else f"{v:.{d}f}"
+        if not reason:
+            return f"{v:.{d}f}"
+        return f"{v:.{d}f} [CI n/a: {reason}]" if reasons else f"{v:.{d}f} [CI n/a]"
     return f"{v:.{d}f} [{lo:.{d}f}, {hi:.{d}f}]"
 
 

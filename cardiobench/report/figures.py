@@ -1,15 +1,29 @@
 """One function per figure kind, drawn from results and their per-sample predictions.
 
-Matplotlib's Agg backend; PNG written without the ``Software`` metadata and with fixed DPI, so
-the same input gives the same bytes. Panels per encoder wrap at four columns and tick labels are
-kept horizontal or rotated so that eight encoders stay readable at 100 % zoom.
+Matplotlib's Agg backend with constrained layout; PNG written without the ``Software`` metadata
+and with fixed DPI, so the same input gives the same bytes.
+
+**Every text fits its canvas.** Titles are the figure's suptitle (task and protocol on the first
+line, what the figure shows below), wrapped to the figure's width by measured text width; legends
+sit below the axes; encoder names, class names and subgroup levels that could outgrow their room
+are shortened in the middle (``…``) to the measured width they have. Constrained layout then
+keeps every label inside the figure.
+
+**One size per task.** The report draws every figure of a task on one :class:`Canvas`
+(:func:`task_canvas`: 640 px wide, tall enough for the task's largest figure), so a task's
+figures form an even grid. Panels per encoder wrap at two columns.
+
+**What cannot be drawn is said.** :func:`unusable` gives the reason a result cannot enter a figure
+kind (no predictions, a column missing, a one-class test split for ROC and precision–recall, fewer
+than two units for a scatter or limits of agreement); a figure function given nothing drawable
+raises :class:`NotDrawable` with the reasons, which the report shows in place of the figure.
 """
 
 from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, NamedTuple, Sequence
 
 import matplotlib
 
@@ -17,6 +31,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (backend must be chosen first)
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from matplotlib.font_manager import FontProperties  # noqa: E402
+from matplotlib.textpath import text_to_path  # noqa: E402
 
 from cardiobench.atomic import atomic_path  # noqa: E402
 from cardiobench.report.definitions import (display_value, fmt_metric,  # noqa: E402
@@ -25,8 +41,97 @@ from cardiobench.results import Result  # noqa: E402
 from cardiobench.metrics import METRICS  # noqa: E402
 
 DPI = 100
-_STYLE = {"font.size": 9, "axes.titlesize": 9, "axes.labelsize": 9, "legend.fontsize": 7.5,
-          "xtick.labelsize": 8, "ytick.labelsize": 8, "svg.hashsalt": "cardiobench"}
+#: width of every per-task figure (inches): 640 px, two side by side in a 1400 px window
+TASK_WIDTH = 6.4
+_STYLE = {"font.size": 9, "axes.titlesize": 8, "axes.labelsize": 9, "legend.fontsize": 7.5,
+          "xtick.labelsize": 8, "ytick.labelsize": 8, "figure.titlesize": 9.5,
+          "svg.hashsalt": "cardiobench"}
+#: room the constrained layout keeps at each figure edge, plus a margin for rounding (points)
+_EDGE_PT = 2 * 3 + 6
+
+
+class NotDrawable(ValueError):
+    """Nothing in the input can be drawn in this figure kind; the message says why."""
+
+
+class Canvas(NamedTuple):
+    """Figure size in inches."""
+
+    width: float
+    height: float
+
+    @property
+    def pixels(self) -> tuple[int, int]:
+        """Width and height of the saved PNG."""
+        return round(self.width * DPI), round(self.height * DPI)
+
+
+#: size of an embedding map (two panels side by side)
+EMBEDDING_MAP = Canvas(9.6, 4.2)
+
+
+# ----------------------------------------------------------------------------- text that fits
+def text_width(text: str, size: float) -> float:
+    """Width of ``text`` in points at font size ``size`` (the default font, as drawn)."""
+    w, _, _ = text_to_path.get_text_width_height_descent(text, FontProperties(size=size),
+                                                         ismath=False)
+    return float(w)
+
+
+def fit(text: str, width_pt: float, size: float) -> str:
+    """``text`` shortened in the middle (``…``) until it is at most ``width_pt`` wide."""
+    if text_width(text, size) <= width_pt:
+        return text
+    keep = len(text)
+    while keep > 2:
+        keep -= 1
+        head = math.ceil(keep * 0.6)
+        cand = f"{text[:head]}…{text[len(text) - (keep - head):]}"
+        if text_width(cand, size) <= width_pt:
+            return cand
+    return "…"
+
+
+def wrap(text: str, width_pt: float, size: float) -> str:
+    """``text`` broken at spaces into lines at most ``width_pt`` wide (each existing line on its
+    own); a word wider than a line is shortened with :func:`fit`."""
+    out: list[str] = []
+    for para in text.split("\n"):
+        line = ""
+        for word in para.split(" "):
+            cand = f"{line} {word}" if line else word
+            if text_width(cand, size) <= width_pt:
+                line = cand
+                continue
+            if line:
+                out.append(line)
+            line = fit(word, width_pt, size)
+        out.append(line)
+    return "\n".join(out)
+
+
+def _title(fig: plt.Figure, first: str, rest: str = "") -> None:
+    """Suptitle: ``first`` (task · protocol) on its own line(s), ``rest`` below, all wrapped."""
+    size = plt.rcParams["figure.titlesize"]
+    room = fig.get_figwidth() * 72 - _EDGE_PT
+    fig.suptitle(wrap(first + (f"\n{rest}" if rest else ""), room, size))
+
+
+def _legend_below(fig: plt.Figure, ax: plt.Axes) -> None:
+    """The axes' legend under the axes, one entry a line, each entry fitted to the width."""
+    handles, names = ax.get_legend_handles_labels()
+    if not handles:
+        return
+    size = plt.rcParams["legend.fontsize"]
+    room = fig.get_figwidth() * 72 - _EDGE_PT - 3.5 * size  # the handle and its gap
+    fig.legend(handles, [fit(n, room, size) for n in names], loc="outside lower center",
+               frameon=False, ncols=1)
+
+
+def _panel_room(fig: plt.Figure, ax: plt.Axes) -> float:
+    """Width of one panel's column in points (the axes' share of the figure)."""
+    cols = ax.get_subplotspec().get_gridspec().ncols
+    return fig.get_figwidth() * 72 / cols - _EDGE_PT
 
 
 def save(fig: plt.Figure, out: str | Path) -> Path:
@@ -34,20 +139,17 @@ def save(fig: plt.Figure, out: str | Path) -> Path:
     out = Path(out)
     fmt = out.suffix.lstrip(".") or "png"
     meta = {"Software": None} if fmt == "png" else {"Date": None, "Creator": None}
-    with atomic_path(out) as tmp:
-        fig.savefig(tmp, format=fmt, dpi=DPI, metadata=meta)
-    plt.close(fig)
+    try:
+        with atomic_path(out) as tmp:
+            fig.savefig(tmp, format=fmt, dpi=DPI, metadata=meta)
+    finally:
+        plt.close(fig)
     return out
 
 
-def _grid(n: int, w: float = 3.0, h: float = 2.9) -> tuple[plt.Figure, list[plt.Axes]]:
-    cols = min(4, n)
-    rows = math.ceil(n / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(w * cols, h * rows + 0.4), squeeze=False)
-    flat = list(axes.ravel())
-    for ax in flat[n:]:
-        ax.set_visible(False)
-    return fig, flat[:n]
+def _figure(size: Canvas | None, default: Canvas) -> plt.Figure:
+    w, h = size or default
+    return plt.figure(figsize=(w, h), layout="constrained")
 
 
 def label_of(r: Result, labels: dict[str, str] | None = None) -> str:
@@ -56,16 +158,97 @@ def label_of(r: Result, labels: dict[str, str] | None = None) -> str:
     return f"{name} · {r.protocol}"
 
 
+# ----------------------------------------------------------------------------- sizes
+def _panel_grid(n: int) -> tuple[int, int]:
+    cols = 1 if n == 1 else 2
+    return math.ceil(n / cols), cols
+
+
+def task_canvas(results: Sequence[Result], subgroup_series: int = 0) -> Canvas:
+    """The one size of every figure of a task: :data:`TASK_WIDTH` wide, as tall as its largest
+    figure needs: the forest (one row per result), the panels (one per encoder of a protocol,
+    two columns), or an axes with a legend below (one line per encoder, per subgroup series)."""
+    ok = [r for r in results if r.status == "ok"]
+    per_proto: dict[str, int] = {}
+    for r in ok:
+        per_proto[r.protocol] = per_proto.get(r.protocol, 0) + 1
+    n_panels = max(per_proto.values(), default=1)
+    rows, _ = _panel_grid(n_panels)
+    need = [3.6,
+            1.3 + 0.27 * len(ok),                        # forest
+            0.7 + 3.1 * rows,                            # panels
+            3.4 + 0.16 * (n_panels + 2),                 # curves with the legend below
+            3.7 + 0.16 * subgroup_series]                # subgroups: legend and rotated levels
+    return Canvas(TASK_WIDTH, math.ceil(max(need) * 10) / 10)
+
+
+# ----------------------------------------------------------------------------- drawability
+#: columns each per-sample figure kind reads, and how many usable units it needs at least
+_NEEDS: dict[str, tuple[tuple[str, ...], int]] = {
+    "scatter": (("y_true", "y_pred"), 2), "bland_altman": (("y_true", "y_pred"), 2),
+    "roc": (("y_true", "y_pred", "prob"), 2), "pr": (("y_true", "prob"), 2),
+    "reliability": (("y_true", "prob"), 1), "confusion": (("y_true", "y_pred"), 1)}
+_NUMERIC = {"scatter", "bland_altman", "roc", "pr", "reliability"}
+
+
+def _usable_rows(p: pd.DataFrame, kind: str) -> pd.DataFrame:
+    """The prediction rows a figure kind can use: its columns present and, where numeric, finite."""
+    cols = list(_NEEDS[kind][0])
+    df = p[cols]
+    if kind in _NUMERIC:
+        df = df.apply(pd.to_numeric, errors="coerce")
+        return df[np.isfinite(df.to_numpy(float)).all(axis=1)]
+    return df.dropna()
+
+
+def unusable(r: Result, kind: str, missing: str | None = None) -> str | None:
+    """Why ``r`` cannot be drawn in the figure ``kind`` (``None`` when it can).
+
+    ``missing`` is the reader's message for a predictions file that could not be read.
+    """
+    if r.status != "ok":
+        return f"{r.status}: {r.reason}"
+    if r.predictions is None:
+        return missing or "the result names no predictions file"
+    cols, least = _NEEDS[kind]
+    lacking = [c for c in cols if c not in r.predictions]
+    if lacking:
+        return f"the predictions lack the column(s) {', '.join(lacking)}"
+    rows = _usable_rows(r.predictions, kind)
+    if kind in ("roc", "pr"):
+        values = sorted(set(rows["y_true"].tolist()))
+        if not set(values) <= {0, 1}:
+            return f"y_true holds values other than 0 and 1 ({values[:4]})"
+        if len(values) < 2:
+            return (f"{'ROC' if kind == 'roc' else 'precision–recall'} undefined: the test split "
+                    f"holds one class (all {int(values[0]) if values else '–'}, "
+                    f"{len(rows)} unit(s))")
+    if len(rows) < least:
+        what = "limits of agreement need" if kind == "bland_altman" else "a scatter needs" \
+            if kind == "scatter" else "the figure needs"
+        return f"{what} at least {least} test units with values; {len(rows)} here"
+    return None
+
+
+def _drawable(results: Sequence[Result], kind: str) -> list[Result]:
+    ok = [r for r in results if unusable(r, kind) is None]
+    if not ok:
+        raise NotDrawable("; ".join(dict.fromkeys(str(unusable(r, kind)) for r in results))
+                          or "no results")
+    return ok
+
+
 # ----------------------------------------------------------------------------- every task
 def forest(results: Sequence[Result], metric: str, task: str, out: str | Path,
-           labels: dict[str, str] | None = None) -> Path:
+           labels: dict[str, str] | None = None, size: Canvas | None = None) -> Path:
     """Headline metric with its 95 % interval per (encoder, protocol); baseline as a dashed line."""
-    rows = [r for r in results if r.status == "ok" and r.metrics.get(metric, {}).get("value")
+    rows = [r for r in results if r.status == "ok" and (r.metrics.get(metric) or {}).get("value")
             is not None]
     if not rows:
-        raise ValueError(f"{task}: no ok result with {metric}")
+        raise NotDrawable(f"no result holds a value of {metric_label(metric, task)}")
     with plt.rc_context(_STYLE):
-        fig, ax = plt.subplots(figsize=(6.4, 0.38 * len(rows) + 1.3))
+        fig = _figure(size, Canvas(TASK_WIDTH, 1.3 + 0.27 * len(rows)))
+        ax = fig.subplots()
         for i, r in enumerate(rows):
             m = r.metrics[metric]
             v = display_value(metric, m["value"])
@@ -74,18 +257,19 @@ def forest(results: Sequence[Result], metric: str, task: str, out: str | Path,
             if lo is not None and hi is not None:
                 ax.plot([lo, hi], [i, i], "-", color="C0", lw=1.6)
         base = next((r.baseline[metric]["value"] for r in rows
-                     if r.baseline.get(metric, {}).get("value") is not None), None)
+                     if (r.baseline.get(metric) or {}).get("value") is not None), None)
         if base is not None:
-            ax.axvline(display_value(metric, base), ls="--", color="0.5", lw=1,
-                       label="trivial baseline")
-            ax.legend(loc="best", frameon=False)
-        ax.set_yticks(range(len(rows)), [label_of(r, labels) for r in rows])
+            ax.axvline(display_value(metric, base), ls="--", color="0.5", lw=1)
+        room = fig.get_figwidth() * 72 * 0.45  # tick labels take at most 45 % of the width
+        ax.set_yticks(range(len(rows)),
+                      [fit(label_of(r, labels), room, plt.rcParams["ytick.labelsize"])
+                       for r in rows])
         ax.set_ylim(-0.6, len(rows) - 0.4)
         ax.invert_yaxis()
         ax.set_xlabel(f"{metric_label(metric, task)} · 95 % percentile interval")
-        ax.set_title(task)
+        _title(fig, task, "headline metric per encoder and protocol"
+               + ("; dashed: trivial baseline" if base is not None else ""))
         ax.grid(axis="x", alpha=0.3)
-        fig.tight_layout()
         return save(fig, out)
 
 
@@ -95,79 +279,110 @@ def delta_forest(comparisons: Sequence[Any], a: str, b: str, out: str | Path) ->
 
     rows = [(c, headline(c.task)) for c in comparisons if headline(c.task) in c.diffs]
     if not rows:
-        raise ValueError("no comparison holds its task's headline metric")
+        raise NotDrawable("no comparison holds its task's headline metric")
     with plt.rc_context(_STYLE):
-        fig, ax = plt.subplots(figsize=(8.0, 0.36 * len(rows) + 1.6))
+        fig = _figure(None, Canvas(8.0, 0.3 * len(rows) + 1.9))
+        ax = fig.subplots()
         ticks = []
+        room = fig.get_figwidth() * 72 * 0.55
         for i, (c, h) in enumerate(rows):
             d = c.diffs[h]
             f = display_value(h, 1.0) or 1.0
             better = (d.diff > 0) == METRICS[h].higher_is_better
-            colour = "0.4" if d.diff == 0 or d.p_value >= 0.05 else ("C2" if better else "C3")
+            colour = "0.4" if d.diff == 0 or not d.p_value < 0.05 else ("C2" if better else "C3")
             ax.plot([d.ci_low * f, d.ci_high * f], [i, i], "-", color="C0", lw=1.6)
             ax.plot(d.diff * f, i, "o", color=colour, zorder=3)
-            ticks.append(f"{c.task} · {c.protocol} ({metric_label(h, c.task)}) "
-                         f"p={d.p_value:.3f} n={c.n_common}")
+            ticks.append(fit(f"{c.task} · {c.protocol} ({metric_label(h, c.task)}) "
+                             f"p={d.p_value:.3f} n={c.n_common}", room,
+                             plt.rcParams["ytick.labelsize"]))
         ax.axvline(0, color="0.3", lw=1)
         ax.set_yticks(range(len(rows)), ticks)
         ax.set_ylim(-0.6, len(rows) - 0.4)
         ax.invert_yaxis()
         ax.set_xlabel("A − B in each row's unit · paired 95 % interval")
-        ax.set_title(f"A = {a}, B = {b}\ngreen: A better, red: B better (p < 0.05), grey: no "
-                     "evidence")
+        _title(fig, f"A = {a}, B = {b}",
+               "green: A better, red: B better (p < 0.05), grey: no evidence")
         ax.grid(axis="x", alpha=0.3)
-        fig.tight_layout()
         return save(fig, out)
 
 
 def subgroups(results: Sequence[Result], subgroup: str, metric: str, task: str, out: str | Path,
-              labels: dict[str, str] | None = None) -> Path:
+              labels: dict[str, str] | None = None, size: Canvas | None = None) -> Path:
     """Headline metric per subgroup level (no bootstrap, as published), one series per model."""
+    series = []
+    for r in results:
+        recs = [g for g in r.extras.get("subgroups", {}).get(subgroup, [])
+                if g.get("group") != "delta(max-min)"]
+        if any(display_value(metric, g.get(metric)) is not None for g in recs):
+            series.append((r, recs))
+    if not series:
+        raise NotDrawable(f"no subgroup of {subgroup} holds a value of "
+                          f"{metric_label(metric, task)}")
     with plt.rc_context(_STYLE):
-        fig, ax = plt.subplots(figsize=(6.4, 3.4))
+        fig = _figure(size, Canvas(TASK_WIDTH, 3.7 + 0.16 * len(series)))
+        ax = fig.subplots()
         levels: list[str] = []
-        for j, r in enumerate(results):
-            recs = [g for g in r.extras.get("subgroups", {}).get(subgroup, [])
-                    if g["group"] != "delta(max-min)"]
+        for _, recs in series:
             for g in recs:
-                if g["group"] not in levels:
-                    levels.append(g["group"])
-            xs = [levels.index(g["group"]) + (j - (len(results) - 1) / 2) * 0.08 for g in recs]
+                if str(g["group"]) not in levels:
+                    levels.append(str(g["group"]))
+        for j, (r, recs) in enumerate(series):
+            xs = [levels.index(str(g["group"])) + (j - (len(series) - 1) / 2) * 0.08
+                  for g in recs]
             ys = [display_value(metric, g.get(metric)) for g in recs]
-            ys = [np.nan if y is None else y for y in ys]
-            ax.plot(xs, ys, "o-", lw=0.8, label=label_of(r, labels))
-        ax.set_xticks(range(len(levels)),
-                      [f"{lv}" for lv in levels], rotation=30 if len(levels) > 4 else 0)
+            ax.plot(xs, [np.nan if y is None else y for y in ys], "o-", lw=0.8,
+                    label=label_of(r, labels))
+        tick = plt.rcParams["xtick.labelsize"]
+        slot = fig.get_figwidth() * 72 * 0.8 / max(len(levels), 1)
+        rotate = any(text_width(lv, tick) > slot for lv in levels)
+        # rotated labels get a fixed length (they run downwards); level order is kept
+        names = [fit(lv, 90 if rotate else slot, tick) for lv in levels]
+        ax.set_xticks(range(len(levels)), names, rotation=30 if rotate else 0,
+                      ha="right" if rotate else "center")
         ax.set_xlim(-0.5, len(levels) - 0.5)
         ax.set_xlabel(subgroup)
         ax.set_ylabel(metric_label(metric, task))
-        ax.set_title(f"{task}: {metric_label(metric, task)} by {subgroup}")
-        ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
+        _title(fig, task, f"{metric_label(metric, task)} by {subgroup}")
         ax.grid(alpha=0.3)
-        fig.tight_layout()
+        _legend_below(fig, ax)
         return save(fig, out)
+
+
+# ----------------------------------------------------------------------------- panels
+def _panels(results: Sequence[Result], task: str, what: str,
+            draw: Callable[[plt.Figure, plt.Axes, Result], None], out: str | Path,
+            size: Canvas | None) -> Path:
+    """One panel per result (two columns), drawn by ``draw(fig, ax, result)``."""
+    rows, cols = _panel_grid(len(results))
+    with plt.rc_context(_STYLE):
+        fig = _figure(size, Canvas(TASK_WIDTH, 0.7 + 3.1 * rows))
+        axes = list(fig.subplots(rows, cols, squeeze=False).ravel())
+        for ax in axes[len(results):]:
+            ax.set_visible(False)
+        for ax, r in zip(axes, results):
+            draw(fig, ax, r)
+        _title(fig, f"{task} · {results[0].protocol}", what)
+        return save(fig, out)
+
+
+def _panel_text(fig: plt.Figure, ax: plt.Axes, title: str, xlabel: str, ylabel: str) -> None:
+    room = _panel_room(fig, ax)
+    ax.set_title(wrap(title, room, plt.rcParams["axes.titlesize"]))
+    ax.set_xlabel(fit(xlabel, room * 0.85, plt.rcParams["axes.labelsize"]))
+    rows = ax.get_subplotspec().get_gridspec().nrows
+    ax.set_ylabel(fit(ylabel, fig.get_figheight() * 72 / rows * 0.8,
+                      plt.rcParams["axes.labelsize"]))
 
 
 # ----------------------------------------------------------------------------- regression
-def _panels(results: Sequence[Result], title: str, draw: Callable[[plt.Axes, Result], None],
-            out: str | Path, w: float = 3.0, h: float = 2.9) -> Path:
-    """One panel per result (wrapping at four columns), drawn by ``draw(ax, result)``."""
-    with plt.rc_context(_STYLE):
-        fig, axes = _grid(len(results), w, h)
-        for ax, r in zip(axes, results):
-            draw(ax, r)
-        fig.suptitle(title)
-        fig.tight_layout()
-        return save(fig, out)
-
-
 def scatter(results: Sequence[Result], task: str, out: str | Path,
-            labels: dict[str, str] | None = None) -> Path:
+            labels: dict[str, str] | None = None, size: Canvas | None = None) -> Path:
     """Predicted vs true value per encoder/protocol, with the identity line."""
     unit = metric_unit("mae", task)
 
-    def draw(ax: plt.Axes, r: Result) -> None:
-        y, yh = r.predictions["y_true"].to_numpy(float), r.predictions["y_pred"].to_numpy(float)
+    def draw(fig: plt.Figure, ax: plt.Axes, r: Result) -> None:
+        d = _usable_rows(r.predictions, "scatter")
+        y, yh = d["y_true"].to_numpy(float), d["y_pred"].to_numpy(float)
         lo, hi = float(min(y.min(), yh.min())), float(max(y.max(), yh.max()))
         pad = 0.05 * (hi - lo or 1.0)
         ax.plot([lo - pad, hi + pad], [lo - pad, hi + pad], "--", color="0.5", lw=1)
@@ -175,116 +390,108 @@ def scatter(results: Sequence[Result], task: str, out: str | Path,
         ax.set_xlim(lo - pad, hi + pad)
         ax.set_ylim(lo - pad, hi + pad)
         ax.set_aspect("equal", adjustable="box")
-        ax.set_title(f"{label_of(r, labels)}\nMAE {fmt_metric('mae', r.metrics.get('mae'))}",
-                     fontsize=8)
-        ax.set_xlabel(f"true ({unit})")
-        ax.set_ylabel(f"predicted ({unit})")
+        _panel_text(fig, ax, f"{label_of(r, labels)}\nMAE {fmt_metric('mae', r.metrics.get('mae'), reasons=False)}"
+                    f" · n={len(d)}", f"true ({unit})", f"predicted ({unit})")
 
-    return _panels(results, f"{task}: predicted vs true (dashed: identity)", draw, out)
+    return _panels(_drawable(results, "scatter"), task, "predicted vs true (dashed: identity)",
+                   draw, out, size)
 
 
 def bland_altman(results: Sequence[Result], task: str, out: str | Path,
-                 labels: dict[str, str] | None = None) -> Path:
+                 labels: dict[str, str] | None = None, size: Canvas | None = None) -> Path:
     """Difference (pred − true) vs mean, with the bias and 95 % limits of agreement."""
     unit = metric_unit("mae", task)
 
-    def draw(ax: plt.Axes, r: Result) -> None:
-        y, yh = r.predictions["y_true"].to_numpy(float), r.predictions["y_pred"].to_numpy(float)
+    def draw(fig: plt.Figure, ax: plt.Axes, r: Result) -> None:
+        d = _usable_rows(r.predictions, "bland_altman")
+        y, yh = d["y_true"].to_numpy(float), d["y_pred"].to_numpy(float)
         diff, mean = yh - y, (yh + y) / 2
         bias = float(diff.mean())
-        sd = float(diff.std(ddof=1)) if len(diff) > 1 else 0.0
+        sd = float(diff.std(ddof=1))
         ax.scatter(mean, diff, s=12, alpha=0.7)
-        ax.axhline(bias, color="C3", lw=1.2, label=f"bias {bias:.2f}")
+        ax.axhline(bias, color="C3", lw=1.2)
         for s in (-1.96, 1.96):
             ax.axhline(bias + s * sd, color="C3", ls="--", lw=1)
-        ax.plot([], [], "--", color="C3", label=f"95 % LoA [{bias - 1.96 * sd:.2f}, "
-                                                 f"{bias + 1.96 * sd:.2f}]")
-        ax.set_title(label_of(r, labels), fontsize=8)
-        ax.set_xlabel(f"mean of predicted and true ({unit})")
-        ax.set_ylabel(f"predicted − true ({unit})")
-        ax.legend(loc="best", frameon=False)
+        _panel_text(fig, ax, f"{label_of(r, labels)}\nbias {bias:.2f}, 95 % LoA "
+                    f"[{bias - 1.96 * sd:.2f}, {bias + 1.96 * sd:.2f}]",
+                    f"mean of predicted and true ({unit})", f"predicted − true ({unit})")
 
-    return _panels(results, f"{task}: Bland–Altman (bias ± 1.96 SD)", draw, out)
+    return _panels(_drawable(results, "bland_altman"), task,
+                   "Bland–Altman: bias (solid) ± 1.96 SD (dashed)", draw, out, size)
 
 
 # ----------------------------------------------------------------------------- binary
-def _both_classes(r: Result) -> bool:
-    return r.predictions is not None and r.predictions["y_true"].nunique() == 2
-
-
-def _finish(fig: plt.Figure, ax: plt.Axes, xlabel: str, ylabel: str, title: str,
+def _finish(fig: plt.Figure, ax: plt.Axes, xlabel: str, ylabel: str, first: str, rest: str,
             out: str | Path) -> Path:
-    """Labels, title and the legend right of the axes (room for eight encoders), then save."""
+    """Labels, title and the legend below the axes (room for eight encoders), then save."""
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
-    ax.set_title(title)
-    ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
-    fig.tight_layout()
+    _title(fig, first, rest)
+    _legend_below(fig, ax)
     return save(fig, out)
 
 
 def roc(results: Sequence[Result], task: str, out: str | Path,
-        labels: dict[str, str] | None = None) -> Path:
+        labels: dict[str, str] | None = None, size: Canvas | None = None) -> Path:
     """ROC curves (AUROC with CI in the legend) and each model's operating point."""
     from sklearn.metrics import confusion_matrix, roc_curve
 
+    rs = _drawable(results, "roc")
     with plt.rc_context(_STYLE):
-        fig, ax = plt.subplots(figsize=(8.0, 4.2))
+        fig = _figure(size, Canvas(TASK_WIDTH, 3.4 + 0.16 * (len(rs) + 1)))
+        ax = fig.subplots()
         ax.plot([0, 1], [0, 1], ":", color="0.5", lw=1, label="chance")
-        for i, r in enumerate(results):
-            p = r.predictions
-            y = p["y_true"].to_numpy(int)
-            if not _both_classes(r):
-                ax.plot([], [], color=f"C{i % 10}",
-                        label=f"{label_of(r, labels)}: undefined (one class in test)")
-                continue
-            fpr, tpr, _ = roc_curve(y, p["prob"].to_numpy(float))
+        for i, r in enumerate(rs):
+            d = _usable_rows(r.predictions, "roc")
+            y = d["y_true"].to_numpy(int)
+            fpr, tpr, _ = roc_curve(y, d["prob"].to_numpy(float))
             ax.plot(fpr, tpr, color=f"C{i % 10}", lw=1.4,
-                    label=f"{label_of(r, labels)}: AUROC {fmt_metric('auroc', r.metrics.get('auroc'))}")
-            tn, fp, fn, tp = confusion_matrix(y, p["y_pred"].to_numpy(int), labels=[0, 1]).ravel()
+                    label=f"{label_of(r, labels)}: AUROC "
+                          f"{fmt_metric('auroc', r.metrics.get('auroc'), reasons=False)}")
+            tn, fp, fn, tp = confusion_matrix(y, d["y_pred"].to_numpy(int), labels=[0, 1]).ravel()
             ax.plot(fp / (fp + tn), tp / (tp + fn), "s", color=f"C{i % 10}", ms=5)
         return _finish(fig, ax, "false positive rate (1 − specificity)",
-                       "true positive rate (sensitivity)",
-                       f"{task}: ROC (squares: hard-decision operating point)", out)
+                       "true positive rate (sensitivity)", f"{task} · {rs[0].protocol}",
+                       "ROC (squares: hard-decision operating point)", out)
 
 
 def pr(results: Sequence[Result], task: str, out: str | Path,
-       labels: dict[str, str] | None = None) -> Path:
+       labels: dict[str, str] | None = None, size: Canvas | None = None) -> Path:
     """Precision–recall curves (AUPRC with CI in the legend) and the prevalence line."""
     from sklearn.metrics import precision_recall_curve
 
+    rs = _drawable(results, "pr")
     with plt.rc_context(_STYLE):
-        fig, ax = plt.subplots(figsize=(8.0, 4.2))
+        fig = _figure(size, Canvas(TASK_WIDTH, 3.4 + 0.16 * (len(rs) + 1)))
+        ax = fig.subplots()
         prev = None
-        for i, r in enumerate(results):
-            p = r.predictions
-            y = p["y_true"].to_numpy(int)
+        for i, r in enumerate(rs):
+            d = _usable_rows(r.predictions, "pr")
+            y = d["y_true"].to_numpy(int)
             prev = float(y.mean())
-            if not _both_classes(r):
-                ax.plot([], [], color=f"C{i % 10}",
-                        label=f"{label_of(r, labels)}: undefined (one class in test)")
-                continue
-            prec, rec, _ = precision_recall_curve(y, p["prob"].to_numpy(float))
+            prec, rec, _ = precision_recall_curve(y, d["prob"].to_numpy(float))
             ax.step(rec, prec, where="post", color=f"C{i % 10}", lw=1.4,
-                    label=f"{label_of(r, labels)}: AUPRC {fmt_metric('auprc', r.metrics.get('auprc'))}")
-        if prev is not None:
-            ax.axhline(prev, ls=":", color="0.5", lw=1, label=f"prevalence {100 * prev:.1f} %")
+                    label=f"{label_of(r, labels)}: AUPRC "
+                          f"{fmt_metric('auprc', r.metrics.get('auprc'), reasons=False)}")
+        ax.axhline(prev, ls=":", color="0.5", lw=1, label=f"prevalence {100 * prev:.1f} %")
         ax.set_xlim(0, 1.02)
         ax.set_ylim(0, 1.02)
         return _finish(fig, ax, "recall (sensitivity)", "precision (PPV)",
-                       f"{task}: precision–recall", out)
+                       f"{task} · {rs[0].protocol}", "precision–recall", out)
 
 
 def reliability(results: Sequence[Result], task: str, out: str | Path, n_bins: int = 10,
-                labels: dict[str, str] | None = None) -> Path:
+                labels: dict[str, str] | None = None, size: Canvas | None = None) -> Path:
     """Observed positive rate per bin of P(positive) (10 equal-width bins), with the diagonal."""
+    rs = _drawable(results, "reliability")
     with plt.rc_context(_STYLE):
-        fig, ax = plt.subplots(figsize=(8.0, 4.2))
+        fig = _figure(size, Canvas(TASK_WIDTH, 3.4 + 0.16 * (len(rs) + 1)))
+        ax = fig.subplots()
         ax.plot([0, 1], [0, 1], ":", color="0.5", lw=1, label="perfect calibration")
         edges = np.linspace(0, 1, n_bins + 1)
-        for i, r in enumerate(results):
-            p = r.predictions["prob"].to_numpy(float)
-            y = r.predictions["y_true"].to_numpy(int)
+        for i, r in enumerate(rs):
+            d = _usable_rows(r.predictions, "reliability")
+            p, y = d["prob"].to_numpy(float), d["y_true"].to_numpy(float)
             b = np.clip(np.digitize(p, edges[1:-1], right=True), 0, n_bins - 1)
             keep = [k for k in range(n_bins) if (b == k).any()]
             xs = [p[b == k].mean() for k in keep]
@@ -295,20 +502,22 @@ def reliability(results: Sequence[Result], task: str, out: str | Path, n_bins: i
         ax.set_xlim(0, 1)
         ax.set_ylim(0, 1)
         return _finish(fig, ax, "mean predicted P(positive) in bin",
-                       "observed share of positives", f"{task}: reliability diagram", out)
+                       "observed share of positives", f"{task} · {rs[0].protocol}",
+                       f"reliability diagram ({n_bins} equal-width bins)", out)
 
 
 # ----------------------------------------------------------------------------- views
 def confusion(results: Sequence[Result], task: str, classes: Sequence[str], out: str | Path,
-              labels: dict[str, str] | None = None) -> Path:
+              labels: dict[str, str] | None = None, size: Canvas | None = None) -> Path:
     """Row-normalised confusion matrix (rows = true view, share of that view's units)."""
     from sklearn.metrics import confusion_matrix
 
-    def draw(ax: plt.Axes, r: Result) -> None:
-        p = r.predictions
-        present = [c for c in classes if c in set(p["y_true"]) | set(p["y_pred"])]
-        cm = confusion_matrix(p["y_true"].astype(str), p["y_pred"].astype(str),
-                              labels=present).astype(float)
+    def draw(fig: plt.Figure, ax: plt.Axes, r: Result) -> None:
+        p = _usable_rows(r.predictions, "confusion").astype(str)
+        seen = set(p["y_true"]) | set(p["y_pred"])
+        # classes outside the task's list (a relabelled file) are shown after the listed ones
+        present = [c for c in classes if c in seen] + sorted(seen - set(classes))
+        cm = confusion_matrix(p["y_true"], p["y_pred"], labels=present).astype(float)
         rows = cm.sum(axis=1, keepdims=True)
         norm = np.divide(cm, rows, out=np.zeros_like(cm), where=rows > 0)
         ax.imshow(norm, vmin=0, vmax=1, cmap="Blues")
@@ -316,14 +525,14 @@ def confusion(results: Sequence[Result], task: str, classes: Sequence[str], out:
             if rows[i, 0] > 0:
                 ax.text(j, i, f"{100 * v:.0f}", ha="center", va="center", fontsize=7,
                         color="white" if v > 0.6 else "black")
-        ax.set_xticks(range(len(present)), present, rotation=45, ha="right")
-        ax.set_yticks(range(len(present)), present)
-        ax.set_xlabel("predicted view")
-        ax.set_ylabel("true view")
-        ax.set_title(f"{label_of(r, labels)} (n={r.n})", fontsize=8)
+        tick = plt.rcParams["xtick.labelsize"]
+        names = [fit(c, 50, tick) for c in present]
+        ax.set_xticks(range(len(present)), names, rotation=45, ha="right")
+        ax.set_yticks(range(len(present)), names)
+        _panel_text(fig, ax, f"{label_of(r, labels)} (n={len(p)})", "predicted view", "true view")
 
-    return _panels(results, f"{task}: confusion matrix, % of each true view", draw, out,
-                   w=3.4, h=3.3)
+    return _panels(_drawable(results, "confusion"), task,
+                   "confusion matrix, % of each true view", draw, out, size)
 
 
 # ----------------------------------------------------------------------------- embeddings
@@ -331,26 +540,28 @@ def embedding_map(points: np.ndarray, label: pd.Series, view: pd.Series, title: 
                   label_name: str, out: str | Path, method: str = "PCA") -> Path:
     """2-D map of test embeddings, coloured by label (left) and by view (right)."""
     with plt.rc_context(_STYLE):
-        fig, (a1, a2) = plt.subplots(1, 2, figsize=(9.6, 3.9))
+        fig = _figure(None, EMBEDDING_MAP)
+        a1, a2 = fig.subplots(1, 2)
         numeric = pd.api.types.is_numeric_dtype(label) and label.nunique() > 6
         if numeric:
             sc = a1.scatter(points[:, 0], points[:, 1], c=label.to_numpy(float), s=14,
                             cmap="viridis")
-            fig.colorbar(sc, ax=a1, label=label_name)
+            fig.colorbar(sc, ax=a1, label=fit(label_name, 200, plt.rcParams["axes.labelsize"]))
         else:
             _categorical(a1, points, label.astype(str))
         _categorical(a2, points, view.astype(str))
         for ax, what in ((a1, label_name), (a2, "view")):
             ax.set_xlabel(f"{method} 1")
             ax.set_ylabel(f"{method} 2")
-            ax.set_title(f"coloured by {what}")
-        fig.suptitle(title)
-        fig.tight_layout()
+            ax.set_title(fit(f"coloured by {what}", _panel_room(fig, ax),
+                             plt.rcParams["axes.titlesize"]))
+        _title(fig, title)
         return save(fig, out)
 
 
 def _categorical(ax: plt.Axes, points: np.ndarray, lab: pd.Series) -> None:
     for i, v in enumerate(sorted(lab.unique())):
         m = (lab == v).to_numpy()
-        ax.scatter(points[m, 0], points[m, 1], s=14, color=f"C{i % 10}", label=v)
+        ax.scatter(points[m, 0], points[m, 1], s=14, color=f"C{i % 10}",
+                   label=fit(v, 90, plt.rcParams["legend.fontsize"]))
     ax.legend(loc="best", frameon=False, markerscale=1.2)

@@ -5,6 +5,16 @@
 or script, so it opens from disk offline. Cells carry ``data-*`` attributes (task, protocol,
 encoder key, metric, display value) so tests can check every number against the result JSONs.
 
+Layout: each task's figures share one size and sit in one even grid (two 640 px columns in a
+1400 px window, shown at their natural size); the overview table scrolls inside its own box, its
+header row and first column sticky, so a suite of twenty tasks never widens the page. A figure
+that cannot be drawn is an n/a placeholder of the same size with the reason
+(:func:`figures.unusable`); an ok result whose headline is null is an n/a cell.
+
+Writing: the whole report is built in a temporary folder beside ``out`` and swapped in when
+complete (:mod:`cardiobench.atomic_folder`), so ``index.html`` never describes other figures or
+leaderboards than the ones beside it, whatever interrupts the run.
+
 The module is longer than ~400 lines on purpose: it is one page, built section by section
 (overview, tasks, maps, comparisons, provenance) by small functions sharing one escaping and
 layout vocabulary; the figures and tables it embeds live in ``figures.py`` and ``tables.py``.
@@ -15,13 +25,16 @@ from __future__ import annotations
 import datetime as _dt
 import html
 import logging
+import struct
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
+import pandas as pd
 from tqdm.auto import tqdm
 
 from cardiobench.atomic import atomic_write_text
+from cardiobench.atomic_folder import atomic_folder
 from cardiobench.manifest import manifest_csvs
 from cardiobench.report import figures, tables
 from cardiobench.metrics import METRICS
@@ -41,14 +54,30 @@ table{border-collapse:collapse;font-size:12px;margin:.5em 0}
 th,td{border:1px solid #ccc;padding:3px 5px;vertical-align:top}
 th{background:#f3f3f3;text-align:left}
 .scroll{overflow-x:auto;max-width:100%}
+.overview-box{overflow:auto;max-width:100%;max-height:85vh;border:1px solid #ccc;margin:.5em 0}
+#overview{border-collapse:separate;border-spacing:0;margin:0}
+#overview th,#overview td{border:0;border-right:1px solid #ccc;border-bottom:1px solid #ccc}
+#overview td{background:#fff}#overview td.best{background:#e3f4e1}
+#overview td.na{background:#fafafa}
+#overview thead th{position:sticky;top:0;z-index:2}
+#overview tbody th{position:sticky;left:0;z-index:1;min-width:8em}
+#overview thead th:first-child{left:0;z-index:3}
+#overview tr.group th{position:static;background:#dde6f0}
+#overview tr.group th span{position:sticky;left:5px}
 td.best{background:#e3f4e1;font-weight:600}
 td.small{color:#6b6b6b}td.na{background:#fafafa;color:#888}
 td .ci{font-size:11px;color:#555;white-space:nowrap}td .n{font-size:10px;color:#777}
 td .why{font-size:10px;color:#8a4b00;max-width:14em}
 tr.group th{background:#dde6f0;font-size:13px}tr.baseline td,tr.baseline th{font-style:italic}
 .mark{color:#b35900;font-weight:700}
-figure{display:inline-block;margin:.5em 1em .5em 0;vertical-align:top}
-figure img{max-width:100%;border:1px solid #eee}figcaption{font-size:12px;color:#444;max-width:60em}
+.figs{display:grid;grid-template-columns:repeat(auto-fill,minmax(min(var(--w),100%),var(--w)));
+gap:1em 1.5em;margin:.8em 0}
+figure{margin:0;min-width:0}
+figure img{display:block;max-width:100%;height:auto;border:1px solid #eee}
+figcaption{font-size:12px;color:#444;margin-top:.3em}
+figure.na .na-box{box-sizing:border-box;max-width:100%;border:1px dashed #bbb;background:#fafafa;
+color:#8a4b00;display:flex;align-items:center;justify-content:center;text-align:center;
+padding:1em;font-size:13px}
 .note{background:#fff8e1;border-left:4px solid #f0b400;padding:.4em .8em;font-size:13px}
 footer{margin-top:3em;border-top:2px solid #ddd;font-size:12px;color:#333}
 dl.defs dt{font-weight:600}dl.defs dd{margin:0 0 .4em 1.5em}
@@ -81,8 +110,12 @@ def _cell_html(c: tables.Cell, attrs: dict[str, str], n_foot: list[str]) -> str:
             n_foot.append(why)
         return (f'<td class="na" {a}>{_e(c.text)}<sup>{n_foot.index(why) + 1}</sup>'
                 f'<div class="why">{_e(c.reason or c.status)}</div></td>')
-    if c.value is None:
-        return f"<td {a}>–</td>"
+    if c.value is None:  # an ok result whose headline is null: undefined on its test labels
+        why = "headline metric undefined on these test labels (null in the result)"
+        if why not in n_foot:
+            n_foot.append(why)
+        return (f'<td class="na" {a}>n/a<sup>{n_foot.index(why) + 1}</sup>'
+                f'<div class="why">{_e(why)}</div></td>')
     cls = " ".join(k for k, on in (("best", c.best), ("small", c.small)) if on)
     val, _, ci = c.text.partition(" ")
     marks = ("★" if c.best else "") + ("‡" if c.small else "") + ("◐" if c.incomplete else "")
@@ -98,13 +131,14 @@ def overview_html(results: list[Result]) -> str:
     keys = {label: key for key, label in tables.encoder_labels(results).items()}
     head = "".join(f"<th>{_e(t)}<br><small>{_e(metric_label(tables.headline(t), t))}</small></th>"
                    for t in tasks)
-    out = ['<div class="scroll"><table id="overview">',
+    out = ['<div class="overview-box" id="overview-box"><table id="overview">',
            f"<thead><tr><th>protocol / encoder</th>{head}</tr></thead><tbody>"]
     foot: list[str] = []
     for proto, rows in groups.items():
-        out.append(f'<tr class="group"><th colspan="{len(tasks) + 1}">{_e(proto)}</th></tr>')
+        out.append(f'<tr class="group"><th colspan="{len(tasks) + 1}"><span>{_e(proto)}</span>'
+                   "</th></tr>")
         for name, row in rows:
-            base = name == tables.BASELINE
+            base = tables.is_baseline_row(name)
             tds = "".join(_cell_html(row[t], {"task": t, "protocol": proto,
                                               "encoder": "baseline" if base else keys.get(name, name),
                                               "metric": tables.headline(t)}, foot)
@@ -161,7 +195,7 @@ def _subgroup_table(results: list[Result], name: str, metric: str,
             if g["group"] not in levels:
                 levels.append(g["group"])
     head = "".join(f"<th>{_e(labels[r.encoder_key])} · {_e(r.protocol)}</th>" for r in models)
-    out = [f"<table><thead><tr><th>{_e(name)}</th>{head}</tr></thead><tbody>"]
+    out = [f'<div class="scroll"><table><thead><tr><th>{_e(name)}</th>{head}</tr></thead><tbody>']
     for lv in levels:
         tds = []
         for r in models:
@@ -169,14 +203,77 @@ def _subgroup_table(results: list[Result], name: str, metric: str,
             v = display_value(metric, g.get(metric)) if g else None
             tds.append("<td>–</td>" if v is None else f"<td>{v:.2f} <span class=n>n={g['n']}</span></td>")
         out.append(f"<tr><th>{_e(lv)}</th>{''.join(tds)}</tr>")
-    out.append("</tbody></table>")
+    out.append("</tbody></table></div>")
     return "\n".join(out)
 
 
+def _png_size(path: Path) -> tuple[int, int]:
+    """Width and height of a PNG from its IHDR chunk."""
+    with path.open("rb") as f:
+        head = f.read(24)
+    return struct.unpack(">II", head[16:24])
+
+
 def _fig(path: Path, out: Path, caption: str) -> str:
+    w, h = _png_size(path)
     rel = path.relative_to(out).as_posix()
-    return (f'<figure><img src="{_e(rel)}" alt="{_e(caption)}">'
+    return (f'<figure><img src="{_e(rel)}" width="{w}" height="{h}" alt="{_e(caption)}">'
             f"<figcaption>{_e(caption)}</figcaption></figure>")
+
+
+def _na_fig(why: str, caption: str, canvas: figures.Canvas) -> str:
+    """The place of a figure that cannot be drawn: its size, the reason, its caption."""
+    w, h = canvas.pixels
+    return (f'<figure class="na"><div class="na-box" style="width:{w + 2}px;height:{h + 2}px">'
+            f"n/a: {_e(why)}</div><figcaption>{_e(caption)}</figcaption></figure>")
+
+
+def _grid(figs: list[str], width_px: int) -> str:
+    """Figures of one section in one even grid (columns of the figures' width)."""
+    if not figs:
+        return ""
+    return f'<div class="figs" style="--w:{width_px + 2}px">' + "".join(figs) + "</div>"
+
+
+@dataclass
+class _Figures:
+    """Figures of one section: the folder they go to, their canvas, what was written, and why
+    a result's predictions could not be read."""
+
+    stage: Path
+    canvas: figures.Canvas
+    written: list[Path]
+    missing: dict[tuple[str, str, str], str]
+    html: list[str] = field(default_factory=list)
+
+    def add(self, draw: Callable[[Path], Path], name: str, caption: str) -> None:
+        """Draw into ``fig/name``; a :class:`figures.NotDrawable` becomes an n/a placeholder."""
+        try:
+            p = draw(self.stage / "fig" / name)
+        except figures.NotDrawable as exc:
+            log.info("figure %s not drawn: %s", name, exc)
+            self.html.append(_na_fig(str(exc), caption, self.canvas))
+            return
+        self.written.append(p)
+        self.html.append(_fig(p, self.stage, caption))
+
+    def per_sample(self, kind: str, draw: Callable[[Sequence[Result], Path], Path],
+                   results: Sequence[Result], labels: dict[str, str], name: str,
+                   caption: str) -> None:
+        """A figure of per-sample predictions: results it cannot show are named in the caption
+        with their reason; with none left, the whole figure is an n/a placeholder."""
+        why = {id(r): figures.unusable(r, kind, self.missing.get(_key(r))) for r in results}
+        na = [f"{figures.label_of(r, labels)}: {why[id(r)]}" for r in results if why[id(r)]]
+        if len(na) == len(results):
+            self.html.append(_na_fig("; ".join(na), caption, self.canvas))
+            return
+        if na:
+            caption += " Not shown — " + "; ".join(na) + "."
+        self.add(lambda path: draw([r for r in results if not why[id(r)]], path), name, caption)
+
+
+def _key(r: Result) -> tuple[str, str, str]:
+    return r.task, r.protocol, r.encoder_key
 
 
 def _threshold_text(r: Result) -> str:
@@ -186,26 +283,29 @@ def _threshold_text(r: Result) -> str:
     return "p ≥ 0.5 (argmax of [1 − p, p])"
 
 
-#: figure kinds a task type asks for (``TaskType.figures``): how to draw one from the results
-#: of one protocol, its caption, and whether the caption names the decision threshold
+#: figure kinds a task type asks for (``TaskType.figures``): how to draw one from the results of
+#: one protocol on a canvas of ``size``, its caption, and whether the caption names the threshold
 _FIGURES = {
-    "scatter": (lambda rs, t, p, lab: figures.scatter(rs, t.name, p, lab),
+    "scatter": (lambda rs, t, p, lab, size: figures.scatter(rs, t.name, p, lab, size=size),
                 "predicted vs true, identity line", False),
-    "bland_altman": (lambda rs, t, p, lab: figures.bland_altman(rs, t.name, p, lab),
+    "bland_altman": (lambda rs, t, p, lab, size: figures.bland_altman(rs, t.name, p, lab,
+                                                                      size=size),
                      "Bland–Altman: bias and 95 % limits of agreement", False),
-    "roc": (lambda rs, t, p, lab: figures.roc(rs, t.name, p, labels=lab),
+    "roc": (lambda rs, t, p, lab, size: figures.roc(rs, t.name, p, labels=lab, size=size),
             "ROC curves, AUROC with 95 % interval", True),
-    "pr": (lambda rs, t, p, lab: figures.pr(rs, t.name, p, labels=lab),
+    "pr": (lambda rs, t, p, lab, size: figures.pr(rs, t.name, p, labels=lab, size=size),
            "precision–recall, AUPRC with 95 % interval", True),
-    "reliability": (lambda rs, t, p, lab: figures.reliability(rs, t.name, p, labels=lab),
+    "reliability": (lambda rs, t, p, lab, size: figures.reliability(rs, t.name, p, labels=lab,
+                                                                    size=size),
                     "reliability diagram of P(positive), 10 equal-width bins", True),
-    "confusion": (lambda rs, t, p, lab: figures.confusion(rs, t.name, t.classes, p, lab),
+    "confusion": (lambda rs, t, p, lab, size: figures.confusion(rs, t.name, t.classes, p, lab,
+                                                                size=size),
                   "row-normalised confusion matrix", False),
 }
 
 
-def _task_section(task: str, results: list[Result], out: Path, labels: dict[str, str],
-                  written: list[Path]) -> str:
+def _task_section(task: str, results: list[Result], stage: Path, labels: dict[str, str],
+                  written: list[Path], missing: dict[tuple[str, str, str], str]) -> str:
     from cardiobench.report import task_of
 
     t = task_of(task, results)
@@ -215,40 +315,44 @@ def _task_section(task: str, results: list[Result], out: Path, labels: dict[str,
              f"headline: {_e(metric_label(h, task))}</p>",
              _metrics_table(results, task, labels)]
     ok = [r for r in results if r.status == "ok" and r.protocol != "alignment"]
-    figs: list[str] = []
-    if ok and any(h in r.metrics for r in ok):
-        p = figures.forest(ok, h, task, out / "fig" / f"{_slug(task)}__forest.png", labels)
-        written.append(p)
-        figs.append(_fig(p, out, f"{task}: {metric_label(h, task)} with 95 % percentile "
-                                 "interval per encoder and protocol; dashed: trivial baseline."))
-    for proto in protocol_order():
-        rs = [r for r in ok if r.protocol == proto and r.predictions is not None]
-        if not rs:
-            continue
-        stem = out / "fig" / f"{_slug(task)}__{proto}"
-        for kind in t.type.figures:
-            draw, cap, threshold = _FIGURES[kind]
-            p = draw(rs, t, f"{stem}__{kind}.png", labels)
-            written.append(p)
-            if threshold:
-                thr = "; ".join(f"{labels[r.encoder_key]}: {_threshold_text(r)}" for r in rs)
-                cap = f"{cap}. Threshold used — {thr}"
-            figs.append(_fig(p, out, f"{task} · {proto}: {cap}."))
-    parts += figs
     sg_names: list[str] = []
     for r in ok:
         for name in r.extras.get("subgroups", {}):
             if name not in sg_names:
                 sg_names.append(name)
+    n_series = max((sum(name in r.extras.get("subgroups", {}) for r in ok) for name in sg_names),
+                   default=0)
+    figs = _Figures(stage, figures.task_canvas(ok, n_series), written, missing)
+    size = figs.canvas
+    if ok:
+        figs.add(lambda path: figures.forest(ok, h, task, path, labels, size=size),
+                 f"{_slug(task)}__forest.png",
+                 f"{task}: {metric_label(h, task)} with 95 % percentile interval per encoder "
+                 "and protocol; dashed: trivial baseline.")
+    for proto in protocol_order():
+        rs = [r for r in ok if r.protocol == proto]
+        if not rs:
+            continue
+        stem = f"{_slug(task)}__{proto}"
+        for kind in t.type.figures:
+            draw, cap, threshold = _FIGURES[kind]
+            if threshold:
+                thr = "; ".join(f"{labels[r.encoder_key]}: {_threshold_text(r)}" for r in rs)
+                cap = f"{cap}. Threshold used — {thr}"
+            figs.per_sample(kind, lambda sel, path, draw=draw: draw(sel, t, path, labels, size),
+                            rs, labels, f"{stem}__{kind}.png", f"{task} · {proto}: {cap}.")
+    subgroup_tables = []
     for name in sg_names:
         models = [r for r in ok if name in r.extras.get("subgroups", {})]
-        parts.append(f"<h4>{_e(task)}: {_e(metric_label(h, task))} by {_e(name)} "
-                     "(no bootstrap; delta = max − min)</h4>")
-        parts.append(_subgroup_table(models, name, h, labels))
-        p = figures.subgroups(models, name, h, task,
-                              out / "fig" / f"{_slug(task)}__subgroup_{name}.png", labels)
-        written.append(p)
-        parts.append(_fig(p, out, f"{task}: {metric_label(h, task)} by {name}."))
+        subgroup_tables.append(f"<h4>{_e(task)}: {_e(metric_label(h, task))} by {_e(name)} "
+                               "(no bootstrap; delta = max − min)</h4>")
+        subgroup_tables.append(_subgroup_table(models, name, h, labels))
+        figs.add(lambda path, models=models, name=name: figures.subgroups(
+                     models, name, h, task, path, labels, size=size),
+                 f"{_slug(task)}__subgroup_{name}.png",
+                 f"{task}: {metric_label(h, task)} by {name}.")
+    parts.append(_grid(figs.html, size.pixels[0]))
+    parts += subgroup_tables
     parts.append("</section>")
     return "\n".join(parts)
 
@@ -280,6 +384,7 @@ def _embedding_section(results: list[Result], out: Path, labels: dict[str, str],
     parts = ["<p>PCA of the L2-normalised clip embeddings of each dataset's test split "
              "(scikit-learn, full SVD). Left: coloured by the dataset's first endpoint label; "
              "right: by view.</p>"]
+    maps: list[str] = []
     for (ds, key), fp in tqdm(pairs, desc="embedding maps", leave=False):
         m = by_ds.get(ds)
         if m is None:
@@ -312,8 +417,10 @@ def _embedding_section(results: list[Result], out: Path, labels: dict[str, str],
                                   f"{ds} · {labels[key]}: test embeddings (n={len(pos)})",
                                   lab_col, out / "fig" / f"embedding__{ds}__{key}.png")
         written.append(p)
-        parts.append(_fig(p, out, f"{ds} · {labels[key]}: PCA of test embeddings by {lab_col} "
-                                  "and by view."))
+        maps.append(_fig(p, out, f"{ds} · {labels[key]}: PCA of test embeddings by {lab_col} "
+                                 "and by view."))
+    if maps:
+        parts.append(_grid(maps, figures.EMBEDDING_MAP.pixels[0]))
     return "\n".join(parts)
 
 
@@ -331,12 +438,22 @@ def _comparison_section(results: list[Result], pairs: Sequence[tuple[str, str]],
         pairs = [(keys[0], keys[1])]
     parts = []
     for a, b in pairs:
-        comps = compare_suite(results, a, b)
+        comps = []
+        for task in tables.task_order(results):
+            try:
+                comps += compare_suite(results, a, b, task=task)
+            except ValueError as exc:  # units or truth that cannot be paired: said, not fatal
+                parts.append(f'<p class="note">{_e(task)}: {_e(a)} and {_e(b)} not compared: '
+                             f"{_e(exc)}.</p>")
         if not comps:
             parts.append(f'<p class="note">no (task, protocol) scored by both {_e(a)} and '
                          f"{_e(b)}.</p>")
             continue
-        p = figures.delta_forest(comps, a, b, out / "fig" / f"compare__{a}__vs__{b}.png")
+        try:
+            p = figures.delta_forest(comps, a, b, out / "fig" / f"compare__{a}__vs__{b}.png")
+        except figures.NotDrawable as exc:
+            parts.append(f'<p class="note">{_e(a)} vs {_e(b)}: {_e(exc)}.</p>')
+            continue
         written.append(p)
         parts.append(_fig(p, out, f"{a} minus {b} on each task's headline metric: paired "
                                   "patient bootstrap (1000 replicates, seed 42), 95 % interval, "
@@ -354,10 +471,10 @@ def _comparison_section(results: list[Result], pairs: Sequence[tuple[str, str]],
                         f"<td>[{d.ci_low * f:.3f}, {d.ci_high * f:.3f}]</td>"
                         f"<td>{d.p_value:.4f}</td><td>{c.n_common} {_e(c.unit)}</td>"
                         f"<td>{c.n_a} / {c.n_b}</td><td>{dropped}</td></tr>")
-        parts.append("<table class=\"compare\"><thead><tr><th>task</th><th>protocol</th>"
-                     "<th>metric</th><th>A − B</th><th>95 % interval</th><th>p</th>"
-                     "<th>n paired (unit)</th><th>n A / n B</th><th>dropped A / B</th>"
-                     "</tr></thead><tbody>" + "".join(rows) + "</tbody></table>")
+        parts.append("<div class=\"scroll\"><table class=\"compare\"><thead><tr><th>task</th>"
+                     "<th>protocol</th><th>metric</th><th>A − B</th><th>95 % interval</th>"
+                     "<th>p</th><th>n paired (unit)</th><th>n A / n B</th><th>dropped A / B</th>"
+                     "</tr></thead><tbody>" + "".join(rows) + "</tbody></table></div>")
     return "\n".join(parts)
 
 
@@ -413,11 +530,13 @@ def _provenance_html(results: list[Result], manifests: Sequence[Path] | None,
     now = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     return "\n".join([
         '<footer id="provenance"><h2>Provenance</h2>',
-        "<h3>Encoders</h3><table><thead><tr><th>encoder key</th><th>fingerprint</th>"
-        f"<th>weights SHA-256</th></tr></thead><tbody>{rows}</tbody></table>",
-        "<h3>Split fingerprints (per manifest)</h3><table><thead><tr><th>dataset</th>"
-        "<th>split fingerprint of the results</th><th>manifest given to the report</th></tr>"
-        f"</thead><tbody>{mrows}</tbody></table>",
+        "<h3>Encoders</h3><div class=\"scroll\"><table><thead><tr><th>encoder key</th>"
+        "<th>fingerprint</th><th>weights SHA-256</th></tr></thead>"
+        f"<tbody>{rows}</tbody></table></div>",
+        "<h3>Split fingerprints (per manifest)</h3><div class=\"scroll\"><table><thead><tr>"
+        "<th>dataset</th><th>split fingerprint of the results</th>"
+        "<th>manifest given to the report</th></tr>"
+        f"</thead><tbody>{mrows}</tbody></table></div>",
         "<h3>Incomplete data</h3>",
         ("<ul>" + "".join(f"<li>{_e(f)}</li>" for f in flags) + "</ul>") if flags
         else "<p>none: every result scored every expected test unit.</p>",
@@ -427,20 +546,104 @@ def _provenance_html(results: list[Result], manifests: Sequence[Path] | None,
         "</footer>"])
 
 
+#: what a report folder holds; a folder holding anything else is not replaced
+REPORT_ENTRIES = frozenset({"index.html", "fig", "leaderboard.md", "leaderboard.csv",
+                            "leaderboard.tex"})
+
+
+def report_folder_problem(folder: Path) -> str | None:
+    """Why ``folder`` is not a report this module wrote (and must not be replaced), or None.
+
+    A report holds ``index.html``, ``leaderboard.{md,csv,tex}`` and ``fig/`` with plain files;
+    any other entry (someone's notes, a results folder, a download) makes the folder not ours.
+    """
+    others = sorted(p.name for p in folder.iterdir() if p.name not in REPORT_ENTRIES)
+    fig = folder / "fig"
+    if fig.is_symlink() or (fig.exists() and not fig.is_dir()):
+        others.append("fig (not a folder)")
+    elif fig.is_dir():
+        others += sorted(f"fig/{p.name}" for p in fig.iterdir() if not p.is_file()
+                         or p.is_symlink())
+    if not others:
+        return None
+    shown = ", ".join(others[:5]) + (f" and {len(others) - 5} more" if len(others) > 5 else "")
+    return (f"it holds {shown}, which a cardiobench report does not write; choose a new or "
+            "empty folder (or an earlier report's folder) for --out")
+
+
+def _load(results_dir: Path) -> tuple[list[Result], dict[tuple[str, str, str], str]]:
+    """The results with their predictions, and why a result's predictions could not be read.
+
+    A missing or unreadable predictions file makes that result's per-sample figures n/a (with
+    the reason) instead of stopping the report; the result JSONs themselves must read.
+    """
+    try:
+        return load_results(results_dir, with_predictions=True), {}
+    except (OSError, ValueError) as exc:
+        log.warning("predictions could not all be read (%s); reading them one by one", exc)
+    results = load_results(results_dir)
+    missing: dict[tuple[str, str, str], str] = {}
+    root = results_dir.resolve()
+    for r in results:
+        if not r.predictions_path:
+            continue
+        # the result's JSON sits at the tail of its canonical path under results_dir
+        rel = r.relpath().parts
+        json_path = next((root.joinpath(*rel[i:]) for i in range(len(rel))
+                          if root.joinpath(*rel[i:]).is_file()), None)
+        if json_path is None:
+            missing[_key(r)] = f"result file {r.relpath()} not found under {results_dir}"
+            continue
+        csv = (json_path.parent / r.predictions_path).resolve()
+        if root not in csv.parents:
+            missing[_key(r)] = f"predictions {r.predictions_path!r} point outside {results_dir}"
+            continue
+        try:
+            r.predictions = pd.read_csv(csv)
+        except FileNotFoundError:
+            missing[_key(r)] = f"predictions file {csv.name} is missing"
+        except (OSError, ValueError) as exc:  # pandas' parser errors are ValueErrors
+            missing[_key(r)] = f"predictions file {csv.name} cannot be read ({exc})"
+    return results, missing
+
+
 def build_report(results_dir: str | Path, out: str | Path, cache: str | Path | None = None,
                  manifests: Sequence[str | Path] | str | Path | None = None,
                  compare: Sequence[tuple[str, str]] = (), command: str | None = None) -> ReportFiles:
-    """Write the offline report of ``results_dir`` into ``out`` (see the module docstring)."""
+    """Write the offline report of ``results_dir`` into the folder ``out`` (see the module
+    docstring), whole or not at all.
+
+    The report is written into a temporary folder beside ``out`` and swapped in only when
+    complete (:mod:`cardiobench.atomic_folder`): a failure or a kill leaves the previous report
+    as it was. ``out`` may be missing, empty, or an earlier report; a folder holding other files
+    is refused (:func:`report_folder_problem`).
+    """
+    out = Path(out)
+    results, missing = _load(Path(results_dir))
+    if not results:
+        raise FileNotFoundError(f"no result JSONs under {results_dir}")
+    with atomic_folder(out, report_folder_problem) as stage:
+        files = _write_report(results, missing, results_dir, stage, cache, manifests, compare,
+                              command)
+    files.index = out / files.index.relative_to(stage)
+    files.figures = [out / p.relative_to(stage) for p in files.figures]
+    files.tables = [out / p.relative_to(stage) for p in files.tables]
+    log.info("report: %s (%d figures)", files.index, len(files.figures))
+    return files
+
+
+def _write_report(results: list[Result], missing: dict[tuple[str, str, str], str],
+                  results_dir: str | Path, out: Path, cache: str | Path | None,
+                  manifests: Sequence[str | Path] | str | Path | None,
+                  compare: Sequence[tuple[str, str]], command: str | None) -> ReportFiles:
+    """Every file of the report into the (temporary) folder ``out``; ``index.html`` last, so a
+    folder without it is never a finished report."""
     from cardiobench.report.leaderboard import legend, render_markdown
 
-    out = Path(out)
     if isinstance(manifests, (str, Path)):
         manifests = [manifests]
     manifests = [Path(m) for m in manifests] if manifests else None
     (out / "fig").mkdir(parents=True, exist_ok=True)
-    results = load_results(results_dir, with_predictions=True)
-    if not results:
-        raise FileNotFoundError(f"no result JSONs under {results_dir}")
     files = ReportFiles(index=out / "index.html")
     files.tables = [atomic_write_text(out / "leaderboard.md", render_markdown(results)),
                     atomic_write_text(out / "leaderboard.csv", tables.long_csv(results)),
@@ -451,7 +654,7 @@ def build_report(results_dir: str | Path, out: str | Path, cache: str | Path | N
     for task in tqdm(tables.task_order(results), desc="report figures", leave=False):
         rs = sorted((r for r in results if r.task == task),
                     key=lambda r: (order.get(r.protocol, 9), labels[r.encoder_key]))
-        sections.append(_task_section(task, rs, out, labels, files.figures))
+        sections.append(_task_section(task, rs, out, labels, files.figures, missing))
     emb = _embedding_section(results, out, labels, Path(cache) if cache else None,
                              manifests, files.figures, files.notes)
     comp = _comparison_section(results, list(compare), out, files.figures, files.notes)
@@ -478,5 +681,4 @@ def build_report(results_dir: str | Path, out: str | Path, cache: str | Path | N
         _provenance_html(results, manifests, command),
         "</body></html>", ""])
     atomic_write_text(files.index, doc)
-    log.info("report: %s (%d figures)", files.index, len(files.figures))
     return files
