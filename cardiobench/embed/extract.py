@@ -41,6 +41,7 @@ from cardiobench.embed.cache import (DEFAULT_SHARD_SIZE, CacheCorruptError, Embe
                                      SampleRecord, ShardData, ShardPlan, file_identity)
 from cardiobench.encoders.base import Encoder, InputSpec
 from cardiobench.io import MediaError, probe, read_frames
+from cardiobench.io.us_region import mask_us_region
 from cardiobench.manifest import Manifest, is_missing
 from cardiobench.transforms import SamplingPolicy, preprocess, to_tensor
 
@@ -64,16 +65,20 @@ class SampledFrames:
 
     With ``prep`` (an encoder's input spec) the frames are also preprocessed on the CPU, in the
     calling thread, so a decoding pool preprocesses in parallel too. With ``pin`` they are
-    copied into pinned memory there, ready for an asynchronous copy to the GPU.
+    copied into pinned memory there, ready for an asynchronous copy to the GPU. With
+    ``mask_us_region`` DICOM frames are zeroed outside their ultrasound regions as decoded
+    (:func:`cardiobench.io.us_region.mask_us_region`; other media pass unchanged).
     """
 
     def __init__(self, rows: pd.DataFrame, root: str | Path, sampling: SamplingPolicy,
-                 prep: InputSpec | None = None, pin: bool = False):
+                 prep: InputSpec | None = None, pin: bool = False,
+                 mask_us_region: bool = False):
         self.rows = rows.reset_index(drop=True)
         self.root = Path(root)
         self.sampling = sampling
         self.prep = prep
         self.pin = pin
+        self.mask_us_region = mask_us_region
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -93,8 +98,11 @@ class SampledFrames:
             key = None if is_missing(row.get("key_frame")) else row.get("key_frame")
             fps = None if is_missing(fps) else float(fps)
             idx = self.sampling.indices(int(n_frames), key_frame=key, fps=fps)
+            decoded = _read_promised(path, idx, declared)
+            if self.mask_us_region:
+                decoded = mask_us_region(path, decoded)
             # (T, 3, H, W) as a view of the decoder's (T, H, W, 3): preprocess copies what it needs
-            frames = to_tensor(_read_promised(path, idx, declared))
+            frames = to_tensor(decoded)
             if self.prep is not None:
                 return Sample(sid, preprocess(frames, self.prep), idx, prepped=True)
             return Sample(sid, frames.pin_memory() if self.pin else frames, idx)
@@ -411,7 +419,8 @@ def _embed_shards(todo: list[int], plan: ShardPlan, by_id: pd.DataFrame, manifes
     order = [sid for w in works for sid in w.todo]
     ds = SampledFrames(by_id.loc[order] if order else by_id.iloc[:0], manifest.root,
                        encoder.spec.sampling, prep=encoder.spec if device.type == "cpu" else None,
-                       pin=device.type == "cuda")
+                       pin=device.type == "cuda",
+                       mask_us_region=encoder.spec.mask_outside_us_region)
     pending = deque(works)
 
     def commit_finished() -> None:
