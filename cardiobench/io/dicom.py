@@ -57,6 +57,7 @@ identifier can reach a log or a table through a reason): ``unsupported_syntax`` 
 from __future__ import annotations
 
 import logging
+import re
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -275,7 +276,13 @@ def _info(path: Path, ds: "Dataset") -> DicomInfo:
 def dicom_info(path: str | Path) -> DicomInfo:
     """Frame count, frame rate and its source tag, size, photometric, bits, syntax and SOP class."""
     path = Path(path)
-    return _info(path, read_dicom_header(path))
+    ds = read_dicom_header(path)
+    try:
+        return _info(path, ds)
+    except MediaError:
+        raise
+    except Exception as exc:  # lazily converted elements of a damaged header
+        raise _header_guard(path, exc) from None
 
 
 def probe_dicom(path: str | Path) -> MediaInfo:
@@ -507,11 +514,16 @@ def read_dicom(path: str | Path, indices: Sequence[int] | None = None) -> np.nda
     path = Path(path)
     with open(path, "rb") as fh:
         ds = read_dicom_header(path, fh)
-        info = _info(path, ds)
-        ts = _transfer_syntax(ds)
-        decoder = _decoder(path, ts)
-        unique, inverse = resolve_indices(path, indices, info.n_frames)
-        palette = _Palette(path, ds) if info.photometric == "PALETTE COLOR" else None
+        try:
+            info = _info(path, ds)
+            ts = _transfer_syntax(ds)
+            decoder = _decoder(path, ts)
+            unique, inverse = resolve_indices(path, indices, info.n_frames)
+            palette = _Palette(path, ds) if info.photometric == "PALETTE COLOR" else None
+        except MediaError:
+            raise
+        except Exception as exc:  # lazily converted elements of a damaged header
+            raise _header_guard(path, exc) from None
         size = path.stat().st_size
         wanted = [int(i) for i in unique]
         got: dict[int, np.ndarray] = {}
@@ -520,7 +532,10 @@ def read_dicom(path: str | Path, indices: Sequence[int] | None = None) -> np.nda
             start = length = None
         else:
             opts, start, length = _pixel_element(path, fh, ts)
-            frames = _decode_file(path, fh, ds, ts, decoder, wanted, opts)
+            try:
+                frames = _decode_file(path, fh, ds, ts, decoder, wanted, opts)
+            except Exception as exc:
+                raise _header_guard(path, exc) from None
         try:
             for i, (arr, meta) in zip(wanted, frames):
                 pi = str(meta.get("photometric_interpretation", info.photometric))
@@ -571,6 +586,17 @@ def _decode_deflated(path: Path, decoder: Any, wanted: list[int]) -> Iterable:
                               **as_pixel_options(ds))
 
 
+_QUOTED = re.compile(r"b?'[^']*'|b?\"[^\"]*\"")
+
+
 def _first_line(exc: BaseException, limit: int = 200) -> str:
+    """An exception's message on one line, quoted literals replaced by ``'…'``: a parser that
+    lost its place in a damaged header can quote bytes of any element, identifiers included."""
     lines = [s.strip() for s in str(exc).strip().splitlines() if s.strip()]
-    return " | ".join(lines)[:limit] if lines else ""
+    return _QUOTED.sub("'…'", " | ".join(lines))[:limit] if lines else ""
+
+
+def _header_guard(path: Path, exc: Exception) -> MediaError:
+    """A pydicom error converting a header element (values are read lazily, on first use)."""
+    return MediaError(path, f"damaged DICOM header: an element cannot be read "
+                            f"({type(exc).__name__}: {_first_line(exc)})", "bad_header")

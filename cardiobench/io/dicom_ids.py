@@ -101,9 +101,14 @@ def dicom_identifiers(path: str | Path) -> DicomIdentifiers:
     Raises :class:`~cardiobench.io.MediaError` (naming the path, never a tag value) when the file
     is not a readable DICOM.
     """
-    from .dicom import read_dicom_header
+    from .dicom import _header_guard, read_dicom_header
 
-    return identifiers_from_dataset(read_dicom_header(Path(path)))
+    path = Path(path)
+    ds = read_dicom_header(path)
+    try:
+        return identifiers_from_dataset(ds)
+    except Exception as exc:  # a damaged SpecificCharacterSet, an unparseable element
+        raise _header_guard(path, exc) from None
 
 
 def pseudonymize(value: str, salt: str | bytes, *, kind: str = "patient") -> str:

@@ -111,9 +111,14 @@ def regions_from_dataset(ds: "Dataset") -> tuple[UltrasoundRegion, ...]:
 
 def dicom_regions(path: str | Path) -> tuple[UltrasoundRegion, ...]:
     """The ultrasound regions a DICOM file declares (empty when it declares none)."""
-    from .dicom import read_dicom_header
+    from .dicom import _header_guard, read_dicom_header
 
-    return regions_from_dataset(read_dicom_header(Path(path)))
+    path = Path(path)
+    ds = read_dicom_header(path)
+    try:
+        return regions_from_dataset(ds)
+    except Exception as exc:  # lazily converted elements of a damaged header
+        raise _header_guard(path, exc) from None
 
 
 def region_mask(height: int, width: int, regions: Iterable[UltrasoundRegion], *,
