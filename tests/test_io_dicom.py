@@ -310,6 +310,40 @@ def test_frame_rate_precedence_and_vendor_value(tmp_path: Path) -> None:
     assert dicom_info(_data("US1_UNCR.dcm")).fps is None  # a still has no frame rate
 
 
+def test_malformed_rate_tags_fall_back_and_single_vector_value(tmp_path: Path) -> None:
+    path = write_us_dicom(tmp_path / "c.dcm", np.zeros((3, 8, 8), np.uint8), encoding="raw_rgb",
+                          identity=_ident(), fps=50.0, rate_tags=("FrameTime", "CineRate"))
+    data = path.read_bytes()
+    head = b"\x18\x00\x63\x10DS"  # (0018,1063) FrameTime, explicit VR little endian
+    at = data.index(head) + len(head)
+    length = int.from_bytes(data[at:at + 2], "little")
+    path.write_bytes(data[:at + 2] + b"x" * length + data[at + 2 + length:])
+    settings = pydicom.config.settings
+    # pydicom keeps the bad string (WARN, its default) or raises on access (RAISE, a user's
+    # choice): either way the pixels stay readable and the rate comes from CineRate
+    for mode in (pydicom.config.WARN, pydicom.config.RAISE):
+        old = settings.reading_validation_mode
+        settings.reading_validation_mode = mode
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                if mode == pydicom.config.RAISE:
+                    with pytest.raises(ValueError):
+                        pydicom.dcmread(path).FrameTime
+                info = dicom_info(path)
+                assert (info.fps, info.fps_source) == (50.0, "CineRate")
+                assert read_frames(path).shape == (3, 8, 8, 3)
+        finally:
+            settings.reading_validation_mode = old
+    ds = pydicom.dcmread(path)
+    del ds.FrameTime, ds.CineRate
+    ds.FrameTimeVector = 0.0  # one value (VM 1): no interval to average
+    ds.RecommendedDisplayFrameRate = 30
+    ds.save_as(path)
+    assert (dicom_info(path).fps, dicom_info(path).fps_source) == \
+        (30.0, "RecommendedDisplayFrameRate")
+
+
 RATE_ALL = ("FrameTime", "FrameTimeVector", "CineRate", "RecommendedDisplayFrameRate")
 
 

@@ -230,6 +230,16 @@ def _n_frames(path: Path, ds: "Dataset") -> int:
     return n
 
 
+def _tag(ds: "Dataset", keyword: str) -> Any:
+    """An optional tag's value, ``None`` when absent or when pydicom cannot convert it (a
+    malformed frame rate or window must not make the pixels unreadable)."""
+    try:
+        return ds.get(keyword)
+    except Exception:  # pydicom raises ValueError/TypeError/... converting a bad value
+        log.debug("ignoring the unreadable %s tag", keyword)
+        return None
+
+
 def _positive(value: Any) -> float | None:
     try:
         x = float(value)
@@ -238,19 +248,26 @@ def _positive(value: Any) -> float | None:
     return x if np.isfinite(x) and x > 0 else None
 
 
+def _values(value: Any) -> list[Any]:
+    """A tag value as a list (pydicom gives a scalar for one value, a MultiValue for several)."""
+    if value is None or isinstance(value, (str, bytes)):
+        return [] if value in (None, "", b"") else [value]
+    try:
+        return list(value)
+    except TypeError:
+        return [value]
+
+
 def frame_rate(ds: "Dataset") -> tuple[float | None, str | None]:
     """``(fps, tag it came from)`` by the rule of the module docstring; ``(None, None)`` if none."""
-    ft = _positive(ds.get("FrameTime"))
+    ft = _positive(_tag(ds, "FrameTime"))
     if ft is not None:
         return 1000.0 / ft, "FrameTime"
-    vector = ds.get("FrameTimeVector")
-    if vector is not None:
-        values = [_positive(v) for v in list(vector)[1:]] if not isinstance(vector, (str, bytes)) \
-            else []
-        if values and all(v is not None for v in values):
-            return 1000.0 / float(np.mean(values)), "FrameTimeVector"
+    steps = [_positive(v) for v in _values(_tag(ds, "FrameTimeVector"))[1:]]
+    if steps and all(v is not None for v in steps):
+        return 1000.0 / float(np.mean(steps)), "FrameTimeVector"
     for keyword in ("CineRate", "RecommendedDisplayFrameRate"):
-        rate = _positive(ds.get(keyword))
+        rate = _positive(_tag(ds, keyword))
         if rate is not None:
             return rate, keyword
     return None, None
@@ -294,25 +311,23 @@ def probe_dicom(path: str | Path) -> MediaInfo:
 
 def _window(ds: "Dataset") -> tuple[float, float] | None:
     """The first (WindowCenter, WindowWidth) pair, or None when absent or invalid (width < 1)."""
-    c, w = ds.get("WindowCenter"), ds.get("WindowWidth")
-    if c is None or w is None:
+    c, w = _values(_tag(ds, "WindowCenter")), _values(_tag(ds, "WindowWidth"))
+    if not c or not w:
         return None
-    c = c[0] if not isinstance(c, (str, bytes, int, float)) and len(c) else c
-    w = w[0] if not isinstance(w, (str, bytes, int, float)) and len(w) else w
     try:
-        c, w = float(c), float(w)
+        center, width = float(c[0]), float(w[0])
     except (TypeError, ValueError):
         return None
-    return (c, w) if np.isfinite(c) and np.isfinite(w) and w >= 1 else None
+    return (center, width) if np.isfinite(center) and np.isfinite(width) and width >= 1 else None
 
 
 def _rescale(ds: "Dataset") -> tuple[float, float]:
-    slope, intercept = _positive_or(ds.get("RescaleSlope"), 1.0), ds.get("RescaleIntercept")
+    slope = _positive_or(_tag(ds, "RescaleSlope"), 1.0)
     try:
-        intercept = float(intercept) if intercept is not None else 0.0
+        intercept = float(_tag(ds, "RescaleIntercept") or 0.0)
     except (TypeError, ValueError):
         intercept = 0.0
-    return slope, intercept
+    return slope, intercept if np.isfinite(intercept) else 0.0
 
 
 def _positive_or(value: Any, default: float) -> float:

@@ -73,18 +73,18 @@ class UltrasoundRegion:
 
 
 def _opt_int(item: Any, keyword: str) -> int | None:
-    value = item.get(keyword)
-    try:
+    try:  # pydicom converts on access: a malformed value raises here
+        value = item.get(keyword)
         return int(value) if value not in (None, "") else None
-    except (TypeError, ValueError):
+    except Exception:
         return None
 
 
 def _opt_float(item: Any, keyword: str) -> float | None:
-    value = item.get(keyword)
     try:
+        value = item.get(keyword)
         x = float(value) if value not in (None, "") else None
-    except (TypeError, ValueError):
+    except Exception:
         return None
     return x if x is not None and np.isfinite(x) else None
 
