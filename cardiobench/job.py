@@ -168,8 +168,6 @@ class Job:
             if out is not None:
                 for p in inputs:
                     refuse_overwrite(out, [p], "output")
-        for name in self.manifests:
-            self.catalogue.dataset(name)  # an unknown dataset is refused before any work
 
     @classmethod
     def from_paths(cls, paths: Sequence[str | Path], encoder: Any, cache_root: str | Path,
@@ -240,7 +238,10 @@ class Job:
 
     # -- score ---------------------------------------------------------------------------------
     def score(self, embeddings: Mapping[str, Embeddings]) -> list[Result]:
-        """Evaluate every planned entry on ``embeddings``; one result file each."""
+        """Evaluate every planned entry on ``embeddings``; one result file each. A manifest of
+        a dataset the catalogue does not know is refused (``KeyError``): it has no task."""
+        for name in self.manifests:
+            self.catalogue.dataset(name)
         if self.results_dir is None:
             raise ValueError("this job has no results folder to write to")
         return evaluate_all(self.entries, self.manifests, embeddings, self.encoder,
@@ -250,6 +251,9 @@ class Job:
         """``embed`` then ``score`` (``evaluate`` is ``embed=False``: cached embeddings only).
         Under torchrun only rank 0 scores, once every rank has embedded its slice."""
         outcome = JobOutcome()
+        if score:  # a dataset nothing can score is refused before any embedding
+            for name in self.manifests:
+                self.catalogue.dataset(name)
         if embed:
             outcome.embedded = self.embed()
             outcome.finished = all(e.report.finalized for e in outcome.embedded)

@@ -272,7 +272,7 @@ def _every_task_failed(c: Ctx) -> Outcome:
     none = JobOutcome(scored=True)
     assert not none.ok
     with pytest.raises(KeyError, match="unknown dataset 'somewhere_else'"):
-        Job({"somewhere_else": m}, None, c.tmp / "cache", c.tmp / "r2")
+        Job({"somewhere_else": m}, None, c.tmp / "cache", c.tmp / "r2").run(embed=False)
     return Outcome(None, "\n".join(run.problems() + none.problems()))
 
 

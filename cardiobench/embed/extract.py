@@ -42,6 +42,7 @@ from cardiobench.embed.cache import (DEFAULT_SHARD_SIZE, CacheCorruptError, Embe
 from cardiobench.encoders.base import Encoder, InputSpec
 from cardiobench.io import MediaError, probe, read_frames
 from cardiobench.io.identity import ChangedFile, CurrentMedia, current_media
+from cardiobench.io.us_region import mask_us_region
 from cardiobench.manifest import Manifest, is_missing
 from cardiobench.transforms import SamplingPolicy, preprocess, to_tensor
 
@@ -71,16 +72,20 @@ class SampledFrames:
 
     With ``prep`` (an encoder's input spec) the frames are also preprocessed on the CPU, in the
     calling thread, so a decoding pool preprocesses in parallel too. With ``pin`` they are
-    copied into pinned memory there, ready for an asynchronous copy to the GPU.
+    copied into pinned memory there, ready for an asynchronous copy to the GPU. With
+    ``mask_us_region`` DICOM frames are zeroed outside their ultrasound regions as decoded
+    (:func:`cardiobench.io.us_region.mask_us_region`; other media pass unchanged).
     """
 
     def __init__(self, rows: pd.DataFrame, root: str | Path, sampling: SamplingPolicy,
-                 prep: InputSpec | None = None, pin: bool = False):
+                 prep: InputSpec | None = None, pin: bool = False,
+                 mask_us_region: bool = False):
         self.rows = rows.reset_index(drop=True)
         self.root = Path(root)
         self.sampling = sampling
         self.prep = prep
         self.pin = pin
+        self.mask_us_region = mask_us_region
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -104,8 +109,11 @@ class SampledFrames:
             except ValueError as exc:  # e.g. zero frames, or fps sampling without an fps
                 raise BadSampleRow(f"{path}: no clip can be sampled ({exc}; n_frames="
                                    f"{n_frames}, fps={fps}, key_frame={key})") from exc
+            decoded = _read_promised(path, idx, declared)
+            if self.mask_us_region:
+                decoded = mask_us_region(path, decoded)
             # (T, 3, H, W) as a view of the decoder's (T, H, W, 3): preprocess copies what it needs
-            frames = to_tensor(_read_promised(path, idx, declared))
+            frames = to_tensor(decoded)
         except (MediaError, TruncatedMedia, BadSampleRow, OSError) as exc:
             # one unreadable sample must not stop the run: record it
             return Sample(sid, None, None, error=f"{type(exc).__name__}: {exc}",
@@ -146,7 +154,7 @@ def failure_kind(exc: BaseException) -> str:
         return str(kind)
     if isinstance(exc, PermissionError):
         return "permission"
-    if isinstance(exc, FileNotFoundError) or "no such file" in str(exc):
+    if isinstance(exc, FileNotFoundError):
         return "missing"
     return "other"
 
@@ -459,7 +467,8 @@ def _embed_shards(todo: list[int], plan: ShardPlan, by_id: pd.DataFrame, manifes
     order = [sid for w in works for sid in w.todo]
     ds = SampledFrames(by_id.loc[order] if order else by_id.iloc[:0], manifest.media_root(),
                        encoder.spec.sampling, prep=encoder.spec if device.type == "cpu" else None,
-                       pin=device.type == "cuda")
+                       pin=device.type == "cuda",
+                       mask_us_region=encoder.spec.mask_outside_us_region)
     if order:  # something must be decoded: the download has to be where the manifest says
         manifest.media_root(must_exist=True)
     pending = deque(works)

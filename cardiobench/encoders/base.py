@@ -32,6 +32,13 @@ class InputSpec:
     stage; ``torch``: float resize, for models without one). ``recipe`` names the recipe
     (``authors``, ``paper``, ...; see :mod:`cardiobench.encoders.recipes`): it is part of
     :meth:`to_dict`, hence of the encoder fingerprint (cache key) and of every result.
+
+    ``mask_outside_us_region``: zero every pixel of a DICOM frame outside the 2D regions of its
+    ``SequenceOfUltrasoundRegions`` (burned-in annotations), as decoded, before preprocessing
+    (:func:`cardiobench.io.us_region.mask_us_region`). Other media (AVI, MP4, NIfTI, PNG) and
+    DICOMs without a 2D region carry no region and pass unchanged, so their embeddings equal the
+    option's off state although the fingerprint differs. Off by default, and then left out of
+    :meth:`to_dict`, so every fingerprint and cache from before the option exists stays valid.
     """
 
     kind: Literal["image", "video"] = "image"
@@ -49,12 +56,19 @@ class InputSpec:
     channel_order: Literal["RGB", "BGR"] = "RGB"
     grayscale: bool = False
     recipe: str = "custom"
+    mask_outside_us_region: bool = False
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain-data form (JSON-safe), used in fingerprints and results."""
+        """Plain-data form (JSON-safe), used in fingerprints and results.
+
+        Options added after the first release appear only when they differ from their default,
+        so the default form (and every fingerprint computed from it) is what it always was.
+        """
         d = asdict(self)
         d["sampling"] = self.sampling.to_dict()
         d["mean"], d["std"] = list(self.mean), list(self.std)
+        if not self.mask_outside_us_region:
+            del d["mask_outside_us_region"]
         return d
 
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 #: The machine-readable causes a :class:`MediaError` can carry (``MediaError.kind``).
+#: ``unsupported_syntax``: a DICOM whose transfer syntax no installed decoder handles (the
+#: reason names the syntax, its UID and the package that would decode it).
 KINDS: tuple[str, ...] = ("missing", "empty", "unreadable", "truncated", "permission",
-                          "bad_header", "other")
+                          "bad_header", "unsupported_syntax", "other")
 
 
 class MediaError(Exception):

@@ -12,6 +12,7 @@ import numpy as np
 
 from .capture import NativeStderr
 from .common import MediaInfo
+from .dicom import DICOM_SUFFIXES, has_dicom_magic, probe_dicom, read_dicom
 from .errors import MediaError
 from .image import IMAGE_SUFFIXES, probe_image, read_image
 from .nifti import NIFTI_SUFFIXES, probe_nifti, read_nifti
@@ -19,20 +20,24 @@ from .video import VIDEO_SUFFIXES, probe_video, read_video
 
 log = logging.getLogger(__name__)
 
-MediaKind = Literal["video", "nifti", "image"]
+MediaKind = Literal["video", "nifti", "image", "dicom"]
 
-SUPPORTED_SUFFIXES: tuple[str, ...] = VIDEO_SUFFIXES + NIFTI_SUFFIXES + IMAGE_SUFFIXES
+SUPPORTED_SUFFIXES: tuple[str, ...] = (VIDEO_SUFFIXES + NIFTI_SUFFIXES + IMAGE_SUFFIXES
+                                       + DICOM_SUFFIXES)
 
 _READERS: dict[str, Callable[[Path, Sequence[int] | None], np.ndarray]] = {
-    "video": read_video, "nifti": read_nifti, "image": read_image}
+    "video": read_video, "nifti": read_nifti, "image": read_image, "dicom": read_dicom}
 _PROBES: dict[str, Callable[[Path], MediaInfo]] = {
-    "video": probe_video, "nifti": probe_nifti, "image": probe_image}
+    "video": probe_video, "nifti": probe_nifti, "image": probe_image, "dicom": probe_dicom}
 
 
 def media_kind(path: str | Path) -> MediaKind:
-    """``"video"``, ``"nifti"`` or ``"image"`` from the (case-insensitive) suffix of ``path``.
+    """``"video"``, ``"nifti"``, ``"image"`` or ``"dicom"`` from the (case-insensitive) suffix.
 
-    Raises :class:`MediaError` for any other suffix. The file need not exist.
+    The suffixes of :data:`SUPPORTED_SUFFIXES` decide without reading the file (which need not
+    exist). Any other name -- none, or a DICOM UID's last component such as ``.1234`` -- is a
+    DICOM when the file's bytes 128-131 are ``DICM``; otherwise :class:`MediaError` (kind
+    ``missing`` when there is no such file to look into).
     """
     name = Path(path).name.lower()
     if name.endswith(".nii.gz") or name.endswith(".nii"):
@@ -42,8 +47,15 @@ def media_kind(path: str | Path) -> MediaKind:
         return "video"
     if suffix in IMAGE_SUFFIXES:
         return "image"
-    raise MediaError(path, f"unsupported file type {suffix or '(no suffix)'!r}; supported: "
-                           f"{', '.join(SUPPORTED_SUFFIXES)}")
+    if suffix in DICOM_SUFFIXES:
+        return "dicom"
+    if has_dicom_magic(path):
+        return "dicom"
+    if not Path(path).exists():
+        raise MediaError(path, "no such file (and its name has no supported media suffix)",
+                         "missing")
+    raise MediaError(path, f"unsupported file type {suffix or '(no suffix)'!r} and no DICOM "
+                           f"'DICM' magic at byte 128; supported: {', '.join(SUPPORTED_SUFFIXES)}")
 
 
 def _checked(path: str | Path) -> tuple[Path, MediaKind]:
