@@ -58,7 +58,8 @@ class Task:
 
     ``type`` is a :class:`TaskType` (a task type's name is resolved when the task is built).
     ``headline`` defaults to the type's headline metric. ``label_unit`` is the label's physical
-    unit (``"%"``, ``"cm"``; empty for classes), read by the report.
+    unit (``"%"``, ``"cm"``; empty for classes), read by the report. ``same_as`` names a task
+    whose label means the same (the catalogue checks it exists and has the same type).
     """
 
     name: str
@@ -74,6 +75,9 @@ class Task:
     headline: str = ""
     export: ExportFormat | None = None
     label_unit: str = ""
+    #: the task whose label means the same thing (``echonet_dynamic/ef`` for every EF task):
+    #: what the cross-dataset protocols may pair; declared, never guessed from names
+    same_as: str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "type", get_task_type(self.type))
@@ -115,7 +119,7 @@ class Task:
                 "aggregate": self.aggregate,
                 "filters": {k: list(v) for k, v in self.filters.items()},
                 "classes": list(self.classes), "headline": self.headline,
-                "label_unit": self.label_unit}
+                "label_unit": self.label_unit, "same_as": self.same_as}
 
     @classmethod
     def from_record(cls, name: str, record: Mapping[str, Any]) -> "Task":
@@ -127,4 +131,5 @@ class Task:
                    filters={k: tuple(v) for k, v in (record.get("filters") or {}).items()},
                    classes=tuple(record.get("classes") or ()),
                    headline=str(record.get("headline") or ""),
-                   label_unit=str(record.get("label_unit") or ""))
+                   label_unit=str(record.get("label_unit") or ""),
+                   same_as=record.get("same_as"))

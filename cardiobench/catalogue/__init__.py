@@ -54,7 +54,39 @@ class Catalogue:
                 raise ValueError(f"tasks {sorted(twice)} are in the catalogue twice")
             tasks |= {t.name for t in d.tasks}
             out[d.name] = d
-        return cls(out)
+        cat = cls(out)
+        cat._check_same_as()
+        return cat
+
+    def _check_same_as(self) -> None:
+        """Every ``same_as`` names a task of this catalogue with the same type (and classes)."""
+        tasks = self.tasks
+        for t in tasks.values():
+            if t.same_as is None:
+                continue
+            other = tasks.get(t.same_as)
+            if other is None:
+                raise ValueError(f"task {t.name}: same_as {t.same_as!r} is not a task of the "
+                                 f"catalogue; known: {', '.join(tasks)}")
+            if other.type is not t.type or tuple(other.classes) != tuple(t.classes):
+                raise ValueError(f"task {t.name}: same_as {other.name} is a {other.type.name} "
+                                 f"task{' with other classes' if other.type is t.type else ''}; "
+                                 f"{t.name} is {t.type.name}: their labels cannot mean the same")
+
+    def equivalents(self, task: str) -> list[Task]:
+        """Every task whose label means the same as ``task``'s (the ``same_as`` links, followed
+        both ways and transitively), ``task`` included, in catalogue order."""
+        tasks = self.tasks
+        self.task(task)
+        group, todo = {task}, [task]
+        while todo:
+            name = todo.pop()
+            linked = {t.name for t in tasks.values() if t.same_as == name}
+            if tasks[name].same_as:
+                linked.add(tasks[name].same_as)
+            todo += sorted(linked - group)
+            group |= linked
+        return [t for t in tasks.values() if t.name in group]
 
     def extended(self, *datasets: Dataset) -> "Catalogue":
         """This catalogue with ``datasets`` added (a user's own, described in YAML)."""

@@ -48,9 +48,11 @@ def _task(dataset: str, label: str, type_: str, ref_dir: str, ref_file: str, id_
 def _view_task(dataset: str, ref_dir: str, ref_id: str, *, unit: str = "video",
                filters: dict[str, tuple[str, ...]] | None = None, filename: str = "{model}.csv",
                extra_probs: tuple[str, ...] = ()) -> Task:
-    """The view-recognition task of a dataset, exported as ``<ref_dir>/view``."""
+    """The view-recognition task of a dataset, exported as ``<ref_dir>/view``. Every harmoniser
+    maps its dataset's views onto the one vocabulary ``VIEWS``, so all view tasks mean the same."""
+    same = None if dataset == "echonet_dynamic" else "echonet_dynamic/view"
     return Task(f"{dataset}/view", dataset, "view", "multiclass", unit=unit,  # type: ignore[arg-type]
-                filters=filters or {}, prompt_set="view", classes=VIEWS,
+                filters=filters or {}, prompt_set="view", classes=VIEWS, same_as=same,
                 export=ExportFormat(f"{ref_dir}/view", filename, ref_id, "sample_id",
                                     (ref_id, "view_pred") + _PROBS5 + extra_probs))
 
@@ -78,7 +80,7 @@ ECHONET_PEDIATRIC = Dataset(
            "A4C/ and PSAX/ folders, each with FileList.csv, VolumeTracings.csv and Videos/"),
     tasks=(_task("echonet_pediatric", "ef", "regression", "EchoNet-Pediatric/EF",
                  "{model}.csv", "FileName", "sample_id", ("FileName", "EF_pred", "view"),
-                 subgroups=_PED_SUB),
+                 subgroups=_PED_SUB, same_as="echonet_dynamic/ef"),
            _view_task("echonet_pediatric", "EchoNet-Pediatric", "FileName")),
     layout=pediatric_layout.LAYOUT, media_globs=("A4C/Videos/*", "PSAX/Videos/*"),
     ground_truth=echonet_pediatric.ground_truth,
@@ -108,7 +110,8 @@ CAMUS = Dataset(
            "CAMUS_public NIfTI release: database_nifti/ and database_split/"),
     tasks=(_task("camus", "ef", "regression", "CAMUS/EF", "{model}.csv", "patient_id",
                  "patient_id", ("patient_id", "EF_pred"), unit="patient",
-                 aggregate="mean_per_patient", subgroups=_CAMUS_SUB),
+                 aggregate="mean_per_patient", subgroups=_CAMUS_SUB,
+                 same_as="echonet_dynamic/ef"),
            _view_task("camus", "CAMUS", "unique_id")),
     layout=camus_layout.LAYOUT, media_globs=("database_nifti/*/*_half_sequence.nii.gz",),
     ground_truth=camus.ground_truth, reference_dir="CAMUS", reference_id="unique_id")
