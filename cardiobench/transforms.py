@@ -102,14 +102,27 @@ def _round_half_even(x: float) -> int:
     return int(round(x))
 
 
-def echo_crop_box(h: int, w: int, zoom: float = 0.1) -> tuple[int, int, int, int]:
-    """EchoCLIP/EchoPrime ``crop_and_scale`` window ``(top, bottom, left, right)`` on an H×W frame.
+def echo_crop_box(h: int, w: int, zoom: float = 0.1,
+                  trim: Literal["truncate", "round"] = "truncate") -> tuple[int, int, int, int]:
+    """``crop_and_scale`` window ``(top, bottom, left, right)`` on an H×W frame.
 
-    Official rounding: the side crop to 1:1 drops ``int(round((W - H) / 2))`` columns (or rows)
-    per side, Python half-to-even; the zoom trim then drops ``int(zoom * side)`` per side,
-    *truncated*, separately for width and height. With an odd W−H the result is not square
-    (437×600 → 351×350), exactly as upstream.
+    Side crop to 1:1 (both variants): drop ``int(round((W - H) / 2))`` columns (or rows) per
+    side, Python half-to-even; nothing when that is 0. The zoom trim then differs by whose
+    ``crop_and_scale`` it is:
+
+    - ``trim="truncate"`` (EchoCLIP's and EchoPrime's ``utils.py``): drop ``int(zoom * side)``
+      per side, *truncated*, separately for width and height. With an odd W−H the result is not
+      square (437×600 → 351×350), exactly as upstream.
+    - ``trim="round"`` (the published CardioBench benchmark's ``src/video.py``, the ``paper``
+      recipe): drop ``int(round(side * zoom))`` per side, Python half-to-even on the float
+      product, and only when both trims are positive and each leaves pixels (``2·trim < side``);
+      otherwise no zoom trim at all.
+
+    The two differ wherever ``zoom × side`` after the square crop has a fractional part ≥ .5
+    (768×1024: 616 rows kept by ``truncate``, 614 by ``round``).
     """
+    if trim not in ("truncate", "round"):
+        raise ValueError(f"unknown zoom trim rule {trim!r} (truncate or round)")
     top, bottom, left, right = 0, h, 0, w
     if w > h:
         pad = _round_half_even((w - h) / 2)
@@ -118,14 +131,25 @@ def echo_crop_box(h: int, w: int, zoom: float = 0.1) -> tuple[int, int, int, int
         pad = _round_half_even((h - w) / 2)
         top, bottom = pad, h - pad
     ch, cw = bottom - top, right - left
-    trim_w, trim_h = int(cw * zoom), int(ch * zoom)
+    if trim == "truncate":
+        trim_w, trim_h = int(cw * zoom), int(ch * zoom)
+    else:
+        trim_w, trim_h = _round_half_even(cw * zoom), _round_half_even(ch * zoom)
+        if not (trim_w > 0 and trim_h > 0 and 2 * trim_h < ch and 2 * trim_w < cw):
+            trim_w = trim_h = 0
     return top + trim_h, bottom - trim_h, left + trim_w, right - trim_w
 
 
-def echo_crop(x: torch.Tensor, zoom: float = 0.1) -> torch.Tensor:
+def echo_crop(x: torch.Tensor, zoom: float = 0.1,
+              trim: Literal["truncate", "round"] = "truncate") -> torch.Tensor:
     """Slice ``(..., H, W)`` to :func:`echo_crop_box` (free: a view, no copy)."""
-    t, b, l, r = echo_crop_box(x.shape[-2], x.shape[-1], zoom)
+    t, b, l, r = echo_crop_box(x.shape[-2], x.shape[-1], zoom, trim)
     return x[..., t:b, l:r]
+
+
+def _echo_trim(spec: "InputSpecLike") -> Literal["truncate", "round"]:
+    # ``echo_round`` is the published benchmark's crop_and_scale; ``echo`` EchoCLIP's
+    return "round" if spec.crop == "echo_round" else "truncate"
 
 
 def center_crop(x: torch.Tensor, size: int) -> torch.Tensor:
@@ -219,8 +243,8 @@ def _short_side_target(spec: "InputSpecLike") -> int:
 def _geometry_uint8(x: torch.Tensor, spec: "InputSpecLike") -> torch.Tensor:
     """Crop/resize with a uint8 stage (``cv2``/``pil`` resamplers), as the official pipelines do."""
     r, mode, lib = spec.resolution, spec.interpolation, spec.resampler
-    if spec.crop == "echo":
-        return resize_uint8(echo_crop(x, spec.zoom), (r, r), mode, lib)
+    if spec.crop in ("echo", "echo_round"):
+        return resize_uint8(echo_crop(x, spec.zoom, _echo_trim(spec)), (r, r), mode, lib)
     if spec.crop == "center":
         short = _short_side_target(spec)
         return center_crop(resize_uint8(x, short_side_size(x.shape[-2], x.shape[-1], short), mode, lib), r)
@@ -238,7 +262,7 @@ def _geometry_float(x: torch.Tensor, spec: "InputSpecLike") -> torch.Tensor:
     """Resize (and crop) float frames as ``spec.crop`` says, the ``echo`` crop already taken
     by the caller on uint8; bicubic output is clipped to 0-255."""
     r, crop = spec.resolution, spec.crop
-    if crop in ("echo", "squash", "none"):
+    if crop in ("echo", "echo_round", "squash", "none"):
         x = resize(x, r, spec.interpolation)
     elif crop == "center":
         x = center_crop(resize_short_side(x, _short_side_target(spec), spec.interpolation), r)
@@ -258,7 +282,8 @@ def preprocess(frames: torch.Tensor, spec: "InputSpecLike") -> torch.Tensor:
 
     Steps, all batched over frames unless the resampler needs a library call per frame: channel
     order (RGB or BGR, as the model was trained), geometry (``crop``: ``echo`` = EchoCLIP's
-    ``crop_and_scale`` window then resize; ``center`` = resize short side to ``floor(R / crop_pct)`` then centre crop R;
+    ``crop_and_scale`` window then resize; ``echo_round`` = the same with the published
+    benchmark's rounded zoom trim (:func:`echo_crop_box`); ``center`` = resize short side to ``floor(R / crop_pct)`` then centre crop R;
     ``squash`` = resize to R×R ignoring aspect; ``squash_center`` = resize to ``R / crop_pct``
     square ignoring aspect, then centre crop R; ``crop_only`` = centre crop R with zero padding,
     no resize; ``none`` = resize only), value scaling to ``value_range`` (1.0 for [0, 1], 255.0
@@ -278,8 +303,8 @@ def preprocess(frames: torch.Tensor, spec: "InputSpecLike") -> torch.Tensor:
     if resampler in ("cv2", "pil") and not spec.grayscale:
         x = _geometry_uint8(x, spec).float()
     else:
-        if spec.crop == "echo":  # a pure slice: taken on uint8, before any arithmetic
-            x = echo_crop(x, spec.zoom)
+        if spec.crop in ("echo", "echo_round"):  # a pure slice: on uint8, before any arithmetic
+            x = echo_crop(x, spec.zoom, _echo_trim(spec))
         if spec.grayscale:
             # one grey channel through the geometry, widened to three by the normalisation's
             # broadcast: a third of the work, same numbers (a sum of three uint8 values is exact

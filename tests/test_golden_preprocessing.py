@@ -93,13 +93,25 @@ def test_authors_recipe_matches_official(golden: dict[str, np.ndarray], enc: str
 @pytest.mark.parametrize("size", SIZES)
 @pytest.mark.parametrize("enc", ["echoclip", "biomedclip"])
 def test_paper_recipe_matches_published_pipeline(golden: dict[str, np.ndarray], enc: str, size: str) -> None:
-    # the paper's uint8 stage is crop_and_scale's, i.e. the echoclip golden rows, for both encoders
+    # the paper's uint8 stage is the benchmark's own crop_and_scale (src/video.py), stored as
+    # paper__{size}__u8 for both encoders; it is NOT echoclip's at 437x600 and 435x600
     d, spec = golden, _spec(enc, "paper")
     assert spec.channel_order == "BGR" and spec.sampling.n_frames == 16 and spec.sampling.stride == 1
-    idx = d[f"echoclip__{size}__src_idx"]
+    idx = d[f"paper__{size}__src_idx"]
     ours = _ours(d, enc, size, idx, spec)
-    gold_x = _golden_input(d, enc, size, stage_of="echoclip")
-    _check(ours, spec, d[f"echoclip__{size}__u8"], gold_x, f"{enc} paper {size}")
+    u8 = d[f"paper__{size}__u8"].astype(np.float32) / np.float32(255)
+    gold_x = ((u8 - d[f"{enc}__mean"].astype(np.float32)) / d[f"{enc}__std"].astype(np.float32))
+    _check(ours, spec, d[f"paper__{size}__u8"], gold_x.transpose(0, 3, 1, 2), f"{enc} paper {size}")
+
+
+@needs_golden
+def test_paper_and_echoclip_goldens_differ_where_the_trims_round_differently(
+        golden: dict[str, np.ndarray]) -> None:
+    # the corrected fixture's claim, checked: equal at 600x800 (0.1*480 = 48.0), apart at 437x600
+    d = golden
+    assert np.array_equal(d["paper__600x800__u8"][[0, 2]], d["echoclip__600x800__u8"])
+    diff = np.abs(d["paper__437x600__u8"][[0, 2]].astype(int) - d["echoclip__437x600__u8"])
+    assert diff.max() > 100
 
 
 @needs_golden
@@ -155,18 +167,85 @@ def test_crop_geometry_follows_official_rounding() -> None:
     assert echo_crop_box(600, 800) == (60, 540, 160, 640)
     assert echo_crop_box(436, 436) == (43, 393, 43, 393)  # int(43.6) = 43, not round -> 44
     assert echo_crop_box(768, 1024) == (76, 692, 204, 820)  # 616 kept, not 614
+    # the published benchmark's crop_and_scale rounds the zoom trim: 76.8 -> 77, 35.1 -> 35
+    assert echo_crop_box(768, 1024, trim="round") == (77, 691, 205, 819)
+    assert echo_crop_box(437, 600, trim="round") == (44, 393, 126, 474)  # 43.7, 43.6 -> 44, 44
+    assert echo_crop_box(4, 4, trim="round") == (0, 4, 0, 4)  # round(0.4) = 0: no trim at all
     # torchvision Resize truncates the long side
     assert short_side_size(600, 800, 224) == (224, 298)
     assert short_side_size(800, 600, 256) == (341, 256)
+
+
+def _published_crop_and_scale(bgr: np.ndarray, res: int = 224, zoom: float = 0.1) -> np.ndarray:
+    """The published benchmark's ``src/video.py`` ``crop_and_scale``, restated from the golden
+    fixture's README (not our code): square side crop of ``int(round((W-H)/2))`` per side, zoom
+    trim ``int(round(side*zoom))`` per side only when both are positive and leave pixels, then
+    cv2 INTER_CUBIC to ``res``."""
+    import cv2
+
+    h, w = bgr.shape[:2]
+    img = bgr
+    if w > h:
+        pad = int(round((w - h) / 2))
+        img = img[:, pad:-pad] if pad > 0 else img
+    elif h > w:
+        pad = int(round((h - w) / 2))
+        img = img[pad:-pad] if pad > 0 else img
+    px, py = int(round(img.shape[1] * zoom)), int(round(img.shape[0] * zoom))
+    if px > 0 and py > 0 and 2 * py < img.shape[0] and 2 * px < img.shape[1]:
+        img = img[py:-py, px:-px]
+    return cv2.resize(np.ascontiguousarray(img), (res, res), interpolation=cv2.INTER_CUBIC)
+
+
+def _rounding_sizes(n: int = 8) -> list[tuple[int, int]]:
+    """Frame sizes (odd, even, portrait, landscape) where the benchmark's rounded zoom trim and
+    EchoCLIP's truncated one differ: 0.1 × a side left after the square crop has a fractional
+    part ≥ .5. None of them is a golden size."""
+    rng = np.random.default_rng(20)
+    out: list[tuple[int, int]] = []
+    while len(out) < n:
+        h, w = (int(v) for v in rng.integers(96, 900, size=2))
+        if len(out) % 2:
+            h, w = max(h, w), min(h, w)  # every other size portrait
+        side = min(h, w)
+        if int(round(side * 0.1)) != int(side * 0.1) and f"{h}x{w}" not in SIZES:
+            out.append((h, w))
+    return out
+
+
+@pytest.mark.parametrize("enc", ["echoclip", "biomedclip"])
+@pytest.mark.parametrize("h,w", _rounding_sizes())
+def test_paper_recipe_equals_published_crop_and_scale_where_roundings_differ(
+        enc: str, h: int, w: int) -> None:
+    spec = _spec(enc, "paper")
+    assert echo_crop_box(h, w, trim="round") != echo_crop_box(h, w)  # the case this test is about
+    rgb = np.concatenate([_frame(h, w), _frame(h, w)[:, ::-1, ::-1]])
+    bgr = rgb[..., ::-1]  # cv2 frames; our reader hands RGB
+    want = np.stack([_published_crop_and_scale(f) for f in bgr]).astype(np.float64)
+    stage = _uint8_stage(preprocess(to_tensor(np.ascontiguousarray(rgb)), spec), spec)
+    diff = np.abs(stage - want.transpose(0, 3, 1, 2))
+    assert diff.max() <= 1.0 + 1e-3 and diff.mean() < 0.1, (h, w, diff.max(), diff.mean())
+    # and the authors recipe (truncated trim) is measurably elsewhere at these sizes
+    authors = _uint8_stage(preprocess(to_tensor(np.ascontiguousarray(rgb)), _spec("echoclip")),
+                           _spec("echoclip"))
+    assert np.abs(authors - want.transpose(0, 3, 1, 2)).max() > 10
+
+
+def test_only_the_paper_recipe_rounds_the_zoom_trim() -> None:
+    # EchoCLIP's and EchoPrime's own utils.py truncate: their authors recipes keep "echo"
+    assert image_recipe("echoclip", "authors").crop == "echo"
+    assert echoprime_spec("authors").crop == echoprime_spec("authors-mp4").crop == "echo"
+    assert image_recipe("echoclip", "paper").crop == image_recipe("biomedclip", "paper").crop \
+        == "echo_round"
 
 
 #: sha256[:16] of our uint8 stage on the 437x600 test card, pinned from this implementation
 #: (torch 2.14, Pillow 13, OpenCV 5): a change means the pixels an encoder sees changed
 PINNED_SHA = {
     ("echoclip", "authors"): "c883551c1bdc2ea8",
-    ("echoclip", "paper"): "c883551c1bdc2ea8",
+    ("echoclip", "paper"): "93b73930af40f621",
     ("biomedclip", "authors"): "df7985fd44a134b8",
-    ("biomedclip", "paper"): "c883551c1bdc2ea8",
+    ("biomedclip", "paper"): "93b73930af40f621",
     ("siglip2", "authors"): "c4db847d1184832f",
     ("dinov3", "authors"): "82e8154cb1ba9be9",
     ("echoprime", "authors"): "c883551c1bdc2ea8",

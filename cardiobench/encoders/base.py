@@ -37,7 +37,7 @@ class InputSpec:
     kind: Literal["image", "video"] = "image"
     resolution: int = 224
     sampling: SamplingPolicy = field(default_factory=SamplingPolicy)
-    crop: Literal["echo", "center", "squash", "squash_center", "crop_only", "none"] = "echo"
+    crop: Literal["echo", "echo_round", "center", "squash", "squash_center", "crop_only", "none"] = "echo"
     zoom: float = 0.1
     crop_pct: float = 1.0
     interpolation: Literal["bicubic", "bilinear", "area", "nearest"] = "bicubic"

@@ -9,10 +9,13 @@ every result's ``encoder.spec``. Select one with ``--encoder-arg recipe=NAME``.
   (non-square where theirs is), channel order, value range and frame sampling. Checked against
   golden outputs of the official code (``tests/test_golden_preprocessing.py``).
 - ``paper``: the published CardioBench pipeline, for the two encoders it ran (EchoCLIP and
-  BiomedCLIP): EchoCLIP's ``crop_and_scale`` on every frame (cv2 BGR frames kept as BGR), then
-  open_clip's ``preprocess_val`` (the identity on a 224×224 crop, then ToTensor and the model's
-  mean/std), 16 consecutive frames from the key frame without padding. Use it to reproduce the
-  paper's numbers.
+  BiomedCLIP): the benchmark's own ``crop_and_scale`` (its ``src/video.py``) on every frame (cv2
+  BGR frames kept as BGR), then open_clip's ``preprocess_val`` (the identity on a 224×224 crop,
+  then ToTensor and the model's mean/std), 16 consecutive frames from the key frame without
+  padding. Its zoom trim is **rounded** (``int(round(0.1·side))``, crop ``echo_round``) where
+  EchoCLIP's own ``crop_and_scale`` truncates (``int(0.1·side)``, the ``authors`` recipes of
+  EchoCLIP and EchoPrime); the two differ wherever 0.1 × the side left after the square crop has
+  a fractional part ≥ .5. Use it to reproduce the paper's numbers.
 - ``authors-mp4`` (EchoPrime) and ``authors-ynhhs`` (PanEcho): the authors' second loader (see
   :func:`echoprime_spec` and :func:`panecho_spec` for why they are not the default).
 """
@@ -39,7 +42,11 @@ _CROP_AND_SCALE = dict(kind="image", resolution=224, crop="echo", zoom=0.1, inte
 ECHOCLIP_AUTHORS = InputSpec(**_CROP_AND_SCALE, mean=CLIP_MEAN, std=CLIP_STD, recipe="authors",
                              sampling=SamplingPolicy(kind="consecutive", n_frames=20, stride=2,
                                                      start="key_frame", pad="none"))
-ECHOCLIP_PAPER = InputSpec(**_CROP_AND_SCALE, mean=CLIP_MEAN, std=CLIP_STD, recipe="paper",
+#: the published benchmark's ``src/video.py`` ``crop_and_scale``: EchoCLIP's window with the zoom
+#: trim rounded (and skipped where it would leave nothing)
+_PAPER_CROP_AND_SCALE = {**_CROP_AND_SCALE, "crop": "echo_round"}
+
+ECHOCLIP_PAPER = InputSpec(**_PAPER_CROP_AND_SCALE, mean=CLIP_MEAN, std=CLIP_STD, recipe="paper",
                            sampling=PAPER_SAMPLING)
 
 #: BiomedCLIP's open_clip eval transform on RGB PIL images: Resize(224) on the short side (long
@@ -47,7 +54,7 @@ ECHOCLIP_PAPER = InputSpec(**_CROP_AND_SCALE, mean=CLIP_MEAN, std=CLIP_STD, reci
 BIOMEDCLIP_AUTHORS = InputSpec(kind="image", resolution=224, crop="center", interpolation="bicubic",
                                resampler="pil", mean=CLIP_MEAN, std=CLIP_STD, value_range=1.0,
                                channel_order="RGB", recipe="authors")
-BIOMEDCLIP_PAPER = InputSpec(**_CROP_AND_SCALE, mean=CLIP_MEAN, std=CLIP_STD, recipe="paper",
+BIOMEDCLIP_PAPER = InputSpec(**_PAPER_CROP_AND_SCALE, mean=CLIP_MEAN, std=CLIP_STD, recipe="paper",
                              sampling=PAPER_SAMPLING)
 
 #: SigLIP 2 (open_clip ``_slpcfg``): squash to 224×224, PIL bicubic, mean = std = 0.5, RGB.
