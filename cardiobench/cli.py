@@ -509,6 +509,8 @@ def cmd_export_predictions(args: argparse.Namespace) -> int:
     for f in report.files:
         note = "" if f.status == "ok" else f"  [header only: {f.status}]"
         print(f"{f.task:32s} {f.protocol:13s} -> {f.path}{note}")
+    for proto, why in report.skipped.items():
+        print(f"{proto:13s} -> no tree written: {why}")
     for name, m in report.models.items():
         print(f"model {name!r} = {m['encoder_key']}")
     if args.with_ground_truth:

@@ -12,6 +12,9 @@ What an export holds (``export_predictions``):
   tower for zero-shot) or that was not run gets an **empty file with the right header**, so an
   evaluator that lists the task directory finds it (a missing directory made the EchoNet-LVH
   evaluator die before it saved its regression table);
+* **no tree** for a protocol in which no model has rows for any task (zero-shot of encoders
+  without a text tower): all eight evaluators sort their summary table by model name without
+  checking it is empty and fail; the index lists the protocol under ``protocols_not_written``;
 * model names the evaluators accept: only letters, digits and ``-`` (an ``_`` sends the TMED-2
   evaluator down its per-image path and makes the EchoNet-Pediatric one skip the file);
 * ``cardiobench_export.json``: which export name is which encoder key, and the status of every
@@ -167,11 +170,14 @@ class ExportReport:
     files: list[ExportedFile] = field(default_factory=list)
     ground_truth: list[str] = field(default_factory=list)
     index: str | None = None
+    #: protocol → why no tree was written for it (no model has predictions for any task)
+    skipped: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form of the index file."""
         return {"format": self.fmt, "models": self.models,
-                "files": [asdict(f) for f in self.files], "ground_truth": self.ground_truth}
+                "files": [asdict(f) for f in self.files], "ground_truth": self.ground_truth,
+                "protocols_not_written": self.skipped}
 
 
 def model_names(results: Sequence[Result], model_name: str | None = None) -> dict[str, str]:
@@ -203,14 +209,26 @@ def _long_rows(result: Result, model: str) -> pd.DataFrame:
     return out
 
 
+def _status(r: Result | None) -> tuple[str, str | None]:
+    """Export status and reason of one (encoder, protocol, task) result (``None``: not run)."""
+    if r is None:
+        return "missing", "no result for this task, protocol and encoder"
+    if r.status == "ok" and r.predictions is None:
+        return "missing", "result has no predictions file"
+    return r.status, r.reason
+
+
 def export_predictions(results: Sequence[Result], out: str | Path,
                        protocols: Sequence[str] = ("linear_probe",), model_name: str | None = None,
                        fmt: str = "reference") -> ExportReport:
     """Export ``results`` under ``out`` (see the module docstring) and write the index file.
 
     With one protocol the evaluators' tree is ``out`` itself; with several, ``out/<protocol>``
-    per protocol (each a tree the evaluators can be pointed at). ``fmt="long"`` writes one tidy
-    CSV (task, protocol, model, encoder_key, unit_id, y_true, y_pred, prob, prob_<view>) instead.
+    per protocol (each a tree the evaluators can be pointed at). A protocol for which no model
+    has predictions for any task gets **no tree** (``report.skipped`` and the index's
+    ``protocols_not_written`` say why): every published evaluator fails on it. ``fmt="long"``
+    writes one tidy CSV (task, protocol, model, encoder_key, unit_id, y_true, y_pred, prob,
+    prob_<view>) instead.
     """
     if fmt not in FORMATS:
         raise ValueError(f"unknown export format {fmt!r}; known: {list(FORMATS)}")
@@ -230,26 +248,32 @@ def export_predictions(results: Sequence[Result], out: str | Path,
     long_parts = []
     for proto in protocols:
         root = out if len(protocols) == 1 else out / proto
-        for key, name in names.items():
-            for tname in load_contract():
-                r = by.get((key, proto, tname))
-                status = r.status if r is not None else "missing"
-                reason = None if r is None else r.reason
-                if r is None:
-                    reason = "no result for this task, protocol and encoder"
-                elif status == "ok" and r.predictions is None:
-                    status, reason = "missing", "result has no predictions file"
-                if fmt == "long":
-                    if status == "ok":
-                        long_parts.append(_long_rows(r, name))
-                    continue
-                frame = export_frame(r) if status == "ok" else empty_frame(tname)
-                path = root / _file_name(tname, name)
-                atomic_write_text(path, frame.to_csv(index=False))
-                report.files.append(ExportedFile(str(path.relative_to(out)), tname, proto, name,
-                                                 key, status, len(frame), reason))
-                if status != "ok":
-                    log.debug("%s %s: header-only file (%s: %s)", tname, proto, status, reason)
+        planned = [(key, name, tname, *_status(by.get((key, proto, tname))))
+                   for key, name in names.items() for tname in load_contract()]
+        if not any(status == "ok" for *_, status, _ in planned):
+            # every evaluator sorts its label-task summary by model name unguarded: a tree in
+            # which no model has rows (zero-shot of an encoder without a text tower) makes all
+            # eight fail, so no such tree is written
+            reasons = sorted({f"{status}: {reason}" for *_, status, reason in planned})
+            report.skipped[proto] = ("no model has predictions for any task ("
+                                     + "; ".join(reasons[:3]) + ("; ..." if len(reasons) > 3 else "")
+                                     + "): the published evaluators would all fail on the empty "
+                                     "summary table, so no tree was written")
+            log.warning("%s: %s", proto, report.skipped[proto])
+            continue
+        for key, name, tname, status, reason in planned:
+            r = by.get((key, proto, tname))
+            if fmt == "long":
+                if status == "ok":
+                    long_parts.append(_long_rows(r, name))
+                continue
+            frame = export_frame(r) if status == "ok" else empty_frame(tname)
+            path = root / _file_name(tname, name)
+            atomic_write_text(path, frame.to_csv(index=False))
+            report.files.append(ExportedFile(str(path.relative_to(out)), tname, proto, name,
+                                             key, status, len(frame), reason))
+            if status != "ok":
+                log.debug("%s %s: header-only file (%s: %s)", tname, proto, status, reason)
     if fmt == "long":
         table = pd.concat(long_parts, ignore_index=True) if long_parts else pd.DataFrame()
         atomic_write_text(out / LONG_FILE, table.to_csv(index=False))
@@ -425,6 +449,23 @@ def _check_root(root: Path, out: Path) -> list[Finding]:
     return findings
 
 
+def id_difference(entry: dict[str, Any], ids: Iterable[Any]) -> str:
+    """How ``ids`` differ from a contract entry's published test IDs: counts, and the first
+    IDs missing and extra (the entry's ``gt_order`` or ``ids`` list)."""
+    got = {str(i) for i in ids}
+    published = set(map(str, entry.get("gt_order") or entry.get("ids") or ()))
+    text = f"{len(got)} ID(s) against the published {entry['n']}"
+    if not published:
+        return text + " (published ID list not packaged; SHA-256 differs)"
+    absent, extra = sorted(published - got), sorted(got - published)
+    return (f"{text}; {len(absent)} published ID(s) absent{_eg(absent)}, {len(extra)} not "
+            f"published{_eg(extra)}")
+
+
+def _eg(ids: Sequence[str], k: int = 5) -> str:
+    return f" ({', '.join(ids[:k])}{', ...' if len(ids) > k else ''})" if ids else ""
+
+
 def _check_file(entry: dict[str, Any], path: Path, rel: str) -> list[Finding]:
     try:
         df = pd.read_csv(path, dtype=str, keep_default_na=False)
@@ -438,8 +479,9 @@ def _check_file(entry: dict[str, Any], path: Path, rel: str) -> list[Finding]:
                         f"{entry['required']}")]
     if df.empty:
         return [Finding("warning", rel, "header only (task not applicable or not run): the "
-                        "evaluator skips this model ('no overlap'); if no file of the folder has "
-                        "rows, TMED-2 and EchoNet-LVH stop when they build their summary table")]
+                        "evaluator skips this model ('no overlap'); if no file of a label-task "
+                        "folder (EF, LVH measurements, ASD/PAH, STEMI, RWMA, AS) has rows, its "
+                        "evaluator stops when it sorts the empty summary table by model")]
     f: list[Finding] = []
     ids = df[entry["id_column"]]
     dup = int(ids.duplicated().sum())
@@ -447,15 +489,10 @@ def _check_file(entry: dict[str, Any], path: Path, rel: str) -> list[Finding]:
         f.append(Finding("warning", rel, f"{dup} duplicate ID(s): the evaluator keeps the first"))
     uniq = ids.drop_duplicates()
     if len(uniq) != entry["n"] or ids_sha256(uniq) != entry["ids_sha256"]:
-        hint = ""
-        order = entry.get("gt_order")
-        if order:
-            extra = sorted(set(uniq) - set(order))
-            hint = (f"; {len(set(order) - set(uniq))} published ID(s) absent, {len(extra)} not "
-                    f"published (e.g. {extra[:3]})")
         f.append(Finding("error", rel, f"{entry['id_column']} does not list the published test "
-                         f"set ({len(uniq)} IDs vs {entry['n']}{hint}): the evaluator scores only "
-                         "the IDs both sides share"))
+                         f"set: {id_difference(entry, uniq)}; the evaluator scores only the "
+                         "IDs both sides share" + (f" ({entry['id_note']})"
+                                                   if entry.get("id_note") else "")))
     return f + _check_values(entry, df, rel)
 
 
