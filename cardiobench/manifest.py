@@ -37,7 +37,7 @@ FRAME_COLUMNS = ("key_frame", "ed_frame", "es_frame", "fps", "n_frames")
 REGRESSION_LABELS = ("ef", "lvidd", "ivsd", "lvpwd")
 BINARY_LABELS = ("asd", "pah", "stemi", "aortic_stenosis", "rwma")
 LABEL_COLUMNS = REGRESSION_LABELS + BINARY_LABELS
-SUBGROUP_COLUMNS = ("sex", "age", "bmi", "image_quality", "modality")
+SUBGROUP_COLUMNS = ("sex", "age", "bmi", "weight", "height", "image_quality", "modality")
 COLUMNS = ID_COLUMNS + CORE_COLUMNS + FRAME_COLUMNS + LABEL_COLUMNS + SUBGROUP_COLUMNS
 
 #: Physically possible label ranges (closed intervals). EF in %, dimensions in cm.

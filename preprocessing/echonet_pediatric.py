@@ -53,6 +53,9 @@ def _read_view(raw_root: Path, view: str, errors: list[Problem]) -> pd.DataFrame
     height_m = table["Height"] / 100.0
     # Missing or zero height gives NaN, never inf.
     out["bmi"] = (weight / height_m.where(height_m > 0) ** 2).astype(float)
+    # kept as recorded (kg, cm): the published evaluator computes its BMI groups from them
+    out["weight"] = weight.astype(float)
+    out["height"] = table["Height"].astype(float)
     spec = load_spec("echonet_pediatric").params
     folds = table[spec["column"]]
     splits, split_problems = map_split_column(

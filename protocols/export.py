@@ -311,12 +311,13 @@ def write_ground_truth(manifests: Mapping[str, Any], out: str | Path) -> list[Pa
     if "echonet_pediatric" in manifests:
         t = _table(manifests["echonet_pediatric"])
         fold = t["split"].map({"test": 0, "val": 1, "train": 2})
-        # the FileList's Weight/Height are not in the manifest (it keeps BMI); left empty, the
-        # evaluator's BMI subgroup rows are empty while EF and the Sex/Age subgroups are exact
+        # the evaluator computes its BMI groups from Weight (kg) and Height (cm): carried from
+        # the FileList by the harmoniser; a manifest without them (older, or a custom source)
+        # leaves them empty and the evaluator's BMI rows come out empty
         write("echonet_pediatric_filelist.csv", pd.DataFrame({
             "FileName": t["sample_id"], "EF": t["ef"], "Sex": t["sex"], "Age": t["age"],
-            "Weight": np.nan, "Height": np.nan, "BMI": t.get("bmi", np.nan), "Split": fold,
-            "view": t["view"]}))
+            "Weight": t.get("weight", np.nan), "Height": t.get("height", np.nan),
+            "BMI": t.get("bmi", np.nan), "Split": fold, "view": t["view"]}))
     if "echonet_lvh" in manifests:
         t = _table(manifests["echonet_lvh"])
         for col, calc in (("lvidd", "LVIDd"), ("ivsd", "IVSd"), ("lvpwd", "LVPWd")):
