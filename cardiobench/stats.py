@@ -31,6 +31,7 @@ apart, those helpers would have to become public API.
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass
 from typing import Callable, Iterable, Mapping, Sequence
@@ -39,6 +40,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 from sklearn import metrics as skm
+
+log = logging.getLogger(__name__)
 
 #: View classes, in the order of the published evaluators' probability columns.
 VIEW_CLASSES: tuple[str, ...] = ("A2C", "A3C", "A4C", "PSAX", "PLAX", "Other")
@@ -441,6 +444,65 @@ def normalise_view_proba(proba: np.ndarray) -> np.ndarray:
     p = np.clip(np.asarray(proba, dtype=np.float64), 0.0, 1.0)
     s = p.sum(axis=1, keepdims=True)
     return np.where(s > 0, p / np.where(s > 0, s, 1.0), 1.0 / p.shape[1])
+
+
+def _left_to_right_sum(a: np.ndarray) -> np.ndarray:
+    # pandas' and numpy's row sums of fewer than 8 columns add left to right; spelled out so the
+    # float result is that order's on every version
+    acc = a[:, 0].copy()
+    for j in range(1, a.shape[1]):
+        acc = acc + a[:, j]
+    return acc
+
+
+def evaluator_view_proba(named: np.ndarray) -> np.ndarray:
+    """The view probabilities the published evaluators rebuild from a prediction file.
+
+    ``named``: ``(n, 5)`` probabilities of A2C, A3C, A4C, PSAX, PLAX as written. The evaluators
+    set ``prob_Other = clip(1 − Σ named, 0, 1)`` (whatever the file says), then divide every row
+    by its sum; sums run left to right in that column order, as pandas and numpy do for a row of
+    five or six values. Returns the ``(n, 6)`` matrix they score (argmax, ECE bins, ...)."""
+    named = np.asarray(named, dtype=np.float64)
+    other = np.clip(1.0 - _left_to_right_sum(named), 0.0, 1.0)
+    q = np.column_stack([named, other])
+    return q / _left_to_right_sum(q)[:, None]
+
+
+#: rounds of :func:`evaluator_view_proba` allowed to reach a fixed point (≤ 3 were ever needed
+#: over every vote-share vector of k ≤ 21 neighbours and 10⁵ random rows)
+_FIXED_POINT_ROUNDS = 16
+
+
+def canonical_view_proba(proba: np.ndarray) -> np.ndarray:
+    """Six-view probabilities (``VIEW_CLASSES`` order) in the form the published evaluators
+    reproduce **bit for bit** from our prediction files.
+
+    The evaluators recompute ``prob_Other`` as ``1 − Σ`` of the five named views and renormalise
+    each row (:func:`evaluator_view_proba`). In floating point that moves a value by an ulp or two,
+    which is enough to change the argmax of a tied row or the 15-bin ECE bin of a confidence
+    lying exactly on a bin edge (kNN vote shares are multiples of 1/k: many do). This function
+    applies :func:`normalise_view_proba` and then that reconstruction until nothing changes (a
+    fixed point: ``Other == clip(1 − Σ named)`` and every row sums to exactly 1.0 left to right).
+    Scoring and exporting the result means the evaluators see exactly our numbers: same
+    argmax (ties included: the first class in ``VIEW_CLASSES`` order among equal values, on both
+    sides), same ECE bins, same metrics. Values move by at most a few ulps."""
+    p = normalise_view_proba(proba)
+    if p.shape[1] != len(VIEW_CLASSES):
+        raise ValueError(f"canonical view probabilities need {len(VIEW_CLASSES)} columns "
+                         f"({', '.join(VIEW_CLASSES)}), got {p.shape[1]}")
+    todo = np.ones(len(p), dtype=bool)
+    for _ in range(_FIXED_POINT_ROUNDS):
+        if not todo.any():
+            break
+        q = evaluator_view_proba(p[todo, :5])
+        same = (q == p[todo]).all(axis=1)
+        p[todo] = q
+        todo[np.flatnonzero(todo)[same]] = False
+    if todo.any():  # never seen; the rows stay within ulps of their input, evaluators may differ
+        log.warning("%d view probability row(s) did not reach the evaluators' fixed point in "
+                    "%d rounds: their exported ECE bin may differ by float rounding",
+                    int(todo.sum()), _FIXED_POINT_ROUNDS)
+    return p
 
 
 def multiclass_metrics(y_true: np.ndarray, proba: np.ndarray,

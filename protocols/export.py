@@ -24,8 +24,17 @@ What an export holds (``export_predictions``):
   (``fmt="long"``).
 
 View files carry the five ``prob_<view>`` columns the evaluators read (plus ``prob_Other`` for
-TMED-2, whose example has it); the evaluators recompute ``prob_Other = 1 − Σ`` anyway, which
-equals ours because our six probabilities sum to 1.
+TMED-2, whose example has it). The evaluators ignore any ``prob_Other``: they recompute it as
+``clip(1 − Σ five)`` and divide each row by its sum. In floating point that is *not* the identity
+on six probabilities that sum to 1 (the last bit moves), and a last bit decides the argmax of a
+tied row and the 15-bin ECE bin of a confidence exactly on an edge, both common for kNN vote
+shares (multiples of 1/k). So the scorer stores view probabilities already in the evaluators'
+fixed point (:func:`cardiobench.stats.canonical_view_proba`): ``Other == clip(1 − Σ five)`` and
+rows that sum to exactly 1.0; we score those numbers and export them unchanged, and the
+evaluators rebuild exactly them, so argmax, ECE bins and every metric agree digit for digit.
+We chose this over binning our ECE "as the evaluator will" on other numbers than we score, and
+over nudging exported values toward intended bins: the latter is impossible in general (a
+three-way tie at 1/3 with 15 bins cannot keep both the first-class argmax and the lower bin).
 
 The module is longer than ~400 lines on purpose: writing an export, writing the ground truth
 and checking an export are three readings of one format contract (``reference_contract.yaml``),

@@ -10,8 +10,10 @@ Tie rule (deterministic, independent of sklearn's partition order): neighbours a
 cosine distance rounded to 12 decimals, and gallery items at the same distance by their position
 in the gallery (train+val rows in manifest order), so the ``k`` nearest are always the same
 rows. A tied vote is not broken here: the vote shares are the probabilities, and the protocol's
-decision rule applies to them (binary: positive when the share is ≥ 0.5; views: the first class
-in the task's class order among the most voted, numpy's argmax).
+decision rule applies to them (binary: positive when the share is ≥ 0.5; views: numpy's argmax of
+the scored probabilities, :func:`cardiobench.stats.canonical_view_proba`: the first class in the
+task's class order among the most voted, except that a tie with ``Other`` is decided by the last
+bit of ``1 − Σ`` of the five named shares, exactly as the published evaluators decide it).
 """
 
 from __future__ import annotations
