@@ -523,6 +523,41 @@ def cmd_export_predictions(args: argparse.Namespace) -> int:
     return 0 if n_ok else 1
 
 
+def cmd_reproduce(args: argparse.Namespace) -> int:
+    from cardiobench.protocols.export import EXPORT_PROTOCOLS
+    from cardiobench.protocols.reproduce import reproduce
+    from cardiobench.results import load_results
+
+    results = [r for r in load_results(args.results, with_predictions=True)
+               if not args.encoder or args.encoder in (r.encoder_name, r.encoder_key)]
+    if not results:
+        raise FileNotFoundError(f"no results in {args.results}" + (
+            f" for encoder {args.encoder!r}" if args.encoder else ""))
+    protocols = list(EXPORT_PROTOCOLS) if "all" in args.protocol else args.protocol
+    rep = reproduce(args.reference, results, _manifests(_manifest_paths(args)), args.out,
+                    args.python, protocols, args.model_name, args.evaluator)
+    for run in rep.runs:
+        print(f"{run.protocol:13s} {run.evaluator:18s} {run.status:8s} {run.reason or ''}")
+    for proto, why in rep.protocols_not_run.items():
+        print(f"{proto:13s} {'(all)':18s} not run  {why}")
+    t = rep.table
+    for reason, n in t.loc[t["status"] == "expected", "reason"].value_counts().items():
+        print(f"expected ({n} value(s)): {reason}")
+    diff = t[t["status"] == "different"]
+    for r in diff.head(args.show).itertuples(index=False):
+        what = f"{r.section} {r.group} {r.metric} {r.field}".replace("overall  ", "")
+        print(f"DIFFERENT {r.task} {r.protocol} {r.model} {what}: theirs {r.theirs} ours "
+              f"{r.ours} {r.reason}")
+    if len(diff) > args.show:
+        print(f"... {len(diff) - args.show} more in {rep.files['csv']}")
+    c = rep.counts()
+    print(f"{len(t)} values compared: {c['equal']} equal within the evaluator's rounding, "
+          f"{c['expected']} expected (documented reason), {c['different']} unexplained; "
+          f"{len(rep.failed_runs())} evaluator(s) failed")
+    print(f"table: {rep.files['csv']} and {rep.files['md']}")
+    return 0 if rep.ok else 1
+
+
 def cmd_encoders(args: argparse.Namespace) -> int:
     from cardiobench.encoders import available_encoders
 
@@ -780,6 +815,32 @@ def _parser_export_predictions(sub: Any) -> None:
     p.set_defaults(func=cmd_export_predictions)
 
 
+def _parser_reproduce(sub: Any) -> None:
+    p = sub.add_parser("reproduce", help="run the published evaluators on our predictions and "
+                                         "compare every value they write with ours")
+    p.add_argument("--reference", required=True,
+                   help="your checkout of the published CardioBench repository (only read)")
+    p.add_argument("--results", default="results", help="results folder (default: results)")
+    p.add_argument("--manifest", nargs="+", default=None,
+                   help="manifests for the ground truth (default: .cardiobench/manifests)")
+    p.add_argument("--out", default="reproduce",
+                   help="working copies, logs, reproduce.csv/.md (default: reproduce)")
+    p.add_argument("--python", default=None,
+                   help="Python with the evaluators' requirements (numpy, pandas, scipy, "
+                        "scikit-learn, matplotlib); default: this one")
+    p.add_argument("--protocol", nargs="+", default=["all"],
+                   choices=["zero_shot", "linear_probe", "knn", "all"],
+                   help="protocols to reproduce (default: all)")
+    p.add_argument("--evaluator", nargs="+", default=None,
+                   choices=["camus", "cardiacnet", "echonet_dynamic", "echonet_lvh",
+                            "echonet_pediatric", "hmcqu", "rwma", "tmed2"],
+                   help="evaluator scripts to run (default: all)")
+    p.add_argument("--encoder", help="display name or encoder key (default: all)")
+    p.add_argument("--model-name", help="model name the evaluators see (one encoder only)")
+    p.add_argument("--show", type=int, default=20, help="unexplained differences printed")
+    p.set_defaults(func=cmd_reproduce)
+
+
 def _parser_encoders(sub: Any) -> None:
     p = sub.add_parser("encoders", help="list registered encoders")
     p.set_defaults(func=cmd_encoders)
@@ -797,7 +858,7 @@ def build_parser() -> argparse.ArgumentParser:
     for add in (_parser_phantom, _parser_prepare, _parser_splits, _parser_embed,
                 _parser_evaluate, _parser_run, _parser_report, _parser_demo,
                 _parser_check_encoder, _parser_compare, _parser_cka,
-                _parser_export_predictions, _parser_encoders):
+                _parser_export_predictions, _parser_reproduce, _parser_encoders):
         add(sub)
     return parser
 
