@@ -62,16 +62,20 @@ class Sample:
 class SampledFrames:
     """Manifest rows → the sampled, decoded frames of each (decode errors become failures).
 
-    With ``prep`` (an encoder's input spec) the frames are also preprocessed on the CPU, in the
-    calling thread, so a decoding pool preprocesses in parallel too. With ``pin`` they are
+    ``pad_stills=False`` (image encoders) reads a one-frame medium (a TMED-2 image) once instead
+    of padding it to the policy's ``n_frames`` copies; the clip vector, a mean of frame
+    embeddings, is the same, so caches written with the copies stay valid (their frame arrays
+    hold the copies). With ``prep`` (an encoder's input spec) the frames are also preprocessed
+    on the CPU, in the calling thread, so a decoding pool preprocesses in parallel too. With ``pin`` they are
     copied into pinned memory there, ready for an asynchronous copy to the GPU.
     """
 
     def __init__(self, rows: pd.DataFrame, root: str | Path, sampling: SamplingPolicy,
-                 prep: InputSpec | None = None, pin: bool = False):
+                 prep: InputSpec | None = None, pin: bool = False, pad_stills: bool = True):
         self.rows = rows.reset_index(drop=True)
         self.root = Path(root)
         self.sampling = sampling
+        self.pad_stills = pad_stills
         self.prep = prep
         self.pin = pin
 
@@ -92,7 +96,8 @@ class SampledFrames:
                 fps = info.fps if is_missing(fps) else fps
             key = None if is_missing(row.get("key_frame")) else row.get("key_frame")
             fps = None if is_missing(fps) else float(fps)
-            idx = self.sampling.indices(int(n_frames), key_frame=key, fps=fps)
+            idx = self.sampling.indices(int(n_frames), key_frame=key, fps=fps,
+                                        pad_stills=self.pad_stills)
             # (T, 3, H, W) as a view of the decoder's (T, H, W, 3): preprocess copies what it needs
             frames = to_tensor(_read_promised(path, idx, declared))
             if self.prep is not None:
@@ -411,7 +416,7 @@ def _embed_shards(todo: list[int], plan: ShardPlan, by_id: pd.DataFrame, manifes
     order = [sid for w in works for sid in w.todo]
     ds = SampledFrames(by_id.loc[order] if order else by_id.iloc[:0], manifest.root,
                        encoder.spec.sampling, prep=encoder.spec if device.type == "cpu" else None,
-                       pin=device.type == "cuda")
+                       pin=device.type == "cuda", pad_stills=not image)
     pending = deque(works)
 
     def commit_finished() -> None:
