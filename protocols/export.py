@@ -28,10 +28,13 @@ TMED-2, whose example has it). The evaluators ignore any ``prob_Other``: they re
 ``clip(1 − Σ five)`` and divide each row by its sum. In floating point that is *not* the identity
 on six probabilities that sum to 1 (the last bit moves), and a last bit decides the argmax of a
 tied row and the 15-bin ECE bin of a confidence exactly on an edge, both common for kNN vote
-shares (multiples of 1/k). So the scorer stores view probabilities already in the evaluators'
-fixed point (:func:`cardiobench.stats.canonical_view_proba`): ``Other == clip(1 − Σ five)`` and
-rows that sum to exactly 1.0; we score those numbers and export them unchanged, and the
-evaluators rebuild exactly them, so argmax, ECE bins and every metric agree digit for digit.
+shares (multiples of 1/k); and pandas < 3's default CSV parser reads some 17-digit values an
+ulp off. So the scorer stores view probabilities already in a form the evaluators rebuild bit
+for bit (:func:`cardiobench.stats.canonical_view_proba`): five named values with 15 significant
+digits (read exactly by any parser) whose sum is at most 1, and ``Other == clip(1 − Σ five)``, so
+their row sum is exactly 1.0; we score those numbers and export them unchanged, and argmax, ECE
+bins and every metric agree digit for digit. Regression predictions are scored and written with
+15 significant digits for the same reason (near-ties must not split or merge on the way).
 We chose this over binning our ECE "as the evaluator will" on other numbers than we score, and
 over nudging exported values toward intended bins: the latter is impossible in general (a
 three-way tie at 1/3 with 15 bins cannot keep both the first-class argmax and the lower bin).

@@ -71,8 +71,10 @@ class TieStableKNNRegressor(RegressorMixin, _TieStableKNN):
     """Mean label of the ``k`` nearest gallery rows."""
 
     def predict(self, X: np.ndarray) -> np.ndarray:
-        """Mean neighbour label per query row."""
-        return self._neighbour_labels(X).astype(np.float64).mean(axis=1)
+        """Mean neighbour label per query row, summed in sorted order: two queries with the same
+        neighbour labels get bit-identical predictions (a tie stays a tie for rank metrics such
+        as Spearman, whatever order the neighbours came in)."""
+        return np.sort(self._neighbour_labels(X).astype(np.float64), axis=1).mean(axis=1)
 
 
 class TieStableKNNClassifier(ClassifierMixin, _TieStableKNN):
