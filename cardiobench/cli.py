@@ -19,9 +19,6 @@ from typing import Any, Sequence
 
 from cardiobench.cli_options import DEFAULT_MANIFESTS, build_parser, deprecated
 
-log = logging.getLogger("cardiobench")
-
-
 # -- helpers -------------------------------------------------------------------------------------
 def _encoder(args: argparse.Namespace, side: str = "") -> Any:
     """The encoder of the encoder options (``side`` "a"/"b" for the two encoders of ``cka``)."""
@@ -75,12 +72,10 @@ def _job(args: argparse.Namespace, encoder: Any) -> Any:
 
 
 def _print_embedded(embedded: Sequence[Any]) -> None:
-    for e in embedded:
-        print(e.summary())
-    for e in embedded:
-        if e.unusable:
-            print(f"cardiobench: error: {e.dataset}: {e.unusable}; nothing can be scored from it",
-                  file=sys.stderr)
+    print("\n".join(e.summary() for e in embedded))
+    for e in (e for e in embedded if e.unusable):
+        print(f"cardiobench: error: {e.dataset}: {e.unusable}; nothing can be scored from it",
+              file=sys.stderr)
 
 
 def _print_scored(outcome: Any, job: Any) -> int:
@@ -177,11 +172,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     _print_embedded(outcome.embedded)
     if outcome.unusable:
         return 1
-    if not outcome.scored:
+    if not outcome.scored:  # under torchrun, rank 0 scores once every rank has embedded
         if not outcome.finished:
             print("not every shard is embedded yet (other --shard tasks still to run): rerun "
                   "`cardiobench run` or `cardiobench evaluate` once they have finished")
-        return 0  # under torchrun, rank 0 scores once every rank has embedded its slice
+        return 0
     return _print_scored(outcome, job)
 
 
@@ -204,10 +199,7 @@ def cmd_report(args: argparse.Namespace) -> int:
                                                      else None),
                          compare=[tuple(p) for p in args.compare or []],
                          command=" ".join(["cardiobench", *sys.argv[1:]]))
-    for note in files.notes:
-        print(f"note: {note}")
-    print(f"{len(files.figures)} figure(s), tables {', '.join(p.name for p in files.tables)}")
-    print(f"report: {files.index.resolve()}  (open in a browser; works offline)")
+    print(files.summary())
     return 0
 
 
@@ -325,34 +317,42 @@ def cmd_export_predictions(args: argparse.Namespace) -> int:
     results = [r for r in load_results(args.results, with_predictions=True)
                if not args.encoder or args.encoder in (r.encoder_name, r.encoder_key)]
     report = export_predictions(results, cat.tasks, out, names, args.model_name, args.format)
-    for f in report.files:
-        note = "" if f.status == "ok" else f"  [header only: {f.status}]"
-        print(f"{f.task:32s} {f.protocol:13s} -> {f.path}{note}")
-    for name, m in report.models.items():
-        print(f"model {name!r} = {m['encoder_key']}")
     if args.with_ground_truth:
         from cardiobench.job import read_manifests
         from cardiobench.protocols.export import write_ground_truth
 
-        manifests = read_manifests(_manifest_paths(args))
-        for path in write_ground_truth(manifests, cat.datasets, out):
-            print(f"ground truth -> {path}")
-    n_ok = sum(f.status == "ok" for f in report.files)
-    print(f"{n_ok} file(s) with predictions, {len(report.files) - n_ok} header-only, index "
-          f"{report.index}")
-    return 0 if n_ok else 1
+        report.ground_truth = [str(p) for p in write_ground_truth(
+            read_manifests(_manifest_paths(args)), cat.datasets, out)]
+    print(report.summary())
+    return 0 if any(f.status == "ok" for f in report.files) else 1
 
 
 def cmd_check_export(args: argparse.Namespace) -> int:
-    from cardiobench.protocols.export import check_export
+    from cardiobench.protocols.export import check_export, findings_summary
 
     findings = check_export(args.export)
-    for f in findings:
-        print(f)
-    errors = sum(f.level == "error" for f in findings)
-    print(f"{args.export}: {errors} error(s), {len(findings) - errors} warning(s)"
-          + ("" if errors else "; the published evaluators can read it"))
-    return 1 if errors else 0
+    print(findings_summary(args.export, findings))
+    return 1 if any(f.level == "error" for f in findings) else 0
+
+
+def cmd_reproduce(args: argparse.Namespace) -> int:
+    from cardiobench.catalogue import default_catalogue
+    from cardiobench.job import read_manifests
+    from cardiobench.protocols.reproduce import reproduce
+    from cardiobench.results import load_results
+
+    results = [r for r in load_results(args.results, with_predictions=True)
+               if not args.encoder or args.encoder in (r.encoder_name, r.encoder_key)]
+    if not results:
+        raise FileNotFoundError(f"no results in {args.results}" + (
+            f" for encoder {args.encoder!r}" if args.encoder else ""))
+    cat = default_catalogue()
+    protocols = [p.name for p in cat.select_protocols(args.protocols) if p.exportable]
+    rep = reproduce(args.reference, results, read_manifests(_manifest_paths(args)), cat.tasks,
+                    cat.datasets, args.out, args.python, protocols, args.model_name,
+                    args.evaluator)
+    print(rep.summary(args.show))
+    return 0 if rep.ok else 1
 
 
 def cmd_encoders(args: argparse.Namespace) -> int:

@@ -259,6 +259,24 @@ def _verbs(sub: Any) -> None:
     _manifest_arg(p)
     p.add_argument("--check", action="store_true", help=argparse.SUPPRESS)  # now check-export
 
+    p = sub.add_parser("reproduce", help="run the published evaluators on our predictions and "
+                                         "compare every value they write with ours")
+    p.add_argument("--reference", required=True,
+                   help="your checkout of the published CardioBench repository (only read)")
+    p.add_argument("--results", default="results", help="results folder (default: results)")
+    _manifest_arg(p)
+    p.add_argument("--out", default="reproduce",
+                   help="working copies, logs, reproduce.csv/.md (default: reproduce)")
+    p.add_argument("--python", help="Python with the evaluators' requirements (numpy, pandas, "
+                                    "scipy, scikit-learn, matplotlib); default: this one")
+    p.add_argument("--protocols", nargs="+", metavar="GLOB",
+                   help="protocols to reproduce (default: every exportable one)")
+    p.add_argument("--evaluator", nargs="+", metavar="NAME",
+                   help="evaluator scripts to run, e.g. camus echonet_dynamic (default: all)")
+    p.add_argument("--encoder", help="display name or encoder key (default: all)")
+    p.add_argument("--model-name", help="model name the evaluators see (one encoder only)")
+    p.add_argument("--show", type=int, default=20, help="unexplained differences printed")
+
     p = sub.add_parser("check-export",
                        help="validate an export against the published evaluators' format")
     p.add_argument("export", help="the export folder")

@@ -79,7 +79,7 @@ LABELS: dict[str, Label] = {lab.name: lab for lab in (
 REGRESSION_LABELS = tuple(n for n, lab in LABELS.items() if lab.kind == "value")
 BINARY_LABELS = tuple(n for n, lab in LABELS.items() if lab.kind == "binary")
 LABEL_COLUMNS = tuple(LABELS)
-SUBGROUP_COLUMNS = ("sex", "age", "bmi", "image_quality", "modality")
+SUBGROUP_COLUMNS = ("sex", "age", "bmi", "weight", "height", "image_quality", "modality")
 #: what ``prepare`` read: stat key and content hash of each media file (cardiobench.io.identity)
 MEDIA_COLUMNS = ("media_stat", "media_hash")
 COLUMNS = (ID_COLUMNS + CORE_COLUMNS + FRAME_COLUMNS + LABEL_COLUMNS + SUBGROUP_COLUMNS

@@ -40,6 +40,8 @@ import pandas as pd
 from scipy import stats as sps
 from sklearn import metrics as skm
 
+from cardiobench.manifest import VIEWS
+
 ECE_BINS = 15
 _STD_EPS = 1e-12  # below this std a correlation is undefined (reference rule)
 
@@ -384,6 +386,90 @@ def normalise_view_proba(proba: np.ndarray) -> np.ndarray:
     p = np.clip(np.asarray(proba, dtype=np.float64), 0.0, 1.0)
     s = p.sum(axis=1, keepdims=True)
     return np.where(s > 0, p / np.where(s > 0, s, 1.0), 1.0 / p.shape[1])
+
+
+#: significant digits every CSV reader parses exactly (a mantissa below 2^53 and one power of
+#: ten: the exact fast path of strtod-like parsers; pandas < 3's default parser is off by an ulp
+#: on some 17-digit strings)
+EXACT_DIGITS = 15
+
+
+def decimal_exact(x: np.ndarray) -> np.ndarray:
+    """``x`` rounded to :data:`EXACT_DIGITS` significant digits, as float64 (NaN kept).
+
+    Such a value is written by pandas' ``to_csv`` with at most 15 digits and read back bit for
+    bit by any CSV parser, so a file of predictions means the same numbers to every reader. The
+    change is below 1e-15 relative."""
+    a = np.asarray(x, dtype=np.float64)
+    flat = [float(f"{v:.{EXACT_DIGITS}g}") for v in a.ravel().tolist()]
+    return np.array(flat, dtype=np.float64).reshape(a.shape)
+
+
+def _left_to_right_sum(a: np.ndarray) -> np.ndarray:
+    # pandas' and numpy's row sums of fewer than 8 columns add left to right; spelled out so the
+    # float result is that order's on every version
+    acc = a[:, 0].copy()
+    for j in range(1, a.shape[1]):
+        acc = acc + a[:, j]
+    return acc
+
+
+def evaluator_view_proba(named: np.ndarray) -> np.ndarray:
+    """The view probabilities the published evaluators rebuild from a prediction file.
+
+    ``named``: ``(n, 5)`` probabilities of A2C, A3C, A4C, PSAX, PLAX as written. The evaluators
+    set ``prob_Other = clip(1 − Σ named, 0, 1)`` (whatever the file says), then divide every row
+    by its sum; sums run left to right in that column order, as pandas and numpy do for a row of
+    five or six values. Returns the ``(n, 6)`` matrix they score (argmax, ECE bins, ...)."""
+    named = np.asarray(named, dtype=np.float64)
+    other = np.clip(1.0 - _left_to_right_sum(named), 0.0, 1.0)
+    q = np.column_stack([named, other])
+    return q / _left_to_right_sum(q)[:, None]
+
+
+def canonical_view_proba(proba: np.ndarray) -> np.ndarray:
+    """Six-view probabilities (``VIEWS`` order) in the form the published evaluators
+    rebuild **bit for bit** from our prediction files.
+
+    The evaluators read the five named views from the CSV, recompute ``prob_Other`` as
+    ``clip(1 − Σ named)`` and divide each row by its sum (:func:`evaluator_view_proba`). In
+    floating point that moves a value by an ulp or two, which is enough to change the argmax of
+    a tied row or the 15-bin ECE bin of a confidence lying exactly on a bin edge (kNN vote shares
+    are multiples of 1/k: many do); and pandas < 3's CSV parser reads some 17-digit values an ulp
+    off. So, after :func:`normalise_view_proba`:
+
+    1. the five named values are rounded to 15 significant digits (:func:`decimal_exact`), which
+       every CSV parser reads back exactly;
+    2. while their left-to-right sum exceeds 1 (rounding up can do that when Other ≈ 0), the
+       smallest of them that is ≥ 0.1 (the last such) goes down one unit of its 15th digit
+       (1e-15), so the first of the row's largest values, hence its argmax, is left alone;
+    3. ``Other = clip(1 − Σ named)``. With ``Σ named ≤ 1`` the evaluators' row sum is then
+       exactly 1.0, so their renormalisation changes nothing: they score exactly these numbers.
+
+    Values move by about 1e-15 at most. Equal input values stay equal (ties keep the first class
+    in ``VIEWS`` order on both sides), except that a tie with ``Other`` is decided by the
+    last bit of ``1 − Σ``, on both sides alike."""
+    p = normalise_view_proba(proba)
+    if p.shape[1] != len(VIEWS):
+        raise ValueError(f"canonical view probabilities need {len(VIEWS)} columns "
+                         f"({', '.join(VIEWS)}), got {p.shape[1]}")
+    named = decimal_exact(p[:, :5])
+    over = np.flatnonzero(_left_to_right_sum(named) > 1.0)
+    for i in over:
+        row = named[i]
+        for _ in range(32):  # the excess is a few 1e-16; each step removes 1e-15
+            if _left_to_right_sum(row[None])[0] <= 1.0:
+                break
+            # the smallest value ≥ 0.1 (the last such): its 15th digit is worth 1e-15, enough
+            # to take the excess away; the first of the row's largest values is never touched
+            pos = np.flatnonzero(row >= 0.1)
+            j = pos[np.flatnonzero(row[pos] == row[pos].min())[-1]]
+            unit = 10.0 ** (np.floor(np.log10(row[j])) - (EXACT_DIGITS - 1))
+            row[j] = float(f"{row[j] - unit:.{EXACT_DIGITS}g}")
+        else:
+            raise ArithmeticError(f"view probability row {i} could not be brought to a sum ≤ 1")
+    other = np.clip(1.0 - _left_to_right_sum(named), 0.0, 1.0)
+    return np.column_stack([named, other])
 
 
 def multiclass_metrics(y_true: np.ndarray, proba: np.ndarray,

@@ -31,7 +31,10 @@ class SamplingPolicy:
     - ``fps``: ``n_frames`` frames resampled to ``target_fps`` (needs the video's fps) from the
       start frame, i.e. a fixed duration of ``n_frames / target_fps`` seconds.
 
-    A still image always yields index ``[0]``.
+    A still (a medium of one frame) is one frame: it yields ``[0]`` when ``pad="none"`` or when
+    the caller asks for stills unpadded (``pad_stills=False``, what image encoders do: they embed
+    frames one by one, so 16 copies of a still would cost 16× for the same mean embedding); a
+    video encoder that needs ``n_frames`` slots gets ``[0] * n_frames`` under ``repeat_last``.
     """
 
     kind: SamplingKind = "uniform"
@@ -56,12 +59,14 @@ class SamplingPolicy:
         return asdict(self)
 
     def indices(self, n_available: int, *, key_frame: int | None = None,
-                fps: float | None = None) -> np.ndarray:
-        """Frame indices (int64, sorted, may repeat when padded) for a clip of ``n_available``."""
+                fps: float | None = None, pad_stills: bool = True) -> np.ndarray:
+        """Frame indices (int64, sorted, may repeat when padded) for a clip of ``n_available``;
+        ``pad_stills=False``: a one-frame medium gives ``[0]`` whatever ``pad`` says."""
         if n_available < 1:
             raise ValueError("a clip with zero frames has no frames to sample")
         if n_available == 1:
-            return np.zeros(1 if self.pad == "none" else self.n_frames, dtype=np.int64)
+            padded = self.pad != "none" and pad_stills
+            return np.zeros(self.n_frames if padded else 1, dtype=np.int64)
         start = 0
         if self.start == "key_frame" and key_frame is not None and not _nan(key_frame):
             start = int(min(max(int(key_frame), 0), n_available - 1))
@@ -115,6 +120,8 @@ def echo_crop_box(h: int, w: int, zoom: float = 0.1,
     it drops ``int(round(zoom * side))`` instead, and trims nothing where either trim is 0 or
     would leave nothing (437×600 → rows 44:393, cols 126:474 instead of 43:394, 125:475).
     """
+    if trim not in ("truncate", "round"):
+        raise ValueError(f"unknown zoom trim rule {trim!r} (truncate or round)")
     top, bottom, left, right = 0, h, 0, w
     if w > h:
         pad = _round_half_even((w - h) / 2)

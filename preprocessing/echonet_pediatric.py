@@ -53,6 +53,9 @@ def _read_view(raw_root: Path, view: str, spec: SplitSpec, errors: list[Problem]
     height_m = table["Height"] / 100.0
     # Missing or zero height gives NaN, never inf.
     out["bmi"] = (weight / height_m.where(height_m > 0) ** 2).astype(float)
+    # kept as recorded (kg, cm): the published evaluator computes its BMI groups from them
+    out["weight"] = weight.astype(float)
+    out["height"] = table["Height"].astype(float)
     params = spec.params
     folds = table[params["column"]]
     splits, split_problems = map_split_column(
@@ -141,9 +144,10 @@ def ground_truth(manifest: Manifest) -> dict[str, pd.DataFrame]:
     from a manifest: fold 0 test, 1 val, 2 train."""
     t = manifest.table.reset_index(drop=True)
     fold = t["split"].map({"test": 0, "val": 1, "train": 2})
-    # the FileList's Weight/Height are not in the manifest (it keeps BMI); left empty, the
-    # evaluator's BMI subgroup rows are empty while EF and the Sex/Age subgroups are exact
+    # the evaluator computes its BMI groups from Weight (kg) and Height (cm): carried from the
+    # FileList through the manifest (empty for a manifest written before they were kept)
     return {"echonet_pediatric_filelist.csv": pd.DataFrame({
         "FileName": t["sample_id"], "EF": t["ef"], "Sex": t["sex"], "Age": t["age"],
-        "Weight": np.nan, "Height": np.nan, "BMI": t.get("bmi", np.nan), "Split": fold,
+        "Weight": t.get("weight", np.nan), "Height": t.get("height", np.nan),
+        "BMI": t.get("bmi", np.nan), "Split": fold,
         "view": t["view"]})}

@@ -12,6 +12,9 @@ What an export holds (``export_predictions``):
   tower for zero-shot) or that was not run gets an **empty file with the right header**, so an
   evaluator that lists the task directory finds it (a missing directory made the EchoNet-LVH
   evaluator die before it saved its regression table);
+* **no tree** for a protocol in which no model has rows for any task (zero-shot of encoders
+  without a text tower): all eight evaluators sort their summary table by model name without
+  checking it is empty and fail; the index lists the protocol under ``protocols_not_written``;
 * model names the evaluators accept: only letters, digits and ``-`` (an ``_`` sends the TMED-2
   evaluator down its per-image path and makes the EchoNet-Pediatric one skip the file);
 * ``cardiobench_export.json``: which export name is which encoder key, and the status of every
@@ -21,8 +24,20 @@ What an export holds (``export_predictions``):
   (``fmt="long"``).
 
 View files carry the five ``prob_<view>`` columns the evaluators read (plus ``prob_Other`` for
-TMED-2, whose example has it); the evaluators recompute ``prob_Other = 1 − Σ`` anyway, which
-equals ours because our six probabilities sum to 1.
+TMED-2, whose example has it). The evaluators ignore any ``prob_Other``: they recompute it as
+``clip(1 − Σ five)`` and divide each row by its sum. In floating point that is *not* the identity
+on six probabilities that sum to 1 (the last bit moves), and a last bit decides the argmax of a
+tied row and the 15-bin ECE bin of a confidence exactly on an edge, both common for kNN vote
+shares (multiples of 1/k); and pandas < 3's default CSV parser reads some 17-digit values an
+ulp off. So the scorer stores view probabilities already in a form the evaluators rebuild bit
+for bit (:func:`cardiobench.stats.canonical_view_proba`): five named values with 15 significant
+digits (read exactly by any parser) whose sum is at most 1, and ``Other == clip(1 − Σ five)``, so
+their row sum is exactly 1.0; we score those numbers and export them unchanged, and argmax, ECE
+bins and every metric agree digit for digit. Regression predictions are scored and written with
+15 significant digits for the same reason (near-ties must not split or merge on the way).
+We chose this over binning our ECE "as the evaluator will" on other numbers than we score, and
+over nudging exported values toward intended bins: the latter is impossible in general (a
+three-way tie at 1/3 with 15 bins cannot keep both the first-class argmax and the lower bin).
 
 The module is longer than ~400 lines on purpose: writing an export, writing the ground truth
 and checking an export are three readings of one format contract (``reference_contract.yaml``),
@@ -170,11 +185,27 @@ class ExportReport:
     files: list[ExportedFile] = field(default_factory=list)
     ground_truth: list[str] = field(default_factory=list)
     index: str | None = None
+    #: protocol → why no tree was written for it (no model has predictions for any task)
+    skipped: dict[str, str] = field(default_factory=dict)
+
+    def summary(self) -> str:
+        """What a terminal shows: every file (header-only ones marked), protocols with no tree
+        and why, the model names, the ground truth written, and the counts."""
+        lines = [f"{f.task:32s} {f.protocol:13s} -> {f.path}"
+                 + ("" if f.status == "ok" else f"  [header only: {f.status}]") for f in self.files]
+        lines += [f"{proto:13s} -> no tree written: {why}" for proto, why in self.skipped.items()]
+        lines += [f"model {name!r} = {m['encoder_key']}" for name, m in self.models.items()]
+        lines += [f"ground truth -> {path}" for path in self.ground_truth]
+        n_ok = sum(f.status == "ok" for f in self.files)
+        lines.append(f"{n_ok} file(s) with predictions, {len(self.files) - n_ok} header-only, "
+                     f"index {self.index}")
+        return "\n".join(lines)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form of the index file."""
         return {"format": self.fmt, "models": self.models,
-                "files": [asdict(f) for f in self.files], "ground_truth": self.ground_truth}
+                "files": [asdict(f) for f in self.files], "ground_truth": self.ground_truth,
+                "protocols_not_written": self.skipped}
 
 
 def model_names(results: Sequence[Result], model_name: str | None = None) -> dict[str, str]:
@@ -204,6 +235,15 @@ def _long_rows(result: Result, task: Task, model: str) -> pd.DataFrame:
     return out
 
 
+def _status(r: Result | None) -> tuple[str, str | None]:
+    """Export status and reason of one (encoder, protocol, task) result (``None``: not run)."""
+    if r is None:
+        return "missing", "no result for this task, protocol and encoder"
+    if r.status == "ok" and r.predictions is None:
+        return "missing", "result has no predictions file"
+    return r.status, r.reason
+
+
 def export_predictions(results: Sequence[Result], tasks: Mapping[str, Task], out: str | Path,
                        protocols: Sequence[str] = ("linear_probe",), model_name: str | None = None,
                        fmt: str = "reference") -> ExportReport:
@@ -211,8 +251,11 @@ def export_predictions(results: Sequence[Result], tasks: Mapping[str, Task], out
     docstring) and write the index file.
 
     With one protocol the evaluators' tree is ``out`` itself; with several, ``out/<protocol>``
-    per protocol (each a tree the evaluators can be pointed at). ``fmt="long"`` writes one tidy
-    CSV (task, protocol, model, encoder_key, unit_id, y_true, y_pred, prob, prob_<view>) instead.
+    per protocol (each a tree the evaluators can be pointed at). A protocol for which no model
+    has predictions for any task gets **no tree** (``report.skipped`` and the index's
+    ``protocols_not_written`` say why): every published evaluator fails on it. ``fmt="long"``
+    writes one tidy CSV (task, protocol, model, encoder_key, unit_id, y_true, y_pred, prob,
+    prob_<view>) instead.
     """
     if fmt not in FORMATS:
         raise ValueError(f"unknown export format {fmt!r}; known: {list(FORMATS)}")
@@ -233,27 +276,32 @@ def export_predictions(results: Sequence[Result], tasks: Mapping[str, Task], out
     long_parts = []
     for proto in protocols:
         root = out if len(protocols) == 1 else out / proto
-        for key, name in names.items():
-            for tname in load_contract():
-                task = tasks[tname]
-                r = by.get((key, proto, tname))
-                status = r.status if r is not None else "missing"
-                reason = None if r is None else r.reason
-                if r is None:
-                    reason = "no result for this task, protocol and encoder"
-                elif status == "ok" and r.predictions is None:
-                    status, reason = "missing", "result has no predictions file"
-                if fmt == "long":
-                    if status == "ok":
-                        long_parts.append(_long_rows(r, task, name))
-                    continue
-                frame = export_frame(r, task) if status == "ok" else empty_frame(task)
-                path = root / _file_name(tname, name)
-                atomic_write_text(path, frame.to_csv(index=False))
-                report.files.append(ExportedFile(str(path.relative_to(out)), tname, proto, name,
-                                                 key, status, len(frame), reason))
-                if status != "ok":
-                    log.debug("%s %s: header-only file (%s: %s)", tname, proto, status, reason)
+        planned = [(key, name, tname, *_status(by.get((key, proto, tname))))
+                   for key, name in names.items() for tname in load_contract()]
+        if not any(status == "ok" for *_, status, _ in planned):
+            # every evaluator sorts its label-task summary by model name unguarded: a tree in
+            # which no model has rows (zero-shot of an encoder without a text tower) makes all
+            # eight fail, so no such tree is written
+            reasons = sorted({f"{status}: {reason}" for *_, status, reason in planned})
+            report.skipped[proto] = ("no model has predictions for any task ("
+                                     + "; ".join(reasons[:3]) + ("; ..." if len(reasons) > 3 else "")
+                                     + "): the published evaluators would all fail on the empty "
+                                     "summary table, so no tree was written")
+            log.warning("%s: %s", proto, report.skipped[proto])
+            continue
+        for key, name, tname, status, reason in planned:
+            r, task = by.get((key, proto, tname)), tasks[tname]
+            if fmt == "long":
+                if status == "ok":
+                    long_parts.append(_long_rows(r, task, name))
+                continue
+            frame = export_frame(r, task) if status == "ok" else empty_frame(task)
+            path = root / _file_name(tname, name)
+            atomic_write_text(path, frame.to_csv(index=False))
+            report.files.append(ExportedFile(str(path.relative_to(out)), tname, proto, name,
+                                             key, status, len(frame), reason))
+            if status != "ok":
+                log.debug("%s %s: header-only file (%s: %s)", tname, proto, status, reason)
     if fmt == "long":
         table = pd.concat(long_parts, ignore_index=True) if long_parts else pd.DataFrame()
         atomic_write_text(out / LONG_FILE, neutralise_frame(table).to_csv(index=False))
@@ -397,6 +445,23 @@ def _check_root(root: Path, out: Path) -> list[Finding]:
     return findings
 
 
+def id_difference(entry: dict[str, Any], ids: Iterable[Any]) -> str:
+    """How ``ids`` differ from a contract entry's published test IDs: counts, and the first
+    IDs missing and extra (the entry's ``gt_order`` or ``ids`` list)."""
+    got = {str(i) for i in ids}
+    published = set(map(str, entry.get("gt_order") or entry.get("ids") or ()))
+    text = f"{len(got)} ID(s) against the published {entry['n']}"
+    if not published:
+        return text + " (published ID list not packaged; SHA-256 differs)"
+    absent, extra = sorted(published - got), sorted(got - published)
+    return (f"{text}; {len(absent)} published ID(s) absent{_eg(absent)}, {len(extra)} not "
+            f"published{_eg(extra)}")
+
+
+def _eg(ids: Sequence[str], k: int = 5) -> str:
+    return f" ({', '.join(ids[:k])}{', ...' if len(ids) > k else ''})" if ids else ""
+
+
 def _check_file(entry: dict[str, Any], path: Path, rel: str) -> list[Finding]:
     try:
         df = pd.read_csv(path, dtype=str, keep_default_na=False)
@@ -410,8 +475,9 @@ def _check_file(entry: dict[str, Any], path: Path, rel: str) -> list[Finding]:
                         f"{entry['required']}")]
     if df.empty:
         return [Finding("warning", rel, "header only (task not applicable or not run): the "
-                        "evaluator skips this model ('no overlap'); if no file of the folder has "
-                        "rows, TMED-2 and EchoNet-LVH stop when they build their summary table")]
+                        "evaluator skips this model ('no overlap'); if no file of a label-task "
+                        "folder (EF, LVH measurements, ASD/PAH, STEMI, RWMA, AS) has rows, its "
+                        "evaluator stops when it sorts the empty summary table by model")]
     f: list[Finding] = []
     ids = df[entry["id_column"]]
     dup = int(ids.duplicated().sum())
@@ -419,15 +485,16 @@ def _check_file(entry: dict[str, Any], path: Path, rel: str) -> list[Finding]:
         f.append(Finding("warning", rel, f"{dup} duplicate ID(s): the evaluator keeps the first"))
     uniq = ids.drop_duplicates()
     if len(uniq) != entry["n"] or ids_sha256(uniq) != entry["ids_sha256"]:
-        hint = ""
-        order = entry.get("gt_order")
-        if order:
-            extra = sorted(set(uniq) - set(order))
-            hint = (f"; {len(set(order) - set(uniq))} published ID(s) absent, {len(extra)} not "
-                    f"published (e.g. {extra[:3]})")
         f.append(Finding("error", rel, f"{entry['id_column']} does not list the published test "
-                         f"set ({len(uniq)} IDs vs {entry['n']}{hint}): the evaluator scores only "
-                         "the IDs both sides share"))
+                         f"set: {id_difference(entry, uniq)}; the evaluator scores only the "
+                         "IDs both sides share" + (f" ({entry['id_note']})"
+                                                   if entry.get("id_note") else "")))
     return f + _check_values(entry, df, rel)
 
 
+def findings_summary(out: str | Path, findings: Sequence[Finding]) -> str:
+    """:func:`check_export`'s findings for a terminal, and the verdict line."""
+    errors = sum(f.level == "error" for f in findings)
+    return "\n".join([str(f) for f in findings] + [
+        f"{out}: {errors} error(s), {len(findings) - errors} warning(s)"
+        + ("" if errors else "; the published evaluators can read it")])

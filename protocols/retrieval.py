@@ -10,8 +10,10 @@ Tie rule (deterministic, independent of sklearn's partition order): neighbours a
 cosine distance rounded to 12 decimals, and gallery items at the same distance by their position
 in the gallery (train+val rows in manifest order), so the ``k`` nearest are always the same
 rows. A tied vote is not broken here: the vote shares are the probabilities, and the protocol's
-decision rule applies to them (binary: positive when the share is ≥ 0.5; views: the first class
-in the task's class order among the most voted, numpy's argmax).
+decision rule applies to them (binary: positive when the share is ≥ 0.5; views: numpy's argmax of
+the scored probabilities, :func:`cardiobench.stats.canonical_view_proba`: the first class in the
+task's class order among the most voted, except that a tie with ``Other`` is decided by the last
+bit of ``1 − Σ`` of the five named shares, exactly as the published evaluators decide it).
 """
 
 from __future__ import annotations
@@ -72,8 +74,10 @@ class TieStableKNNRegressor(RegressorMixin, _TieStableKNN):
     """Mean label of the ``k`` nearest gallery rows."""
 
     def predict(self, X: np.ndarray) -> np.ndarray:
-        """Mean neighbour label per query row."""
-        return self._neighbour_labels(X).astype(np.float64).mean(axis=1)
+        """Mean neighbour label per query row, summed in sorted order: two queries with the same
+        neighbour labels get bit-identical predictions (a tie stays a tie for rank metrics such
+        as Spearman, whatever order the neighbours came in)."""
+        return np.sort(self._neighbour_labels(X).astype(np.float64), axis=1).mean(axis=1)
 
 
 class TieStableKNNClassifier(ClassifierMixin, _TieStableKNN):

@@ -167,6 +167,18 @@ def test_pediatric_tiny_round_trip(tmp_path):
     # up to the 0.1 kg rounding of the stored weight.
     np.testing.assert_allclose(j["bmi"].astype(float), j["bmi_truth"].astype(float), rtol=1e-9)
     assert j["bmi"].isna().any() and j["bmi"].notna().any()
+    # Weight (kg) and Height (cm) kept as recorded: the published evaluator bins BMI from them
+    for col in ("weight", "height"):
+        np.testing.assert_array_equal(j[col].astype(float), j[f"{col}_truth"].astype(float))
+    # ... and the ground truth written for it carries them, so its BMI groups are not empty
+    from cardiobench.protocols.export import write_ground_truth
+
+    [gt] = write_ground_truth({"echonet_pediatric": m}, CATALOGUE.datasets, tmp_path / "gt")
+    fl = pd.read_csv(gt).merge(truth, left_on="FileName", right_on="sample_id", validate="1:1")
+    np.testing.assert_array_equal(fl["Weight"], fl["weight"])
+    np.testing.assert_array_equal(fl["Height"], fl["height"])
+    bmi = fl["Weight"] / (fl["Height"] / 100) ** 2  # the evaluator's own formula
+    np.testing.assert_allclose(bmi, fl["bmi"], rtol=1e-12)
     assert (j["sex"] == j["sex_truth"]).all()
     assert (j["split"] == j["split_truth"]).all()
     assert (j["patient_id"] == j["patient_id_truth"]).all()

@@ -19,6 +19,8 @@ from cardiobench.io import write_video
 from cardiobench.manifest import Manifest
 from cardiobench.transforms import SamplingPolicy
 
+from helpers import CATALOGUE
+
 N_VIDEOS = 10
 
 
@@ -220,3 +222,33 @@ def test_frame_count_in_the_manifest_larger_than_the_file(toy: Manifest, tmp_pat
     assert (kinds.drop("broken") == "truncated").all()
     reason = emb.failures.set_index("sample_id").at["v03", "reason"]
     assert "promises 30 frames" in reason and "a file with 12 frames" in reason, reason
+
+
+def test_stills_are_one_frame_for_image_encoders_and_padded_for_video_ones(tmp_path: Path) -> None:
+    from cardiobench.phantom.layouts import write_layout
+    from cardiobench.preprocessing import prepare
+
+    write_layout(CATALOGUE.layout("tmed2"), tmp_path / "raw", "tiny", seed=0)
+    m = prepare(CATALOGUE.dataset("tmed2"), tmp_path / "raw")
+    m = Manifest(m.dataset, m.table.head(12).copy(), m.root, m.split_rule, m.source)
+    enc = build_encoder("pixels", n_frames=16)
+    assert enc.spec.sampling.n_frames == 16 and enc.spec.sampling.pad == "repeat_last"
+    emb = load_or_extract(m, enc, tmp_path / "c", shard_size=4, num_workers=0, progress=False)
+    assert [f.shape[0] for f in emb.frames] == [1] * len(m)  # was 16 identical copies
+    cache = EmbeddingCache(tmp_path / "c", m.dataset, enc.fingerprint())
+    shard = cache.read_shard_file(cache.shard_path(0, 4))
+    assert [i.tolist() for i in shard.frame_indices] == [[0]] * len(shard.sample_ids)
+    # the clip vector is what 16 copies gave: the pooled mean of one repeated frame embedding
+    f = torch.from_numpy(emb.frames[0])
+    np.testing.assert_allclose(emb.clip[0], enc.pool_frames(f.repeat(16, 1)).numpy(), atol=1e-6)
+    # a video encoder that needs its T slots still gets them (documented repeat-last padding)
+    seen: list[int] = []
+
+    class Clips(TinyVideoEncoder):
+        def encode_clips(self, clips: torch.Tensor) -> torch.Tensor:
+            seen.extend([clips.shape[1]] * clips.shape[0])
+            return super().encode_clips(clips)
+
+    vid = Clips()
+    load_or_extract(m, vid, tmp_path / "v", shard_size=4, num_workers=0, progress=False)
+    assert seen == [vid.spec.sampling.n_frames] * len(m)

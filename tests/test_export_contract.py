@@ -58,6 +58,8 @@ def test_packaged_contract_is_rederived_from_the_examples(examples: Path) -> Non
         assert e["ids_sha256"] == example_files()[e["file"].format(model="modelname")]["ids_sha256"]
         if "gt_order" in e:
             assert sorted(e["gt_order"]) == sorted(ids), tname
+        else:
+            assert e["ids"] == sorted(ids), tname
         # our task registry writes exactly these columns
         assert list(CATALOGUE.task(tname).export.columns) == e["columns"], tname
 
@@ -120,7 +122,22 @@ def test_not_applicable_and_missing_tasks_get_header_only_files(tmp_path: Path) 
     assert [f.level for f in lvh_view] == ["warning"] and "header only" in lvh_view[0].message
     # two IDs instead of the published 339: the evaluator would score a different set
     ivsd = [f for f in checks if f.path == "EchoNet-LVH/IVSd/pixels.csv"]
-    assert ivsd[0].level == "error" and "2 IDs vs 339" in ivsd[0].message
+    assert ivsd[0].level == "error"
+    assert "2 ID(s) against the published 339; 339 published ID(s) absent" in ivsd[0].message
+    assert "2 not published (0XA, 0XB)" in ivsd[0].message
+
+
+def test_check_names_the_camus_ids_that_differ(tmp_path: Path) -> None:
+    # a real CAMUS test set (50 patients) that holds patient0027 instead of the EF example's
+    # patient0001: same count, so the message must name the patients, not say "50 vs 50"
+    contract = export.load_contract()
+    ids = [i for i in contract["camus/ef"]["ids"] if i != "patient0001"] + ["patient0027"]
+    export.export_predictions([_result("camus/ef", ids)], CATALOGUE.tasks, tmp_path, ["linear_probe"])
+    [f] = [f for f in export.check_export(tmp_path) if f.path == "CAMUS/EF/pixels.csv"]
+    assert f.level == "error"
+    assert ("50 ID(s) against the published 50; 1 published ID(s) absent (patient0001), "
+            "1 not published (patient0027)") in f.message
+    assert "view example lists" in f.message  # the packaged note on the two example files
 
 
 def test_all_protocols_one_tree_each_and_zero_shot_included(tmp_path: Path) -> None:
@@ -132,6 +149,25 @@ def test_all_protocols_one_tree_each_and_zero_shot_included(tmp_path: Path) -> N
         assert list(df.columns) == ["stemi_pred", "unique_id", "view"] and len(df) == 2
     with pytest.raises(ValueError, match="exportable"):
         export.export_predictions(rs, CATALOGUE.tasks, tmp_path, ["alignment"])
+
+
+def test_a_protocol_without_any_rows_gets_no_tree(tmp_path: Path) -> None:
+    # zero-shot of an encoder without a text tower: every task not applicable. All eight
+    # evaluators sort their label-task summary by model unguarded, so such a tree is not written
+    lp = _result("hmcqu/stemi", ["ES0001_A2C"], protocol="linear_probe")
+    zs = [Result(task=t, dataset=CATALOGUE.task(t).dataset, protocol="zero_shot", encoder=lp.encoder,
+                 status="not_applicable", reason="pixels has no text tower")
+          for t in ("hmcqu/stemi", "camus/ef")]
+    rep = export.export_predictions([lp, *zs], CATALOGUE.tasks, tmp_path, ["linear_probe", "zero_shot"])
+    assert (tmp_path / "linear_probe" / "HMCQU" / "stemi" / "pixels.csv").is_file()
+    assert not (tmp_path / "zero_shot").exists()
+    assert {f.protocol for f in rep.files} == {"linear_probe"}
+    why = json.loads((tmp_path / export.INDEX_FILE).read_text())["protocols_not_written"]
+    assert list(why) == ["zero_shot"] and "not_applicable: pixels has no text tower" in why["zero_shot"]
+    # one task with rows is enough for the tree to be written (header-only files beside it)
+    zs_ok = _result("hmcqu/stemi", ["ES0001_A2C"], protocol="zero_shot")
+    rep = export.export_predictions([zs_ok, zs[1]], CATALOGUE.tasks, tmp_path / "b", ["zero_shot"])
+    assert rep.skipped == {} and len(rep.files) == len(export.load_contract())
 
 
 def test_long_format(tmp_path: Path) -> None:
@@ -166,7 +202,7 @@ def test_check_catches_what_an_official_script_chokes_on(tmp_path: Path, example
     shutil.rmtree(tmp_path / "EchoNet-LVH" / "view")                             # directory
     got = {(f.level, f.path): f.message for f in export.check_export(tmp_path)}
     assert "asd_pred" in got[("error", "CardiacNet/ASD/pixels.csv")]
-    assert "49 IDs vs 50" in got[("error", "CAMUS/EF/pixels.csv")]
+    assert "49 ID(s) against the published 50; 1 published ID(s) absent" in got[("error", "CAMUS/EF/pixels.csv")]
     assert "'my_model'" in got[("error", "TMED2/AS/my_model.csv")]
     assert "hard 0/1" in got[("error", "HMCQU/stemi/pixels.csv")]
     assert "os.listdir" in got[("error", "EchoNet-LVH/view")]
@@ -185,7 +221,7 @@ def test_cli_export_then_check(tmp_path: Path, capsys: pytest.CaptureFixture) ->
     assert "model 'my-model-1' = mvit_v2_s-ab12cd34" in capsys.readouterr().out
     assert main(["export-predictions", str(out), "--check"]) == 1
     text = capsys.readouterr().out
-    assert "HMCQU/stemi/my-model-1.csv" in text and "2 IDs vs 50" in text
+    assert "HMCQU/stemi/my-model-1.csv" in text and "2 ID(s) against the published 50" in text
 
 
 # ----------------------------------------------------------------------------- ground truth

@@ -98,6 +98,16 @@ def test_paper_recipe_matches_published_pipeline(golden: dict[str, np.ndarray], 
     _check(ours, spec, d[f"paper__{size}__u8"], gold_x, f"{enc} paper {size}")
 
 
+
+def test_paper_and_echoclip_goldens_differ_where_the_trims_round_differently(
+        golden: dict[str, np.ndarray]) -> None:
+    # the corrected fixture's claim, checked: equal at 600x800 (0.1*480 = 48.0), apart at 437x600
+    d = golden
+    assert np.array_equal(d["paper__600x800__u8"][[0, 2]], d["echoclip__600x800__u8"])
+    diff = np.abs(d["paper__437x600__u8"][[0, 2]].astype(int) - d["echoclip__437x600__u8"])
+    assert diff.max() > 100
+
+
 @pytest.mark.parametrize("size", SIZES)
 def test_video_frame_sampling_matches_official_slots(golden: dict[str, np.ndarray], size: str) -> None:
     d = golden
@@ -157,6 +167,7 @@ def test_crop_geometry_follows_official_rounding() -> None:
     assert echo_crop_box(6, 6, trim="round") == (1, 5, 1, 5)  # round(0.6) = 1; truncation gives 0
     assert echo_crop_box(6, 6) == (0, 6, 0, 6)
     assert echo_crop_box(10, 10, zoom=0.5, trim="round") == (0, 10, 0, 10)  # would leave nothing
+    assert echo_crop_box(768, 1024, trim="round") == (77, 691, 205, 819)  # 76.8 -> 77
     # torchvision Resize truncates the long side
     assert short_side_size(600, 800, 224) == (224, 298)
     assert short_side_size(800, 600, 256) == (341, 256)

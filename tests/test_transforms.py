@@ -36,6 +36,10 @@ def test_fixed_count_at_target_fps() -> None:
 
 def test_still_image_and_invalid_policies() -> None:
     assert SamplingPolicy("uniform", 3).indices(1).tolist() == [0, 0, 0]
+    # a still is one frame for a caller that embeds frames one by one (image encoders)
+    assert SamplingPolicy("uniform", 3).indices(1, pad_stills=False).tolist() == [0]
+    assert SamplingPolicy("consecutive", 4, pad="none").indices(1).tolist() == [0]
+    assert SamplingPolicy("consecutive", 2).indices(5, pad_stills=False).tolist() == [0, 1]
     with pytest.raises(ValueError):
         SamplingPolicy("uniform", 0)
     with pytest.raises(ValueError):

@@ -70,19 +70,23 @@ class SampledFrames:
     failure, recorded with its kind. Anything else is a bug and propagates: it must not turn
     into thousands of per-sample "other" failures.
 
-    With ``prep`` (an encoder's input spec) the frames are also preprocessed on the CPU, in the
-    calling thread, so a decoding pool preprocesses in parallel too. With ``pin`` they are
-    copied into pinned memory there, ready for an asynchronous copy to the GPU. With
-    ``mask_us_region`` DICOM frames are zeroed outside their ultrasound regions as decoded
+    ``pad_stills=False`` (image encoders) reads a one-frame medium (a TMED-2 image) once instead
+    of padding it to the policy's ``n_frames`` copies; the clip vector, a mean of frame
+    embeddings, is the same, so caches written with the copies stay valid (their frame arrays
+    hold the copies). With ``prep`` (an encoder's input spec) the frames are also preprocessed
+    on the CPU, in the calling thread, so a decoding pool preprocesses in parallel too. With
+    ``pin`` they are copied into pinned memory there, ready for an asynchronous copy to the GPU.
+    With ``mask_us_region`` DICOM frames are zeroed outside their ultrasound regions as decoded
     (:func:`cardiobench.io.us_region.mask_us_region`; other media pass unchanged).
     """
 
     def __init__(self, rows: pd.DataFrame, root: str | Path, sampling: SamplingPolicy,
                  prep: InputSpec | None = None, pin: bool = False,
-                 mask_us_region: bool = False):
+                 mask_us_region: bool = False, pad_stills: bool = True):
         self.rows = rows.reset_index(drop=True)
         self.root = Path(root)
         self.sampling = sampling
+        self.pad_stills = pad_stills
         self.prep = prep
         self.pin = pin
         self.mask_us_region = mask_us_region
@@ -105,7 +109,8 @@ class SampledFrames:
             key = None if is_missing(row.get("key_frame")) else row.get("key_frame")
             fps = None if is_missing(fps) else float(fps)
             try:
-                idx = self.sampling.indices(int(n_frames), key_frame=key, fps=fps)
+                idx = self.sampling.indices(int(n_frames), key_frame=key, fps=fps,
+                                            pad_stills=self.pad_stills)
             except ValueError as exc:  # e.g. zero frames, or fps sampling without an fps
                 raise BadSampleRow(f"{path}: no clip can be sampled ({exc}; n_frames="
                                    f"{n_frames}, fps={fps}, key_frame={key})") from exc
@@ -467,7 +472,7 @@ def _embed_shards(todo: list[int], plan: ShardPlan, by_id: pd.DataFrame, manifes
     order = [sid for w in works for sid in w.todo]
     ds = SampledFrames(by_id.loc[order] if order else by_id.iloc[:0], manifest.media_root(),
                        encoder.spec.sampling, prep=encoder.spec if device.type == "cpu" else None,
-                       pin=device.type == "cuda",
+                       pin=device.type == "cuda", pad_stills=not image,
                        mask_us_region=encoder.spec.mask_outside_us_region)
     if order:  # something must be decoded: the download has to be where the manifest says
         manifest.media_root(must_exist=True)

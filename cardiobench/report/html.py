@@ -93,6 +93,12 @@ class ReportFiles:
     tables: list[Path] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)   # sections left out and why
 
+    def summary(self) -> str:
+        """What a terminal shows: the notes, the counts and where to open the report."""
+        return "\n".join([f"note: {n}" for n in self.notes] + [
+            f"{len(self.figures)} figure(s), tables {', '.join(p.name for p in self.tables)}",
+            f"report: {self.index.resolve()}  (open in a browser; works offline)"])
+
 
 def _e(x: Any) -> str:
     return html.escape(str(x), quote=True)

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from cardiobench import stats
+from cardiobench.manifest import VIEWS
 from cardiobench.protocols import linear_probe as lp
 from cardiobench.protocols import retrieval, zero_shot
 from cardiobench.protocols.runners import Runner
@@ -24,7 +25,12 @@ class MulticlassScorer(Scorer):
     """Class probabilities (renormalised): accuracy family against the train+val prior."""
 
     def test_outputs(self, units: Units) -> np.ndarray:
-        return stats.normalise_view_proba(units.out[units.mask("test")])
+        out = units.out[units.mask("test")]
+        if tuple(units.task.classes) == VIEWS:
+            # the form the published evaluators rebuild bit for bit from our export (their
+            # prob_Other = 1 − Σ): scored here, written to the predictions, exported as is
+            return stats.canonical_view_proba(out)
+        return stats.normalise_view_proba(out)
 
     def decide(self, units: Units, cfg: Mapping[str, Any], runner: type[Runner],
                boot: Bootstrap) -> Decision:

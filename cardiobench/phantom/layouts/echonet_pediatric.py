@@ -142,7 +142,8 @@ def write(root: Path, *, scale: Scale, seed: int,
         truth.append({"sample_id": row.sample_id, "patient_id": row.patient_id,
                       "split": _split_for(int(row.fold)), "view": view, "ef": ef,
                       "sex": child["Sex"], "age": child["Age"],
-                      "bmi": child["Weight"] / h_m**2, "ed_frame": ed, "es_frame": es,
+                      "bmi": child["Weight"] / h_m**2, "weight": child["Weight"],
+                      "height": child["Height"], "ed_frame": ed, "es_frame": es,
                       "fold": int(row.fold)})
     for view in ("A4C", "PSAX"):
         folder = root / view
