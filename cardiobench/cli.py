@@ -103,10 +103,12 @@ def cmd_phantom(args: argparse.Namespace) -> int:
 
 def cmd_prepare(args: argparse.Namespace) -> int:
     from cardiobench.catalogue import default_catalogue
+    from cardiobench.catalogue.own import dataset_to_prepare
     from cardiobench.preprocessing import prepare, prepare_summary
 
-    out = Path(args.out) if args.out else DEFAULT_MANIFESTS / f"{args.dataset}.csv"
-    m = prepare(default_catalogue().dataset(args.dataset), args.raw, out,
+    dataset, raw = dataset_to_prepare(args.dataset, args.raw, default_catalogue())
+    out = Path(args.out) if args.out else DEFAULT_MANIFESTS / f"{dataset.name}.csv"
+    m = prepare(dataset, raw, out,
                 media_check=not args.no_media_check, allow_incomplete=args.allow_incomplete,
                 workers=args.workers, strict_root=args.strict_root)
     print(prepare_summary(m, out))
@@ -116,6 +118,7 @@ def cmd_prepare(args: argparse.Namespace) -> int:
 def cmd_splits(args: argparse.Namespace) -> int:
     import cardiobench.splits as splits
     from cardiobench.catalogue import default_catalogue
+    from cardiobench.catalogue.own import catalogue_for
     from cardiobench.manifest import Manifest, manifest_csvs
 
     cat = default_catalogue()
@@ -131,7 +134,7 @@ def cmd_splits(args: argparse.Namespace) -> int:
         # an edited split is what verify reports on, so the sidecar's fingerprint may differ
         m = Manifest.read(path, check_sidecar_split=args.splits_cmd != "verify")
         if args.splits_cmd == "verify":
-            report = splits.verify(m, cat.dataset(m.dataset).spec())
+            report = splits.verify(m, catalogue_for([m], cat).dataset(m.dataset).spec())
             print(report)
             ok &= bool(report.ok)
         elif args.splits_cmd == "export":
@@ -205,12 +208,11 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from cardiobench.atomic import claim_folder
-    from cardiobench.catalogue import default_catalogue
     from cardiobench.encoders import build_encoder
     from cardiobench.job import Job, generate_phantom, prepare_all
     from cardiobench.report.html import build_report
     from cardiobench.report.leaderboard import write_leaderboard
-    from cardiobench.suite import load_suite, suite_entries
+    from cardiobench.suite import load_suite
 
     out, t0 = Path(args.out), time.perf_counter()
     claim_folder(out, ".cardiobench-demo", "demo")
@@ -224,8 +226,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     for name in args.encoder or ["pixels"]:
         encoder = build_encoder(name)
         job = Job(prepared.manifests, encoder, out / "cache", out / "results",
-                  entries=suite_entries(load_suite(args.suite), default_catalogue()),
-                  options=_options(args))
+                  suite=load_suite(args.suite), options=_options(args))
         print(f"[3/4] embedding with {name} ({encoder.fingerprint()[:12]})")
         embeddings = job.load_or_embed()
         print(f"[4/4] protocols for {name}")
@@ -298,6 +299,7 @@ def cmd_cka(args: argparse.Namespace) -> int:
 def cmd_export_predictions(args: argparse.Namespace) -> int:
     from cardiobench.catalogue import default_catalogue
     from cardiobench.protocols.export import exportable_protocols, export_predictions
+    from cardiobench.report import task_of
     from cardiobench.results import load_results
 
     if args.out_positional:
@@ -316,7 +318,8 @@ def cmd_export_predictions(args: argparse.Namespace) -> int:
     names = [p.name for p in cat.select_protocols(patterns) if p.name in exportable_protocols()]
     results = [r for r in load_results(args.results, with_predictions=True)
                if not args.encoder or args.encoder in (r.encoder_name, r.encoder_key)]
-    report = export_predictions(results, cat.tasks, out, names, args.model_name, args.format)
+    tasks = {**cat.tasks, **{r.task: task_of(r.task, results) for r in results}}
+    report = export_predictions(results, tasks, out, names, args.model_name, args.format)
     if args.with_ground_truth:
         from cardiobench.job import read_manifests
         from cardiobench.protocols.export import write_ground_truth
@@ -375,8 +378,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``cardiobench`` console script."""
     args = build_parser().parse_args(argv)
     args.func = globals()[f"cmd_{args.cmd.replace('-', '_')}"]
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(levelname)s %(name)s: %(message)s")
+    # our own INFO lines; other packages' (a codec's per-tile chatter) only from WARNING
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("cardiobench").setLevel(logging.DEBUG if args.verbose else logging.INFO)
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:

@@ -54,7 +54,14 @@ def _catalogue() -> Any:
     return default_catalogue()
 
 
-DATASETS = _Lazy(lambda: list(_catalogue().datasets))
+class _DatasetsOrCohort(_Lazy):
+    """The catalogue's datasets, or any cohort YAML (``*.yaml``/``*.yml``) a user describes."""
+
+    def __contains__(self, name: object) -> bool:
+        return str(name).lower().endswith((".yaml", ".yml")) or super().__contains__(name)
+
+
+DATASETS = _DatasetsOrCohort(lambda: list(_catalogue().datasets))
 LAYOUTS = _Lazy(lambda: list(_catalogue().layouts()))
 IMPORTABLE = _Lazy(lambda: [d.name for d in _catalogue().datasets.values() if d.import_split])
 
@@ -140,9 +147,12 @@ def _verbs(sub: Any) -> None:
     p.add_argument("--datasets", nargs="*", choices=LAYOUTS, metavar="LAYOUT",
                    help="layouts to write, of: %(choices)s (default: all)")
 
-    p = sub.add_parser("prepare", help="harmonise a raw download into a manifest")
-    p.add_argument("dataset", choices=DATASETS, metavar="DATASET", help="one of: %(choices)s")
-    p.add_argument("--raw", required=True, help="the dataset's download folder, unmodified")
+    p = sub.add_parser("prepare", help="harmonise a raw download, or your own cohort described "
+                                       "in a YAML file, into a manifest")
+    p.add_argument("dataset", choices=DATASETS, metavar="DATASET|COHORT.yaml",
+                   help="one of: %(choices)s; or a cohort YAML (docs/own_data.md)")
+    p.add_argument("--raw", help="the dataset's download folder, unmodified (a cohort: default "
+                                 "its YAML's root)")
     p.add_argument("--out", help="manifest CSV (default .cardiobench/manifests/<dataset>.csv)")
     p.add_argument("--allow-incomplete", action="store_true",
                    help="write the manifest without unusable samples instead of stopping; they "

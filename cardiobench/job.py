@@ -27,6 +27,7 @@ import pandas as pd
 
 from cardiobench.atomic import refuse_overwrite
 from cardiobench.catalogue import Catalogue, default_catalogue
+from cardiobench.catalogue.own import catalogue_for
 from cardiobench.embed import EmbeddingCache, Embeddings, ExtractReport, extract, failure_summary
 from cardiobench.embed.extract import cache_is_current, distributed_rank, load_or_extract
 from cardiobench.manifest import Manifest, ManifestError, manifest_csvs, sidecar_path
@@ -153,14 +154,15 @@ class Job:
     def __init__(self, manifests: Mapping[str, Manifest], encoder: Any,
                  cache_root: str | Path, results_dir: str | Path | None = None, *,
                  catalogue: Catalogue | None = None, entries: Sequence[SuiteEntry] | None = None,
-                 options: EmbedOptions | None = None):
-        self.catalogue = catalogue or default_catalogue()
+                 suite: Mapping[str, Any] | None = None, options: EmbedOptions | None = None):
+        # a cohort described by its user enters the catalogue from its manifest's sidecar
+        self.catalogue = catalogue_for(manifests.values(), catalogue or default_catalogue())
         self.manifests = dict(manifests)
         self.encoder = encoder
         self.cache_root = Path(cache_root)
         self.results_dir = Path(results_dir) if results_dir is not None else None
         self.entries = list(entries) if entries is not None else \
-            suite_entries(load_suite(), self.catalogue)
+            suite_entries(suite or load_suite(), self.catalogue)
         self.options = options or EmbedOptions()
         inputs = [q for m in self.manifests.values() if m.path is not None
                   for q in (m.path, sidecar_path(m.path))]
@@ -179,13 +181,14 @@ class Job:
         """A job over the manifests at ``paths``, scoring the suite narrowed by ``tasks`` and
         ``protocols`` globs (``ci`` overrides the suite's bootstrap mode; ``raw`` points
         manifests at moved downloads, as :func:`read_manifests`)."""
-        catalogue = catalogue or default_catalogue()
+        manifests = read_manifests(paths, raw)
+        catalogue = catalogue_for(manifests.values(), catalogue or default_catalogue())
         spec = dict(suite) if isinstance(suite, Mapping) else load_suite(suite)
         if ci:
             spec["ci"] = ci
         entries = suite_entries(spec, catalogue, tasks, protocols,
                                 source=suite if isinstance(suite, (str, Path)) else "suite")
-        return cls(read_manifests(paths, raw), encoder, cache_root, results_dir, catalogue=catalogue,
+        return cls(manifests, encoder, cache_root, results_dir, catalogue=catalogue,
                    entries=entries, options=options)
 
     # -- embed -------------------------------------------------------------------------------
@@ -308,8 +311,8 @@ def prepare_all(raw_roots: Mapping[str, Path], manifest_dir: str | Path,
     manifest_dir = Path(manifest_dir)
     for layout, raw in raw_roots.items():
         try:
-            datasets = catalogue.layout_datasets(layout)
-        except KeyError as exc:
+            datasets = catalogue.layout_datasets(layout) or _cohorts_in(raw, catalogue)
+        except (KeyError, ManifestError) as exc:
             log.error("prepare %s failed: %s", layout, exc)
             out.failed[layout] = str(exc)
             continue
@@ -321,6 +324,18 @@ def prepare_all(raw_roots: Mapping[str, Path], manifest_dir: str | Path,
                 log.error("prepare %s failed: %s", dataset.name, exc)
                 out.failed[dataset.name] = str(exc)
     return out
+
+
+def _cohorts_in(raw: Path, catalogue: Catalogue) -> tuple[Any, ...]:
+    """The cohort a layout of the user's kind wrote: every cohort YAML in its root."""
+    from cardiobench.catalogue.own import cohort_dataset
+    from cardiobench.preprocessing.own import read_cohort
+
+    found = tuple(cohort_dataset(read_cohort(p)) for p in sorted(Path(raw).glob("*.yaml")))
+    if not found:
+        raise ManifestError(f"{raw}: no dataset of the catalogue is written by this layout and "
+                            "no cohort YAML is in it")
+    return found
 
 
 def check_on_phantom(encoder: Any, workdir: str | Path, seed: int = 0,

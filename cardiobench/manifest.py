@@ -231,11 +231,17 @@ class Manifest:
 
     def provenance(self) -> dict[str, Any]:
         """Where the media were read from, for results: ``manifest_root`` and, when a reader
-        gave another folder than the sidecar's, ``sidecar_root`` beside it."""
+        gave another folder than the sidecar's, ``sidecar_root`` beside it; for a cohort
+        described by its user, ``dataset_source`` (its YAML's description, licence, citation
+        and hash), which the report shows at the top of the cohort's sections."""
         out: dict[str, Any] = {"manifest_root": str(self.root)}
         if "given_root" in self.root_origin:
             out["sidecar_root"] = self.root_origin.get("sidecar_root", "")
             out["root_given"] = True
+        src = self.source or {}
+        if "cohort" in src:
+            out["dataset_source"] = {k: src.get(k) for k in (
+                "title", "description", "licence", "citation", "cohort_sha256")}
         return out
 
     def sidecar(self) -> dict[str, Any]:

@@ -37,8 +37,6 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
-from scipy import stats as sps
-from sklearn import metrics as skm
 
 from cardiobench.manifest import VIEWS
 

@@ -12,7 +12,6 @@ needs arbitrary code is refused.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import re

@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from cardiobench.io import SUPPORTED_SUFFIXES, MediaError, probe, read_frames
 from cardiobench.io.capture import NativeStderr
-from cardiobench.io.identity import identify_all, progress_stream
+from cardiobench.io.identity import progress_stream
 from cardiobench.manifest import Manifest, Problem
 
 log = logging.getLogger(__name__)

@@ -168,7 +168,8 @@ def evaluate(task: Task, protocol: str, manifest: Manifest, embeddings: Embeddin
 
     def not_applicable(why: str) -> Result:
         log.info("%s %s not applicable: %s", task.name, protocol, why)
-        return Result(**base, config=cfg, status="not_applicable", reason=why,
+        return Result(**base, config={**cfg, "task": task.describe()}, status="not_applicable",
+                      reason=why,
                       provenance=provenance(**prov, wall_time_s=time.perf_counter() - t0))
 
     if runner_cls.needs_text and (encoder is None or not getattr(encoder, "has_text", False)):
@@ -250,7 +251,8 @@ def evaluate_all(entries: Sequence[SuiteEntry], manifests: Mapping[str, Manifest
             res = Result(task=task.name, dataset=task.dataset, protocol=proto,
                          encoder=encoder.describe() if encoder is not None else
                          dict(embeddings[task.dataset].encoder), status="failed",
-                         reason=str(exc), provenance=provenance())
+                         reason=str(exc), config={"task": task.describe()},
+                         provenance=provenance())
         write_result(res, results_dir)
         results.append(res)
     if skipped:

@@ -228,7 +228,8 @@ def _long_rows(result: Result, task: Task, model: str) -> pd.DataFrame:
     p = result.predictions
     out = pd.DataFrame({"task": task.name, "protocol": result.protocol, "model": model,
                         "encoder_key": result.encoder_key,
-                        "unit_id": p[task.export.id_source].astype(str).to_numpy(),
+                        "unit_id": p[task.export.id_source if task.export
+                                     else task.unit_column()].astype(str).to_numpy(),
                         "y_true": p["y_true"].to_numpy(), "y_pred": p["y_pred"].to_numpy()})
     for col, values in task.type.long_columns(task, p, VIEWS).items():
         out[col] = values
@@ -264,9 +265,18 @@ def export_predictions(results: Sequence[Result], tasks: Mapping[str, Task], out
     if bad:
         raise ValueError(f"cannot export protocol(s) {bad}; exportable: {list(exportable)}")
     out = Path(out)
-    chosen = [r for r in results if r.protocol in protocols and r.task in load_contract()]
+    # the evaluators' tree holds only the tasks they read; the long CSV holds every task
+    # (a user's own cohort among them)
+    in_format = load_contract() if fmt == "reference" else {r.task: None for r in results}
+    chosen = [r for r in results if r.protocol in protocols and r.task in in_format]
+    outside = sorted({r.task for r in results if r.protocol in protocols} - set(in_format))
+    if outside:
+        log.warning("%d task(s) have no published evaluator and are left out of the reference "
+                    "format (use --format long): %s", len(outside), ", ".join(outside))
     if not chosen:
-        raise ValueError(f"no results of protocol(s) {list(protocols)} to export")
+        raise ValueError(f"no results of protocol(s) {list(protocols)} to export"
+                         + (f" in the {fmt} format (tasks {outside} have no published "
+                            "evaluator: use --format long)" if outside else ""))
     names = model_names(chosen, model_name)
     report = ExportReport(root=str(out), fmt=fmt)
     for key, name in names.items():
@@ -277,7 +287,7 @@ def export_predictions(results: Sequence[Result], tasks: Mapping[str, Task], out
     for proto in protocols:
         root = out if len(protocols) == 1 else out / proto
         planned = [(key, name, tname, *_status(by.get((key, proto, tname))))
-                   for key, name in names.items() for tname in load_contract()]
+                   for key, name in names.items() for tname in in_format]
         if not any(status == "ok" for *_, status, _ in planned):
             # every evaluator sorts its label-task summary by model name unguarded: a tree in
             # which no model has rows (zero-shot of an encoder without a text tower) makes all

@@ -43,7 +43,6 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
-import numpy as np
 import pandas as pd
 
 from cardiobench.atomic import atomic_write_text

@@ -78,6 +78,8 @@ class Task:
     #: the task whose label means the same thing (``echonet_dynamic/ef`` for every EF task):
     #: what the cross-dataset protocols may pair; declared, never guessed from names
     same_as: str | None = None
+    #: an inline prompt set (a cohort YAML's), used instead of the packaged ``prompt_set``
+    prompt_spec: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "type", get_task_type(self.type))

@@ -41,7 +41,8 @@ import yaml
 
 from cardiobench.atomic import atomic_path
 from cardiobench.protocols.config_schema import Field
-from cardiobench.protocols.runners import EvaluationError, Protocol, RowData, Runner
+from cardiobench.protocols.runners import (EvaluationError, NotApplicable, Protocol, RowData,
+                                           Runner)
 
 if TYPE_CHECKING:  # pragma: no cover
     from cardiobench.protocols.tasks import Task
@@ -83,12 +84,22 @@ class PromptSet:
 def load_prompt_set(name: str, directory: str | Path | None = None) -> PromptSet:
     """Read ``protocols/prompts/<name>.yaml`` (or ``<directory>/<name>.yaml``)."""
     if directory is None:
-        text = resources.files("cardiobench.protocols").joinpath("prompts", f"{name}.yaml").read_text()
-        where = f"prompts/{name}.yaml"
+        res = resources.files("cardiobench.protocols").joinpath("prompts", f"{name}.yaml")
+        if not res.is_file():
+            raise ValueError(f"no packaged prompt set {name!r}; packaged: " + ", ".join(sorted(
+                p.name[:-5] for p in resources.files("cardiobench.protocols").joinpath(
+                    "prompts").iterdir() if p.name.endswith(".yaml"))))
+        text, where = res.read_text(), f"prompts/{name}.yaml"
     else:
         where = str(Path(directory) / f"{name}.yaml")
         text = Path(where).read_text()
-    spec = yaml.safe_load(text)
+    return parse_prompt_set(name, yaml.safe_load(text), where)
+
+
+def parse_prompt_set(name: str, spec: Any, where: str) -> PromptSet:
+    """A prompt set from its parsed form (a packaged YAML, or a cohort's inline prompts)."""
+    if not isinstance(spec, dict):
+        raise ValueError(f"{where}: a prompt set is a mapping with 'kind', got {spec!r}")
     kind = spec.get("kind")
     if kind == "regression":
         g = spec["grid"]
@@ -248,10 +259,16 @@ class ZeroShot(Runner):
 
     def _prompts(self, task: Task, missing: type[Exception]) -> None:
         """Load the task's prompt set and its (cached) text embeddings."""
-        if task.prompt_set is None:
-            raise missing(f"{task.name} has no prompt set")
-        self.prompts = load_prompt_set(task.prompt_set, self.cfg["prompt_dir"])
-        self.text = (self.text_cache or TextEmbeddingCache()).get(self.encoder, self.prompts)
+        if task.prompt_set is None:  # a cohort task may declare no prompts: nothing to score
+            raise NotApplicable(f"{task.name} declares no prompt set")
+        prompts = (parse_prompt_set(task.prompt_set, task.prompt_spec, f"{task.name} prompts")
+                   if task.prompt_spec else load_prompt_set(task.prompt_set, self.cfg["prompt_dir"]))
+        try:
+            task.type.check_prompts(task, prompts)
+        except ValueError as exc:
+            raise missing(str(exc)) from None
+        text = (self.text_cache or TextEmbeddingCache()).get(self.encoder, prompts)
+        self.prompts, self.text = task.type.prompts_for(task, prompts, text)
         self.targets = np.asarray(self.prompts.targets)
         self.record = {"prompts": self.prompts.record()}
 
@@ -264,10 +281,6 @@ class ZeroShot(Runner):
                             "logit_bias": getattr(self.encoder, "logit_bias", None),
                             "logit_scale_used": scale if scale is not None else
                             DEFAULT_LOGIT_SCALE})
-        try:
-            task.type.check_prompts(task, self.prompts)
-        except ValueError as exc:
-            raise EvaluationError(str(exc)) from None
 
     def predict(self, data: RowData) -> np.ndarray:
         """Zero-shot value, P(positive) or class probabilities for every row."""

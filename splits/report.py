@@ -68,9 +68,11 @@ class VerifyReport:
             per = ", ".join(f"{k} {v}" for k, v in self.excluded.items())
             lines.append(f"  subset of the published split: {n} unusable sample(s) set aside "
                          f"by prepare --allow-incomplete ({per})")
-        fp = {True: "matches", False: "DIFFERS from", None: "(no published value for)"}
-        lines.append(f"  fingerprint {self.fingerprint[:16]}… {fp[self.fingerprint_match]} "
-                     f"the published split")
+        fp = {True: "matches the published split", False: "DIFFERS from the published split",
+              None: "(no published fingerprint to compare with)"}
+        lines.append(f"  fingerprint {self.fingerprint[:16]}… {fp[self.fingerprint_match]}")
+        if self.reference:
+            lines.append(f"  assignment checked against the one {self.reference}")
         for d in self.count_diffs:
             lines.append(f"  {d['what']}[{d['split']}]: expected {d['expected']}, got {d['actual']}")
         if self.test_ids_match is False:
@@ -161,7 +163,7 @@ def verify(manifest: Manifest, spec: SplitSpec,
                           count_diffs=diffs, moved=moved, moved_patients=moved_patients,
                           missing=missing, extra=extra, test_ids_match=ids_match, reference=source,
                           excluded=manifest.excluded_counts())
-    (log.info if ok else log.warning)("%s", report)
+    log.debug("%s", report)  # the caller shows it (the CLI prints it)
     return report
 
 

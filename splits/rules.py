@@ -15,9 +15,9 @@ from cardiobench.splits.spec import SplitSpec
 log = logging.getLogger(__name__)
 
 
-def stratified_patient_split(table: pd.DataFrame, label: str, *, test_size: float,
-                             val_size: float, seed: int = 42,
-                             patient_col: str = "patient_id") -> pd.Series:
+def stratified_patient_split(table: pd.DataFrame, label: str | None, *, test_size: float,
+                             val_size: float, seed: int = 42, patient_col: str = "patient_id",
+                             missing_label: str = "error") -> pd.Series:
     """Per-row split from the reference's two-step patient-level stratified draw (Appendix A).
 
     Patients are grouped with pandas ``groupby`` (so sorted by ``patient_col``); a patient's
@@ -25,14 +25,12 @@ def stratified_patient_split(table: pd.DataFrame, label: str, *, test_size: floa
     random_state=seed)`` gives trainval/test, then the same call with ``val_size`` on trainval
     gives train/val. The input order of rows does not matter; the patient order and the two
     random calls do, which is why they are fixed here.
+
+    ``label=None`` draws unstratified (one stratum). A label of text values (class names) is
+    coded by its sorted distinct values. ``missing_label="stratum"`` gives rows without a label
+    a stratum of their own (a cohort's patients still need a split); ``"error"`` refuses them.
     """
-    if label not in table:
-        raise ManifestError(f"stratified split needs label column {label!r}; "
-                            f"columns are {list(table.columns)}")
-    values = pd.to_numeric(table[label], errors="coerce")
-    if values.isna().any():
-        bad = table.loc[values.isna(), patient_col].astype(str).tolist()[:10]
-        raise ManifestError(f"stratified split: {label} is missing for patients {bad}")
+    values = _strata(table, label, patient_col, missing_label)
     patients = values.groupby(table[patient_col].astype(str)).max().astype(int)
     pids = patients.index.to_numpy()
     try:
@@ -47,6 +45,28 @@ def stratified_patient_split(table: pd.DataFrame, label: str, *, test_size: floa
     assignment = {**{p: "train" for p in train}, **{p: "val" for p in val},
                   **{p: "test" for p in test}}
     return table[patient_col].astype(str).map(assignment).astype("string")
+
+
+def _strata(table: pd.DataFrame, label: str | None, patient_col: str,
+            missing_label: str) -> pd.Series:
+    """The stratum of each row: the label's number, or the code of its text value."""
+    if label is None:
+        return pd.Series(0, index=table.index)
+    if label not in table:
+        raise ManifestError(f"stratified split needs label column {label!r}; "
+                            f"columns are {list(table.columns)}")
+    raw = table[label]
+    values = pd.to_numeric(raw, errors="coerce")
+    known = raw.notna()
+    if (values.isna() & known).any():  # class names: code them in sorted order
+        values = pd.Series(pd.factorize(raw.astype("string"), sort=True)[0], index=table.index,
+                           dtype=float).where(known)
+    if values.isna().any():
+        if missing_label == "stratum":
+            return values.fillna(values.max() + 1 if values.notna().any() else 0)
+        bad = table.loc[values.isna(), patient_col].astype(str).tolist()[:10]
+        raise ManifestError(f"stratified split: {label} is missing for patients {bad}")
+    return values
 
 
 def _norm_split_value(value: object) -> str:
@@ -109,6 +129,8 @@ def apply_spec_rule(spec: SplitSpec, table: pd.DataFrame) -> pd.Series | None:
     if spec.rule != "stratified_patient":
         return None
     p = spec.params
-    return stratified_patient_split(table, str(p.get("label", spec.label)),
+    label = p.get("label", spec.label)
+    return stratified_patient_split(table, None if label is None else str(label),
                                     test_size=float(p["test_size"]),
-                                    val_size=float(p["val_size"]), seed=int(p.get("seed", 42)))
+                                    val_size=float(p["val_size"]), seed=int(p.get("seed", 42)),
+                                    missing_label=str(p.get("missing_label", "error")))

@@ -18,7 +18,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pytest
 import torch
 
 from cardiobench.encoders.base import CLIP_MEAN, CLIP_STD, Encoder, InputSpec

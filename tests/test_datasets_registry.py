@@ -55,7 +55,11 @@ def test_builtin_catalogue_is_the_one_table() -> None:
     cat = default_catalogue()
     assert list(cat.datasets) == list(BUILTIN)
     assert list(cat.layouts()) == ["echonet_dynamic", "echonet_pediatric", "echonet_lvh",
-                                   "camus", "tmed2", "hmcqu", "segrwma", "cardiacnet"]
+                                   "camus", "tmed2", "hmcqu", "segrwma", "cardiacnet",
+                                   "own_dicom"]
+    # a cohort layout writes a user-kind cohort (YAML + table), no catalogue dataset
+    assert [c.name for c in cat.cohort_layouts] == ["own_dicom"]
+    assert not cat.layout_datasets("own_dicom")
     assert [d.name for d in cat.layout_datasets("cardiacnet")] == ["cardiacnet_asd",
                                                                    "cardiacnet_pah"]
     assert [d.name for d in cat.layout_datasets("camus")] == ["camus"]

@@ -7,7 +7,6 @@ frame against the same recipe written here with cv2/PIL/numpy calls (no project 
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 import pytest

@@ -738,7 +738,11 @@ def test_cohort_layout_labels_and_yaml(cohort) -> None:
                    "range": [5, 95]},
                   {"name": "reduced_ef", "label": "reduced_ef", "type": "binary", "positive": 1},
                   {"name": "view", "label": "view", "type": "multiclass",
-                   "classes": ["A4C", "A2C", "PLAX", "PSAX"]}]}
+                   "classes": ["A4C", "A2C", "PLAX", "PSAX"]}],
+        "prompts": {"ef": "ef", "view": "view"},
+        "deidentify": {"salt": "phantom-cohort-salt-not-a-secret"},
+        "description": "A synthetic hospital export of DICOM echo cines (cardiobench's phantom).",
+        "licence": "CC0 (synthetic data written by cardiobench)"}
     reduced = truth.drop_duplicates("patient")["reduced_ef"]
     assert reduced.sum() >= max(2, np.ceil(0.25 * len(reduced)))
 

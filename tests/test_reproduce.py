@@ -10,7 +10,6 @@ import hashlib
 import os
 import re
 import sys
-import textwrap
 from pathlib import Path
 
 import numpy as np

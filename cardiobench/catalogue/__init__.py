@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Iterable, Mapping, Sequence
 
-from cardiobench.catalogue.builtin import BUILTIN
+from cardiobench.catalogue.builtin import BUILTIN, COHORT_LAYOUTS
 from cardiobench.catalogue.dataset import Dataset, Source
 from cardiobench.metrics import METRICS, Metric, get_metric
 from cardiobench.phantom.layouts import PhantomLayout
@@ -37,12 +37,18 @@ __all__ = ["Catalogue", "Dataset", "Source", "default_catalogue"]
 
 @dataclass(frozen=True)
 class Catalogue:
-    """The datasets (in order) with their tasks, plus the task types, metrics and protocols."""
+    """The datasets (in order) with their tasks, plus the task types, metrics and protocols.
+
+    ``cohort_layouts`` are phantom layouts of no built-in dataset: they write a cohort of the
+    user's kind (files, a table and its cohort YAML), prepared from that YAML.
+    """
 
     datasets: Mapping[str, Dataset] = field(default_factory=dict)
+    cohort_layouts: tuple[PhantomLayout, ...] = ()
 
     @classmethod
-    def of(cls, datasets: Iterable[Dataset]) -> "Catalogue":
+    def of(cls, datasets: Iterable[Dataset],
+           cohort_layouts: Iterable[PhantomLayout] = ()) -> "Catalogue":
         """A catalogue of ``datasets``; a name or task given twice raises ``ValueError``."""
         out: dict[str, Dataset] = {}
         tasks: set[str] = set()
@@ -54,7 +60,7 @@ class Catalogue:
                 raise ValueError(f"tasks {sorted(twice)} are in the catalogue twice")
             tasks |= {t.name for t in d.tasks}
             out[d.name] = d
-        cat = cls(out)
+        cat = cls(out, tuple(cohort_layouts))
         cat._check_same_as()
         return cat
 
@@ -90,7 +96,7 @@ class Catalogue:
 
     def extended(self, *datasets: Dataset) -> "Catalogue":
         """This catalogue with ``datasets`` added (a user's own, described in YAML)."""
-        return Catalogue.of([*self.datasets.values(), *datasets])
+        return Catalogue.of([*self.datasets.values(), *datasets], self.cohort_layouts)
 
     # -- datasets ------------------------------------------------------------------------------
     def dataset(self, name: str) -> Dataset:
@@ -102,8 +108,10 @@ class Catalogue:
                 from None
 
     def layouts(self) -> dict[str, PhantomLayout]:
-        """Every phantom layout by name, in dataset order (one layout may feed several)."""
-        return {d.layout.name: d.layout for d in self.datasets.values() if d.layout is not None}
+        """Every phantom layout by name, in dataset order (one layout may feed several), then
+        the cohort layouts."""
+        out = {d.layout.name: d.layout for d in self.datasets.values() if d.layout is not None}
+        return {**out, **{lay.name: lay for lay in self.cohort_layouts}}
 
     def layout(self, name: str) -> PhantomLayout:
         """The phantom layout called ``name``; an unknown name lists the known ones."""
@@ -180,7 +188,11 @@ class Catalogue:
             return [(d.name, f"{d.source.title} · {len(d.tasks)} task(s) · licence: "
                              f"{d.source.licence}") for d in self.datasets.values()]
         if what == "tasks":
-            return [(t.name, f"{t.type.name} · unit {t.unit} · headline {t.headline}")
+            def same(t: Task) -> str:
+                others = [e.name for e in self.equivalents(t.name) if e.name != t.name]
+                return f" · same label as {', '.join(others)}" if others else ""
+
+            return [(t.name, f"{t.type.name} · unit {t.unit} · headline {t.headline}{same(t)}")
                     for t in self.tasks.values()]
         if what == "protocols":
             return [(p.name, p.definition) for p in self.protocols.values()]
@@ -210,4 +222,4 @@ def _select(known: list, patterns: Sequence[str] | None, option: str, what: str)
 @lru_cache(maxsize=1)
 def default_catalogue() -> Catalogue:
     """The built-in catalogue: the eight published datasets (:mod:`.builtin`)."""
-    return Catalogue.of(BUILTIN)
+    return Catalogue.of(BUILTIN, COHORT_LAYOUTS)

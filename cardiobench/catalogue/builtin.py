@@ -17,6 +17,7 @@ from cardiobench.phantom.layouts import echonet_dynamic as dynamic_layout
 from cardiobench.phantom.layouts import echonet_lvh as lvh_layout
 from cardiobench.phantom.layouts import echonet_pediatric as pediatric_layout
 from cardiobench.phantom.layouts import hmcqu as hmcqu_layout
+from cardiobench.phantom.layouts import own_dicom as own_dicom_layout
 from cardiobench.phantom.layouts import segrwma as segrwma_layout
 from cardiobench.phantom.layouts import tmed2 as tmed2_layout
 from cardiobench.preprocessing import (camus, cardiacnet, echonet_dynamic, echonet_lvh,
@@ -178,6 +179,9 @@ def _cardiacnet(name: str, label: str, ref: str) -> Dataset:
                _view_task(name, "CardiacNet", "unique_id", filename=f"{{model}}_{label}.csv")),
         layout=cardiacnet_layout.LAYOUT, reference_dir="CardiacNet", reference_id="unique_id")
 
+
+#: phantom layouts that write a cohort of the user's kind (DICOM cines, a table, a cohort YAML)
+COHORT_LAYOUTS = (own_dicom_layout.LAYOUT,)
 
 BUILTIN: tuple[Dataset, ...] = (
     ECHONET_DYNAMIC, ECHONET_PEDIATRIC, ECHONET_LVH, CAMUS, TMED2, HMCQU, SEGRWMA,

@@ -44,7 +44,7 @@ class Dataset:
 
     name: str
     harmonise: Harmoniser
-    split_spec: Path | Traversable
+    split_spec: Path | Traversable | SplitSpec
     source: Source
     tasks: tuple[Task, ...] = ()
     layout: PhantomLayout | None = None
@@ -64,5 +64,8 @@ class Dataset:
             raise ValueError(f"dataset {self.name!r}: tasks {wrong} name another dataset")
 
     def spec(self) -> SplitSpec:
-        """The dataset's split spec, read from :attr:`split_spec`."""
+        """The dataset's split spec: :attr:`split_spec` itself (a cohort's, from its YAML) or
+        read from the YAML file it names."""
+        if isinstance(self.split_spec, SplitSpec):
+            return self.split_spec
         return load_spec(self.split_spec, self.name)

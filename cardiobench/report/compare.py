@@ -17,10 +17,8 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass, field
-from functools import partial
 from typing import Any
 
-import pandas as pd
 
 from cardiobench import stats
 from cardiobench.comparability import same_labels

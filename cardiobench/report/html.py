@@ -135,7 +135,7 @@ def overview_html(results: list[Result]) -> str:
     """The overview matrix as an HTML table (id ``overview``)."""
     tasks, groups = tables.overview(results)
     keys = {label: key for key, label in tables.encoder_labels(results).items()}
-    head = "".join(f"<th>{_e(t)}<br><small>{_e(metric_label(tables.headline(t), t))}</small></th>"
+    head = "".join(f"<th>{_e(t)}<br><small>{_e(metric_label(tables.headline(t, results), t))}</small></th>"
                    for t in tasks)
     out = ['<div class="overview-box" id="overview-box"><table id="overview">',
            f"<thead><tr><th>protocol / encoder</th>{head}</tr></thead><tbody>"]
@@ -147,7 +147,7 @@ def overview_html(results: list[Result]) -> str:
             base = tables.is_baseline_row(name)
             tds = "".join(_cell_html(row[t], {"task": t, "protocol": proto,
                                               "encoder": "baseline" if base else keys.get(name, name),
-                                              "metric": tables.headline(t)}, foot)
+                                              "metric": tables.headline(t, results)}, foot)
                           if t in row else "<td>–</td>" for t in tasks)
             out.append(f'<tr class="{"baseline" if base else "model"}" data-row="{_e(name)}">'
                        f"<th>{_e(name)}</th>{tds}</tr>")
@@ -310,6 +310,21 @@ _FIGURES = {
 }
 
 
+def _source_html(results: list[Result]) -> str:
+    """A cohort described by its user: its YAML's description, licence and citation."""
+    src = next((r.provenance.get("dataset_source") for r in results
+                if r.provenance.get("dataset_source")), None)
+    if not src:
+        return ""
+    parts = [f"<b>{_e(src.get('title') or '')}</b>: {_e(src.get('description') or '')}",
+             f"licence: {_e(src.get('licence') or 'not stated')}"]
+    if src.get("citation"):
+        parts.append(f"cite: {_e(src['citation'])}")
+    if src.get("cohort_sha256"):
+        parts.append(f"cohort YAML sha256 {_e(str(src['cohort_sha256'])[:12])}")
+    return f'<p class="source">{" · ".join(parts)}</p>'
+
+
 def _task_section(task: str, results: list[Result], stage: Path, labels: dict[str, str],
                   written: list[Path], missing: dict[tuple[str, str, str], str]) -> str:
     from cardiobench.report import task_of
@@ -319,6 +334,7 @@ def _task_section(task: str, results: list[Result], stage: Path, labels: dict[st
     parts = [f'<section id="task-{_e(_slug(task))}"><h3>{_e(task)}</h3>',
              f"<p>{_e(t.type.name)} task · unit: {_e(t.unit)} · aggregation: {_e(t.aggregate)} · "
              f"headline: {_e(metric_label(h, task))}</p>",
+             _source_html(results),
              _metrics_table(results, task, labels)]
     ok = [r for r in results if r.status == "ok" and r.protocol != "alignment"]
     sg_names: list[str] = []
@@ -466,7 +482,7 @@ def _comparison_section(results: list[Result], pairs: Sequence[tuple[str, str]],
                                   "two-sided p-value; n = units both results scored."))
         rows = []
         for c in comps:
-            h = tables.headline(c.task)
+            h = tables.headline(c.task, results)
             d = c.diffs.get(h)
             if d is None:
                 continue

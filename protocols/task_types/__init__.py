@@ -60,6 +60,10 @@ class TaskType:
     headline: ClassVar[str]
     #: what a prediction is (see the class docstring)
     outputs: ClassVar[str]
+    #: how a label declared in a cohort YAML is read for this type: ``"number"`` (a value,
+    #: optionally within a range), ``"positive"`` (two values, the declared positive one is 1)
+    #: or ``"classes"`` (one of the declared classes)
+    label_coding: ClassVar[str]
     #: decimals the published evaluators round this kind of metric to (``ci: reference``)
     reference_decimals: ClassVar[int]
     #: figure kinds the report draws from a result's predictions (``cardiobench.report.figures``)
@@ -110,6 +114,11 @@ class TaskType:
     # -- text-tower protocols --------------------------------------------------------------------
     def check_prompts(self, task: "Task", prompts: "PromptSet") -> None:
         """Raise ``ValueError`` when a prompt set cannot serve ``task``."""
+
+    def prompts_for(self, task: "Task", prompts: Any, text: np.ndarray) -> tuple[Any, np.ndarray]:
+        """The prompt set and its text embeddings as ``task`` uses them (all of them, unless a
+        type narrows a larger set to the task's own classes)."""
+        return prompts, text
 
     def zero_shot(self, task: "Task", prompts: "PromptSet", text: np.ndarray, clip: np.ndarray,
                   frames: list[np.ndarray] | None, logit_scale: float,

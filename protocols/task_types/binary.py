@@ -84,6 +84,7 @@ class Binary(Classification):
     name = "binary"
     headline = "auroc"
     outputs = "probability"
+    label_coding = "positive"
     reference_decimals = 4
     figures = ("roc", "pr", "reliability")
     prediction_scorer = BinaryScorer()

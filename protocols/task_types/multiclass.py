@@ -3,6 +3,7 @@ calibration and, for alignment, text→video retrieval."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from functools import partial
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
@@ -92,6 +93,7 @@ class Multiclass(Classification):
     name = "multiclass"
     headline = "accuracy"
     outputs = "probabilities"
+    label_coding = "classes"
     reference_decimals = 2
     figures = ("confusion",)
     prediction_scorer = MulticlassScorer()
@@ -123,9 +125,23 @@ class Multiclass(Classification):
         return proba
 
     def check_prompts(self, task: "Task", prompts: zero_shot.PromptSet) -> None:
-        if tuple(prompts.classes) != tuple(task.classes):
-            raise ValueError(f"{task.name}: prompt classes {prompts.classes} != task classes "
-                             f"{task.classes}")
+        missing = [c for c in task.classes if c not in prompts.classes]
+        if missing:
+            raise ValueError(f"{task.name}: the prompt set {prompts.name!r} has no prompts for "
+                             f"classes {missing} (its classes: {list(prompts.classes)})")
+
+    def prompts_for(self, task: "Task", prompts: zero_shot.PromptSet, text: np.ndarray
+                    ) -> tuple[zero_shot.PromptSet, np.ndarray]:
+        """The prompts of the task's classes, re-indexed in the task's class order (a prompt
+        set may hold more classes, e.g. all six views for a cohort that scores four)."""
+        if tuple(prompts.classes) == tuple(task.classes):
+            return prompts, text
+        index = {c: j for j, c in enumerate(task.classes)}
+        named = [index.get(prompts.classes[int(k)]) for k in prompts.targets]
+        keep = np.array([j is not None for j in named])
+        return replace(prompts, texts=tuple(np.asarray(prompts.texts)[keep]),
+                       targets=tuple(float(j) for j in named if j is not None),
+                       classes=tuple(task.classes)), text[keep]
 
     def zero_shot(self, task: "Task", prompts: zero_shot.PromptSet, text: np.ndarray,
                   clip: np.ndarray, frames: list[np.ndarray] | None, logit_scale: float,

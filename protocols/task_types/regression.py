@@ -47,6 +47,7 @@ class Regression(TaskType):
     name = "regression"
     headline = "mae"
     outputs = "value"
+    label_coding = "number"
     reference_decimals = 2
     figures = ("scatter", "bland_altman")
     prediction_scorer = RegressionScorer()

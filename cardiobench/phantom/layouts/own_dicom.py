@@ -35,7 +35,7 @@ import pandas as pd
 from cardiobench.atomic import atomic_write_text
 from cardiobench.phantom.dicom import ENCODINGS, Identity, echo_screen, uid_from, write_us_dicom
 from cardiobench.phantom.heart import HeartParams, pixel_spacing_cm, render_clip
-from cardiobench.phantom.layouts import Scale
+from cardiobench.phantom.layouts import PhantomLayout, Scale
 from cardiobench.phantom.layouts.echonet_dynamic import _draw_ef
 
 YAML_NAME = "own_dicom.yaml"
@@ -56,6 +56,11 @@ tasks:
   - {name: ef, label: ef, type: regression, unit: "%", range: [5, 95]}
   - {name: reduced_ef, label: reduced_ef, type: binary, positive: 1}
   - {name: view, label: view, type: multiclass, classes: [A4C, A2C, PLAX, PSAX]}
+prompts: {ef: ef, view: view}
+# a real cohort keeps its salt out of the YAML: deidentify: {salt_env: MY_COHORT_SALT}
+deidentify: {salt: phantom-cohort-salt-not-a-secret}
+description: A synthetic hospital export of DICOM echo cines (cardiobench's phantom).
+licence: CC0 (synthetic data written by cardiobench)
 """
 
 # cines cycle through these (encoding, frame-rate tags); stills through _STILL_ENCODINGS
@@ -199,3 +204,7 @@ def write_own_dicom_cohort(root: Path, *, scale: Scale, seed: int,
                       pd.DataFrame(labels, columns=LABEL_COLUMNS).to_csv(index=False))
     atomic_write_text(root / YAML_NAME, COHORT_YAML)
     return pd.DataFrame(truth)
+
+
+#: the layout a phantom suite writes as ``Own-DICOM-cohort/`` (prepared from its cohort YAML)
+LAYOUT = PhantomLayout("own_dicom", "Own-DICOM-cohort", write_own_dicom_cohort)
