@@ -140,7 +140,7 @@ class Problem:
                 "line": self.line}
 
 
-EXCLUDED_COLUMNS = ("sample_id", "split", "path", "reason")
+EXCLUDED_COLUMNS = ("sample_id", "split", "patient_id", "path", "reason", "split_label")
 
 
 def _empty_excluded() -> pd.DataFrame:

@@ -49,7 +49,8 @@ def prepare(dataset: Preparable, raw_root: str | Path, out_csv: str | Path | Non
     Unusable samples -- a bad or out-of-range label, a file that is missing, empty, unreadable
     or holds fewer frames than promised -- stop preparation with a :class:`ManifestError`
     listing each with its reason and naming :data:`ALLOW_FLAG`. With ``allow_incomplete`` they
-    are left out of the manifest and kept (``sample_id, split, path, reason``) in
+    are left out of the manifest and kept (``sample_id, split, patient_id, path, reason``
+    and the label a drawn split was stratified on, ``split_label``) in
     ``Manifest.excluded``, the sidecar and ``<manifest>.problems.csv``. ``media_check=False``
     (``--no-media-check``) only checks that each file exists and is non-empty, without decoding
     it. Dataset-level errors (patient leakage, duplicate IDs, a missing column) always stop.
@@ -106,20 +107,26 @@ def prepare(dataset: Preparable, raw_root: str | Path, out_csv: str | Path | Non
             reasons.setdefault(str(p.sample_id), []).append(
                 f"{p.kind}: {p.message}" + (f" ({p.file} line {p.line})" if p.line else ""))
         dropped = t[bad]
+        # a split drawn by rule was drawn with these rows: verify needs their patient and
+        # stratifying label to recompute the draw on the subset the manifest keeps
+        draw_label = dataset.spec().draw_label
         excluded = pd.DataFrame({
             "sample_id": dropped["sample_id"].astype("string"),
             "split": dropped["split"],
+            "patient_id": dropped["patient_id"],
             "path": dropped["path"],
             "reason": ["; ".join(reasons.get(str(s), ["see the problems file"]))
                        for s in dropped["sample_id"]],
+            "split_label": dropped[draw_label] if draw_label in dropped else pd.NA,
         })
         # samples a harmoniser could not even place in its table (e.g. no label to split on)
         absent = sorted({str(p.sample_id) for p in unusable if p.sample_id is not None}
                         - set(t["sample_id"].astype(str)))
         if absent:
             excluded = pd.concat([excluded, pd.DataFrame({
-                "sample_id": absent, "split": pd.NA, "path": pd.NA,
-                "reason": ["; ".join(reasons[a]) for a in absent]})], ignore_index=True)
+                "sample_id": absent, "split": pd.NA, "patient_id": pd.NA, "path": pd.NA,
+                "reason": ["; ".join(reasons[a]) for a in absent],
+                "split_label": pd.NA})], ignore_index=True)
         manifest.table = t[~bad].reset_index(drop=True)
         manifest.excluded = excluded.astype("string").reset_index(drop=True)
         if not len(manifest.table):

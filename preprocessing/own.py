@@ -373,8 +373,9 @@ def _binary(values: pd.Series, task: CohortTask, side: Any) -> tuple[pd.Series, 
         for i in present.index[(present != pos) & (present != keep)]:
             problems.append(Problem("label_not_binary",
                                     f"{task.label} = {values[i]!r}: {task.label} holds more "
-                                    f"than two values ({[pos] + others}); the positive is "
-                                    f"{task.positive!r}", row=int(i), file=str(side.path),
+                                    f"than two values ({sorted(set(map(str, values.dropna())))}"
+                                    f"); the positive is {task.positive!r}", row=int(i),
+                                    file=str(side.path),
                                     line=int(side.line.iat[i]), severity="unusable"))
     coded = values.map(lambda v: np.nan if v is None or pd.isna(v) else float(norm(v) == pos))
     return coded.astype(float), problems

@@ -137,9 +137,11 @@ def verify(manifest: Manifest, spec: SplitSpec,
 
     source = "given" if reference is not None else None
     if reference is None:
-        recomputed = apply_spec_rule(spec, t)
+        drawn_on = _with_set_aside_rows(t, manifest.excluded, spec)
+        recomputed = apply_spec_rule(spec, drawn_on)
         if recomputed is not None:
-            reference = pd.DataFrame({"sample_id": t["sample_id"], "split": recomputed})
+            reference = pd.DataFrame({"sample_id": drawn_on["sample_id"], "split": recomputed})
+            reference = reference[reference["sample_id"].isin(t["sample_id"])]
             source = f"recomputed by rule {spec.rule}"
     moved = pd.DataFrame(columns=["sample_id", "patient_id", "expected", "actual"])
     moved_patients: dict[str, tuple[str, str]] = {}
@@ -165,6 +167,26 @@ def verify(manifest: Manifest, spec: SplitSpec,
                           excluded=manifest.excluded_counts())
     log.debug("%s", report)  # the caller shows it (the CLI prints it)
     return report
+
+
+def _with_set_aside_rows(table: pd.DataFrame, excluded: pd.DataFrame,
+                         spec: SplitSpec) -> pd.DataFrame:
+    """``table`` plus the rows ``prepare --allow-incomplete`` set aside after the split was
+    drawn (their patient and stratifying label are in the sidecar), so that a recomputed draw
+    sees the patients and strata it was drawn on."""
+    label = spec.draw_label
+    if spec.rule != "stratified_patient" or not len(excluded) or "patient_id" not in excluded:
+        return table
+    rows = excluded[excluded["patient_id"].notna()]
+    if not len(rows):
+        return table
+    extra = pd.DataFrame({"sample_id": rows["sample_id"].astype(str),
+                          "patient_id": rows["patient_id"].astype(str)})
+    if label:
+        values = rows["split_label"]
+        numeric = pd.to_numeric(values, errors="coerce")
+        extra[label] = numeric if numeric.notna().sum() == values.notna().sum() else values
+    return pd.concat([table, extra], ignore_index=True)
 
 
 def export(manifest: Manifest, out_dir: str | Path,

@@ -129,8 +129,7 @@ def apply_spec_rule(spec: SplitSpec, table: pd.DataFrame) -> pd.Series | None:
     if spec.rule != "stratified_patient":
         return None
     p = spec.params
-    label = p.get("label", spec.label)
-    return stratified_patient_split(table, None if label is None else str(label),
+    return stratified_patient_split(table, spec.draw_label,
                                     test_size=float(p["test_size"]),
                                     val_size=float(p["val_size"]), seed=int(p.get("seed", 42)),
                                     missing_label=str(p.get("missing_label", "error")))

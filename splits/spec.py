@@ -21,7 +21,7 @@ SPEC_RULES = ("official", "stratified_patient", "published_csv")
 RULE_PARAMS: dict[str, frozenset[str]] = {
     "official": frozenset({"column", "mapping", "files", "test_targets", "test_views",
                            "test_ids_filter"}),
-    "stratified_patient": frozenset({"test_size", "val_size", "seed", "label"}),
+    "stratified_patient": frozenset({"test_size", "val_size", "seed", "label", "missing_label"}),
     "published_csv": frozenset({"sha256", "test_ids_filter"}),
 }
 
@@ -47,6 +47,15 @@ class SplitSpec:
     def label(self) -> str | None:
         """Manifest column the ``positives`` counts refer to (binary datasets), else ``None``."""
         return self.expected.get("label")
+
+    @property
+    def draw_label(self) -> str | None:
+        """The manifest column a ``stratified_patient`` draw is stratified on (``None``: an
+        unstratified draw, or a rule that draws nothing)."""
+        if self.rule != "stratified_patient":
+            return None
+        label = self.params.get("label", self.label)
+        return None if label is None else str(label)
 
 
 def packaged_spec(dataset: str) -> Traversable:

@@ -139,6 +139,24 @@ def test_bad_table_cells_rows_and_paths_are_named(tmp_path, capsys) -> None:
     assert "leave the cohort root" in err and "line 2" in err
 
 
+def test_a_drawn_split_verifies_on_the_subset_allow_incomplete_keeps(tmp_path, capsys) -> None:
+    spec = _cohort(tmp_path / "d", n_patients=16)
+    for f in sorted((tmp_path / "d").glob("p03_*.avi")):  # one patient loses all its files
+        f.unlink()
+    full = prepare(load_cohort(spec, default_catalogue())[1].dataset("clinic_a"), tmp_path / "d",
+                   media_check=False, allow_incomplete=True)
+    out = tmp_path / "m" / "clinic_a.csv"
+    assert main(["prepare", str(spec), "--out", str(out), "--allow-incomplete"]) == 0
+    m = Manifest.read(out)
+    assert "P03" not in set(m.table["patient_id"]) and set(m.excluded["patient_id"]) == {"P03"}
+    # the draw was made with P03; the recomputation sees it again from the sidecar
+    assert m.table.set_index("sample_id")["split"].equals(
+        full.table.set_index("sample_id")["split"].loc[m.table["sample_id"]])
+    capsys.readouterr()
+    assert main(["splits", "verify", "--manifest", str(out)]) == 0
+    assert "clinic_a: OK" in capsys.readouterr().out
+
+
 def test_a_split_column_is_read_and_a_patient_in_two_splits_refused(tmp_path, capsys) -> None:
     y = BASE_YAML.replace("split: {rule: stratified_patient, val: 0.2, test: 0.3, seed: 0, "
                           "stratify: low_ef}", "split: {column: fold}")
