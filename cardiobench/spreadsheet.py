@@ -23,7 +23,7 @@ recognise.
 from __future__ import annotations
 
 import re
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import pandas as pd
 
@@ -57,22 +57,22 @@ def _text_columns(df: pd.DataFrame) -> list[Any]:
             if df[c].dtype == object or isinstance(df[c].dtype, pd.StringDtype)]
 
 
-def neutralise_frame(df: pd.DataFrame) -> pd.DataFrame:
-    """A copy of ``df`` with every text cell (and column name) neutralised."""
+def _map_text(df: pd.DataFrame, fn: Callable[[Any], Any]) -> pd.DataFrame:
     out = df.copy()
     for c in _text_columns(out):
-        out[c] = out[c].map(neutralise, na_action="ignore")
-    out.columns = [neutralise(c) for c in out.columns]
+        out[c] = out[c].map(fn, na_action="ignore")
+    out.columns = [fn(c) for c in out.columns]
     return out
+
+
+def neutralise_frame(df: pd.DataFrame) -> pd.DataFrame:
+    """A copy of ``df`` with every text cell (and column name) neutralised."""
+    return _map_text(df, neutralise)
 
 
 def restore_frame(df: pd.DataFrame) -> pd.DataFrame:
     """Inverse of :func:`neutralise_frame` on a table read back with pandas."""
-    out = df.copy()
-    for c in _text_columns(out):
-        out[c] = out[c].map(restore, na_action="ignore")
-    out.columns = [restore(c) for c in out.columns]
-    return out
+    return _map_text(df, restore)
 
 
 def safe_row(values: Iterable[Any]) -> list[Any]:

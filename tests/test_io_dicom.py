@@ -119,14 +119,20 @@ def test_aloka_segmented_16bit_palette_maps_by_high_byte() -> None:
     assert ours.max() == 64507 >> 8 == 251
 
 
-def _palette_file(tmp_path: Path, lut: np.ndarray, name: str) -> Path:
-    """A 1x4 PALETTE COLOR image with stored values 0..3 and the same 16-bit LUT on R, G, B."""
+def _explicit_le_dataset(sop_class: str, sop_instance: str) -> "pydicom.Dataset":
+    """An empty explicit-VR little-endian dataset of ``sop_class`` with its file meta."""
     ds = pydicom.Dataset()
     ds.file_meta = pydicom.dataset.FileMetaDataset()
     ds.file_meta.TransferSyntaxUID = pydicom.uid.ExplicitVRLittleEndian
-    ds.file_meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.6.1"
-    ds.file_meta.MediaStorageSOPInstanceUID = "1.2.3.5"
-    ds.SOPClassUID, ds.SOPInstanceUID = "1.2.840.10008.5.1.4.1.1.6.1", "1.2.3.5"
+    ds.file_meta.MediaStorageSOPClassUID = sop_class
+    ds.file_meta.MediaStorageSOPInstanceUID = sop_instance
+    ds.SOPClassUID, ds.SOPInstanceUID = sop_class, sop_instance
+    return ds
+
+
+def _palette_file(tmp_path: Path, lut: np.ndarray, name: str) -> Path:
+    """A 1x4 PALETTE COLOR image with stored values 0..3 and the same 16-bit LUT on R, G, B."""
+    ds = _explicit_le_dataset("1.2.840.10008.5.1.4.1.1.6.1", "1.2.3.5")
     ds.Rows, ds.Columns, ds.SamplesPerPixel = 1, 4, 1
     ds.PhotometricInterpretation = "PALETTE COLOR"
     ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 8, 8, 7, 0
@@ -186,12 +192,7 @@ def test_other_syntaxes_decode(name: str) -> None:
 def _mono16(tmp_path: Path, values: np.ndarray, *, bits_stored: int = 12, signed: bool = False,
             window: tuple[float, float] | None = None, photometric: str = "MONOCHROME2") -> Path:
     frames = np.asarray(values)[None, None, :].astype(np.int16 if signed else np.uint16)
-    ds = pydicom.Dataset()
-    ds.file_meta = pydicom.dataset.FileMetaDataset()
-    ds.file_meta.TransferSyntaxUID = pydicom.uid.ExplicitVRLittleEndian
-    ds.file_meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.7"
-    ds.file_meta.MediaStorageSOPInstanceUID = "1.2.3.4"
-    ds.SOPClassUID, ds.SOPInstanceUID = "1.2.840.10008.5.1.4.1.1.7", "1.2.3.4"
+    ds = _explicit_le_dataset("1.2.840.10008.5.1.4.1.1.7", "1.2.3.4")
     ds.Rows, ds.Columns = 1, frames.shape[-1]
     ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, photometric
     ds.BitsAllocated, ds.BitsStored, ds.HighBit = 16, bits_stored, bits_stored - 1

@@ -75,26 +75,29 @@ def _plug_in(pkg, tmp_path: Path, module: str, source: str) -> None:
     pkg.__path__.append(str(tmp_path))
 
 
+def _one_new_file(pkg, discover, tmp_path: Path, module: str, source: str):
+    """``module`` as one new file of package ``pkg`` while the test runs; ``discover`` is the
+    package's cached discovery function."""
+    _plug_in(pkg, tmp_path, module, source)
+    discover.cache_clear()
+    yield
+    pkg.__path__.remove(str(tmp_path))
+    sys.modules.pop(f"{pkg.__name__}.{module}", None)
+    discover.cache_clear()
+
+
 @pytest.fixture
 def new_protocol(tmp_path: Path):
     """``nearest_centroid`` as one new file of the protocols package."""
-    _plug_in(protocols_pkg, tmp_path, "nearest_centroid", NEAREST_CENTROID)
-    protocols_pkg.protocols.cache_clear()
-    yield
-    protocols_pkg.__path__.remove(str(tmp_path))
-    sys.modules.pop("cardiobench.protocols.nearest_centroid", None)
-    protocols_pkg.protocols.cache_clear()
+    yield from _one_new_file(protocols_pkg, protocols_pkg.protocols, tmp_path,
+                             "nearest_centroid", NEAREST_CENTROID)
 
 
 @pytest.fixture
 def new_task_type(tmp_path: Path):
     """``ordinal`` as one new file of the task-types package."""
-    _plug_in(task_types_pkg, tmp_path, "ordinal", ORDINAL)
-    task_types_pkg.task_types.cache_clear()
-    yield
-    task_types_pkg.__path__.remove(str(tmp_path))
-    sys.modules.pop("cardiobench.protocols.task_types.ordinal", None)
-    task_types_pkg.task_types.cache_clear()
+    yield from _one_new_file(task_types_pkg, task_types_pkg.task_types, tmp_path, "ordinal",
+                             ORDINAL)
 
 
 def _ef_data(label: str = "ef") -> tuple[Manifest, Embeddings]:
