@@ -90,3 +90,16 @@ def fake_result(task_name: str, n: int = 4) -> "Result":
         preds["y_pred"] = [VIEW_CLASSES[i] for i in p.argmax(1)]
     return Result(task=task_name, dataset=task.dataset, protocol="zero_shot",
                   encoder={"name": "modelname"}, predictions=preds)
+
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def assert_readme_section(begin: str, end: str, rendered: str, script: str) -> None:
+    """The README's text between the markers ``begin`` and ``end`` is ``rendered`` (the table
+    ``python tests/<script>`` prints)."""
+    text = README.read_text()
+    assert begin in text and end in text, f"README lacks the section of {script}"
+    section = text[text.index(begin):text.index(end) + len(end)]
+    assert section == rendered, f"README section is stale: run `python tests/{script}` and paste it"
+
