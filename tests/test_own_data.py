@@ -176,6 +176,22 @@ def test_a_split_column_is_read_and_a_patient_in_two_splits_refused(tmp_path, ca
     assert "holdout" in capsys.readouterr().err and not (tmp_path / "m.csv").exists()
 
 
+def test_a_cohort_without_views_runs_and_reports(tmp_path, capsys) -> None:
+    y = BASE_YAML.replace("  - {name: view, label: view, type: multiclass, classes: [A4C, A2C]}\n",
+                          "")
+    spec = _cohort(tmp_path / "nv", y)
+    m, r, c, rep = (tmp_path / d for d in ("m", "r", "c", "rep"))
+    assert main(["prepare", str(spec), "--out", str(m / "clinic_a.csv")]) == 0
+    assert "view" not in Manifest.read(m / "clinic_a.csv").table
+    assert main(["run", "--encoder", "pixels", "--manifest", str(m), "--cache", str(c), "--out",
+                 str(r), "--workers", "0", "--protocols", "linear_probe"]) == 0
+    assert main(["report", "--results", str(r), "--out", str(rep), "--manifest", str(m),
+                 "--cache", str(c)]) == 0
+    # the map is coloured by the cohort's first endpoint (from its results), views said absent
+    assert (rep / "fig" / "embedding__clinic_a__pixels-92e04e03.png").is_file()
+    assert "PCA of test embeddings by ef" in (rep / "index.html").read_text()
+
+
 @pytest.fixture(scope="module")
 def dicom_run(tmp_path_factory: pytest.TempPathFactory):
     """The DICOM cohort phantom through the CLI as a user would: phantom → prepare YAML → run

@@ -36,7 +36,7 @@ from tqdm.auto import tqdm
 from cardiobench.atomic import atomic_write_text
 from cardiobench.atomic_folder import atomic_folder
 from cardiobench.manifest import manifest_csvs
-from cardiobench.report import figures, tables
+from cardiobench.report import figures, tables, task_of
 from cardiobench.metrics import METRICS
 from cardiobench.report.definitions import (AUDIT_NOTES, SMALL_N, display_value, fmt_metric,
                                             incomplete_data, metric_label,
@@ -327,8 +327,6 @@ def _source_html(results: list[Result]) -> str:
 
 def _task_section(task: str, results: list[Result], stage: Path, labels: dict[str, str],
                   written: list[Path], missing: dict[tuple[str, str, str], str]) -> str:
-    from cardiobench.report import task_of
-
     t = task_of(task, results)
     h = t.headline
     parts = [f'<section id="task-{_e(_slug(task))}"><h3>{_e(task)}</h3>',
@@ -429,11 +427,17 @@ def _embedding_section(results: list[Result], out: Path, labels: dict[str, str],
         x = emb.clip[pos].astype("float64")
         x /= (((x ** 2).sum(axis=1, keepdims=True)) ** 0.5).clip(min=1e-12)
         pts = PCA(2, svd_solver="full").fit_transform(x)
-        # colour by the dataset's first endpoint other than the view (the right panel shows views)
-        task = next((t for t in default_catalogue().tasks.values()
-                     if t.dataset == ds and t.label != "view"), None)
-        lab_col = task.label if task is not None and task.label in test else "view"
-        view = test["view"] if "view" in test else test[lab_col]
+        # colour by the dataset's first endpoint other than the view (the right panel shows
+        # views); a cohort's tasks come from its results, a cohort may have no view column
+        tasks = [t for t in default_catalogue().tasks.values() if t.dataset == ds] or \
+            [task_of(n, results) for n in dict.fromkeys(r.task for r in results if r.dataset == ds)]
+        task = next((t for t in tasks if t.label != "view" and t.label in test), None)
+        lab_col = task.label if task is not None else "view"
+        if lab_col not in test:
+            parts.append(f'<p class="note">{_e(ds)} · {_e(labels[key])}: no label or view '
+                         "column to colour the map by.</p>")
+            continue
+        view = test["view"] if "view" in test else pd.Series("(no view column)", index=test.index)
         p = figures.embedding_map(pts, test[lab_col].reset_index(drop=True),
                                   view.reset_index(drop=True),
                                   f"{ds} · {labels[key]}: test embeddings (n={len(pos)})",
