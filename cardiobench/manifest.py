@@ -112,7 +112,11 @@ class Problem:
     ``severity``: ``"error"`` fails preparation; ``"unusable"`` marks one sample that cannot be
     used (``prepare`` stops, or with ``--allow-incomplete`` sets the sample aside); ``"warning"``
     is reported and recorded. ``file``/``line`` locate a side-file cell as a spreadsheet user sees
-    it (1-based line, the header being line 1); ``row`` is the 0-based row of the table at hand.
+    it (1-based line, the header being line 1); ``row`` is the 0-based row of the table at hand;
+    ``column`` is the side-file column (its header as written) a cell problem is about, so that
+    code deciding what a problem costs reads it here, never from ``message``. ``column`` is for
+    that decision only: it is not part of :meth:`to_dict`, the sidecar or the problems CSV, whose
+    ``message`` already names it.
     """
 
     kind: str  # e.g. "duplicate_sample_id", "patient_in_two_splits", "missing_file"
@@ -122,6 +126,7 @@ class Problem:
     severity: str = "error"
     file: str | None = None
     line: int | None = None
+    column: str | None = None
 
     def __str__(self) -> str:
         where = []
