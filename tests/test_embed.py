@@ -14,6 +14,7 @@ import torch
 
 from cardiobench.embed import (EmbeddingCache, ExtractOptions, extract, finalize_cache,
                                load_or_extract)
+from cardiobench.embed.cache import read_shard_file
 from cardiobench.encoders import build_encoder
 from cardiobench.encoders.base import Encoder, InputSpec
 from cardiobench.io import write_video
@@ -255,7 +256,7 @@ def test_stills_are_one_frame_for_image_encoders_and_padded_for_video_ones(tmp_p
     emb = load_or_extract(m, enc, tmp_path / "c", shard_size=4, num_workers=0, progress=False)
     assert [f.shape[0] for f in emb.frames] == [1] * len(m)  # was 16 identical copies
     cache = EmbeddingCache(tmp_path / "c", m.dataset, enc.fingerprint())
-    shard = cache.read_shard_file(cache.shard_path(0, 4))
+    shard = read_shard_file(cache.shard_path(0, 4))
     assert [i.tolist() for i in shard.frame_indices] == [[0]] * len(shard.sample_ids)
     # the clip vector is what 16 copies gave: the pooled mean of one repeated frame embedding
     f = torch.from_numpy(emb.frames[0])

@@ -38,7 +38,9 @@ import torch
 from tqdm.auto import tqdm
 
 from cardiobench.embed.cache import (DEFAULT_SHARD_SIZE, CacheCorruptError, EmbeddingCache,
-                                     SampleRecord, ShardData, ShardPlan, file_identity)
+                                     SampleRecord, ShardData, ShardPlan, file_identity,
+                                     read_failed_identities, read_shard_records,
+                                     read_shard_signatures, trusted_shard)
 from cardiobench.embed.embeddings import Embeddings
 from cardiobench.encoders.base import Encoder, InputSpec
 from cardiobench.io import MediaError, probe, read_frames
@@ -416,16 +418,14 @@ class _Reusable:
         #: samples stored as failed (under any signature): computing one again is a retry
         self.failed: set[str] = set()
         for path in cache.shard_files():
-            if not cache.trusted(path):
+            if not trusted_shard(path):
                 continue
             try:
-                with np.load(path, allow_pickle=False) as z:
-                    sigs = [str(x) for key in ("signatures", "failed_signatures") if key in z
-                            for x in z[key]]
-                    self.failed.update(str(x) for x in z["failed_ids"])
+                sigs, failed = read_shard_signatures(path)
             except Exception as exc:
                 log.warning("shard %s unreadable (%s); its samples will be recomputed", path, exc)
                 continue
+            self.failed.update(failed)
             for sig in sigs:
                 self.where.setdefault(sig, path)
 
@@ -436,18 +436,14 @@ class _Reusable:
             return None
         if path not in self.loaded:
             # keep one file in memory; it was verified when the index was built
-            self.loaded = {path: self.cache.records([path], check=False)}
+            self.loaded = {path: read_shard_records(path)}
         return self.loaded[path].get(sig)
 
 
 def _changed_failures(cache: EmbeddingCache, k: int, plan: ShardPlan,
                       files: dict[str, Path]) -> list[str]:
     """Failed samples of shard ``k`` whose file changed since they failed (to be retried)."""
-    with np.load(cache.shard_path(k, plan), allow_pickle=False) as z:
-        ids = [str(s) for s in z["failed_ids"]]
-        ident = ([str(s) for s in z["failed_identity"]] if "failed_identity" in z
-                 else [""] * len(ids))
-    return [sid for sid, was in zip(ids, ident)
+    return [sid for sid, was in read_failed_identities(cache.shard_path(k, plan))
             if sid in files and file_identity(files[sid]) != was]
 
 
