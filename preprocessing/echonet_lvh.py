@@ -112,7 +112,7 @@ def harmonise(raw_root: Path, spec: SplitSpec) -> Manifest:
 
 
 def _cell_problems(side: SideTable, source: Path) -> tuple[list[Problem], list[Problem]]:
-    """Step 1, what each fault of ``MeasurementsList.csv`` costs: ``(unusable, warnings)``.
+    """What each fault of ``MeasurementsList.csv`` costs: ``(unusable, warnings)``.
 
     A bad or empty cell costs its video when it is on a row we use (an IVSd/LVIDd/LVPWd row) or
     in a column that belongs to the video whatever the row measures (:data:`VIDEO_COLUMNS`); on
@@ -146,7 +146,7 @@ def _cell_problems(side: SideTable, source: Path) -> tuple[list[Problem], list[P
 
 def _measures(m: pd.DataFrame, videos: pd.Series, source: Path
               ) -> tuple[dict[str, pd.Series], list[Problem], list[Problem]]:
-    """Step 3, the measures of each of ``videos``: ``(columns, unusable, warnings)``.
+    """The measures of each of ``videos``: ``(columns, unusable, warnings)``.
 
     ``columns``: ``ivsd``, ``lvidd``, ``lvpwd`` from the first row per (video, ``Calc``) in
     file order (a duplicate row is dropped, as the published evaluator does, and counted in a
@@ -186,7 +186,7 @@ def _measures(m: pd.DataFrame, videos: pd.Series, source: Path
 
 def _video_paths(videos: pd.Series, raw_root: Path
                  ) -> tuple[list[object], list[Problem], list[Problem]]:
-    """Step 4, each video's file in whichever ``Batch*/`` folder holds it:
+    """Each video's file in whichever ``Batch*/`` folder holds it:
     ``(paths, errors, unusable)``; a video in two batches is an error, one in none unusable."""
     found = find_videos(raw_root)
     paths: list[object] = []
