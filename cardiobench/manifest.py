@@ -112,7 +112,11 @@ class Problem:
     ``severity``: ``"error"`` fails preparation; ``"unusable"`` marks one sample that cannot be
     used (``prepare`` stops, or with ``--allow-incomplete`` sets the sample aside); ``"warning"``
     is reported and recorded. ``file``/``line`` locate a side-file cell as a spreadsheet user sees
-    it (1-based line, the header being line 1); ``row`` is the 0-based row of the table at hand.
+    it (1-based line, the header being line 1); ``row`` is the 0-based row of the table at hand;
+    ``column`` is the side-file column (its header as written) a cell problem is about, so that
+    code deciding what a problem costs reads it here, never from ``message``. ``column`` is for
+    that decision only: it is not part of :meth:`to_dict`, the sidecar or the problems CSV, whose
+    ``message`` already names it.
     """
 
     kind: str  # e.g. "duplicate_sample_id", "patient_in_two_splits", "missing_file"
@@ -122,6 +126,7 @@ class Problem:
     severity: str = "error"
     file: str | None = None
     line: int | None = None
+    column: str | None = None
 
     def __str__(self) -> str:
         where = []
@@ -527,8 +532,14 @@ def validate(manifest: Manifest, *, check_files: bool = True,
     :data:`LABEL_RANGES`; NaN in a ``required_labels`` column; unknown view.
     """
     t = manifest.table
-    problems: list[Problem] = []
+    root = Path(manifest.root) if manifest.root and check_files else None
+    return (_identity_problems(t) + _path_problems(t, root) + _label_value_problems(t)
+            + _required_label_problems(t, required_labels) + _view_problems(t))
 
+
+def _identity_problems(t: pd.DataFrame) -> list[Problem]:
+    """Identifiers and splits: duplicate ``sample_id``, unknown split, patient in two splits."""
+    problems: list[Problem] = []
     dup = t["sample_id"].duplicated(keep=False)
     for i in np.flatnonzero(dup.to_numpy()):
         problems.append(Problem("duplicate_sample_id", "sample_id occurs more than once",
@@ -546,8 +557,12 @@ def validate(manifest: Manifest, *, check_files: bool = True,
         problems.append(Problem("patient_in_two_splits",
                                 f"patient {pid!r} is in splits {splits} (rows {list(map(int, rows))})",
                                 sample_id=str(t.at[rows[0], "sample_id"]), row=int(rows[0])))
+    return problems
 
-    root = Path(manifest.root) if manifest.root else None
+
+def _path_problems(t: pd.DataFrame, root: Path | None) -> list[Problem]:
+    """Paths: empty, absolute, escaping the dataset root, or (with a ``root``) no such file."""
+    problems: list[Problem] = []
     for i, p in enumerate(t["path"].astype("string")):
         sid = str(t.at[i, "sample_id"])
         if pd.isna(p) or not str(p):
@@ -562,10 +577,15 @@ def validate(manifest: Manifest, *, check_files: bool = True,
             problems.append(Problem("path_escapes_root", f"path {p!r} escapes the dataset root",
                                     sample_id=sid, row=i))
             continue
-        if check_files and root is not None and not (root / pp).exists():
+        if root is not None and not (root / pp).exists():
             problems.append(Problem("missing_file", f"file {root / pp} does not exist",
                                     sample_id=sid, row=i))
+    return problems
 
+
+def _label_value_problems(t: pd.DataFrame) -> list[Problem]:
+    """Label values: not a number, outside :data:`LABEL_RANGES`, a binary label not 0 or 1."""
+    problems: list[Problem] = []
     for col, (lo, hi) in LABEL_RANGES.items():
         if col not in t:
             continue
@@ -584,8 +604,13 @@ def validate(manifest: Manifest, *, check_files: bool = True,
             for i in np.flatnonzero((nonint & ~out).to_numpy()):
                 problems.append(Problem("label_not_binary", f"{col}={values.iat[i]} is not 0 or 1",
                                         sample_id=str(t.at[i, "sample_id"]), row=int(i)))
+    return problems
 
-    for col in required_labels:
+
+def _required_label_problems(t: pd.DataFrame, required: Iterable[str]) -> list[Problem]:
+    """Labels a task needs: the column absent, or a sample without a value."""
+    problems: list[Problem] = []
+    for col in required:
         if col not in t:
             problems.append(Problem("missing_label_column", f"required label column {col!r} absent"))
             continue
@@ -593,13 +618,17 @@ def validate(manifest: Manifest, *, check_files: bool = True,
         for i in np.flatnonzero(values.isna().to_numpy()):
             problems.append(Problem("missing_label", f"{col} is NaN but the task needs it",
                                     sample_id=str(t.at[i, "sample_id"]), row=int(i)))
-
-    if "view" in t:
-        bad_view = t["view"].notna() & ~t["view"].isin(VIEWS)
-        for i in np.flatnonzero(bad_view.to_numpy()):
-            problems.append(Problem("unknown_view", f"view {t.at[i, 'view']!r} not in {VIEWS}",
-                                    sample_id=str(t.at[i, "sample_id"]), row=int(i)))
     return problems
+
+
+def _view_problems(t: pd.DataFrame) -> list[Problem]:
+    """Views: a value outside :data:`VIEWS` (an empty view is allowed)."""
+    if "view" not in t:
+        return []
+    bad_view = t["view"].notna() & ~t["view"].isin(VIEWS)
+    return [Problem("unknown_view", f"view {t.at[i, 'view']!r} not in {VIEWS}",
+                    sample_id=str(t.at[i, "sample_id"]), row=int(i))
+            for i in np.flatnonzero(bad_view.to_numpy())]
 
 
 def check(manifest: Manifest, **kwargs: Any) -> Manifest:

@@ -29,18 +29,23 @@ def summarise(problems: Iterable[Problem], first_n: int = FIRST_N) -> list[str]:
 
     A kind seen once is shown in full (``str(problem)``).
     """
+    return [line for _, line in _summary(problems, first_n)]
+
+
+def _summary(problems: Iterable[Problem], first_n: int) -> list[tuple[str, str]]:
+    """``(severity, line)`` per (severity, kind), in first-seen order (see :func:`summarise`)."""
     groups: "OrderedDict[tuple[str, str], list[Problem]]" = OrderedDict()
     for p in problems:
         groups.setdefault((p.severity, p.kind), []).append(p)
     lines = []
     for (severity, kind), items in groups.items():
         if len(items) == 1:
-            lines.append(str(items[0]))
+            lines.append((severity, str(items[0])))
             continue
         names = list(dict.fromkeys(_label(p) for p in items))
         more = " ..." if len(names) > first_n else ""
-        lines.append(f"[{severity}] {kind}: {len(items)} occurrence(s), e.g. "
-                     f"{', '.join(names[:first_n])}{more} -- first: {items[0].message}")
+        lines.append((severity, f"[{severity}] {kind}: {len(items)} occurrence(s), e.g. "
+                      f"{', '.join(names[:first_n])}{more} -- first: {items[0].message}"))
     return lines
 
 
@@ -48,7 +53,7 @@ def log_summary(logger: logging.Logger, prefix: str, problems: Iterable[Problem]
                 level: int | None = None) -> None:
     """Log :func:`summarise` lines once each: at ``level``, else warnings at WARNING and the
     rest at ERROR."""
-    for line in summarise(problems):
+    for severity, line in _summary(problems, FIRST_N):
         lvl = level if level is not None else (
-            logging.WARNING if line.startswith("[warning]") else logging.ERROR)
+            logging.WARNING if severity == "warning" else logging.ERROR)
         logger.log(lvl, "%s: %s", prefix, line)

@@ -30,7 +30,7 @@ import io
 import logging
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Iterable
 
@@ -99,8 +99,9 @@ class SideTable:
     ``table``: the declared columns only, typed (numbers float, enums in canonical spelling,
     text stripped), with NaN/NA where a cell was empty or bad; ``line``: 1-based line of each row
     in the file; ``problems``: every cell fault (severity ``"unusable"``, ``row`` = row of
-    ``table``) and every tolerated quirk (``"warning"``); ``bad_rows``: rows of ``table`` with at
-    least one unusable cell; ``family_columns``: the members found per family prefix.
+    ``table``, ``column`` = the column's header) and every tolerated quirk (``"warning"``);
+    ``bad_rows``: rows of ``table`` with at least one unusable cell; ``family_columns``: the
+    members found per family prefix.
     """
 
     path: Path
@@ -306,13 +307,13 @@ def read_side_table(path: str | Path, schema: TableSchema) -> SideTable:
                     what = f"; {col.meaning}" if col.meaning else ""
                     problems.append(Problem("empty_cell", f"{col.name} is empty{what}",
                                             row=r, file=str(path), line=line,
-                                            severity="unusable"))
+                                            severity="unusable", column=col.name))
                     bad.add(r)
                 continue
             value, why = _parse(col, raw)
             if why is not None:
                 problems.append(Problem("bad_cell", why, row=r, file=str(path), line=line,
-                                        severity="unusable"))
+                                        severity="unusable", column=col.name))
                 bad.add(r)
             values.append(value)
         data[col.name] = values
@@ -333,7 +334,7 @@ def with_sample_ids(problems: Iterable[Problem], ids: pd.Series) -> list[Problem
         sid = p.sample_id
         if sid is None and p.row is not None and p.row in ids.index and pd.notna(ids.loc[p.row]):
             sid = str(ids.loc[p.row])
-        out.append(Problem(p.kind, p.message, sid, p.row, p.severity, p.file, p.line))
+        out.append(replace(p, sample_id=sid))
     return out
 
 

@@ -63,8 +63,6 @@ def prepare(dataset: Preparable, raw_root: str | Path, out_csv: str | Path | Non
     unusable sample with ``strict_root``.
     """
     from cardiobench.io.identity import record_identity
-    from cardiobench.preprocessing.media import (check_media, match_case, name_near_misses,
-                                                 outside_root, unlisted_files)
     from cardiobench.problems import log_summary
 
     name = dataset.name
@@ -76,62 +74,10 @@ def prepare(dataset: Preparable, raw_root: str | Path, out_csv: str | Path | Non
         refuse_manifest_out(Path(out_csv), raw_root)
     manifest = dataset.harmonise(raw_root, dataset.spec())
     manifest.root = str(raw_root)
-    unusable = [p for p in manifest.problems if p.severity == "unusable"]
-    others = [p for p in manifest.problems if p.severity != "unusable"]
-    unusable += _label_problems(manifest, unusable)
-    others += match_case(manifest)
-    t = manifest.table
-    bad = _bad_rows(t, unusable)
-    for p in outside_root(Manifest(dataset=manifest.dataset, table=t[~bad], root=manifest.root),
-                          strict=strict_root):
-        (unusable if p.severity == "unusable" else others).append(p)
-    bad = _bad_rows(t, unusable)
-    intact = t[~bad].reset_index(drop=True)
-    probe_set = Manifest(dataset=manifest.dataset, table=intact, root=manifest.root)
-    unusable += name_near_misses(check_media(probe_set, decode=media_check, workers=workers))
-    bad = _bad_rows(t, unusable)
-    extra = unlisted_files(manifest, dataset.media_globs)
-    # one problem per file: the summary line counts them and names the first five
-    others += [Problem("unlisted_file", "on disk but listed by no side file; left out",
-                       file=rel, severity="warning") for rel in extra]
+    unusable, others = _sample_problems(manifest, dataset.media_globs, media_check=media_check,
+                                        workers=workers, strict_root=strict_root)
     if unusable:
-        if not allow_incomplete:
-            n_bad = len({str(p.sample_id) for p in unusable if p.sample_id is not None}
-                        | set(t.loc[bad, "sample_id"].astype(str)))
-            raise ManifestError(
-                f"{name}: {n_bad} unusable sample(s) in {raw_root}; fix them, or rerun "
-                f"with {ALLOW_FLAG} to write the manifest without them (they are then listed in "
-                "the sidecar and <manifest>.problems.csv, and the results say so)", unusable)
-        reasons: dict[str, list[str]] = {}
-        for p in unusable:
-            reasons.setdefault(str(p.sample_id), []).append(
-                f"{p.kind}: {p.message}" + (f" ({p.file} line {p.line})" if p.line else ""))
-        dropped = t[bad]
-        # a split drawn by rule was drawn with these rows: verify needs their patient and
-        # stratifying label to recompute the draw on the subset the manifest keeps
-        draw_label = dataset.spec().draw_label
-        excluded = pd.DataFrame({
-            "sample_id": dropped["sample_id"].astype("string"),
-            "split": dropped["split"],
-            "patient_id": dropped["patient_id"],
-            "path": dropped["path"],
-            "reason": ["; ".join(reasons.get(str(s), ["see the problems file"]))
-                       for s in dropped["sample_id"]],
-            "split_label": dropped[draw_label] if draw_label in dropped else pd.NA,
-        })
-        # samples a harmoniser could not even place in its table (e.g. no label to split on)
-        absent = sorted({str(p.sample_id) for p in unusable if p.sample_id is not None}
-                        - set(t["sample_id"].astype(str)))
-        if absent:
-            excluded = pd.concat([excluded, pd.DataFrame({
-                "sample_id": absent, "split": pd.NA, "patient_id": pd.NA, "path": pd.NA,
-                "reason": ["; ".join(reasons[a]) for a in absent],
-                "split_label": pd.NA})], ignore_index=True)
-        manifest.table = t[~bad].reset_index(drop=True)
-        manifest.excluded = excluded.astype("string").reset_index(drop=True)
-        if not len(manifest.table):
-            raise ManifestError(f"{name}: every sample of {raw_root} is unusable; nothing to "
-                                "write", unusable)
+        _set_aside(dataset, manifest, unusable, allow_incomplete)
     manifest.problems = unusable + others
     check(manifest, check_files=False)
     record_identity(manifest, workers)
@@ -145,6 +91,87 @@ def prepare(dataset: Preparable, raw_root: str | Path, out_csv: str | Path | Non
     if out_csv is not None:
         manifest.write(out_csv)
     return manifest
+
+
+def _sample_problems(manifest: Manifest, media_globs: tuple[str, ...], *, media_check: bool,
+                     workers: int | None, strict_root: bool) -> tuple[list[Problem], list[Problem]]:
+    """Every problem of a harmonised manifest, as ``(unusable, others)``: the harmoniser's,
+    labels it let through, paths in another letter case, links out of the raw root, the media
+    check of every sample still intact, and files on disk that no side file lists."""
+    from cardiobench.preprocessing.media import (check_media, match_case, name_near_misses,
+                                                 outside_root, unlisted_files)
+
+    unusable = [p for p in manifest.problems if p.severity == "unusable"]
+    others = [p for p in manifest.problems if p.severity != "unusable"]
+    unusable += _label_problems(manifest, unusable)
+    others += match_case(manifest)
+    t = manifest.table
+    bad = _bad_rows(t, unusable)
+    for p in outside_root(Manifest(dataset=manifest.dataset, table=t[~bad], root=manifest.root),
+                          strict=strict_root):
+        (unusable if p.severity == "unusable" else others).append(p)
+    bad = _bad_rows(t, unusable)
+    intact = t[~bad].reset_index(drop=True)
+    probe_set = Manifest(dataset=manifest.dataset, table=intact, root=manifest.root)
+    unusable += name_near_misses(check_media(probe_set, decode=media_check, workers=workers))
+    extra = unlisted_files(manifest, media_globs)
+    # one problem per file: the summary line counts them and names the first five
+    others += [Problem("unlisted_file", "on disk but listed by no side file; left out",
+                       file=rel, severity="warning") for rel in extra]
+    return unusable, others
+
+
+def _set_aside(dataset: Preparable, manifest: Manifest, unusable: list[Problem],
+               allow_incomplete: bool) -> None:
+    """The unusable-sample policy: stop, naming every unusable sample and :data:`ALLOW_FLAG`;
+    with ``allow_incomplete``, move them from ``manifest.table`` to ``manifest.excluded``
+    (stopping still when no sample is left)."""
+    name, raw_root, t = dataset.name, manifest.root, manifest.table
+    bad = _bad_rows(t, unusable)
+    if not allow_incomplete:
+        n_bad = len({str(p.sample_id) for p in unusable if p.sample_id is not None}
+                    | set(t.loc[bad, "sample_id"].astype(str)))
+        raise ManifestError(
+            f"{name}: {n_bad} unusable sample(s) in {raw_root}; fix them, or rerun "
+            f"with {ALLOW_FLAG} to write the manifest without them (they are then listed in "
+            "the sidecar and <manifest>.problems.csv, and the results say so)", unusable)
+    manifest.table = t[~bad].reset_index(drop=True)
+    manifest.excluded = _excluded(t, bad, unusable, dataset.spec().draw_label)
+    if not len(manifest.table):
+        raise ManifestError(f"{name}: every sample of {raw_root} is unusable; nothing to "
+                            "write", unusable)
+
+
+def _excluded(table: pd.DataFrame, bad: "pd.Series[bool]", unusable: list[Problem],
+              draw_label: str | None) -> pd.DataFrame:
+    """The set-aside samples (:data:`~cardiobench.manifest.EXCLUDED_COLUMNS`): the ``bad``
+    rows of ``table`` and the samples a harmoniser could not place in it, each with the
+    reasons its problems give."""
+    reasons: dict[str, list[str]] = {}
+    for p in unusable:
+        reasons.setdefault(str(p.sample_id), []).append(
+            f"{p.kind}: {p.message}" + (f" ({p.file} line {p.line})" if p.line else ""))
+    dropped = table[bad]
+    # a split drawn by rule was drawn with these rows: verify needs their patient and
+    # stratifying label to recompute the draw on the subset the manifest keeps
+    excluded = pd.DataFrame({
+        "sample_id": dropped["sample_id"].astype("string"),
+        "split": dropped["split"],
+        "patient_id": dropped["patient_id"],
+        "path": dropped["path"],
+        "reason": ["; ".join(reasons.get(str(s), ["see the problems file"]))
+                   for s in dropped["sample_id"]],
+        "split_label": dropped[draw_label] if draw_label in dropped else pd.NA,
+    })
+    # samples a harmoniser could not even place in its table (e.g. no label to split on)
+    absent = sorted({str(p.sample_id) for p in unusable if p.sample_id is not None}
+                    - set(table["sample_id"].astype(str)))
+    if absent:
+        excluded = pd.concat([excluded, pd.DataFrame({
+            "sample_id": absent, "split": pd.NA, "patient_id": pd.NA, "path": pd.NA,
+            "reason": ["; ".join(reasons[a]) for a in absent],
+            "split_label": pd.NA})], ignore_index=True)
+    return excluded.astype("string").reset_index(drop=True)
 
 
 def refuse_manifest_out(out: Path, raw: Path) -> None:

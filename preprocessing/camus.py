@@ -136,63 +136,12 @@ def harmonise(raw_root: Path, spec: SplitSpec) -> Manifest:
             errors.append(Problem("patient_without_split", f"{pdir} is in no subgroup_*.txt "
                                   "file", sample_id=pid))
         efs: dict[str, tuple[float, Path, int]] = {}
-        for cam_view, view in CAMUS_VIEWS.items():
-            seq = pdir / f"{pid}_{cam_view}_half_sequence.nii.gz"
-            cfg = pdir / f"Info_{cam_view}.cfg"
-            sid = f"{pid}_{cam_view}"
-            if not seq.exists() and not cfg.exists():
-                continue
-            if not cfg.exists():
-                errors.append(Problem("missing_file", f"{cfg} not found (the half sequence "
-                                      "exists)", sample_id=sid))
-                continue
-            cfg_lines: dict[str, int] = {}
-            try:
-                info = read_cfg(cfg, cfg_lines)
-            except ManifestError as exc:
-                # a malformed cfg costs its own sample, named with the file and line
-                warnings.append(Problem("bad_cfg", str(exc), sample_id=sid,
-                                        severity="unusable", file=str(cfg)))
-                continue
-            if not seq.exists():
-                warnings.append(Problem("missing_file", f"{seq} not found (its cfg exists)",
-                                        sample_id=sid, severity="unusable", file=str(seq)))
-            else:
-                try:
-                    info_seq = probe(seq)  # header only
-                except MediaError as exc:
-                    # the sample is unusable, not the dataset: prepare names it and stops, or
-                    # sets it aside with --allow-incomplete
-                    warnings.append(Problem(f"media_{exc.kind}", f"{seq}: {exc.reason}",
-                                            sample_id=sid, severity="unusable", file=str(seq)))
-                else:
-                    why = sequence_shape_problem(info_seq.shape or (info_seq.width,
-                                                 info_seq.height, info_seq.n_frames),
-                                                 int(info["NbFrame"]))
-                    if why is not None:
-                        warnings.append(Problem(
-                            "media_bad_shape", f"{seq}: {why} ({cfg} line "
-                            f"{cfg_lines['NbFrame']}: NbFrame = {info['NbFrame']})",
-                            sample_id=sid, severity="unusable", file=str(seq)))
-            efs[cam_view] = (float(info["EF"]), cfg, cfg_lines["EF"])
-            rows.append({
-                "sample_id": sid, "patient_id": pid, "split": split_of.get(pid, pd.NA),
-                "path": seq.relative_to(raw_root).as_posix(), "view": view,
-                "ed_frame": int(info["ED"]) - 1, "es_frame": int(info["ES"]) - 1,
-                "fps": info.get("FrameRate", float("nan")), "n_frames": info["NbFrame"],
-                "ef": info["EF"], "sex": str(info.get("Sex", "")).strip().upper() or pd.NA,
-                "age": info.get("Age", float("nan")),
-                "image_quality": str(info.get("ImageQuality", "")).strip().title() or pd.NA,
-            })
-        if len({ef for ef, _, _ in efs.values()}) > 1:
-            # CAMUS EF is one biplane value per patient: two values make the patient's label
-            # unknown, and the patient-level task cannot score a patient with two labels
-            said = "; ".join(f"{f} line {n}: EF = {ef:g}" for ef, f, n in efs.values())
-            for cam_view, (_, f, n) in efs.items():
-                warnings.append(Problem(
-                    "ef_differs_between_views", f"{pid}: the cfgs disagree on the patient's "
-                    f"biplane EF ({said}); both of its videos are unusable until they agree",
-                    sample_id=f"{pid}_{cam_view}", severity="unusable", file=str(f), line=n))
+        for cam_view in CAMUS_VIEWS:
+            read = _read_view(pdir, cam_view, raw_root, errors, warnings)
+            if read is not None:
+                row, efs[cam_view] = read
+                rows.append({**row, "split": split_of.get(pid, pd.NA)})
+        warnings += _ef_disagreement(pid, efs)
     listed_absent = sorted(set(split_of) - {p.name for p in patients})
     if listed_absent:
         warnings.append(Problem("listed_patient_missing", f"{len(listed_absent)} patient(s) in "
@@ -208,6 +157,85 @@ def harmonise(raw_root: Path, spec: SplitSpec) -> Manifest:
         source={"nifti": "database_nifti", "split_dir": "database_split",
                 "frame_index": "cfg ED/ES are 1-based; manifest ed_frame/es_frame are 0-based"},
         problems=warnings)
+
+
+def _read_view(pdir: Path, cam_view: str, raw_root: Path, errors: list[Problem],
+               warnings: list[Problem]) -> tuple[dict[str, object], tuple[float, Path, int]] | None:
+    """One patient's view: its manifest row (without the split) and ``(EF, cfg, EF's line)``,
+    or None when the view has no cfg (neither file: no sample; only the sequence: an error)
+    or a malformed one (the sample is unusable). A sequence that is missing, unreadable or of
+    another shape than its cfg describes makes the sample unusable but still gives its row
+    (``prepare`` names and sets aside rows with unusable problems). Problems go to the sinks.
+    """
+    pid = pdir.name
+    seq = pdir / f"{pid}_{cam_view}_half_sequence.nii.gz"
+    cfg = pdir / f"Info_{cam_view}.cfg"
+    sid = f"{pid}_{cam_view}"
+    if not seq.exists() and not cfg.exists():
+        return None
+    if not cfg.exists():
+        errors.append(Problem("missing_file", f"{cfg} not found (the half sequence "
+                              "exists)", sample_id=sid))
+        return None
+    cfg_lines: dict[str, int] = {}
+    try:
+        info = read_cfg(cfg, cfg_lines)
+    except ManifestError as exc:
+        # a malformed cfg costs its own sample, named with the file and line
+        warnings.append(Problem("bad_cfg", str(exc), sample_id=sid,
+                                severity="unusable", file=str(cfg)))
+        return None
+    problem = _sequence_problem(seq, sid, info, cfg, cfg_lines)
+    if problem is not None:
+        warnings.append(problem)
+    row = {
+        "sample_id": sid, "patient_id": pid,
+        "path": seq.relative_to(raw_root).as_posix(), "view": CAMUS_VIEWS[cam_view],
+        "ed_frame": int(info["ED"]) - 1, "es_frame": int(info["ES"]) - 1,
+        "fps": info.get("FrameRate", float("nan")), "n_frames": info["NbFrame"],
+        "ef": info["EF"], "sex": str(info.get("Sex", "")).strip().upper() or pd.NA,
+        "age": info.get("Age", float("nan")),
+        "image_quality": str(info.get("ImageQuality", "")).strip().title() or pd.NA,
+    }
+    return row, (float(info["EF"]), cfg, cfg_lines["EF"])
+
+
+def _sequence_problem(seq: Path, sid: str, info: dict[str, str | int | float], cfg: Path,
+                      cfg_lines: dict[str, int]) -> Problem | None:
+    """Why the half sequence ``seq`` cannot be the sequence its cfg describes -- absent,
+    unreadable (header only is read), or of another shape -- as an unusable problem, or None."""
+    if not seq.exists():
+        return Problem("missing_file", f"{seq} not found (its cfg exists)",
+                       sample_id=sid, severity="unusable", file=str(seq))
+    try:
+        info_seq = probe(seq)  # header only
+    except MediaError as exc:
+        # the sample is unusable, not the dataset: prepare names it and stops, or sets it
+        # aside with --allow-incomplete
+        return Problem(f"media_{exc.kind}", f"{seq}: {exc.reason}",
+                       sample_id=sid, severity="unusable", file=str(seq))
+    why = sequence_shape_problem(info_seq.shape or (info_seq.width, info_seq.height,
+                                                    info_seq.n_frames), int(info["NbFrame"]))
+    if why is None:
+        return None
+    return Problem("media_bad_shape", f"{seq}: {why} ({cfg} line {cfg_lines['NbFrame']}: "
+                   f"NbFrame = {info['NbFrame']})", sample_id=sid, severity="unusable",
+                   file=str(seq))
+
+
+def _ef_disagreement(pid: str, efs: dict[str, tuple[float, Path, int]]) -> list[Problem]:
+    """An unusable problem per view when the views' cfgs give the patient different EFs.
+
+    CAMUS EF is one biplane value per patient: two values make the patient's label unknown,
+    and the patient-level task cannot score a patient with two labels.
+    """
+    if len({ef for ef, _, _ in efs.values()}) <= 1:
+        return []
+    said = "; ".join(f"{f} line {n}: EF = {ef:g}" for ef, f, n in efs.values())
+    return [Problem("ef_differs_between_views", f"{pid}: the cfgs disagree on the patient's "
+                    f"biplane EF ({said}); both of its videos are unusable until they agree",
+                    sample_id=f"{pid}_{cam_view}", severity="unusable", file=str(f), line=n)
+            for cam_view, (_, f, n) in efs.items()]
 
 
 def ground_truth(manifest: Manifest) -> dict[str, pd.DataFrame]:

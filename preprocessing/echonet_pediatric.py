@@ -14,6 +14,7 @@ last"), which silently breaks if a file is re-sorted, so we use the area itself.
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -65,7 +66,7 @@ def _read_view(raw_root: Path, view: str, spec: SplitSpec, errors: list[Problem]
         # the same file name exists in both view folders' lists: say which view
         sid = p.sample_id if p.sample_id is not None or p.severity == "warning" \
             else f"{view} {filelist.name} line {p.line}"
-        errors.append(Problem(p.kind, p.message, sid, p.row, p.severity, p.file, p.line))
+        errors.append(replace(p, sample_id=sid))
     out["fold"] = folds.astype("Int64")
     out["split"] = splits
     out["patient_id"] = out["sample_id"].map(patient_of)

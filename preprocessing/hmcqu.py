@@ -14,6 +14,7 @@ patient-level stratified draw (``splits/hmcqu.yaml``, docs/published_benchmark.m
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 import re
 from pathlib import Path
 
@@ -65,8 +66,8 @@ def read_sheet(path: Path, view: str) -> tuple[pd.DataFrame, list[Problem]]:
     problems = with_sample_ids(side.problems, ids)
     # a blank ECHO cell names no video: the whole sheet row is unusable and has no sample id
     problems = [p if p.sample_id is not None or p.severity == "warning"
-                else Problem(p.kind, p.message, f"{path.name} line {p.line}", None, p.severity,
-                             p.file, p.line) for p in problems]
+                else replace(p, sample_id=f"{path.name} line {p.line}", row=None)
+                for p in problems]
     return out.drop(columns="_row"), problems
 
 

@@ -14,6 +14,7 @@ import logging
 import os
 import sys
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path, PurePosixPath
 from typing import Iterator
 
@@ -197,8 +198,7 @@ def name_near_misses(problems: list[Problem]) -> list[Problem]:
             near = [n for n in names if n.split(".")[0].casefold() == stem][:3]
             hint = (f"; beside it: {', '.join(near)} (another extension or letter case?)"
                     if near else "")
-        out.append(Problem(p.kind, p.message + hint, p.sample_id, p.row, p.severity, p.file,
-                           p.line))
+        out.append(replace(p, message=p.message + hint))
     return out
 
 

@@ -106,7 +106,7 @@ def map_split_column(values: pd.Series, mapping: Mapping[object, str], *, source
         problems.append(Problem("unknown_split", f"{where}: {column} {values.iloc[pos]!r} is "
                                 f"not one of {sorted(keys)}", sample_id=sid, row=int(pos),
                                 severity=severity, file=source,
-                                line=None if lines is None else int(lines[pos])))
+                                line=None if lines is None else int(lines[pos]), column=column))
     return mapped, problems
 
 

@@ -388,6 +388,29 @@ def test_lvh_missing_video_and_split_conflict(lvh_small):
         prepare(CATALOGUE.dataset("echonet_lvh"), lvh_small)
 
 
+def test_lvh_cell_fault_costs_the_video_by_its_column_not_its_text(lvh_small):
+    """A fault on a row we do not use (LVIDs) costs its video only in a column describing the
+    video (``split``, ``HashedFileName``), whatever the cell's text says."""
+    path = lvh_small / "MeasurementsList.csv"
+    table = pd.read_csv(path, index_col=0, dtype=str)
+    lvids = table.index[table["Calc"] == "LVIDs"]
+    table.loc[lvids[0], "FPS"] = "split"  # FPS of a row we do not use: a warning
+    table.loc[lvids[1], "split"] = "HashedFileName"  # the video's split is unknown: unusable
+    table.to_csv(path)
+    with pytest.raises(ManifestError) as err:
+        prepare(CATALOGUE.dataset("echonet_lvh"), lvh_small)
+    assert len(err.value.problems) == 1
+    unusable = err.value.problems[0]
+    assert (unusable.kind, unusable.sample_id, unusable.line, unusable.column) == (
+        "bad_cell", table.at[lvids[1], "HashedFileName"], int(lvids[1]) + 2, "split")
+    m = prepare(CATALOGUE.dataset("echonet_lvh"), lvh_small, allow_incomplete=True)
+    cells = [(p.severity, p.sample_id, p.column) for p in m.problems if p.kind == "bad_cell"]
+    assert cells == [("unusable", table.at[lvids[1], "HashedFileName"], "split"),
+                     ("warning", table.at[lvids[0], "HashedFileName"], "FPS")]
+    assert table.at[lvids[0], "HashedFileName"] in set(m.table["sample_id"])
+    assert list(m.excluded["sample_id"]) == [table.at[lvids[1], "HashedFileName"]]
+
+
 def test_pediatric_tracing_with_a_bad_coordinate_is_named_and_costs_only_that_frame(tmp_path):
     root = tmp_path / "ped"
     truth = write_layout(CATALOGUE.layout("echonet_pediatric"), root, scale="tiny", seed=3)

@@ -12,7 +12,9 @@ import pandas as pd
 import pytest
 import torch
 
-from cardiobench.embed import EmbeddingCache, extract, finalize_cache, load_or_extract
+from cardiobench.embed import (EmbeddingCache, ExtractOptions, extract, finalize_cache,
+                               load_or_extract)
+from cardiobench.embed.cache import read_shard_file
 from cardiobench.encoders import build_encoder
 from cardiobench.encoders.base import Encoder, InputSpec
 from cardiobench.io import write_video
@@ -113,6 +115,24 @@ def test_decoding_threads_give_the_same_bytes_as_the_main_thread(toy: Manifest,
     for a in sorted((tmp_path / "a").rglob("shard-*.npz")):
         b = tmp_path / "b" / a.relative_to(tmp_path / "a")
         assert a.read_bytes() == b.read_bytes(), a.name
+
+
+def test_options_object_and_keywords_are_one_interface(toy: Manifest, tmp_path: Path) -> None:
+    """``extract(..., ExtractOptions(...))`` runs as the same keywords do; a keyword overrides
+    the object's field, and an unknown keyword is refused."""
+    enc = build_encoder("pixels", n_frames=6)
+    by_keywords = extract(toy, enc, tmp_path / "a", shard_size=4, num_workers=0, progress=False)
+    by_object = extract(toy, enc, tmp_path / "b",
+                        ExtractOptions(shard_size=7, num_workers=0, progress=False), shard_size=4)
+    assert (by_object.computed_shards, by_object.n_failed) == ([0, 1, 2], 1)
+    assert (by_keywords.computed_shards, by_keywords.n_failed) == ([0, 1, 2], 1)
+    shards = sorted(p.relative_to(tmp_path / "a") for p in (tmp_path / "a").rglob("shard-*"))
+    assert [p.name for p in shards] == [f"shard-s4-0000{k}.npz{x}" for k in range(3)
+                                        for x in ("", ".sha256")]
+    for rel in shards:
+        assert (tmp_path / "a" / rel).read_bytes() == (tmp_path / "b" / rel).read_bytes()
+    with pytest.raises(TypeError, match="shardsize"):
+        extract(toy, enc, tmp_path / "c", shardsize=4)
 
 
 def test_edited_row_invalidates_only_its_shard(toy: Manifest, tmp_path: Path) -> None:
@@ -236,7 +256,7 @@ def test_stills_are_one_frame_for_image_encoders_and_padded_for_video_ones(tmp_p
     emb = load_or_extract(m, enc, tmp_path / "c", shard_size=4, num_workers=0, progress=False)
     assert [f.shape[0] for f in emb.frames] == [1] * len(m)  # was 16 identical copies
     cache = EmbeddingCache(tmp_path / "c", m.dataset, enc.fingerprint())
-    shard = cache.read_shard_file(cache.shard_path(0, 4))
+    shard = read_shard_file(cache.shard_path(0, 4))
     assert [i.tolist() for i in shard.frame_indices] == [[0]] * len(shard.sample_ids)
     # the clip vector is what 16 copies gave: the pooled mean of one repeated frame embedding
     f = torch.from_numpy(emb.frames[0])

@@ -174,10 +174,10 @@ def _corrupt_shard(how: str) -> Callable[[Ctx], Outcome]:
         elif how == "deleted":
             shard.unlink()
         elif how == "no checksum":
-            EmbeddingCache.checksum_path(shard).unlink()
+            cache_mod.checksum_path(shard).unlink()
         emb = c.load()
         after = c.cache_dir()
-        assert after.is_complete() and after.shard_problem(shard) is None
+        assert after.is_complete() and shard.exists() and cache_mod.shard_damage(shard) is None
         return Outcome(emb, "\n".join(c.notes))
     return run
 

@@ -117,3 +117,26 @@ def test_malformed_csv_gives_clear_error(tmp_path: Path) -> None:
         Manifest.read(bad)
     with pytest.raises(ManifestError, match="not found"):
         Manifest.read(tmp_path / "nope.csv")
+
+
+def test_problem_summary_lines_and_their_log_levels(caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    from cardiobench.manifest import Problem
+    from cardiobench.problems import log_summary, summarise
+
+    problems = [Problem("bad_cell", "FPS = 'x' is not a number", sample_id="a",
+                        severity="warning", column="FPS"),
+                Problem("missing_file", "a.avi absent", sample_id="b", severity="unusable"),
+                Problem("missing_file", "c.avi absent", sample_id="c", severity="unusable"),
+                Problem("duplicate_sample_id", "twice", sample_id="d")]
+    lines = ["[warning] bad_cell (sample 'a'): FPS = 'x' is not a number",
+             "[unusable] missing_file: 2 occurrence(s), e.g. b, c -- first: a.avi absent",
+             "[error] duplicate_sample_id (sample 'd'): twice"]
+    assert summarise(problems) == lines
+    logger = logging.getLogger("test_problem_summary")
+    with caplog.at_level(logging.DEBUG, logger=logger.name):
+        log_summary(logger, "ds", problems)
+    assert [(r.levelno, r.getMessage()) for r in caplog.records] == [
+        (logging.WARNING, f"ds: {lines[0]}"), (logging.ERROR, f"ds: {lines[1]}"),
+        (logging.ERROR, f"ds: {lines[2]}")]

@@ -25,7 +25,9 @@ signature), so changing ``--shard-size`` re-packs vectors instead of re-embeddin
 
 The module is longer than ~400 lines on purpose: it is the whole on-disk format (shard files,
 checksums, meta, index, failures, finalize and load), kept in one place so that a reader of the
-format never has to chase it across modules.
+format never has to chase it across modules. One shard file -- its arrays, and its bytes checked
+against the checksum beside it -- is read and written by the module's functions
+(:func:`read_shard_file`, :func:`shard_damage`, ...); :class:`EmbeddingCache` is the folder.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
@@ -172,8 +174,132 @@ def _write_bytes(path: Path, data: bytes) -> None:
         fh.write(data)
 
 
+# -- one shard file: its arrays, and its bytes checked against the checksum beside it ----------
+
+def checksum_path(shard: Path) -> Path:
+    """The file holding ``shard``'s SHA-256, written when the shard was committed."""
+    return shard.with_name(shard.name + ".sha256")
+
+
+def shard_damage(path: Path) -> str | None:
+    """Why the bytes of the shard file ``path`` (which exists) cannot be trusted, or None when
+    its checksum file exists and the SHA-256 matches."""
+    expected_file = checksum_path(path)
+    if not expected_file.exists():
+        return "no checksum recorded (written by an older cardiobench or torn)"
+    expected = expected_file.read_text().strip()
+    actual = sha256_file(path)
+    if actual != expected:
+        return f"checksum mismatch (SHA-256 {actual[:12]}…, recorded {expected[:12]}…)"
+    return None
+
+
+def trusted_shard(path: Path) -> bool:
+    """True when the shard file ``path`` exists and its bytes match its checksum; a damaged
+    file is named in a warning (its samples will be recomputed)."""
+    if not path.exists():
+        return False
+    damage = shard_damage(path)
+    if damage is not None:
+        _warn_damaged(path, damage, "its samples")
+    return damage is None
+
+
+def _shard_bytes(plan_hash: str, data: ShardData) -> bytes:
+    """The ``.npz`` bytes of a shard (the layout :func:`read_shard_file` reads)."""
+    arrays: dict[str, np.ndarray] = {
+        "plan_hash": np.array(plan_hash),
+        "sample_ids": np.array(data.sample_ids, dtype=str),
+        "signatures": np.array(data.signatures, dtype=str),
+        "clip": np.asarray(data.clip, dtype=np.float16),
+        "idx_offsets": _offsets([len(i) for i in data.frame_indices]),
+        "frame_indices": (np.concatenate(data.frame_indices).astype(np.int64)
+                          if data.frame_indices else np.zeros(0, np.int64)),
+        "failed_ids": np.array(data.failed_ids, dtype=str),
+        "failed_signatures": np.array(data.failed_signatures, dtype=str),
+        "failed_reasons": np.array(data.failed_reasons, dtype=str),
+        "failed_kinds": np.array(data.failed_kinds, dtype=str),
+        "failed_identity": np.array(data.failed_identity, dtype=str),
+    }
+    if data.frames is not None:
+        arrays["frame_offsets"] = _offsets([len(f) for f in data.frames])
+        arrays["frames"] = (np.concatenate(data.frames).astype(np.float16) if data.frames
+                            else np.zeros((0, 0), np.float16))
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    return buf.getvalue()
+
+
+def read_shard_file(path: Path) -> ShardData:
+    """Load one shard file (a shard written before signatures, kinds or identities were
+    recorded reads them as empty, ``other`` and empty)."""
+    with np.load(path, allow_pickle=False) as z:
+        idx = _split(z["frame_indices"], z["idx_offsets"])
+        frames = _split(z["frames"], z["frame_offsets"]) if "frames" in z else None
+        names = set(z.files)
+        n_failed = len(z["failed_ids"])
+
+        def strings(key: str, n: int, default: str = "") -> list[str]:
+            return [str(s) for s in z[key]] if key in names else [default] * n
+
+        ids = [str(s) for s in z["sample_ids"]]
+        return ShardData(sample_ids=ids, clip=z["clip"], frames=frames, frame_indices=idx,
+                         failed_ids=[str(s) for s in z["failed_ids"]],
+                         failed_reasons=[str(s) for s in z["failed_reasons"]],
+                         signatures=strings("signatures", len(ids)),
+                         failed_signatures=strings("failed_signatures", n_failed),
+                         failed_kinds=strings("failed_kinds", n_failed, "other"),
+                         failed_identity=strings("failed_identity", n_failed))
+
+
+def read_shard_signatures(path: Path) -> tuple[list[str], set[str]]:
+    """``(signatures, failed IDs)`` of a shard file: the signature of every sample it holds
+    (embedded, then failed) and the IDs of its failed samples, read without any vector."""
+    with np.load(path, allow_pickle=False) as z:
+        sigs = [str(x) for key in ("signatures", "failed_signatures") if key in z
+                for x in z[key]]
+        return sigs, {str(x) for x in z["failed_ids"]}
+
+
+def read_failed_identities(path: Path) -> list[tuple[str, str]]:
+    """``(sample_id, identity of its file when it failed)`` per failed sample of a shard file
+    (an empty identity where the shard predates them)."""
+    with np.load(path, allow_pickle=False) as z:
+        ids = [str(s) for s in z["failed_ids"]]
+        ident = ([str(s) for s in z["failed_identity"]] if "failed_identity" in z
+                 else [""] * len(ids))
+    return list(zip(ids, ident))
+
+
+def read_shard_records(path: Path) -> dict[str, SampleRecord]:
+    """Per-sample records of a shard file the caller has verified, keyed by signature; an
+    unreadable file (named in a warning) and a file without signatures (an older cache) give
+    none."""
+    try:
+        data = read_shard_file(path)
+    except Exception as exc:
+        log.warning("shard %s unreadable (%s); its samples will be recomputed", path, exc)
+        return {}
+    out: dict[str, SampleRecord] = {}
+    for i, (sid, sig) in enumerate(zip(data.sample_ids, data.signatures)):
+        if sig:
+            out[sig] = SampleRecord(
+                sid, sig, clip=data.clip[i],
+                frames=data.frames[i] if data.frames is not None else None,
+                indices=data.frame_indices[i])
+    for sid, sig, reason, kind, ident in zip(data.failed_ids, data.failed_signatures,
+                                             data.failed_reasons, data.failed_kinds,
+                                             data.failed_identity):
+        if sig:
+            out[sig] = SampleRecord(sid, sig, reason=reason, kind=kind, identity=ident)
+    return out
+
+
+# -- the cache folder -----------------------------------------------------------------------
+
 class EmbeddingCache:
-    """One (dataset, encoder fingerprint) folder of the embedding cache."""
+    """One (dataset, encoder fingerprint) folder of the embedding cache (the shard files in it
+    are read and checked by the functions above)."""
 
     def __init__(self, cache_root: str | Path, dataset: str, fingerprint: str):
         from cardiobench.manifest import DATASET_NAME
@@ -192,11 +318,6 @@ class EmbeddingCache:
         """File of shard ``k`` of a plan with shards of ``size`` samples."""
         size = size.size if isinstance(size, ShardPlan) else int(size)
         return self.shard_dir / f"shard-s{size}-{k:05d}.npz"
-
-    @staticmethod
-    def checksum_path(shard: Path) -> Path:
-        """The file holding ``shard``'s SHA-256."""
-        return shard.with_name(shard.name + ".sha256")
 
     @property
     def meta_path(self) -> Path:
@@ -238,33 +359,17 @@ class EmbeddingCache:
         return int(size) if size else None
 
     # -- shards --------------------------------------------------------------------------------
-    def shard_problem(self, path: Path) -> str | None:
-        """Why the shard file ``path`` cannot be trusted (None when its bytes are intact).
-
-        Intact means: the file exists, its checksum file exists, and its SHA-256 matches.
-        """
-        if not path.exists():
-            return "missing"
-        expected_file = self.checksum_path(path)
-        if not expected_file.exists():
-            return "no checksum recorded (written by an older cardiobench or torn)"
-        expected = expected_file.read_text().strip()
-        actual = sha256_file(path)
-        if actual != expected:
-            return f"checksum mismatch (SHA-256 {actual[:12]}…, recorded {expected[:12]}…)"
-        return None
-
     def shard_is_valid(self, k: int, plan: ShardPlan) -> bool:
         """True if shard ``k`` exists, is intact, and was computed for this plan's samples.
 
         A damaged shard is named in a warning (it will be recomputed); a merely absent one is not.
         """
         path = self.shard_path(k, plan)
-        problem = self.shard_problem(path)
-        if problem == "missing":
+        if not path.exists():  # not computed yet: nothing to name
             return False
-        if problem is not None:
-            _warn_damaged(path, problem, "it")
+        damage = shard_damage(path)
+        if damage is not None:
+            _warn_damaged(path, damage, "it")
             return False
         try:
             with np.load(path, allow_pickle=False) as z:
@@ -279,104 +384,27 @@ class EmbeddingCache:
         A crash or a full disk at any point leaves either the previous state or the complete new
         shard with a matching checksum: a half-written file never carries a valid checksum.
         """
-        arrays: dict[str, np.ndarray] = {
-            "plan_hash": np.array(plan.shard_hash(k)),
-            "sample_ids": np.array(data.sample_ids, dtype=str),
-            "signatures": np.array(data.signatures, dtype=str),
-            "clip": np.asarray(data.clip, dtype=np.float16),
-            "idx_offsets": _offsets([len(i) for i in data.frame_indices]),
-            "frame_indices": (np.concatenate(data.frame_indices).astype(np.int64)
-                              if data.frame_indices else np.zeros(0, np.int64)),
-            "failed_ids": np.array(data.failed_ids, dtype=str),
-            "failed_signatures": np.array(data.failed_signatures, dtype=str),
-            "failed_reasons": np.array(data.failed_reasons, dtype=str),
-            "failed_kinds": np.array(data.failed_kinds, dtype=str),
-            "failed_identity": np.array(data.failed_identity, dtype=str),
-        }
-        if data.frames is not None:
-            arrays["frame_offsets"] = _offsets([len(f) for f in data.frames])
-            arrays["frames"] = (np.concatenate(data.frames).astype(np.float16) if data.frames
-                                else np.zeros((0, 0), np.float16))
-        buf = io.BytesIO()
-        np.savez(buf, **arrays)
-        payload = buf.getvalue()
+        payload = _shard_bytes(plan.shard_hash(k), data)
         final = self.shard_path(k, plan)
         # drop the old checksum first: a crash after it leaves the old shard "unverified", so it
         # is recomputed rather than trusted against a checksum of bytes it does not hold
-        self.checksum_path(final).unlink(missing_ok=True)
+        checksum_path(final).unlink(missing_ok=True)
         try:
             with atomic_path(final) as tmp:
                 _write_bytes(tmp, payload)
-                atomic_write_text(self.checksum_path(final), hashlib.sha256(payload).hexdigest())
+                atomic_write_text(checksum_path(final), hashlib.sha256(payload).hexdigest())
         except OSError as exc:
-            self.checksum_path(final).unlink(missing_ok=True)
+            checksum_path(final).unlink(missing_ok=True)
             raise OSError(exc.errno, f"cannot write shard {final}: {exc.strerror or exc}; "
                           "finished shards are kept, free space (or fix the folder) and run "
                           "embed again") from exc
         return final
-
-    @staticmethod
-    def read_shard_file(path: Path) -> ShardData:
-        """Load one shard file."""
-        with np.load(path, allow_pickle=False) as z:
-            idx = _split(z["frame_indices"], z["idx_offsets"])
-            frames = _split(z["frames"], z["frame_offsets"]) if "frames" in z else None
-            names = set(z.files)
-            n_failed = len(z["failed_ids"])
-
-            def strings(key: str, n: int, default: str = "") -> list[str]:
-                return [str(s) for s in z[key]] if key in names else [default] * n
-
-            ids = [str(s) for s in z["sample_ids"]]
-            return ShardData(sample_ids=ids, clip=z["clip"], frames=frames, frame_indices=idx,
-                             failed_ids=[str(s) for s in z["failed_ids"]],
-                             failed_reasons=[str(s) for s in z["failed_reasons"]],
-                             signatures=strings("signatures", len(ids)),
-                             failed_signatures=strings("failed_signatures", n_failed),
-                             failed_kinds=strings("failed_kinds", n_failed, "other"),
-                             failed_identity=strings("failed_identity", n_failed))
 
     def shard_files(self) -> list[Path]:
         """Every committed shard file in the folder, of any shard size."""
         if not self.shard_dir.exists():
             return []
         return sorted(p for p in self.shard_dir.iterdir() if _SHARD_NAME.match(p.name))
-
-    def trusted(self, path: Path) -> bool:
-        """True when ``path``'s bytes match its checksum; a damaged file is named in a warning."""
-        problem = self.shard_problem(path)
-        if problem is not None and problem != "missing":
-            _warn_damaged(path, problem, "its samples")
-        return problem is None
-
-    def records(self, paths: Iterable[Path], check: bool = True) -> dict[str, SampleRecord]:
-        """Per-sample records of the intact shard files among ``paths``, keyed by signature.
-
-        Damaged files are skipped with a warning naming them (``check=False`` when the caller
-        has just verified them); files without per-sample signatures (an older cache) give
-        nothing.
-        """
-        out: dict[str, SampleRecord] = {}
-        for path in paths:
-            if check and not self.trusted(path):
-                continue
-            try:
-                data = self.read_shard_file(path)
-            except Exception as exc:
-                log.warning("shard %s unreadable (%s); its samples will be recomputed", path, exc)
-                continue
-            for i, (sid, sig) in enumerate(zip(data.sample_ids, data.signatures)):
-                if sig:
-                    out[sig] = SampleRecord(
-                        sid, sig, clip=data.clip[i],
-                        frames=data.frames[i] if data.frames is not None else None,
-                        indices=data.frame_indices[i])
-            for sid, sig, reason, kind, ident in zip(data.failed_ids, data.failed_signatures,
-                                                     data.failed_reasons, data.failed_kinds,
-                                                     data.failed_identity):
-                if sig:
-                    out[sig] = SampleRecord(sid, sig, reason=reason, kind=kind, identity=ident)
-        return out
 
     # -- finalize / load -----------------------------------------------------------------------
     def finalize(self, plan: ShardPlan, paths: dict[str, str] | None = None) -> pd.DataFrame:
@@ -390,8 +418,8 @@ class EmbeddingCache:
         checksums = {}
         for k in range(len(plan)):
             path = self.shard_path(k, plan)
-            shard = self.read_shard_file(path)
-            checksums[path.name] = self.checksum_path(path).read_text().strip()
+            shard = read_shard_file(path)
+            checksums[path.name] = checksum_path(path).read_text().strip()
             got = set(shard.sample_ids) | set(shard.failed_ids)
             if got != set(plan.shards[k]):
                 raise RuntimeError(f"shard {path} does not cover its planned samples")
@@ -462,7 +490,7 @@ class EmbeddingCache:
             if recorded.get(path.name) != actual:
                 raise CacheCorruptError(f"shard {path} does not match the checksum recorded at "
                                         f"finalize (SHA-256 {actual[:12]}…)")
-            shard = self.read_shard_file(path)
+            shard = read_shard_file(path)
             ids += shard.sample_ids
             if len(shard.sample_ids):
                 clips.append(shard.clip.astype(np.float32))

@@ -27,7 +27,7 @@ import os
 import time
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from itertools import islice
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, TypeVar
@@ -38,7 +38,10 @@ import torch
 from tqdm.auto import tqdm
 
 from cardiobench.embed.cache import (DEFAULT_SHARD_SIZE, CacheCorruptError, EmbeddingCache,
-                                     SampleRecord, ShardData, ShardPlan, file_identity)
+                                     SampleRecord, ShardData, ShardPlan, file_identity,
+                                     read_failed_identities, read_shard_records,
+                                     read_shard_signatures, trusted_shard)
+from cardiobench.embed.embeddings import Embeddings
 from cardiobench.encoders.base import Encoder, InputSpec
 from cardiobench.io import MediaError, probe, read_frames
 from cardiobench.io.identity import ChangedFile, CurrentMedia, current_media
@@ -251,6 +254,38 @@ class ExtractReport:
     media_hashed: int = 0
 
 
+@dataclass(frozen=True)
+class ExtractOptions:
+    """How :func:`extract` runs (each field is also one of its keywords; see there)."""
+
+    batch_size: int = 8
+    batch_frames: int = 64
+    num_workers: int | None = None  # decoding threads; 0 = the calling thread; None = per core
+    device: str | torch.device | None = None  # None: cuda when available, else cpu
+    precision: str = "auto"
+    shard_size: int | None = None  # None: the size the cache was built with
+    shard: tuple[int, int] | None = None  # (i, N): this process's slice of the shards
+    finalize: bool = True
+    progress: bool = True
+    on_shard: Callable[[int], None] | None = None  # called after each committed shard
+
+
+@dataclass(frozen=True)
+class _Run:
+    """One :func:`extract` call, resolved: the manifest and each sample's file, the encoder on
+    its device, the decoding threads, the cache folder and the shard plan (keyed on the bytes
+    on disk now), and the options."""
+
+    manifest: Manifest
+    encoder: Encoder
+    options: ExtractOptions
+    device: torch.device
+    threads: int
+    cache: EmbeddingCache
+    plan: ShardPlan
+    files: dict[str, Path]
+
+
 def autocast_context(device: torch.device, precision: str = "auto") -> contextlib.AbstractContextManager:
     """bf16/fp16 autocast on CUDA; fp32 on CPU (bf16 on CPU is several times slower)."""
     if device.type == "cuda" and precision != "fp32":
@@ -383,16 +418,14 @@ class _Reusable:
         #: samples stored as failed (under any signature): computing one again is a retry
         self.failed: set[str] = set()
         for path in cache.shard_files():
-            if not cache.trusted(path):
+            if not trusted_shard(path):
                 continue
             try:
-                with np.load(path, allow_pickle=False) as z:
-                    sigs = [str(x) for key in ("signatures", "failed_signatures") if key in z
-                            for x in z[key]]
-                    self.failed.update(str(x) for x in z["failed_ids"])
+                sigs, failed = read_shard_signatures(path)
             except Exception as exc:
                 log.warning("shard %s unreadable (%s); its samples will be recomputed", path, exc)
                 continue
+            self.failed.update(failed)
             for sig in sigs:
                 self.where.setdefault(sig, path)
 
@@ -403,18 +436,14 @@ class _Reusable:
             return None
         if path not in self.loaded:
             # keep one file in memory; it was verified when the index was built
-            self.loaded = {path: self.cache.records([path], check=False)}
+            self.loaded = {path: read_shard_records(path)}
         return self.loaded[path].get(sig)
 
 
 def _changed_failures(cache: EmbeddingCache, k: int, plan: ShardPlan,
                       files: dict[str, Path]) -> list[str]:
     """Failed samples of shard ``k`` whose file changed since they failed (to be retried)."""
-    with np.load(cache.shard_path(k, plan), allow_pickle=False) as z:
-        ids = [str(s) for s in z["failed_ids"]]
-        ident = ([str(s) for s in z["failed_identity"]] if "failed_identity" in z
-                 else [""] * len(ids))
-    return [sid for sid, was in zip(ids, ident)
+    return [sid for sid, was in read_failed_identities(cache.shard_path(k, plan))
             if sid in files and file_identity(files[sid]) != was]
 
 
@@ -453,69 +482,101 @@ def _shard_work(k: int, plan: ShardPlan, reusable: "_Reusable", files: dict[str,
     return work
 
 
-def _embed_shards(todo: list[int], plan: ShardPlan, by_id: pd.DataFrame, manifest: Manifest,
-                  encoder: Encoder, run: "_Encoding", cache: EmbeddingCache, batch_size: int,
-                  threads: int, device: torch.device, report: ExtractReport, bar: Any,
-                  on_shard: Callable[[int], None] | None, reusable: "_Reusable",
-                  files: dict[str, Path]) -> None:
+class _InFlight:
+    """The shards being computed: each sample's record as it arrives, and each shard committed
+    (in plan order, as :meth:`EmbeddingCache.write_shard` needs) once its last sample is in."""
+
+    def __init__(self, run: _Run, works: list[_ShardWork], report: ExtractReport):
+        self.run = run
+        self.report = report
+        self.pending = deque(works)
+        self.owner = {sid: w for w in works for sid in w.todo}
+        self.sigs = {sid: sig for w in works
+                     for sid, sig in zip(run.plan.shards[w.k], run.plan.shard_signatures(w.k))}
+        self.clip_dim = run.encoder.describe()["clip_dim"]
+        self.image = run.encoder.spec.kind == "image"
+
+    def commit_finished(self) -> None:
+        """Commit every shard at the head of the queue whose samples are all in."""
+        while self.pending and self.pending[0].due == 0:
+            w = self.pending.popleft()
+            data = _shard_data(self.run.plan, w.k, w.records, self.clip_dim, self.image)
+            self.run.cache.write_shard(w.k, self.run.plan, data)
+            self.report.computed_shards.append(w.k)
+            self.report.n_failed += len(data.failed_ids)
+            if self.run.options.on_shard is not None:
+                self.run.options.on_shard(w.k)
+
+    def store(self, batch: list[Sample], encode: _Encoding) -> None:
+        """Record a batch of decoded samples -- a failure as it is, the rest encoded together --
+        then commit the shards it completed."""
+        good = [s for s in batch if s.error is None]
+        for s in batch:
+            if s.error is not None:
+                log.warning("%s: sample %s failed: %s", self.run.manifest.dataset, s.sample_id,
+                            s.error)
+                self.owner[s.sample_id].records[s.sample_id] = SampleRecord(
+                    s.sample_id, self.sigs[s.sample_id], reason=s.error, kind=s.kind or "other",
+                    identity=file_identity(self.run.files[s.sample_id]))
+        for s, (clip, frames) in zip(good, encode(good) if good else []):
+            self.owner[s.sample_id].records[s.sample_id] = SampleRecord(
+                s.sample_id, self.sigs[s.sample_id], clip=clip.astype(np.float16),
+                frames=None if frames is None else frames.astype(np.float16),
+                indices=s.indices)
+        for s in batch:
+            self.owner[s.sample_id].due -= 1
+        self.commit_finished()
+
+
+def _embed_shards(run: _Run, todo: list[int], report: ExtractReport) -> None:
     """Decode, encode and commit the shards ``todo``, reusing every sample already on disk.
 
     One decoding stream runs over the samples of all these shards, so the pool never drains at
     a shard boundary; a shard is committed as soon as its last sample is encoded.
     """
-    clip_dim = encoder.describe()["clip_dim"]
-    image = encoder.spec.kind == "image"
-    works = [_shard_work(k, plan, reusable, files, report) for k in todo]
-    bar.update(sum(len(w.records) for w in works))
-    sigs = {sid: sig for k in todo for sid, sig in zip(plan.shards[k], plan.shard_signatures(k))}
-    owner = {sid: w for w in works for sid in w.todo}
-    order = [sid for w in works for sid in w.todo]
-    ds = SampledFrames(by_id.loc[order] if order else by_id.iloc[:0], manifest.media_root(),
-                       encoder.spec.sampling, prep=encoder.spec if device.type == "cpu" else None,
-                       pin=device.type == "cuda", pad_stills=not image,
-                       mask_us_region=encoder.spec.mask_outside_us_region)
-    if order:  # something must be decoded: the download has to be where the manifest says
-        manifest.media_root(must_exist=True)
-    pending = deque(works)
+    reusable = _Reusable(run.cache) if todo else None
+    bar = tqdm(total=sum(len(run.plan.shards[k]) for k in todo),
+               desc=f"embed {run.manifest.dataset}", unit="sample",
+               disable=not run.options.progress)
+    encode = _Encoding(run.encoder, run.device, run.options.batch_frames, run.options.precision)
+    batch_size, threads = run.options.batch_size, run.threads
+    try:
+        with _encoder_threads(run.device, threads):
+            works = [_shard_work(k, run.plan, reusable, run.files, report) for k in todo]
+            bar.update(sum(len(w.records) for w in works))
+            order = [sid for w in works for sid in w.todo]
+            ds = _frames_of(run, order)
+            if order:  # something must be decoded: the download has to be where the manifest says
+                run.manifest.media_root(must_exist=True)
+            shards = _InFlight(run, works, report)
+            shards.commit_finished()  # shards whose every sample was on disk already
+            batch: list[Sample] = []
+            for sample in decode_ahead(ds.__getitem__, range(len(ds)), threads,
+                                       ahead=max(2 * threads, batch_size + threads)):
+                batch.append(sample)
+                if len(batch) == batch_size:
+                    shards.store(batch, encode)
+                    bar.update(len(batch))
+                    batch = []
+            if batch:
+                shards.store(batch, encode)
+                bar.update(len(batch))
+    finally:
+        bar.close()
+    report.frames_encoded = encode.frames_encoded
 
-    def commit_finished() -> None:
-        while pending and pending[0].due == 0:
-            w = pending.popleft()
-            data = _shard_data(plan, w.k, w.records, clip_dim, image)
-            cache.write_shard(w.k, plan, data)
-            report.computed_shards.append(w.k)
-            report.n_failed += len(data.failed_ids)
-            if on_shard is not None:
-                on_shard(w.k)
 
-    def store(batch: list[Sample]) -> None:
-        good = [s for s in batch if s.error is None]
-        for s in batch:
-            if s.error is not None:
-                log.warning("%s: sample %s failed: %s", manifest.dataset, s.sample_id, s.error)
-                owner[s.sample_id].records[s.sample_id] = SampleRecord(
-                    s.sample_id, sigs[s.sample_id], reason=s.error, kind=s.kind or "other",
-                    identity=file_identity(files[s.sample_id]))
-        for s, (clip, frames) in zip(good, run(good) if good else []):
-            owner[s.sample_id].records[s.sample_id] = SampleRecord(
-                s.sample_id, sigs[s.sample_id], clip=clip.astype(np.float16),
-                frames=None if frames is None else frames.astype(np.float16),
-                indices=s.indices)
-        for s in batch:
-            owner[s.sample_id].due -= 1
-        bar.update(len(batch))
-        commit_finished()
-
-    commit_finished()  # shards whose every sample was on disk already
-    batch: list[Sample] = []
-    for sample in decode_ahead(ds.__getitem__, range(len(ds)), threads,
-                               ahead=max(2 * threads, batch_size + threads)):
-        batch.append(sample)
-        if len(batch) == batch_size:
-            store(batch)
-            batch = []
-    if batch:
-        store(batch)
+def _frames_of(run: _Run, order: list[str]) -> SampledFrames:
+    """The decoder of the samples ``order`` as the encoder takes them: preprocessed in the pool
+    on CPU, pinned for a GPU, a still read once for an image encoder, DICOM frames masked
+    outside their ultrasound regions when the encoder asks."""
+    by_id = run.manifest.table.set_index("sample_id", drop=False)
+    by_id.index = by_id.index.astype(str)
+    spec = run.encoder.spec
+    return SampledFrames(by_id.loc[order] if order else by_id.iloc[:0], run.manifest.media_root(),
+                         spec.sampling, prep=spec if run.device.type == "cpu" else None,
+                         pin=run.device.type == "cuda", pad_stills=spec.kind != "image",
+                         mask_us_region=spec.mask_outside_us_region)
 
 
 def _shard_data(plan: ShardPlan, k: int, records: dict[str, SampleRecord], clip_dim: int,
@@ -544,11 +605,16 @@ def _shard_data(plan: ShardPlan, k: int, records: dict[str, SampleRecord], clip_
     return data
 
 
-def _sample_files(manifest: Manifest) -> dict[str, Path]:
+def _sample_paths(manifest: Manifest) -> dict[str, str]:
+    """``sample_id`` → the manifest's ``path`` (relative to the download folder)."""
     table = manifest.table
+    return dict(zip(table["sample_id"].astype(str), table["path"].astype(str)))
+
+
+def _sample_files(manifest: Manifest) -> dict[str, Path]:
+    """``sample_id`` → the absolute file it is read from."""
     root = manifest.media_root()
-    return {str(s): root / str(p)
-            for s, p in zip(table["sample_id"].astype(str), table["path"].astype(str))}
+    return {sid: root / path for sid, path in _sample_paths(manifest).items()}
 
 
 _CHANGE_WARNED: set[tuple[str, str, str]] = set()
@@ -607,22 +673,19 @@ def failure_summary(manifest: Manifest, failures: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["split", "samples", "failed", "kinds"])
 
 
-def extract(manifest: Manifest, encoder: Encoder, cache_root: str | Path, *,
-            batch_size: int = 8, batch_frames: int = 64, num_workers: int | None = None,
-            device: str | torch.device | None = None, precision: str = "auto",
-            shard_size: int | None = None, shard: tuple[int, int] | None = None,
-            finalize: bool = True, progress: bool = True,
-            on_shard: Callable[[int], None] | None = None) -> ExtractReport:
+def extract(manifest: Manifest, encoder: Encoder, cache_root: str | Path,
+            options: ExtractOptions | None = None, **keywords: Any) -> ExtractReport:
     """Embed every sample of ``manifest`` into the cache; resume where a previous run stopped.
 
-    ``num_workers`` decoding threads (default: one per core; 0 decodes in the calling thread)
-    read ``batch_size`` samples per encoder step; frames of several samples are encoded
-    together in batches of up to ``batch_frames``. ``shard=(i, N)`` (or torchrun's RANK /
-    WORLD_SIZE) restricts this process to its slice of shards; the cache is finalized (index and
-    failures written) only when every shard is present. ``shard_size=None`` keeps the size the
-    cache was built with (64 for a new cache); another size re-packs the stored vectors. A
-    failed sample whose file changed since it failed is retried. ``on_shard(k)`` is called after
-    each committed shard (used by tests to inject failures).
+    ``options`` (an :class:`ExtractOptions`), or its fields as keywords (``batch_size=4``; they
+    override ``options``): ``num_workers`` decoding threads (default: one per core; 0 decodes in
+    the calling thread) read ``batch_size`` samples per encoder step; frames of several samples
+    are encoded together in batches of up to ``batch_frames``. ``shard=(i, N)`` (or torchrun's
+    RANK / WORLD_SIZE) restricts this process to its slice of shards; the cache is finalized
+    (index and failures written) only when every shard is present. ``shard_size=None`` keeps
+    the size the cache was built with (64 for a new cache); another size re-packs the stored
+    vectors. A failed sample whose file changed since it failed is retried. ``on_shard(k)`` is
+    called after each committed shard (used by tests to inject failures).
 
     Every file is first checked against the identity ``prepare`` recorded (:func:`media_now`):
     the cache keys each sample on the bytes on disk now, so a file with other bytes is embedded
@@ -632,85 +695,89 @@ def extract(manifest: Manifest, encoder: Encoder, cache_root: str | Path, *,
     is reused without it.
     """
     t0 = time.perf_counter()
-    num_workers = default_workers() if num_workers is None else num_workers
-    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    opts = replace(options or ExtractOptions(), **keywords)
+    threads = default_workers() if opts.num_workers is None else opts.num_workers
+    device = torch.device(opts.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     encoder.to(device)
-    fp = encoder.fingerprint()
-    cache = EmbeddingCache(cache_root, manifest.dataset, fp)
-    table = manifest.table
-    shard_size = shard_size or cache.shard_size() or DEFAULT_SHARD_SIZE
-    media = media_now(manifest, num_workers or None)
-    plan = _plan(manifest, shard_size, media)
-    rank, world = shard if shard is not None else distributed_rank()
-    by_id = table.set_index("sample_id", drop=False)
-    by_id.index = by_id.index.astype(str)
-    files = _sample_files(manifest)
-    report = ExtractReport(cache_dir=cache.dir, n_samples=len(table),
+    cache = EmbeddingCache(cache_root, manifest.dataset, encoder.fingerprint())
+    shard_size = opts.shard_size or cache.shard_size() or DEFAULT_SHARD_SIZE
+    media = media_now(manifest, threads or None)
+    run = _Run(manifest, encoder, opts, device, threads, cache,
+               _plan(manifest, shard_size, media), _sample_files(manifest))
+    rank, world = opts.shard if opts.shard is not None else distributed_rank()
+    report = ExtractReport(cache_dir=cache.dir, n_samples=len(manifest.table),
                            media_changed=media.changed, media_hashed=media.hashed)
-    desc = encoder.describe()
-    changed = [c.to_dict() for c in media.changed]
-    meta = {"encoder": desc, "sampling": encoder.spec.sampling.to_dict(),
-            "has_frames": encoder.spec.kind == "image",
-            "clip_dim": desc["clip_dim"], "shard_size": shard_size, "n_shards": len(plan),
-            "plan_hash": plan.plan_hash(), "manifest_fingerprint": manifest.fingerprint,
-            "media_root": str(manifest.media_root()), "media_changed_since_prepare": changed}
-    old = cache.read_meta()
-    if old.get("plan_hash") != meta["plan_hash"] or old.get("shard_size") != shard_size:
-        # any rank that sees a new plan resets the meta (dropping "complete") and the index, so
-        # no reader can take the old finalized cache for the new manifest
-        cache.index_path.unlink(missing_ok=True)
-        cache.write_meta(meta)
-    elif old.get("media_changed_since_prepare", []) != changed:
-        # same bytes, newer manifest (prepare rerun): the record says what holds now
-        cache.write_meta({**{k: v for k, v in old.items()
-                             if k not in ("cache_version", "dataset", "fingerprint")},
-                          "media_changed_since_prepare": changed})
-    run = _Encoding(encoder, device, batch_frames, precision)
-    mine = [k for k in range(len(plan)) if k % world == rank]
-    todo = []
-    for k in mine:
-        if not cache.shard_is_valid(k, plan):
-            todo.append(k)
-        elif _changed_failures(cache, k, plan, files):
-            todo.append(k)
-            report.healed_shards.append(k)
-        else:
-            report.skipped_shards.append(k)
-    if report.skipped_shards:
-        log.info("%s: %d shard(s) already cached, %d to compute", manifest.dataset,
-                 len(report.skipped_shards), len(todo))
-    if todo and report.healed_shards:
-        # the shard's meta "complete" must drop while a healed shard is being rewritten
-        cache.index_path.unlink(missing_ok=True)
-    reusable = _Reusable(cache) if todo else None
-    bar = tqdm(total=sum(len(plan.shards[k]) for k in todo), desc=f"embed {manifest.dataset}",
-               unit="sample", disable=not progress)
-    try:
-        with _encoder_threads(device, num_workers):
-            _embed_shards(todo, plan, by_id, manifest, encoder, run, cache, batch_size,
-                          num_workers, device, report, bar, on_shard, reusable, files)
-    finally:
-        bar.close()
-    report.frames_encoded = run.frames_encoded
+    _record_plan(run, media)
+    _embed_shards(run, _shards_to_compute(run, rank, world, report), report)
     _barrier(world)
     # torchrun: rank 0 after the barrier; a job array (``shard`` given) has no barrier, so
     # whichever task finds every shard present (the last to finish) finalizes
-    if finalize and (rank == 0 or shard is not None):
-        if all(cache.shard_is_valid(k, plan) for k in range(len(plan))):
-            paths = dict(zip(table["sample_id"].astype(str), table["path"].astype(str)))
-            index = cache.finalize(plan, paths)
-            report.n_failed = int((index["status"] == "failed").sum())
-            report.failures = index.loc[index["status"] == "failed",
-                                        ["sample_id", "kind", "reason"]].reset_index(drop=True)
-            report.finalized = True
-        else:
-            log.info("%s: not every shard is present yet; finalize after the other ranks finish",
-                     manifest.dataset)
+    if opts.finalize and (rank == 0 or opts.shard is not None):
+        _finalize_when_complete(run, report)
     if report.retried:
         log.info("%s: retried %d previously failed sample(s) whose file changed",
                  manifest.dataset, len(report.retried))
     report.seconds = time.perf_counter() - t0
     return report
+
+
+def _record_plan(run: _Run, media: CurrentMedia) -> None:
+    """``meta.json`` for this run's plan. A new plan (or shard size) resets the meta, dropping
+    ``complete``, and removes the index, so that no reader takes the old finalized cache for the
+    new manifest; on the same plan only the record of files changed since prepare is renewed."""
+    desc = run.encoder.describe()
+    changed = [c.to_dict() for c in media.changed]
+    meta = {"encoder": desc, "sampling": run.encoder.spec.sampling.to_dict(),
+            "has_frames": run.encoder.spec.kind == "image",
+            "clip_dim": desc["clip_dim"], "shard_size": run.plan.size, "n_shards": len(run.plan),
+            "plan_hash": run.plan.plan_hash(), "manifest_fingerprint": run.manifest.fingerprint,
+            "media_root": str(run.manifest.media_root()), "media_changed_since_prepare": changed}
+    old = run.cache.read_meta()
+    if old.get("plan_hash") != meta["plan_hash"] or old.get("shard_size") != run.plan.size:
+        # any rank that sees a new plan resets the meta and the index
+        run.cache.index_path.unlink(missing_ok=True)
+        run.cache.write_meta(meta)
+    elif old.get("media_changed_since_prepare", []) != changed:
+        # same bytes, newer manifest (prepare rerun): the record says what holds now
+        run.cache.write_meta({**{k: v for k, v in old.items()
+                                 if k not in ("cache_version", "dataset", "fingerprint")},
+                              "media_changed_since_prepare": changed})
+
+
+def _shards_to_compute(run: _Run, rank: int, world: int, report: ExtractReport) -> list[int]:
+    """This rank's shards that are missing, damaged or stale, or that hold a failed sample whose
+    file has changed since (healed); the others are skipped."""
+    mine = [k for k in range(len(run.plan)) if k % world == rank]
+    todo = []
+    for k in mine:
+        if not run.cache.shard_is_valid(k, run.plan):
+            todo.append(k)
+        elif _changed_failures(run.cache, k, run.plan, run.files):
+            todo.append(k)
+            report.healed_shards.append(k)
+        else:
+            report.skipped_shards.append(k)
+    if report.skipped_shards:
+        log.info("%s: %d shard(s) already cached, %d to compute", run.manifest.dataset,
+                 len(report.skipped_shards), len(todo))
+    if todo and report.healed_shards:
+        # the shard's meta "complete" must drop while a healed shard is being rewritten
+        run.cache.index_path.unlink(missing_ok=True)
+    return todo
+
+
+def _finalize_when_complete(run: _Run, report: ExtractReport) -> None:
+    """Write the cache's index and failures once every shard of the plan is present (else
+    another rank or task finalizes later)."""
+    if all(run.cache.shard_is_valid(k, run.plan) for k in range(len(run.plan))):
+        index = run.cache.finalize(run.plan, _sample_paths(run.manifest))
+        failed = index["status"] == "failed"
+        report.n_failed = int(failed.sum())
+        report.failures = index.loc[failed, ["sample_id", "kind", "reason"]].reset_index(drop=True)
+        report.finalized = True
+    else:
+        log.info("%s: not every shard is present yet; finalize after the other ranks finish",
+                 run.manifest.dataset)
 
 
 def _barrier(world: int) -> None:
@@ -724,8 +791,7 @@ def finalize_cache(manifest: Manifest, encoder: Encoder, cache_root: str | Path,
     cache = EmbeddingCache(cache_root, manifest.dataset, encoder.fingerprint())
     plan = _plan(manifest, shard_size or cache.shard_size() or DEFAULT_SHARD_SIZE,
                  media_now(manifest))
-    paths = dict(zip(manifest.table["sample_id"].astype(str), manifest.table["path"].astype(str)))
-    return cache.finalize(plan, paths)
+    return cache.finalize(plan, _sample_paths(manifest))
 
 
 def cache_is_current(manifest: Manifest, cache: EmbeddingCache, shard_size: int) -> bool:
@@ -744,19 +810,21 @@ def cache_is_current(manifest: Manifest, cache: EmbeddingCache, shard_size: int)
 
 
 def load_or_extract(manifest: Manifest, encoder: Encoder, cache_root: str | Path,
-                    **kwargs: Any):
-    """The cached embeddings, computing whatever is missing, damaged or healable first.
+                    options: ExtractOptions | None = None, **keywords: Any) -> Embeddings:
+    """The cached embeddings, computing whatever is missing, damaged or healable first
+    (``options`` and ``keywords`` as for :func:`extract`).
 
     Without ``shard_size`` the cache keeps the size it was built with (``embed --shard-size
     16`` is reused as is). A shard that fails its checksum at load is named and recomputed.
     """
+    opts = replace(options or ExtractOptions(), **keywords)
     cache = EmbeddingCache(cache_root, manifest.dataset, encoder.fingerprint())
-    size = kwargs.pop("shard_size", None) or cache.shard_size() or DEFAULT_SHARD_SIZE
-    if not cache_is_current(manifest, cache, size):
-        extract(manifest, encoder, cache_root, shard_size=size, **kwargs)
+    opts = replace(opts, shard_size=opts.shard_size or cache.shard_size() or DEFAULT_SHARD_SIZE)
+    if not cache_is_current(manifest, cache, opts.shard_size):
+        extract(manifest, encoder, cache_root, opts)
     try:
         return cache.load()
     except CacheCorruptError as exc:  # damaged between the check and the read
         log.warning("%s; recomputing it", exc)
-        extract(manifest, encoder, cache_root, shard_size=size, **kwargs)
+        extract(manifest, encoder, cache_root, opts)
         return cache.load()
