@@ -220,7 +220,10 @@ def _bad_rows(table: pd.DataFrame, unusable: list[Problem]) -> "pd.Series[bool]"
     """Rows named by an unusable problem: by ``sample_id``, else by the harmoniser's ``row``."""
     ids = {str(p.sample_id) for p in unusable if p.sample_id is not None}
     rows = {p.row for p in unusable if p.sample_id is None and p.row is not None}
-    bad = table["sample_id"].astype(str).isin(ids)
+    # a row without an ID or a path is no sample: its harmoniser named why (an empty cell)
+    bad = table["sample_id"].astype(str).isin(ids) | table["sample_id"].isna()
+    if "path" in table:
+        bad |= table["path"].isna()
     if rows:
         bad |= pd.Series(table.index.isin(list(rows)), index=table.index)
     return bad

@@ -70,8 +70,11 @@ def _read_view(raw_root: Path, view: str, spec: SplitSpec, errors: list[Problem]
     out["fold"] = folds.astype("Int64")
     out["split"] = splits
     out["patient_id"] = out["sample_id"].map(patient_of)
-    out["path"] = [f"{view}/Videos/{name}" for name in out["sample_id"]]
+    out["path"] = f"{view}/Videos/" + out["sample_id"].astype("string")
     out["filelist_row"] = np.arange(len(out)) + 2  # 1-based line number incl. header
+    # a row without a FileName names no video: its empty cell is recorded above (under the
+    # view and line), and it is no sample of the table
+    out = out[out["sample_id"].notna()].reset_index(drop=True)
 
     tracings = folder / "VolumeTracings.csv"
     if tracings.exists():

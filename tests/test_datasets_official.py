@@ -411,6 +411,23 @@ def test_lvh_cell_fault_costs_the_video_by_its_column_not_its_text(lvh_small):
     assert list(m.excluded["sample_id"]) == [table.at[lvids[1], "HashedFileName"]]
 
 
+def test_pediatric_row_without_a_file_name_is_one_problem_not_a_missing_video(tmp_path):
+    root = tmp_path / "ped"
+    write_layout(CATALOGUE.layout("echonet_pediatric"), root, scale="tiny", seed=3)
+    path = root / "A4C" / "FileList.csv"
+    t = pd.read_csv(path, dtype=str)
+    t.loc[1, "FileName"] = ""  # line 3 of the file
+    t.to_csv(path, index=False)
+    with pytest.raises(ManifestError) as err:
+        prepare(CATALOGUE.dataset("echonet_pediatric"), root)
+    assert [(p.kind, p.file, p.line) for p in err.value.problems] == [
+        ("empty_cell", str(path), 3)]
+    m = prepare(CATALOGUE.dataset("echonet_pediatric"), root, allow_incomplete=True)
+    assert len(m.excluded) == 1 and not m.table["path"].str.contains("<NA>").any()
+    listed = sum(len(pd.read_csv(root / v / "FileList.csv")) for v in ("A4C", "PSAX"))
+    assert len(m) == listed - 1
+
+
 def test_pediatric_tracing_with_a_bad_coordinate_is_named_and_costs_only_that_frame(tmp_path):
     root = tmp_path / "ped"
     truth = write_layout(CATALOGUE.layout("echonet_pediatric"), root, scale="tiny", seed=3)
