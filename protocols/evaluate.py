@@ -343,7 +343,8 @@ def evaluate_all(entries: Sequence[SuiteEntry], manifests: Mapping[str, Manifest
         write_result(res, results_dir)
         results.append(res)
     if skipped:
-        log.warning("no manifest/embeddings for %s: their tasks were not run", sorted(skipped))
+        log.warning("no manifest/embeddings for %s: their tasks (and transfers from or to "
+                    "them) were not run", sorted(skipped))
     return results
 
 

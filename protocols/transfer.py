@@ -9,7 +9,9 @@ declares subsets (EchoNet-Pediatric: A4C and PSAX), once per subset, written
 one entry per declared (source end, target end) pair and per runner (``runners``: the linear probe
 and kNN); ``pairs: ["SOURCE -> TARGET", ...]`` keeps only the pairs listed, and a listed pair
 whose labels are not declared the same is refused with the declared pairs. The entry fits on the
-source (the evaluator gives the runner the source's rows) and is scored under the target.
+source (the evaluator gives the runner the source's rows) and is scored under the target. A
+library call of :func:`~cardiobench.protocols.evaluate.evaluate` that names no ``label_group``
+(no suite expanded it) is checked against the two tasks' own ``same_as``.
 
 **Fit and score.** The runner is the in-dataset one, tuned as in-dataset on the *source*: the
 linear probe chooses its strength on the source's val and is refit on the source's train+val;
@@ -143,10 +145,12 @@ def check_pair(text: str, catalogue: Catalogue) -> tuple[Task, str | None, Task,
     return src, s_sub, tgt, t_sub
 
 
-#: fitted runners by what they were fitted on: a suite fits each source and each target's
-#: in-dataset runner once, not once per pair (fitting is deterministic given rows and config)
-_FITTED: OrderedDict[str, Runner] = OrderedDict()
-_FITTED_MAX = 16
+#: fitted runners by what they were fitted on, with the bytes of their rows' embeddings (a kNN
+#: keeps its gallery): a suite fits each source and each target's in-dataset runner once, not
+#: once per pair (fitting is deterministic given rows and config); the least recently used go
+#: first beyond :data:`_FITTED_BYTES`
+_FITTED: OrderedDict[str, tuple[Runner, int]] = OrderedDict()
+_FITTED_BYTES = 512 * 2 ** 20
 
 
 def _fitted(runner: type[Runner], cfg: Mapping[str, Any], data: RowData) -> Runner:
@@ -163,13 +167,20 @@ def _fitted(runner: type[Runner], cfg: Mapping[str, Any], data: RowData) -> Runn
     key = h.hexdigest()
     if key in _FITTED:
         _FITTED.move_to_end(key)
-        return _FITTED[key]
+        return _FITTED[key][0]
     fitted = runner(cfg)
     fitted.fit(data)
-    _FITTED[key] = fitted
-    while len(_FITTED) > _FITTED_MAX:
+    _FITTED[key] = (fitted, int(data.X.nbytes))
+    while len(_FITTED) > 1 and sum(b for _, b in _FITTED.values()) > _FITTED_BYTES:
         _FITTED.popitem(last=False)
     return fitted
+
+
+def _linked(a: Task, b: Task) -> bool:
+    """Whether the two tasks' own ``same_as`` declarations link them (directly, or both to one
+    task)."""
+    return a.same_as == b.name or b.same_as == a.name or (
+        a.same_as is not None and a.same_as == b.same_as)
 
 
 def classes_seen(task: Task, y: np.ndarray) -> list[str]:
@@ -267,6 +278,13 @@ class Transfer(Runner):
         if src.task.type is not task.type or tuple(src.task.classes) != tuple(task.classes):
             raise EvaluationError(f"{name} ({src.task.type.name}) and {task.name} "
                                   f"({task.type.name}) cannot share a label")
+        if cfg["label_group"] is None and not _linked(src.task, task):
+            # a suite checks pairs against the whole catalogue (and sets label_group); a library
+            # call is checked against what the two tasks themselves declare
+            raise EvaluationError(
+                f"transfer {name} -> {task.name} refused: neither declares the other's label the "
+                f"same (same_as: {src.task.name} -> {src.task.same_as}, {task.name} -> "
+                f"{task.same_as}); a suite lists the catalogue's declared pairs")
         if cfg["recentre"]:
             try:
                 task.type.recentre(np.zeros(1), np.zeros(1), np.ones(1, dtype=bool))

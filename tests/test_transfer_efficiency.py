@@ -346,6 +346,31 @@ def test_report_draws_matrices_and_curves_whose_text_fits(beyond) -> None:
     assert "| echonet_pediatric/ef[A4C] |" in md
 
 
+def test_matrix_and_curve_text_fits_with_a_long_encoder_name(beyond, tmp_path: Path) -> None:
+    """One encoder renamed to a long name: titles wrap, legend entries shorten, nothing leaves
+    the canvas."""
+    long = "an-unusually-long-encoder-name-from-a-plugin-with-its-configuration-spelled-out"
+    keep = next(r.encoder_key for r in beyond.results if r.encoder_name == "pixels")
+    src = beyond.root / "results"
+    for js in src.rglob(f"{keep}*.json"):
+        d = json.loads(js.read_text())
+        if d["protocol"] not in ("transfer", "label_efficiency", "linear_probe", "knn"):
+            continue
+        d["encoder"]["name"] = long
+        target = tmp_path / "results" / js.relative_to(src)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if d.get("predictions"):
+            shutil.copy(js.parent / d["predictions"], target.parent / d["predictions"])
+        target.write_text(json.dumps(d))
+    with drawn_text() as drawn:
+        rep = build_report(tmp_path / "results", tmp_path / "out")
+    assert drawn.outside() == []
+    texts = [t for t, _, _ in drawn.texts]
+    assert any(t.startswith("an-unusually") and "…" in t for t in texts)  # shortened legend
+    assert len([p for p in rep.figures if p.name.startswith(("transfer__", "efficiency__"))]) \
+        == 2 * 2 + 7 * 2
+
+
 def test_generalization_ratio_is_higher_is_better_for_every_metric(beyond) -> None:
     from cardiobench.report.generalization import pair_ratio, ratios
 
@@ -449,6 +474,12 @@ def test_a_source_without_train_or_a_target_without_test_is_na_with_the_reason()
     assert r.status == "not_applicable" and "no test units" in r.reason
     with pytest.raises(ev.EvaluationError, match="fits on a source task"):
         ev.evaluate(ped, "transfer", m_tgt, e_tgt, None, cfg)
+    lvh = CATALOGUE.task("echonet_lvh/lvidd")  # a value too, but not declared the same as EF
+    m_lvh, e_lvh = _synthetic("echonet_lvh", full, 2)
+    m_lvh.table["lvidd"] = m_lvh.table["ef"] / 10
+    with pytest.raises(ev.EvaluationError, match="refused: neither declares"):
+        ev.evaluate(ped, "transfer", m_tgt, e_tgt, None, {**cfg, "source": lvh.name},
+                    ev.SourceData(lvh, m_lvh, e_lvh))
     # re-centring is an option, off by default and recorded: a constant shift of the values
     rec = ev.evaluate(ped, "transfer", m_tgt, e_tgt, None, {**cfg, "recentre": True},
                       ev.SourceData(dyn, m_src, e_src))
