@@ -318,6 +318,39 @@ def test_label_efficiency_subsets_are_nested_patient_grouped_and_as_documented(b
             assert b["n_rows_per_seed"][s] == int(train["patient_id"].isin(sub).sum())
 
 
+def test_the_seed_and_patient_bootstrap_equals_a_plain_loop() -> None:
+    """Each replicate draws the test patients (clusters) and the seeds with replacement and
+    averages the drawn seeds' metric on the drawn rows: recomputed row by row with sklearn."""
+    from functools import partial
+
+    from sklearn.metrics import mean_absolute_error
+
+    from cardiobench import stats
+
+    rng = np.random.default_rng(7)
+    n, seeds, n_boot = 30, 4, 300
+    y = rng.normal(50, 10, n)
+    preds = [y + rng.normal(s, 3 + s, n) for s in range(seeds)]
+    pid = np.repeat(np.arange(12), [3, 3, 3, 3, 2, 2, 2, 2, 3, 3, 2, 2])
+    got = stats.bootstrap_mean_over_fits(
+        [partial(stats.regression_metrics, y, p) for p in preds], n, pid, n_boot, 42)["mae"]
+    codes = stats.cluster_codes(pid, n)  # clusters numbered in sorted id order
+    rows_of = [np.flatnonzero(codes == g) for g in range(12)]
+    draws = stats.draw_clusters(12, n_boot, 42)
+    pick = np.random.default_rng([42, 1]).integers(0, seeds, size=(n_boot, seeds))
+    reps = []
+    for d, chosen in zip(draws, pick):
+        idx = np.concatenate([rows_of[g] for g in d])
+        reps.append(np.mean([mean_absolute_error(y[idx], preds[s][idx]) for s in chosen]))
+    lo, hi = np.quantile(reps, [0.025, 0.975])
+    assert got.value == pytest.approx(np.mean([mean_absolute_error(y, p) for p in preds]))
+    assert (got.ci_low, got.ci_high) == (pytest.approx(lo), pytest.approx(hi))
+    # the seeds' spread widens the interval beyond the patients' alone
+    one = stats.bootstrap_metrics(partial(stats.regression_metrics, y, np.mean(preds, 0)), n,
+                                  pid, n_boot, 42)["mae"]
+    assert hi - lo > one.ci_high - one.ci_low
+
+
 # ----------------------------------------------------------------------------- report
 def test_report_draws_matrices_and_curves_whose_text_fits(beyond) -> None:
     files, drawn = beyond.files, beyond.drawn
