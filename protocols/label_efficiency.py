@@ -162,10 +162,9 @@ class LabelEfficiency(Runner):
     name = "label_efficiency"
     definition = ("Label efficiency: the linear probe (strength chosen on val, refit on the "
                   "labelled subset alone) or kNN (gallery = the subset, k chosen on val) trained "
-                  "on nested, "
-                  "patient-grouped random subsets of train — b patients per class, or a share of "
-                  "the patients for values — over several seeds; per budget the mean test metric "
-                  "over seeds, its interval resampling seeds and test patients.")
+                  "on nested, patient-grouped random subsets of train — b patients per class, or "
+                  "a share of the patients for values — over several seeds; per budget the mean "
+                  "test metric over seeds, its interval resampling seeds and test patients.")
     order = 70
     defaults = {"decision": "argmax", "runner": None, "runners": list(RUNNERS), "seeds": SEEDS,
                 "budgets_per_class": list(BUDGETS_PER_CLASS), "fractions": list(FRACTIONS),
