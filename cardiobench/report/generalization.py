@@ -1,6 +1,8 @@
-"""Beyond one dataset's split: transfer matrices, the generalization table and label-efficiency
+"""Beyond one dataset's split: transfer matrices, generalization ratios and label-efficiency
 curves, read from ``transfer`` and ``label_efficiency`` results (their figures are drawn by
-:mod:`cardiobench.report.figures`, their section placed by :mod:`cardiobench.report.html`).
+:mod:`cardiobench.report.figures`, their tables written by
+:mod:`cardiobench.report.generalization_tables`, their section placed by
+:mod:`cardiobench.report.html`).
 
 **Transfer matrix** (one per label group, runner and encoder): rows are source ends, columns
 target ends (``echonet_pediatric/ef[A4C]`` for a declared subset); an off-diagonal cell is the
@@ -27,7 +29,6 @@ full-data in-dataset result of the same runner (linear probe or kNN) as a dashed
 
 from __future__ import annotations
 
-import html
 import math
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Sequence
@@ -38,19 +39,15 @@ from cardiobench import stats
 from cardiobench.metrics import METRICS
 from cardiobench.protocols.label_efficiency import LabelEfficiency
 from cardiobench.protocols.transfer import IN_DATASET, Transfer, end_name, parse_end
-from cardiobench.report.definitions import display_value, fmt_metric, metric_label
+from cardiobench.report.definitions import display_value
 from cardiobench.results import Result
 
 TRANSFER = Transfer.name
 EFFICIENCY = LabelEfficiency.name
 
 
-def _e(x: Any) -> str:
-    return html.escape(str(x), quote=True)
-
-
-def _end_key(end: str) -> tuple[int, str, int, str]:
-    """Catalogue order of an end's task (unknown tasks last), the pooled task before its
+def end_key(end: str) -> tuple[int, str, int, str]:
+    """Sort key of a transfer end: catalogue order of an end's task (unknown tasks last), the pooled task before its
     subsets."""
     from cardiobench.catalogue import default_catalogue
 
@@ -60,7 +57,8 @@ def _end_key(end: str) -> tuple[int, str, int, str]:
             sub or "")
 
 
-def _headline(r: Result) -> str:
+def result_headline(r: Result) -> str:
+    """The headline metric of a transfer or label-efficiency result (n/a ones too)."""
     from cardiobench.report import task_of
 
     h = r.config.get("headline")
@@ -73,7 +71,7 @@ def _headline(r: Result) -> str:
         return task_of(r.task, [r]).headline
 
 
-def _ends(r: Result) -> tuple[str, str]:
+def result_ends(r: Result) -> tuple[str, str]:
     """``(source end, target end)`` of a transfer result (from its config: n/a results too)."""
     c = r.config
     return (end_name(str(c.get("source")), c.get("source_subset")),
@@ -149,13 +147,13 @@ def matrices(results: Iterable[Result]) -> list[Matrix]:
                r.encoder_key)
         by.setdefault(key, []).append(r)
     out = []
-    for (group, runner, enc), rs in sorted(by.items(), key=lambda kv: (_end_key(kv[0][0]),
+    for (group, runner, enc), rs in sorted(by.items(), key=lambda kv: (end_key(kv[0][0]),
                                                                        kv[0][1], kv[0][2])):
-        metric = next((_headline(r) for r in rs if r.config.get("headline")), _headline(rs[0]))
-        ends = sorted({e for r in rs for e in _ends(r)}, key=_end_key)
+        metric = next((result_headline(r) for r in rs if r.config.get("headline")), result_headline(rs[0]))
+        ends = sorted({e for r in rs for e in result_ends(r)}, key=end_key)
         m = Matrix(group, runner, enc, metric, ends)
         for r in rs:
-            src, tgt = _ends(r)
+            src, tgt = result_ends(r)
             if r.status != "ok":
                 m.cells[(src, tgt)] = MatrixCell("n/a", status=r.status, reason=r.reason)
             else:
@@ -183,67 +181,12 @@ def matrix_reasons(m: Matrix) -> list[str]:
     """Why the n/a cells of ``m`` are n/a: one line per distinct reason, naming its cells
     (``source → target``, or ``target in-dataset`` on the diagonal)."""
     by: dict[str, list[str]] = {}
-    for (s, t), c in sorted(m.cells.items(), key=lambda kv: (_end_key(kv[0][0]),
-                                                             _end_key(kv[0][1]))):
+    for (s, t), c in sorted(m.cells.items(), key=lambda kv: (end_key(kv[0][0]),
+                                                             end_key(kv[0][1]))):
         if c.status not in ("ok", "none"):
             by.setdefault(str(c.reason), []).append(f"{s} → {t}" if s != t
                                                     else f"{t} in-dataset")
     return [f"{', '.join(cells)}: {why}" for why, cells in by.items()]
-
-
-# ----------------------------------------------------------------------------- every pair
-def pairs_html(results: Sequence[Result], labels: dict[str, str]) -> str:
-    """Every transfer result, one row each: ends, runner, encoder, n, in-dataset, transferred,
-    paired difference (with p), bias beside the MAE where there is one, classes each side lacks,
-    and the reason where n/a (``data-*`` attributes carry the stored numbers)."""
-    rows = []
-    for r in sorted(transfer_results(results), key=lambda r: (
-            _end_key(str(r.config.get("label_group") or r.task)), _end_key(_ends(r)[1]),
-            _end_key(_ends(r)[0]), str(r.config.get("runner")), labels[r.encoder_key])):
-        src, tgt = _ends(r)
-        h = _headline(r)
-        head = (f'<tr data-source="{_e(src)}" data-target="{_e(tgt)}" '
-                f'data-runner="{_e(r.config.get("runner"))}" data-encoder="{_e(r.encoder_key)}" '
-                f'data-status="{_e(r.status)}"><th>{_e(src)} → {_e(tgt)}</th>'
-                f"<td>{_e(r.config.get('runner'))}</td><td>{_e(labels[r.encoder_key])}</td>")
-        if r.status != "ok":
-            rows.append(f'{head}<td></td><td class="na" colspan="5">n/a'
-                        f'<div class="why">{_e(r.reason)}</div></td></tr>')
-            continue
-        ind = r.extras.get("in_dataset") or {}
-        diff = (r.extras.get("paired_difference") or {}).get(h)
-        in_txt = (fmt_metric(h, ind["metrics"].get(h)) if ind.get("status") == "ok"
-                  else f"n/a ({ind.get('reason')})")
-        if diff:
-            f = display_value(h, 1.0) or 1.0
-            dv = diff.get("diff")
-            d_txt = ("n/a (" + str(diff.get("na_reason")) + ")" if dv is None else
-                     f"{dv * f:.3f} [{diff['ci_low'] * f:.3f}, {diff['ci_high'] * f:.3f}] "
-                     f"p={diff['p_value']:.3f}" if diff.get("status") == "ok" else
-                     f"{dv * f:.3f} [CI n/a: {diff.get('na_reason')}]")
-        else:
-            d_txt = "n/a (" + str(ind.get("reason") or "no in-dataset comparison") + ")"
-        extra = ""
-        if "bias" in r.metrics:
-            extra = f"bias {fmt_metric('bias', r.metrics['bias'])}"
-        cls = r.extras.get("classes") or {}
-        lacks = "; ".join(x for x in (
-            f"target test lacks {', '.join(cls['target_lacks'])}" if cls.get("target_lacks")
-            else "", f"source train+val lacks {', '.join(cls['source_lacks'])}"
-            if cls.get("source_lacks") else "") if x)
-        note = "; ".join(x for x in (extra, lacks) if x) or "–"
-        value = (r.metrics.get(h) or {}).get("value")
-        rows.append(f'{head}<td>{r.n}</td><td>{_e(in_txt)}</td>'
-                    f'<td data-metric="{_e(h)}" data-stored="{value!r}">'
-                    f"{_e(fmt_metric(h, r.metrics.get(h)))}</td><td>{_e(d_txt)}</td>"
-                    f"<td>{_e(note)}</td></tr>")
-    if not rows:
-        return ""
-    return ('<div class="scroll tall"><table class="transfer-pairs"><thead><tr>'
-            "<th>source → target</th><th>runner</th><th>encoder</th><th>n (target units)</th>"
-            "<th>in-dataset</th><th>transferred</th><th>transferred − in-dataset (paired)</th>"
-            "<th>bias, classes</th></tr></thead><tbody>" + "".join(rows) +
-            "</tbody></table></div>")
 
 
 # ----------------------------------------------------------------------------- ratio
@@ -282,7 +225,7 @@ def pair_ratio(r: Result) -> tuple[float, np.ndarray, int, int] | str:
         return f"no in-dataset comparison ({(r.extras.get('in_dataset') or {}).get('reason')})"
     if r.predictions is None:
         return "its predictions were not read"
-    h = _headline(r)
+    h = result_headline(r)
     task = task_of(r.task, [r])
     try:
         fn_t = task.type.metric_fn(task, r.predictions, "")
@@ -317,7 +260,7 @@ def ratios(results: Iterable[Result], level: float = 0.95) -> list[Ratio]:
         by.setdefault((r.encoder_key, str(r.config.get("runner"))), []).append(r)
     out = []
     for (enc, runner), rs in sorted(by.items()):
-        groups = sorted({str(r.config.get("label_group") or r.task) for r in rs}, key=_end_key)
+        groups = sorted({str(r.config.get("label_group") or r.task) for r in rs}, key=end_key)
         for group in [*groups, "all"]:
             sel = [r for r in rs if group == "all" or r.config.get("label_group") == group]
             out.append(_mean_ratio(enc, runner, group, sel, level))
@@ -328,7 +271,7 @@ def _mean_ratio(enc: str, runner: str, group: str, rs: list[Result], level: floa
     got = [(r, pair_ratio(r)) for r in rs]
     ok = [(r, g) for r, g in got if not isinstance(g, str)]
     out = Ratio(enc, runner, group, n_pairs=len(ok),
-                left_out=[f"{' → '.join(_ends(r))}: {g}" for r, g in got if isinstance(g, str)])
+                left_out=[f"{' → '.join(result_ends(r))}: {g}" for r, g in got if isinstance(g, str)])
     if not ok:
         out.status, out.reason = "not_applicable", "no pair with both scores"
         return out
@@ -350,38 +293,12 @@ def _mean_ratio(enc: str, runner: str, group: str, rs: list[Result], level: floa
     return out
 
 
-def ratio_table(results: Sequence[Result], labels: dict[str, str]) -> tuple[list[str],
-                                                                            list[list[str]]]:
-    """Header and rows of the generalization table (rows ``encoder · runner``)."""
-    rs = ratios(results)
-    groups = list(dict.fromkeys(r.group for r in rs if r.group != "all")) + ["all"]
-    head = ["encoder · runner"] + [f"{g} group" if g != "all" else "all groups" for g in groups]
-    rows = []
-    for enc, runner in dict.fromkeys((r.encoder_key, r.runner) for r in rs):
-        cells = {r.group: r.text() for r in rs if (r.encoder_key, r.runner) == (enc, runner)}
-        rows.append([f"{labels.get(enc, enc)} · {runner}", *[cells.get(g, "–") for g in groups]])
-    return head, rows
-
-
 RATIO_DEFINITION = (
     "Generalization ratio: transferred ÷ in-dataset headline metric where higher is better "
     "(accuracy, AUROC), in-dataset ÷ transferred where lower is better (MAE), so 1 means the "
     "transfer kept the in-dataset performance and higher is better for every metric; mean over "
     "the pairs of whole tasks (subsets are in the matrices), 95 % percentile interval of the "
     "patient bootstrap of each pair's predictions, averaged over pairs replicate by replicate.")
-
-
-def ratio_html(results: Sequence[Result], labels: dict[str, str]) -> str:
-    """The generalization table as HTML (empty without transfer results)."""
-    if not transfer_results(results):
-        return ""
-    head, rows = ratio_table(results, labels)
-    body = "".join("<tr><th>" + _e(r[0]) + "</th>" + "".join(
-        f'<td class="na">{_e(c)}</td>' if c.startswith("n/a") else f"<td>{_e(c)}</td>"
-        for c in r[1:]) + "</tr>" for r in rows)
-    return (f'<p>{_e(RATIO_DEFINITION)}</p><div class="scroll"><table class="generalization">'
-            "<thead><tr>" + "".join(f"<th>{_e(h)}</th>" for h in head) + "</tr></thead><tbody>"
-            + body + "</tbody></table></div>")
 
 
 # ----------------------------------------------------------------------------- curves
@@ -409,7 +326,7 @@ def curves(results: Sequence[Result]) -> dict[tuple[str, str], list[Curve]]:
         if r.protocol != EFFICIENCY:
             continue
         runner = str(r.variant or r.config.get("runner"))
-        h = _headline(r)
+        h = result_headline(r)
         ref = tab.get((r.task, runner, r.encoder_key))
         ref_v = display_value(h, (ref.metrics.get(h) or {}).get("value")) \
             if ref is not None and ref.status == "ok" else None
@@ -428,85 +345,4 @@ def curves(results: Sequence[Result]) -> dict[tuple[str, str], list[Curve]]:
         out.setdefault((r.task, runner), []).append(
             Curve(r.task, runner, r.encoder_key, h, points, ref_v, why,
                   r.status, r.reason))
-    return dict(sorted(out.items(), key=lambda kv: (_end_key(kv[0][0]), kv[0][1])))
-
-
-def curve_table_html(cs: Sequence[Curve], labels: dict[str, str]) -> str:
-    """Budgets × encoders: mean metric [interval], labelled patients, or n/a with its reason."""
-    budgets = list(dict.fromkeys(p["budget"] for c in cs for p in c.points))
-    head = "".join(f"<th>{_e(labels.get(c.encoder_key, c.encoder_key))}</th>" for c in cs)
-    rows = []
-    for b in budgets:
-        tds = []
-        for c in cs:
-            p = next((p for p in c.points if p["budget"] == b), None)
-            if c.status != "ok":
-                tds.append(f'<td class="na">n/a<div class="why">{_e(c.reason)}</div></td>')
-            elif p is None:
-                tds.append("<td>–</td>")
-            elif p["status"] != "ok":
-                tds.append(f'<td class="na" data-budget="{_e(b)}">{_e(p["status"])}'
-                           f'<div class="why">{_e(p["reason"])}</div></td>')
-            else:
-                tds.append(f'<td data-budget="{_e(b)}" data-value="{p["value"]!r}">'
-                           f'{_e(fmt_metric(c.metric, p["metric"]))}'
-                           f'<br><span class="n">{p["x"]:g} labelled patients</span></td>')
-        rows.append(f"<tr><th>{_e(b)}</th>{''.join(tds)}</tr>")
-    ref = "".join(f"<td>{c.reference:.2f}</td>" if c.reference is not None else
-                  f'<td class="na">n/a<div class="why">{_e(c.reference_reason)}</div></td>'
-                  for c in cs)
-    rows.append(f'<tr class="baseline"><th>full data, in-dataset {_e(cs[0].runner)}</th>'
-                f"{ref}</tr>")
-    return (f'<div class="scroll"><table class="efficiency" data-task="{_e(cs[0].task)}" '
-            f'data-runner="{_e(cs[0].runner)}"><thead><tr><th>budget · '
-            f"{_e(metric_label(cs[0].metric, cs[0].task))}</th>{head}</tr></thead><tbody>"
-            + "".join(rows) + "</tbody></table></div>")
-
-
-def curve_markdown(cs: Sequence[Curve], labels: dict[str, str]) -> list[str]:
-    """The same table in Markdown."""
-    budgets = list(dict.fromkeys(p["budget"] for c in cs for p in c.points))
-    head = ["budget"] + [labels.get(c.encoder_key, c.encoder_key) for c in cs]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for b in budgets:
-        cells = []
-        for c in cs:
-            p = next((p for p in c.points if p["budget"] == b), None)
-            cells.append(f"n/a ({c.reason})" if c.status != "ok" else "–" if p is None else
-                         f"{p['status']} ({p['reason']})" if p["status"] != "ok" else
-                         f"{fmt_metric(c.metric, p['metric'])} · {p['x']:g} patients")
-        lines.append("| " + " | ".join([b, *cells]).replace("\n", " ") + " |")
-    lines.append("| full data, in-dataset | " + " | ".join(
-        f"{c.reference:.2f}" if c.reference is not None else f"n/a ({c.reference_reason})"
-        for c in cs) + " |")
-    return lines
-
-
-def markdown(results: Sequence[Result], labels: dict[str, str]) -> list[str]:
-    """The leaderboard's sections for transfer and label efficiency (nothing without them)."""
-    parts: list[str] = []
-    if transfer_results(results):
-        head, rows = ratio_table(results, labels)
-        parts += ["## Generalization", "", RATIO_DEFINITION, "",
-                  "| " + " | ".join(head) + " |", "|" + "---|" * len(head),
-                  *["| " + " | ".join(r) + " |" for r in rows], ""]
-        parts += ["## Cross-dataset transfer", "",
-                  "Headline metric; diagonal: in-dataset on the same target units; `*`: the "
-                  "paired difference's 95 % interval excludes 0.", ""]
-        for m in matrices(results):
-            parts += [f"### {m.group} · {m.runner} · {labels.get(m.encoder_key, m.encoder_key)}"
-                      f" ({metric_label(m.metric, m.group)})", "",
-                      "| source \\ target | " + " | ".join(m.ends) + " |",
-                      "|" + "---|" * (len(m.ends) + 1)]
-            for s in m.ends:
-                parts.append(f"| {s} | " + " | ".join(
-                    (lambda c: c.text + (f" (n={c.n})" if c.n is not None else ""))(m.cell(s, t))
-                    for t in m.ends) + " |")
-            parts += [""] + [f"- n/a: {x}" for x in matrix_reasons(m)] + [""]
-    cs = curves(results)
-    if cs:
-        parts += ["## Label efficiency", ""]
-        for (task, runner), series in cs.items():
-            parts += [f"### {task} · {runner} ({metric_label(series[0].metric, task)})", "",
-                      *curve_markdown(series, labels), ""]
-    return parts
+    return dict(sorted(out.items(), key=lambda kv: (end_key(kv[0][0]), kv[0][1])))

@@ -492,6 +492,7 @@ def _beyond_section(results: list[Result], stage: Path, labels: dict[str, str],
                     written: list[Path]) -> str:
     """Transfer matrices, generalization table and pairs; label-efficiency curves and tables."""
     from cardiobench.report import generalization as gen
+    from cardiobench.report import generalization_tables as gtab
 
     parts = []
     mats = gen.matrices(results)
@@ -517,8 +518,8 @@ def _beyond_section(results: list[Result], stage: Path, labels: dict[str, str],
                   "Regression probes are not re-centred unless the result says so; the mean "
                   "bias is in the pairs table.</p>",
                   _grid(figs.html, canvas.pixels[0]),
-                  '<h4 id="generalization">Generalization</h4>', gen.ratio_html(results, labels),
-                  "<h4>Every pair</h4>", gen.pairs_html(results, labels)]
+                  '<h4 id="generalization">Generalization</h4>', gtab.ratio_html(results, labels),
+                  "<h4>Every pair</h4>", gtab.pairs_html(results, labels)]
     cs = gen.curves(results)
     if cs:
         canvas = figures.efficiency_canvas(max(len(v) for v in cs.values()))
@@ -535,7 +536,8 @@ def _beyond_section(results: list[Result], stage: Path, labels: dict[str, str],
                          f"in-dataset {runner}" if c.reference is not None else
                          f"{labels.get(c.encoder_key, c.encoder_key)}: no full-data reference "
                          f"({c.reference_reason})" for c in series) + ".")
-            tables_ += [f"<h4>{_e(task)} · {_e(runner)}</h4>", gen.curve_table_html(series, labels)]
+            tables_ += [f"<h4>{_e(task)} · {_e(runner)}</h4>",
+                        gtab.curve_table_html(series, labels)]
         parts += ['<h3 id="label-efficiency">Label efficiency</h3>',
                   "<p>The runner trained on nested, patient-grouped random subsets of the train "
                   "split (per class for classes, a share of the patients for values), tuned on "

@@ -7,7 +7,7 @@ patient-bootstrap interval), ``n/a (reason)`` for a not-applicable result; then 
 task: every metric of every (encoder, protocol), plus the trivial baseline's, so the floor is
 visible beside each model; then, where there are ``transfer`` and ``label_efficiency`` results,
 the generalization table, the transfer matrices and the label-efficiency tables
-(:mod:`cardiobench.report.generalization`); last, the definition of every protocol and metric. Values are in
+(:mod:`cardiobench.report.generalization_tables`); last, the definition of every protocol and metric. Values are in
 display units (:func:`cardiobench.report.definitions.display_value`).
 
 A task whose results were scored on different labels (label fingerprints,
@@ -173,7 +173,7 @@ def definitions_markdown(metrics: Iterable[str] | None = None) -> str:
 
 def render_markdown(results: list[Result]) -> str:
     """The full leaderboard document."""
-    from cardiobench.report import generalization
+    from cardiobench.report import generalization_tables
     from cardiobench.report.tables import encoder_labels, overview_markdown, paper_markdown
 
     parts = ["# cardiobench leaderboard", "", legend(results), ""]
@@ -185,7 +185,7 @@ def render_markdown(results: list[Result]) -> str:
                   "## Summary by task", "", _md(leaderboard_table(results)), ""]
         for task, df in sorted(task_tables(results).items()):
             parts += [f"## {task}", "", _md(df, index=False), ""]
-    parts += generalization.markdown(results, encoder_labels(results))
+    parts += generalization_tables.markdown(results, encoder_labels(results))
     used = {k for r in results for k in [*r.metrics, *r.baseline]}
     parts += [definitions_markdown(used), ""]
     return "\n".join(parts)
