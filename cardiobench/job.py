@@ -115,16 +115,19 @@ class JobOutcome:
         """Why the job is not :attr:`ok`, one line each (empty when it is)."""
         lines = [f"{e.dataset}: {e.unusable}; nothing can be scored from it"
                  for e in self.unusable]
-        lines += [f"{r.task} {r.protocol}: failed: {r.reason}" for r in self.failed]
+        lines += [f"{r.task} {r.protocol}{' ' + r.variant if r.variant else ''}: failed: "
+                  f"{r.reason}" for r in self.failed]
         if self.scored and not self.results:
             lines.append("no result was written: no task of the suite has a manifest here")
         return lines
 
     def summary(self) -> dict[str, dict[str, str]]:
-        """``{task: {protocol: status}}`` of every result written."""
+        """``{task: {protocol: status}}`` of every result written (``protocol variant`` where a
+        protocol writes several results per task, e.g. ``transfer from_camus_ef--knn``)."""
         out: dict[str, dict[str, str]] = {}
         for r in self.results:
-            out.setdefault(r.task, {})[r.protocol] = r.status
+            key = f"{r.protocol} {r.variant}" if r.variant else r.protocol
+            out.setdefault(r.task, {})[key] = r.status
         return out
 
 

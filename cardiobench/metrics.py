@@ -42,6 +42,9 @@ METRICS: dict[str, Metric] = {m.name: m for m in (
            _UNITS),
     Metric("mse", "MSE", "Mean squared error, in the label's unit squared.", "label_squared",
            False, _UNITS),
+    Metric("bias", "mean bias", "Calibration-in-the-large: mean of (predicted − true), in the "
+           "label's unit; positive when predictions run high. 0 is best, whatever the sign (never "
+           "ranked).", "label", False, _UNITS),
     Metric("nmae", "NMAE", "MAE divided by the range (max − min) of the true values, in percent.",
            "percent", False, _UNITS),
     Metric("r2", "R²", "Coefficient of determination 1 − SSE/SST, in percent of the variance "

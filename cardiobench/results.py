@@ -2,11 +2,13 @@
 
 Layout under a results folder::
 
-    <results>/<dataset>/<endpoint>/<protocol>/<encoder_key>.json
-    <results>/<dataset>/<endpoint>/<protocol>/<encoder_key>.predictions.csv
+    <results>/<dataset>/<endpoint>/<protocol>/<encoder_key>[--<variant>].json
+    <results>/<dataset>/<endpoint>/<protocol>/<encoder_key>[--<variant>].predictions.csv
 
 ``encoder_key`` is ``<display name>-<fingerprint[:8]>``, so two configurations of one encoder
-(other weights, other ``--encoder-arg``) keep separate files.
+(other weights, other ``--encoder-arg``) keep separate files. ``variant`` (also a JSON field) is
+set by protocols that write several results per task and encoder -- a transfer's source and
+runner, ``from_echonet_dynamic_ef--knn`` -- so that they never overwrite each other.
 
 JSON fields (``schema_version`` 1): ``task``, ``dataset``, ``protocol``, ``status`` (``ok``,
 ``not_applicable`` or ``failed``, with a ``reason`` unless ok), ``encoder`` (the encoder's
@@ -149,6 +151,8 @@ class Result:
     provenance: dict[str, Any] = field(default_factory=dict)
     predictions: pd.DataFrame | None = None
     predictions_path: str | None = None
+    #: what tells this result apart from the protocol's others on the same task and encoder
+    variant: str | None = None
 
     @property
     def encoder_name(self) -> str:
@@ -164,9 +168,11 @@ class Result:
         return f"{self.encoder_name}-{fp[:8]}" if fp else self.encoder_name
 
     def relpath(self) -> Path:
-        """``<dataset>/<endpoint>/<protocol>/<encoder_key>.json`` relative to the results folder."""
+        """``<dataset>/<endpoint>/<protocol>/<encoder_key>[--<variant>].json`` relative to the
+        results folder."""
         endpoint = self.task.split("/", 1)[-1].replace("/", "_")
-        return Path(self.dataset) / endpoint / self.protocol / f"{self.encoder_key}.json"
+        name = self.encoder_key + (f"--{self.variant}" if self.variant else "")
+        return Path(self.dataset) / endpoint / self.protocol / f"{name}.json"
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON document (predictions referenced by path, not embedded)."""
@@ -177,6 +183,7 @@ class Result:
             "baseline": self.baseline, "extras": self.extras, "n": self.n,
             "n_samples": self.n_samples, "n_clusters": self.n_clusters,
             "predictions": self.predictions_path, "provenance": self.provenance,
+            **({"variant": self.variant} if self.variant else {}),
         })
 
     @classmethod
@@ -191,7 +198,8 @@ class Result:
                    extras=d.get("extras", {}), n=d.get("n", 0), n_samples=d.get("n_samples", 0),
                    n_clusters=d.get("n_clusters", 0), status=d.get("status", "ok"),
                    reason=d.get("reason"), provenance=d.get("provenance", {}),
-                   predictions=predictions, predictions_path=d.get("predictions"))
+                   predictions=predictions, predictions_path=d.get("predictions"),
+                   variant=d.get("variant"))
 
 
 def headline_status(metrics: dict[str, dict[str, Any]], headline: str) -> tuple[str, str | None]:
@@ -227,7 +235,7 @@ REQUIRED_FIELDS: dict[str, type | tuple[type, ...]] = {
 OPTIONAL_FIELDS: dict[str, type | tuple[type, ...]] = {
     "status": str, "reason": str, "config": dict, "metrics": dict, "baseline": dict,
     "extras": dict, "n": int, "n_samples": int, "n_clusters": int, "predictions": str,
-    "provenance": dict}
+    "provenance": dict, "variant": str}
 #: folders of a results tree that hold JSON which is not a result (skipped without a word)
 NOT_RESULT_DIRS = ("text_cache",)
 

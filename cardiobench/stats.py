@@ -216,8 +216,11 @@ def _weighted_spearman(y: np.ndarray, p: np.ndarray, w: np.ndarray, W: np.ndarra
 # ----------------------------------------------------------------------------- regression
 def regression_metrics(y_true: np.ndarray, y_pred: np.ndarray,
                        w: np.ndarray | None = None) -> dict[str, np.ndarray]:
-    """MAE, RMSE, MSE, NMAE(%), R²(%), Pearson(%), Spearman(%) per weight replicate.
+    """MAE, RMSE, MSE, NMAE(%), R²(%), Pearson(%), Spearman(%) and the mean bias per weight
+    replicate.
 
+    Bias = mean(predicted − true), in the label's unit: calibration-in-the-large (positive when
+    the predictions run high; 0 is best, the sign says which way).
     NMAE = MAE / (max(y) − min(y)) × 100 with the range of the ground truth **in that replicate**
     (§2.2). R² is NaN when y is constant; correlations are NaN when either std < 1e-12.
     Returns arrays of shape ``(B,)`` (``B = 1`` when ``w is None``).
@@ -240,7 +243,7 @@ def regression_metrics(y_true: np.ndarray, y_pred: np.ndarray,
     r2 = np.where(rng > 0, 1.0 - _div(sse, np.where(rng > 0, sst, 1.0)), np.nan)
     pearson = _corr_from_sums(ws, sy, _wdot(w, pc), syy, _wdot(w, pc * pc), _wdot(w, yc * pc))
     return {
-        "mae": mae, "rmse": np.sqrt(mse), "mse": mse,
+        "mae": mae, "rmse": np.sqrt(mse), "mse": mse, "bias": _div(_wdot(w, e), ws),
         "nmae": np.where(rng > 0, 100.0 * mae / np.where(rng > 0, rng, 1.0), np.nan),
         "r2": 100.0 * r2,
         "pearson": 100.0 * pearson,
@@ -622,6 +625,33 @@ def bootstrap_metrics(fn: MetricFn, n_rows: int, clusters: Sequence | np.ndarray
     point = {k: float(v[0]) for k, v in fn(np.ones((1, n_rows))).items()}
     reps = bootstrap_replicates(fn, n_rows, clusters, n_boot, seed)
     return {k: _summarise(point[k], reps[k], level) for k in point}
+
+
+def bootstrap_mean_over_fits(fns: Sequence[MetricFn], n_rows: int,
+                             clusters: Sequence | np.ndarray | None = None, n_boot: int = 1000,
+                             seed: int = 42, level: float = 0.95) -> dict[str, MetricCI]:
+    """The mean of a metric over several fitted models (one metric function each, on the same
+    rows), with a percentile interval accounting for both the models and the rows.
+
+    Point: the mean over the ``S`` functions of each one's full-sample value. Replicate ``b``:
+    the rows' clusters are drawn once (:func:`bootstrap_replicates`, the same draw for every
+    function), ``S`` functions are drawn with replacement (``default_rng([seed, 1])``), and the
+    replicate value is the mean of the drawn functions' values on the drawn rows; so the interval
+    widens both with the test rows' variation and with the spread between models (seeds of a
+    random subset). Replicates where a drawn function's metric is undefined are left out, as in
+    :func:`bootstrap_metrics`.
+    """
+    if not fns:
+        raise ValueError("no metric function to average")
+    points = [{k: float(v[0]) for k, v in fn(np.ones((1, n_rows))).items()} for fn in fns]
+    reps = [bootstrap_replicates(fn, n_rows, clusters, n_boot, seed) for fn in fns]
+    pick = np.random.default_rng([seed, 1]).integers(0, len(fns), size=(n_boot, len(fns)))
+    out = {}
+    for k in points[0]:
+        m = np.stack([r[k] for r in reps])  # (S, B)
+        drawn = m[pick, np.arange(n_boot)[:, None]]  # (B, S): the drawn models of each replicate
+        out[k] = _summarise(float(np.mean([p[k] for p in points])), drawn.mean(axis=1), level)
+    return out
 
 
 @dataclass(frozen=True)

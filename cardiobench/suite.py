@@ -3,11 +3,19 @@
 A suite YAML (the packaged ``suites/cardiobench.yaml`` by default) lists ``runs``, each naming
 tasks (``all``, names or shell-style globs such as ``echonet_*/ef``), protocols (names or globs)
 and per-protocol config overrides; a top-level ``ci`` sets the bootstrap mode of every run. The
-command line's ``--tasks`` and ``--protocols`` narrow what the suite asks for, never widen it.
+command line's ``--tasks`` and ``--protocols`` narrow what the suite asks for, never widen it; a
+run marked ``on_request: true`` (the packaged suite's ``transfer`` and ``label_efficiency``) is
+left out unless ``--protocols`` names its protocols.
+
+Each (task, protocol) of a run becomes the entries the protocol's runner makes of it
+(:meth:`~cardiobench.protocols.runners.Runner.expand`): one for most protocols; one per declared
+source and runner for ``transfer`` (the task is the target: ``--tasks`` narrows targets), one per
+runner for ``label_efficiency``.
 """
 
 from __future__ import annotations
 
+import logging
 from importlib import resources
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -19,6 +27,8 @@ from cardiobench.protocols.evaluate import SuiteEntry
 from cardiobench.protocols.runners import EvaluationError
 
 DEFAULT_SUITE = "cardiobench.yaml"
+
+log = logging.getLogger(__name__)
 
 
 def load_suite(path: str | Path | None = None) -> dict[str, Any]:
@@ -64,6 +74,8 @@ def suite_entries(suite: Mapping[str, Any], catalogue: Catalogue,
     for i, run in enumerate(suite.get("runs", [])):
         if not isinstance(run, Mapping):
             raise EvaluationError(f"suite run {i} is not a mapping")
+        if run.get("on_request") and wanted_protocols is None:
+            continue
         names = run.get("tasks", "all")
         try:
             run_tasks = catalogue.select_tasks(None if names == "all" else list(names))
@@ -85,6 +97,12 @@ def suite_entries(suite: Mapping[str, Any], catalogue: Catalogue,
                 if wanted_protocols is not None and proto.name not in wanted_protocols:
                     continue
                 ci = {"ci": suite["ci"]} if "ci" in suite else {}
-                out.append(SuiteEntry(task, proto.name, {**ci, **dict(config.get(proto.name)
-                                                                       or {})}))
+                cfg = {**ci, **dict(config.get(proto.name) or {})}
+                try:
+                    made = proto.runner.expand(task, cfg, catalogue)
+                except EvaluationError as exc:
+                    raise EvaluationError(f"suite {source}, run {i}: {exc}") from None
+                if not made:
+                    log.info("%s has nothing to run on %s", proto.name, task.name)
+                out += [SuiteEntry(t, proto.name, c, src) for t, c, src in made]
     return out

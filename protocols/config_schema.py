@@ -22,6 +22,13 @@ Ranges and why:
   ``alphas``/``Cs`` non-empty lists of positive numbers; ``top_fraction`` in (0, 1].
 * ``decision``: ``threshold`` (train-calibrated) exists for zero-shot only; fitted protocols
   take ``argmax``.
+* ``seeds`` (label efficiency) integer in [2, 1000]: the interval resamples seeds, which needs
+  two; ``budgets_per_class`` integers in [1, 10⁶]; ``fractions`` in (0, 1] (a share of the train
+  patients; more than all of them does not exist).
+
+A suite run may say ``on_request: true``: its protocols run only when ``--protocols`` (or the
+library's ``protocols``) selects them, not in a plain ``cardiobench run`` (the packaged suite
+puts ``transfer`` and ``label_efficiency`` there: they fit hundreds of probes).
 
 Booleans are not numbers here (YAML ``yes`` is not ``n_boot: 1``).
 """
@@ -47,7 +54,8 @@ class ConfigError(ValueError):
 class Field:
     """One configuration field: its kind, range or choices, and whether null is allowed."""
 
-    kind: str  # "int" | "float" | "choice" | "ints" | "floats" | "path" | "text"
+    kind: str  # "int" | "float" | "bool" | "choice" | "choices" | "ints" | "floats" | "path"
+    #            | "text" | "texts"
     low: float | None = None
     high: float | None = None
     low_open: bool = False
@@ -76,6 +84,12 @@ class Field:
         null = " or null" if self.nullable else ""
         if self.kind == "choice":
             return "one of " + ", ".join(map(repr, self.choices))
+        if self.kind == "bool":
+            return "true or false" + null
+        if self.kind == "choices":
+            return "a non-empty list of " + ", ".join(map(repr, self.choices)) + null
+        if self.kind == "texts":
+            return "a non-empty list of non-empty texts" + null
         if self.kind == "path":
             return "a folder path (text)" + null
         if self.kind == "text":
@@ -92,8 +106,19 @@ class Field:
                 else "null"
         if self.kind == "choice":
             return None if value in self.choices and not isinstance(value, bool) else "not allowed"
+        if self.kind == "bool":
+            return None if isinstance(value, bool) else "not true or false"
         if self.kind in ("path", "text"):
             return None if isinstance(value, str) and value.strip() else f"not {self.kind}"
+        if self.kind in ("choices", "texts"):
+            if not isinstance(value, (list, tuple)) or not value:
+                return "not a non-empty list"
+            for v in value:
+                if not isinstance(v, str) or not v.strip():
+                    return f"element {v!r} is not text"
+                if self.kind == "choices" and v not in self.choices:
+                    return f"element {v!r} is not allowed"
+            return None
         if self.kind in ("int", "float"):
             return _number_problem(value, self.kind == "int", self)
         if not isinstance(value, (list, tuple)) or not value:
@@ -135,7 +160,7 @@ def field_from_default(value: Any) -> Field | None:
     """The field of a key a protocol declares only by its default (a plugin's): the default's
     type, no range; None for a default of no checkable type (``None``, a mapping)."""
     if isinstance(value, bool):
-        return Field("choice", choices=(True, False))
+        return Field("bool")
     if isinstance(value, numbers.Integral):
         return Field("int")
     if isinstance(value, numbers.Real):
@@ -179,7 +204,7 @@ def check_config(runner: Any, cfg: Mapping[str, Any], where: str = "") -> None:
 
 #: top-level keys of a suite file, and the keys of one run
 SUITE_KEYS = {"name": str, "version": int, "description": str, "ci": str, "runs": list}
-RUN_KEYS = ("tasks", "protocols", "config")
+RUN_KEYS = ("tasks", "protocols", "config", "on_request")
 
 
 def check_suite(suite: Any, runners: Mapping[str, Any], source: str | Path = "suite") -> None:
@@ -208,6 +233,9 @@ def check_suite(suite: Any, runners: Mapping[str, Any], source: str | Path = "su
         bad = sorted(set(run) - set(RUN_KEYS))
         if bad:
             raise ConfigError(f"{here}: unknown key(s) {bad}; a run takes {list(RUN_KEYS)}")
+        if "on_request" in run and not isinstance(run["on_request"], bool):
+            raise ConfigError(f"{here}: 'on_request' is {run['on_request']!r}; expected true or "
+                              "false")
         tasks = run.get("tasks", "all")
         if tasks != "all":
             if not isinstance(tasks, list) or not tasks:

@@ -16,6 +16,15 @@ standardised mean difference of the margin on the positive−negative prompt dir
 text→video retrieval (each class's prompt centroid queries the test videos; recall@1/5/10, mAP;
 no bootstrap, the interval fields are null). Alignment scores individual rows (videos/images);
 for aggregated tasks the unit mean of the row scores is used.
+
+Two hooks serve protocols beyond one task's split, without the evaluator naming them: a runner
+that ``needs_source`` (``transfer``) is given the rows of another task (:class:`SourceData`,
+supplied by :func:`evaluate_all` from the entry's ``source``) and fits on them; and every
+runner's :meth:`~cardiobench.protocols.runners.Runner.analyse` may score further outputs by the
+task's rule (:class:`_Scoring`: the in-dataset comparison of a transfer, the learning curve of
+``label_efficiency``) and add what it finds to the result's ``extras``. A transfer target
+without test units is ``not_applicable`` (the pairs are declared, not chosen by data); any other
+task without test units fails.
 """
 
 from __future__ import annotations
@@ -35,14 +44,14 @@ from cardiobench.manifest import Manifest
 from cardiobench.comparability import label_fingerprint
 from cardiobench.results import Result, headline_status, provenance, write_result
 from cardiobench.protocols import get_protocol, zero_shot
-from cardiobench.protocols.runners import EvaluationError, NotApplicable, RowData
-from cardiobench.protocols.scorers import Bootstrap, Units
+from cardiobench.protocols.runners import EvaluationError, NotApplicable, RowData, Runner
+from cardiobench.protocols.scorers import Bootstrap, MetricFn, Scored, Scorer, Units
 from cardiobench.protocols.tasks import Task
 
 log = logging.getLogger(__name__)
 
-__all__ = ["EvaluationError", "NotApplicable", "SuiteEntry", "evaluate", "evaluate_all",
-           "defaults"]
+__all__ = ["EvaluationError", "NotApplicable", "SourceData", "SuiteEntry", "evaluate",
+           "evaluate_all", "defaults"]
 
 
 def defaults(protocol: str) -> dict[str, Any]:
@@ -68,10 +77,10 @@ def data_completeness(task: Task, manifest: Manifest, rows: pd.DataFrame,
             "test_units_scored": int(unit[test & (pos >= 0)].nunique())}
 
 
-def _rows(task: Task, manifest: Manifest,
-          embeddings: Embeddings) -> tuple[RowData, list[str], dict[str, Any]]:
+def _rows(task: Task, manifest: Manifest, embeddings: Embeddings
+          ) -> tuple[RowData, list[str], dict[str, Any]]:
     """The task's rows that have embeddings, the ids of those that have none, and the
-    :func:`data_completeness` record."""
+    :func:`data_completeness` record (the caller decides what a split without rows means)."""
     rows = task.select(manifest.table)
     pos = embeddings.align(rows["sample_id"])
     completeness = data_completeness(task, manifest, rows, pos)
@@ -80,8 +89,6 @@ def _rows(task: Task, manifest: Manifest,
         log.warning("%s: %d selected samples have no embedding (first: %s); they are excluded",
                     task.name, len(missing), missing[:5])
     rows, pos = rows[pos >= 0], pos[pos >= 0]
-    if not (rows["split"].astype(str) == "test").any():
-        raise EvaluationError(f"{task.name}: no test rows with embeddings")
     return (RowData(task, rows, embeddings, pos, task.encode_labels(rows[task.label])), missing,
             completeness)
 
@@ -143,28 +150,94 @@ def _subgroups(task: Task, rows: pd.DataFrame, preds: pd.DataFrame, fn: Any,
             for sg in task.subgroups}
 
 
+@dataclass
+class _Scoring:
+    """The task's scoring rule for further row outputs (:class:`~cardiobench.protocols.runners.
+    Scoring`): aggregated, decided and scored on the test units as the result's own."""
+
+    task: Task
+    data: RowData
+    cfg: Mapping[str, Any]
+    runner: type[Runner]
+    scorer: Scorer
+    boot: Bootstrap
+    main: Scored
+
+    def units(self, out: np.ndarray) -> Units:
+        """Row outputs aggregated to the task's units."""
+        return _units(self.task, self.data, out, self.cfg["ci"])
+
+    def score(self, out: np.ndarray) -> Scored:
+        """Decide, bootstrap and tabulate row outputs ``out`` as the result's own."""
+        return self.scorer.score(self.units(out), self.cfg, self.runner, self.boot)
+
+    def metric_fn(self, out: np.ndarray) -> MetricFn:
+        """The metric function over the test units of row outputs ``out`` (no bootstrap)."""
+        units = self.units(out)
+        te = units.mask("test")
+        dec = self.scorer.decide(units, self.cfg, self.runner, self.boot)
+        return self.scorer.metric_fn(units.y[te], self.scorer.test_outputs(units), dec)
+
+    def attach(self, predictions: pd.DataFrame | None, suffix: str) -> None:
+        """Add the output columns of ``predictions`` (same test units, same order) to the
+        result's predictions, each name followed by ``suffix``."""
+        own = self.main.predictions
+        if own is None or predictions is None:
+            return
+        if len(predictions) != len(own):
+            raise EvaluationError(f"{self.task.name}: {len(predictions)} predictions to attach "
+                                  f"to {len(own)}")
+        ids = {self.task.unit_column(), "patient_id", "y_true", "view"}
+        for col in predictions.columns:
+            if col not in ids:
+                own[f"{col}{suffix}"] = predictions[col].to_numpy()
+
+
+@dataclass(frozen=True)
+class SourceData:
+    """The task a ``needs_source`` runner is fitted on (a transfer's source, its declared subset
+    applied), with its dataset's manifest and the encoder's embeddings of it."""
+
+    task: Task
+    manifest: Manifest
+    embeddings: Embeddings
+
+
 # ----------------------------------------------------------------------------- evaluate
 def evaluate(task: Task, protocol: str, manifest: Manifest, embeddings: Embeddings,
-             encoder: Any = None, config: Mapping[str, Any] | None = None) -> Result:
+             encoder: Any = None, config: Mapping[str, Any] | None = None,
+             source: SourceData | None = None) -> Result:
     """Evaluate one (task, protocol) for one encoder's embeddings; see the module docstring.
 
     ``config`` overrides the runner's defaults (unknown keys raise); ``config["text_cache"]`` may
-    pass a shared :class:`~cardiobench.protocols.zero_shot.TextEmbeddingCache`.
+    pass a shared :class:`~cardiobench.protocols.zero_shot.TextEmbeddingCache`. ``source`` is
+    the task a ``needs_source`` runner fits on (ignored by the others).
     """
     t0 = time.perf_counter()
     runner_cls = get_protocol(protocol).runner
     cfg = runner_cls.configure(config)
     cache = cfg.pop("text_cache", None) or zero_shot.TextEmbeddingCache()
     enc_desc = encoder.describe() if encoder is not None else dict(embeddings.encoder)
-    if manifest.dataset != task.dataset:
-        raise EvaluationError(f"task {task.name} needs dataset {task.dataset}, got manifest "
-                              f"{manifest.dataset}")
+    for t, m in ((task, manifest), *(((source.task, source.manifest),) if source else ())):
+        if m.dataset != t.dataset:
+            raise EvaluationError(f"task {t.name} needs dataset {t.dataset}, got manifest "
+                                  f"{m.dataset}")
+    if runner_cls.needs_source and source is None:
+        raise EvaluationError(f"{protocol} fits on a source task: none was given for "
+                              f"{task.name} (a suite names it; see docs/metrics.md)")
     prov = dict(manifest_fingerprint=manifest.fingerprint,
                 label_fingerprint=label_fingerprint(task.select(manifest.table), task.label),
                 cache_fingerprint=embeddings.fingerprint,
                 seed=cfg["seed"], device=str(getattr(encoder, "device", "cpu")), ci=cfg["ci"])
     prov.update(manifest.provenance())  # where the media were read from (a --raw override)
-    base = dict(task=task.name, dataset=task.dataset, protocol=protocol, encoder=enc_desc)
+    if runner_cls.needs_source and source is not None:
+        prov["source"] = {"task": source.task.name,
+                          "manifest_fingerprint": source.manifest.fingerprint,
+                          "label_fingerprint": label_fingerprint(
+                              source.task.select(source.manifest.table), source.task.label),
+                          "cache_fingerprint": source.embeddings.fingerprint}
+    base = dict(task=task.name, dataset=task.dataset, protocol=protocol, encoder=enc_desc,
+                variant=runner_cls.variant(cfg))
 
     def not_applicable(why: str) -> Result:
         log.info("%s %s not applicable: %s", task.name, protocol, why)
@@ -176,7 +249,14 @@ def evaluate(task: Task, protocol: str, manifest: Manifest, embeddings: Embeddin
         return not_applicable("no encoder object given" if encoder is None
                               else f"{enc_desc.get('name')} has no text tower")
     data, missing, completeness = _rows(task, manifest, embeddings)
-    runner = runner_cls(cfg, encoder, cache)
+    if not (data.split == "test").any():
+        why = f"{task.name}: no test rows with embeddings"
+        if runner_cls.needs_source:  # a declared pair whose target has no test units here
+            return not_applicable(f"the target has no test units ({why})")
+        raise EvaluationError(why)
+    runner = runner_cls(cfg, encoder, cache,
+                        _rows(source.task, source.manifest, source.embeddings)[0]
+                        if runner_cls.needs_source and source is not None else None)
     try:
         runner.fit(data)
         out = runner.predict(data)
@@ -196,6 +276,8 @@ def evaluate(task: Task, protocol: str, manifest: Manifest, embeddings: Embeddin
     if task.subgroups and scorer.subgroups:
         extras["subgroups"] = _subgroups(task, data.rows, scored.predictions, scored.metric_fn,
                                          int(te.sum()))
+    extras.update(runner.analyse(data, _Scoring(task, data, cfg, runner_cls, scorer, boot,
+                                                scored)))
 
     cfg_out = {**{k: v for k, v in cfg.items() if k not in runner_cls.hidden_config},
                "protocol_record": {**runner.describe(), **scored.record},
@@ -223,6 +305,8 @@ class SuiteEntry:
     task: Task
     protocol: str
     config: dict[str, Any]
+    #: the task a ``needs_source`` protocol fits on (a transfer's source), else None
+    source: Task | None = None
 
 
 def evaluate_all(entries: Sequence[SuiteEntry], manifests: Mapping[str, Manifest],
@@ -239,12 +323,16 @@ def evaluate_all(entries: Sequence[SuiteEntry], manifests: Mapping[str, Manifest
     skipped = set()
     for entry in entries:
         task, proto = entry.task, entry.protocol
-        if task.dataset not in manifests or task.dataset not in embeddings:
-            skipped.add(task.dataset)
+        needed = [task.dataset] + ([entry.source.dataset] if entry.source is not None else [])
+        absent = [d for d in needed if d not in manifests or d not in embeddings]
+        if absent:  # a pair is run where both of its datasets are here
+            skipped.update(absent)
             continue
+        source = SourceData(entry.source, manifests[entry.source.dataset],
+                            embeddings[entry.source.dataset]) if entry.source else None
         try:
             res = evaluate(task, proto, manifests[task.dataset], embeddings[task.dataset],
-                           encoder, {**entry.config, "text_cache": cache})
+                           encoder, {**entry.config, "text_cache": cache}, source)
         except (EvaluationError, KeyError, ValueError) as exc:
             # one broken task must not hide the others: record it as failed, loudly
             log.error("%s %s failed: %s", task.name, proto, exc)
@@ -252,9 +340,18 @@ def evaluate_all(entries: Sequence[SuiteEntry], manifests: Mapping[str, Manifest
                          encoder=encoder.describe() if encoder is not None else
                          dict(embeddings[task.dataset].encoder), status="failed",
                          reason=str(exc), config={"task": task.describe()},
-                         provenance=provenance())
+                         provenance=provenance(), variant=_variant(proto, entry.config))
         write_result(res, results_dir)
         results.append(res)
     if skipped:
-        log.warning("no manifest/embeddings for %s: their tasks were not run", sorted(skipped))
+        log.warning("no manifest/embeddings for %s: their tasks (and transfers from or to "
+                    "them) were not run", sorted(skipped))
     return results
+
+
+def _variant(protocol: str, config: Mapping[str, Any]) -> str | None:
+    """The variant of a result that failed before its config was checked (best effort)."""
+    try:
+        return get_protocol(protocol).runner.variant(config)
+    except (EvaluationError, KeyError, TypeError, ValueError):
+        return None

@@ -106,30 +106,46 @@ class ProbeFit:
     param: str
     best: float
     sweep: list[dict[str, float]] = field(default_factory=list)
+    refit_on: str = "train+val"
 
     def record(self) -> dict[str, Any]:
         """Config entry for the result JSON."""
         return {"model": type(self.model).__name__, "param": self.param, "chosen": self.best,
-                "sweep": self.sweep, "refit_on": "train+val",
+                "sweep": self.sweep, "refit_on": self.refit_on,
                 "class_weight": getattr(self.model, "class_weight", None)}
 
 
+#: what the chosen probe is refit on: train+val (the probe), or train alone (val only chooses the
+#: strength: the label-efficiency protocol, whose budget is a part of train)
+REFIT = ("train+val", "train")
+
+
+def _refit_rows(X_tr: np.ndarray, y_tr: np.ndarray, X_val: np.ndarray, y_val: np.ndarray,
+                refit: str) -> tuple[np.ndarray, np.ndarray]:
+    if refit not in REFIT:
+        raise ValueError(f"refit {refit!r}: one of {REFIT}")
+    if refit == "train":
+        return X_tr, y_tr
+    return np.vstack([X_tr, X_val]), np.concatenate([y_tr, y_val])
+
+
 def fit_ridge(X_tr: np.ndarray, y_tr: np.ndarray, X_val: np.ndarray, y_val: np.ndarray,
-              alphas: tuple[float, ...] = RIDGE_ALPHAS) -> ProbeFit:
-    """Choose ``alpha`` by val MSE (first minimum on ties), refit on train+val."""
+              alphas: tuple[float, ...] = RIDGE_ALPHAS, refit: str = "train+val") -> ProbeFit:
+    """Choose ``alpha`` by val MSE (first minimum on ties), refit on ``refit`` (:data:`REFIT`)."""
     sweep = []
     for a in alphas:
         mse = mean_squared_error(y_val, RidgeProbe(a).fit(X_tr, y_tr).predict(X_val))
         sweep.append({"alpha": a, "val_mse": float(mse)})
     best = min(sweep, key=lambda s: s["val_mse"])["alpha"]
-    model = RidgeProbe(best).fit(np.vstack([X_tr, X_val]), np.concatenate([y_tr, y_val]))
-    return ProbeFit(model, "alpha", best, sweep)
+    model = RidgeProbe(best).fit(*_refit_rows(X_tr, y_tr, X_val, y_val, refit))
+    return ProbeFit(model, "alpha", best, sweep, refit)
 
 
 def fit_logistic(X_tr: np.ndarray, y_tr: np.ndarray, X_val: np.ndarray, y_val: np.ndarray,
                  classes: np.ndarray, Cs: tuple[float, ...] = LOGISTIC_CS,
-                 class_weight: str | None = "balanced") -> ProbeFit:
-    """Choose ``C`` by val log-loss over ``classes`` (first minimum), refit on train+val."""
+                 class_weight: str | None = "balanced", refit: str = "train+val") -> ProbeFit:
+    """Choose ``C`` by val log-loss over ``classes`` (first minimum), refit on ``refit``
+    (:data:`REFIT`)."""
     sweep = []
     labels = list(range(len(classes)))
     pos = {c: i for i, c in enumerate(classes)}
@@ -140,9 +156,9 @@ def fit_logistic(X_tr: np.ndarray, y_tr: np.ndarray, X_val: np.ndarray, y_val: n
         sweep.append({"C": c, "val_log_loss": float(log_loss(yv, p / p.sum(1, keepdims=True),
                                                               labels=labels))})
     best = min(sweep, key=lambda s: s["val_log_loss"])["C"]
-    model = LogisticProbe(best, class_weight, classes).fit(np.vstack([X_tr, X_val]),
-                                                            np.concatenate([y_tr, y_val]))
-    return ProbeFit(model, "C", best, sweep)
+    model = LogisticProbe(best, class_weight, classes).fit(
+        *_refit_rows(X_tr, y_tr, X_val, y_val, refit))
+    return ProbeFit(model, "C", best, sweep, refit)
 
 
 def mean_baseline(y_trainval: np.ndarray, n: int) -> np.ndarray:

@@ -101,16 +101,51 @@ class TieStableKNNClassifier(ClassifierMixin, _TieStableKNN):
 
 def fit_knn_regressor(X_gallery: np.ndarray, y_gallery: np.ndarray,
                       k_grid: tuple[int, ...] = K_GRID, seed: int = 42,
-                      groups: np.ndarray | None = None) -> tuple[Any, dict[str, Any]]:
-    """kNN regressor (mean of the neighbours' labels), ``k`` by CV MAE; (model, record)."""
+                      groups: np.ndarray | None = None,
+                      val: tuple[np.ndarray, np.ndarray] | None = None
+                      ) -> tuple[Any, dict[str, Any]]:
+    """kNN regressor (mean of the neighbours' labels), ``k`` by CV MAE (or, given ``val``, by
+    val MAE: :func:`_choose_k_on_val`); (model, record)."""
+    if val is not None:
+        return _choose_k_on_val(X_gallery, y_gallery, *val, True, k_grid)
     return _fit_knn(X_gallery, y_gallery, True, k_grid, seed, groups)
 
 
 def fit_knn_classifier(X_gallery: np.ndarray, y_gallery: np.ndarray,
                        k_grid: tuple[int, ...] = K_GRID, seed: int = 42,
-                       groups: np.ndarray | None = None) -> tuple[Any, dict[str, Any]]:
-    """kNN classifier (vote shares), ``k`` by stratified CV accuracy; (model, record)."""
+                       groups: np.ndarray | None = None,
+                       val: tuple[np.ndarray, np.ndarray] | None = None
+                       ) -> tuple[Any, dict[str, Any]]:
+    """kNN classifier (vote shares), ``k`` by stratified CV accuracy (or, given ``val``, by val
+    accuracy: :func:`_choose_k_on_val`); (model, record)."""
+    if val is not None:
+        return _choose_k_on_val(X_gallery, y_gallery, *val, False, k_grid)
     return _fit_knn(X_gallery, y_gallery, False, k_grid, seed, groups)
+
+
+def _choose_k_on_val(X_gallery: np.ndarray, y_gallery: np.ndarray, X_val: np.ndarray,
+                     y_val: np.ndarray, regression: bool,
+                     k_grid: tuple[int, ...]) -> tuple[Any, dict[str, Any]]:
+    """kNN over the whole gallery with ``k`` (at most the gallery's size) chosen by the val rows'
+    MAE (regression) or accuracy, the first best ``k`` winning: the tuning of a gallery too small
+    to cross-validate (a label-efficiency subset of one patient per class)."""
+    X = _l2(np.asarray(X_gallery, dtype=np.float64))
+    grid = [k for k in k_grid if k <= len(X)] or [1]
+    sweep = []
+    for k in grid:
+        est = (TieStableKNNRegressor(k) if regression else TieStableKNNClassifier(k)).fit(
+            X, y_gallery)
+        pred = est.predict(_l2(np.asarray(X_val, dtype=np.float64)))
+        score = (-float(np.mean(np.abs(pred - np.asarray(y_val, dtype=np.float64))))
+                 if regression else float(np.mean(pred == np.asarray(y_val))))
+        sweep.append({"k": int(k), "val_score": score})
+    best = max(sweep, key=lambda r: r["val_score"])["k"]  # max keeps the first of equals
+    model = (TieStableKNNRegressor(best) if regression else TieStableKNNClassifier(best)).fit(
+        X, y_gallery)
+    return model, {"k": int(best), "sweep": sweep,
+                   "val_scoring": "neg_mean_absolute_error" if regression else "accuracy",
+                   "metric": "cosine", "gallery": "the rows given (every one)",
+                   "tuned_on": "val", "ties": "distance rounded to 1e-12, then gallery order"}
 
 
 def _fit_knn(X_gallery: np.ndarray, y_gallery: np.ndarray, regression: bool,

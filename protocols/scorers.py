@@ -55,6 +55,12 @@ class Bootstrap:
         """Clusters the bootstrap resamples: patients, or rows under ``ci: reference``."""
         return len(self.clusters) if self.ci == "reference" else len(np.unique(self.clusters))
 
+    @property
+    def resampled(self) -> np.ndarray | None:
+        """The cluster of every test unit as the bootstrap resamples them (``None``: each unit
+        its own, under ``ci: reference``)."""
+        return None if self.ci == "reference" else self.clusters
+
     def __call__(self, fn: MetricFn) -> dict[str, dict[str, Any]]:
         """Value and interval of every metric of ``fn`` over the test units, each with its
         ``status``/``na_reason`` (:func:`cardiobench.stats.qualify`: the one place where an
@@ -64,6 +70,24 @@ class Bootstrap:
         res = boot(fn, len(self.clusters), clusters, self.n_boot, self.seed, self.level)
         return stats.qualify(res, self.n_clusters, self.labels, self.min_clusters,
                              one_value=self.one_value)
+
+    def paired(self, fn_a: MetricFn, fn_b: MetricFn) -> dict[str, dict[str, Any]]:
+        """``metric(A) − metric(B)`` of every metric both functions return, on the same test
+        units and the same bootstrap replicates (:func:`cardiobench.stats.paired_bootstrap`,
+        clusters as :meth:`__call__`), each with the n/a rules of
+        :func:`cardiobench.stats.qualify` (``status``, ``na_reason``); the p-value is null where
+        the interval is."""
+        diffs = stats.paired_bootstrap(fn_a, fn_b, len(self.clusters), self.resampled,
+                                       self.n_boot, self.seed, self.level)
+        as_ci = {k: stats.MetricCI(d.diff, d.ci_low, d.ci_high, float("nan"), d.n_boot_valid)
+                 for k, d in diffs.items()}
+        out = stats.qualify(as_ci, self.n_clusters, self.labels, self.min_clusters,
+                            one_value=self.one_value)
+        for k, d in out.items():
+            d.pop("mean")
+            d["diff"] = d.pop("value")
+            d["p_value"] = diffs[k].p_value if d["status"] == "ok" else None
+        return out
 
     def record(self) -> dict[str, Any]:
         """How the intervals were computed, for the result's config."""

@@ -24,7 +24,7 @@ one row per patient and view, as the reference does.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal, Mapping
 
 import numpy as np
@@ -60,6 +60,8 @@ class Task:
     ``headline`` defaults to the type's headline metric. ``label_unit`` is the label's physical
     unit (``"%"``, ``"cm"``; empty for classes), read by the report. ``same_as`` names a task
     whose label means the same (the catalogue checks it exists and has the same type).
+    ``subsets`` declares named parts of the task's rows (more filters, e.g. EchoNet-Pediatric's
+    A4C and PSAX videos) that the cross-dataset protocols score apart as well as pooled.
     """
 
     name: str
@@ -80,9 +82,17 @@ class Task:
     same_as: str | None = None
     #: an inline prompt set (a cohort YAML's), used instead of the packaged ``prompt_set``
     prompt_spec: dict[str, Any] | None = None
+    #: named subsets of the task's rows: ``{name: {column: allowed values}}`` (module docstring)
+    subsets: Mapping[str, Mapping[str, tuple[str, ...]]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "type", get_task_type(self.type))
+        for sub, filters in self.subsets.items():
+            if not sub or not all(c.isalnum() or c in "_-" for c in sub):
+                raise ValueError(f"task {self.name}: subset name {sub!r} must be letters, digits, "
+                                 "_ or -")
+            if not filters:
+                raise ValueError(f"task {self.name}: subset {sub!r} declares no filter")
         if not self.headline:
             object.__setattr__(self, "headline", self.type.headline)
         if "/" not in self.name or self.name.split("/", 1)[0] != self.dataset:
@@ -93,6 +103,18 @@ class Task:
     def endpoint(self) -> str:
         """The part after ``dataset/`` (e.g. ``ef``)."""
         return self.name.split("/", 1)[1]
+
+    def subset(self, name: str | None) -> "Task":
+        """The task restricted to its declared subset ``name`` (its filters added; same name,
+        no subsets of its own); ``None`` is the task itself. An undeclared name raises
+        ``KeyError`` naming the declared ones."""
+        if name is None:
+            return self
+        if name not in self.subsets:
+            raise KeyError(f"task {self.name} has no subset {name!r}; declared: "
+                           f"{', '.join(self.subsets) or 'none'}")
+        filters = {**self.filters, **{k: tuple(v) for k, v in self.subsets[name].items()}}
+        return replace(self, filters=filters, subsets={})
 
     def unit_column(self) -> str:
         """Manifest column identifying the evaluation unit."""
@@ -121,7 +143,9 @@ class Task:
                 "aggregate": self.aggregate,
                 "filters": {k: list(v) for k, v in self.filters.items()},
                 "classes": list(self.classes), "headline": self.headline,
-                "label_unit": self.label_unit, "same_as": self.same_as}
+                "label_unit": self.label_unit, "same_as": self.same_as,
+                **({"subsets": {k: {c: list(v) for c, v in f.items()}
+                                for k, f in self.subsets.items()}} if self.subsets else {})}
 
     @classmethod
     def from_record(cls, name: str, record: Mapping[str, Any]) -> "Task":
@@ -134,4 +158,6 @@ class Task:
                    classes=tuple(record.get("classes") or ()),
                    headline=str(record.get("headline") or ""),
                    label_unit=str(record.get("label_unit") or ""),
-                   same_as=record.get("same_as"))
+                   same_as=record.get("same_as"),
+                   subsets={k: {c: tuple(v) for c, v in f.items()}
+                            for k, f in (record.get("subsets") or {}).items()})

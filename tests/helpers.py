@@ -13,6 +13,11 @@ The one place the tests locate their data files:
 
 from __future__ import annotations
 
+import json
+import re
+import shutil
+import subprocess
+from contextlib import contextmanager
 from pathlib import PurePosixPath
 from pathlib import Path
 
@@ -103,3 +108,115 @@ def assert_readme_section(begin: str, end: str, rendered: str, script: str) -> N
     section = text[text.index(begin):text.index(end) + len(end)]
     assert section == rendered, f"README section is stale: run `python tests/{script}` and paste it"
 
+# ----------------------------------------------------------------------------- figures and pages
+class Drawn:
+    """Every figure saved and every non-empty text drawn on it, with the extent it was drawn at
+    and its figure's canvas (pixels, as saved)."""
+
+    def __init__(self) -> None:
+        self._figs: dict[int, object] = {}   # held, so no id is reused by a later figure
+        self.texts: list[tuple[str, object, object]] = []   # (text, extent, figure bbox)
+
+    @property
+    def figures(self) -> int:
+        """How many distinct figures were drawn."""
+        return len(self._figs)
+
+    def outside(self, tol: float = 0.5) -> list[tuple[str, list[int], list[int]]]:
+        out = []
+        for text, e, b in self.texts:
+            if e.x0 < b.x0 - tol or e.y0 < b.y0 - tol or e.x1 > b.x1 + tol or e.y1 > b.y1 + tol:
+                out.append((text, [round(v) for v in e.extents], [round(v) for v in b.extents]))
+        return out
+
+
+@contextmanager
+def drawn_text():
+    """Record what matplotlib really draws: wraps ``Text.draw`` and ``Figure.draw``."""
+    import matplotlib.figure as mfigure
+    import matplotlib.text as mtext
+
+    rec = Drawn()
+    text_draw, fig_draw = mtext.Text.draw, mfigure.Figure.draw
+
+    def draw_text(self, renderer):
+        text_draw(self, renderer)
+        if self.get_visible() and self.get_text().strip() and self.get_figure(root=True):
+            rec.texts.append((self.get_text(), self.get_window_extent(renderer),
+                              self.get_figure(root=True).bbox.frozen()))
+
+    def draw_figure(self, renderer):
+        rec._figs[id(self)] = self
+        fig_draw(self, renderer)
+
+    mtext.Text.draw, mfigure.Figure.draw = draw_text, draw_figure
+    try:
+        yield rec
+    finally:
+        mtext.Text.draw, mfigure.Figure.draw = text_draw, fig_draw
+
+
+def chromium(args: list[str], url: str) -> subprocess.CompletedProcess:
+    """Run headless chromium (a fresh profile, no network services) on ``url``."""
+    import tempfile
+
+    exe = shutil.which("chromium") or shutil.which("chromium-browser")
+    with tempfile.TemporaryDirectory(prefix="chromium-profile-") as profile:
+        return subprocess.run([exe, "--headless", "--no-sandbox", "--disable-gpu",
+                               "--disable-quic", "--no-first-run",
+                               "--disable-background-networking", "--disable-component-update",
+                               "--disable-sync", f"--user-data-dir={profile}",
+                               "--enable-logging=stderr", "--v=0", *args, url],
+                              capture_output=True, text=True, timeout=180)
+
+
+def console(stderr: str) -> list[str]:
+    """The page's console messages in chromium's log."""
+    return [line for line in stderr.splitlines() if ":CONSOLE" in line]
+
+
+#: a script measuring the report page's layout (appended to a copy of the page)
+MEASURE = """<script>addEventListener('load', () => {
+  const de = document.documentElement, box = document.getElementById('overview-box');
+  const table = document.getElementById('overview');
+  const r = e => e.getBoundingClientRect();
+  const m = {client: de.clientWidth, page: de.scrollWidth, body: document.body.scrollWidth,
+             box: [box.scrollWidth, box.clientWidth], outside: [], images: [], tasks: {},
+             boxHeight: r(box).height, window: innerHeight, tableHeight: r(table).height};
+  for (const el of document.querySelectorAll('body *'))
+    // inside a scroll box is allowed to be wider: the box scrolls, the page does not
+    if (!(el.parentElement.closest('.scroll, .overview-box'))
+        && r(el).right > de.clientWidth + 0.5)
+      m.outside.push(el.tagName + ' ' + el.className + ' ' + Math.round(r(el).right));
+  for (const i of document.images)
+    m.images.push([i.getAttribute('src'), i.naturalWidth, i.naturalHeight,
+                   i.clientWidth, i.clientHeight]);
+  for (const sec of document.querySelectorAll('section[id^=task-]'))
+    m.tasks[sec.id] = [...sec.querySelectorAll('.figs > figure')].map(f => {
+      const c = f.querySelector('img, .na-box'); return [r(c).width, r(c).height, r(f).left]; });
+  // sticky first column and header: scroll the box to its far right and down
+  const first = table.querySelector('tbody tr.model th');
+  const cell = table.querySelector('tbody tr.model td');
+  const head = table.querySelector('thead th:nth-child(2)');
+  box.scrollLeft = box.scrollWidth; box.scrollTop = 150;
+  m.sticky = {box: [r(box).left, r(box).top], first: r(first).left, cell: r(cell).left,
+              head: r(head).top, scrolled: [box.scrollLeft, box.scrollTop]};
+  const pre = document.createElement('pre'); pre.id = 'measure';
+  pre.textContent = JSON.stringify(m); document.body.appendChild(pre);
+});</script>"""
+
+
+def measure_page(index: Path, width: int, height: int = 900) -> dict:
+    """The layout :data:`MEASURE` reports of a copy of ``index`` opened at ``width``×``height``."""
+    probe = index.with_name(f"index-measure-{width}.html")
+    probe.write_text(index.read_text().replace("</body>", MEASURE + "</body>"))
+    try:
+        run = chromium([f"--window-size={width},{height}", "--virtual-time-budget=10000",
+                         "--dump-dom"], probe.resolve().as_uri())
+    finally:
+        probe.unlink()
+    m = re.search(r'<pre id="measure">(.*?)</pre>', run.stdout, re.S)
+    assert m, run.stderr[-2000:]
+    import html as _html
+
+    return json.loads(_html.unescape(m.group(1)))

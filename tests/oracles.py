@@ -25,7 +25,7 @@ def regression_metrics_sklearn(y_true: np.ndarray, y_pred: np.ndarray) -> dict[s
     rng = float(y.max() - y.min())
     corr_ok = y.std() >= _STD_EPS and p.std() >= _STD_EPS
     return {
-        "mae": mae, "rmse": math.sqrt(mse), "mse": mse,
+        "mae": mae, "rmse": math.sqrt(mse), "mse": mse, "bias": float(np.mean(p - y)),
         "nmae": 100.0 * mae / rng if rng > 0 else np.nan,
         "r2": 100.0 * skm.r2_score(y, p) if rng > 0 else np.nan,
         "pearson": 100.0 * sps.pearsonr(y, p)[0] if corr_ok else np.nan,

@@ -336,4 +336,4 @@ def test_catalogue_lists_what_the_choices_come_from(capsys: pytest.CaptureFixtur
     assert names == list(CATALOGUE.tasks)
     assert main(["catalogue", "protocols"]) == 0
     assert [ln.split()[0] for ln in capsys.readouterr().out.splitlines()] == [
-        "linear_probe", "knn", "zero_shot", "alignment"]
+        "linear_probe", "knn", "zero_shot", "alignment", "transfer", "label_efficiency"]

@@ -81,7 +81,9 @@ ECHONET_PEDIATRIC = Dataset(
            "A4C/ and PSAX/ folders, each with FileList.csv, VolumeTracings.csv and Videos/"),
     tasks=(_task("echonet_pediatric", "ef", "regression", "EchoNet-Pediatric/EF",
                  "{model}.csv", "FileName", "sample_id", ("FileName", "EF_pred", "view"),
-                 subgroups=_PED_SUB, same_as="echonet_dynamic/ef"),
+                 subgroups=_PED_SUB, same_as="echonet_dynamic/ef",
+                 # the two acquisitions are scored apart as well as pooled by the transfer
+                 subsets={"A4C": {"view": ("A4C",)}, "PSAX": {"view": ("PSAX",)}}),
            _view_task("echonet_pediatric", "EchoNet-Pediatric", "FileName")),
     layout=pediatric_layout.LAYOUT, media_globs=("A4C/Videos/*", "PSAX/Videos/*"),
     ground_truth=echonet_pediatric.ground_truth,

@@ -23,6 +23,7 @@ from typing import Any
 from cardiobench import stats
 from cardiobench.comparability import same_labels
 from cardiobench.results import Result
+from cardiobench.report.definitions import tabulated
 
 
 @dataclass
@@ -146,7 +147,7 @@ def compare_suite(results: list[Result], a: str, b: str, task: str | None = None
         for r in results:
             # alignment results hold prompt scores, not predictions: nothing to pair
             if r.status == "ok" and r.predictions is not None and r.protocol != "alignment" \
-                    and match_encoder(r, name) \
+                    and tabulated(r.protocol) and match_encoder(r, name) \
                     and (task is None or r.task == task):
                 by[name][(r.task, r.protocol)] = r
     out, refused = [], []

@@ -56,6 +56,17 @@ def protocol_definitions() -> dict[str, str]:
     return {name: p.definition for name, p in protocols().items()}
 
 
+def tabulated(protocol: str) -> bool:
+    """Whether a protocol's results are cells of the task × protocol × encoder tables (overview,
+    leaderboards, per-task figures, comparisons): its record's ``tabulated``. ``transfer`` and
+    ``label_efficiency`` write several results per task or curves and have their own section; a
+    protocol this cardiobench does not know counts as tabulated."""
+    from cardiobench.protocols import protocols
+
+    p = protocols().get(protocol)
+    return p.tabulated if p is not None else True
+
+
 def protocol_order() -> tuple[str, ...]:
     """Protocol names in the order tables and the report list them."""
     from cardiobench.protocols import protocols

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, Callable, NamedTuple, Sequence
 
 import matplotlib
+import matplotlib.ticker
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (backend must be chosen first)
@@ -565,3 +566,122 @@ def _categorical(ax: plt.Axes, points: np.ndarray, lab: pd.Series) -> None:
         ax.scatter(points[m, 0], points[m, 1], s=14, color=f"C{i % 10}",
                    label=fit(v, 90, plt.rcParams["legend.fontsize"]))
     ax.legend(loc="best", frameon=False, markerscale=1.2)
+
+
+# ----------------------------------------------------------------------------- beyond one split
+def matrix_canvas(n_ends: int) -> Canvas:
+    """The one size of every transfer matrix of a report: :data:`TASK_WIDTH` wide, tall enough
+    for ``n_ends`` rows of the largest matrix, its rotated column labels and the colour bar."""
+    return Canvas(TASK_WIDTH, math.ceil((2.9 + 0.36 * max(n_ends, 2)) * 10) / 10)
+
+
+def transfer_matrix(m: Any, labels: dict[str, str] | None, out: str | Path,
+                    size: Canvas | None = None) -> Path:
+    """Source × target heatmap of the headline metric (:class:`cardiobench.report.
+    generalization.Matrix`): in-dataset on the diagonal (boxed), ``*`` where the paired
+    difference's interval excludes 0, n/a cells grey, cells of one dataset blank."""
+    n = len(m.ends)
+    grid = np.full((n, n), np.nan)
+    for i, s in enumerate(m.ends):
+        for j, t in enumerate(m.ends):
+            c = m.cell(s, t)
+            if c.value is not None:
+                grid[i, j] = c.value
+    if not np.isfinite(grid).any():
+        raise NotDrawable("no cell of this matrix holds a value: "
+                          + "; ".join(f"{s} → {t}: {m.cell(s, t).reason}" for s in m.ends
+                                      for t in m.ends if m.cell(s, t).status != "none")[:300])
+    higher = METRICS[m.metric].higher_is_better if m.metric in METRICS else True
+    with plt.rc_context(_STYLE):
+        fig = _figure(size, matrix_canvas(n))
+        ax = fig.subplots()
+        cmap = plt.get_cmap("viridis" if higher else "viridis_r").with_extremes(bad="#f0f0f0")
+        im = ax.imshow(np.ma.masked_invalid(grid), cmap=cmap, aspect="auto")
+        lo, hi = np.nanmin(grid), np.nanmax(grid)
+        size_pt = 7 if n <= 6 else 6
+        for i, s in enumerate(m.ends):
+            for j, t in enumerate(m.ends):
+                c = m.cell(s, t)
+                if c.status == "none":
+                    continue
+                v = grid[i, j]
+                t = (v - lo) / ((hi - lo) or 1.0) if np.isfinite(v) else 1.0
+                dark = t < 0.5 if higher else t > 0.5  # viridis is dark at its low end
+                ax.text(j, i, c.text, ha="center", va="center", fontsize=size_pt,
+                        color="white" if np.isfinite(v) and dark else "black")
+                if c.diagonal:
+                    ax.add_patch(plt.Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, lw=1.6,
+                                               ec="black"))
+        tick = plt.rcParams["xtick.labelsize"]
+        names = [fit(e, 120, tick) for e in m.ends]
+        ax.set_xticks(range(n), names, rotation=40, ha="right", rotation_mode="anchor")
+        ax.set_yticks(range(n), names)
+        ax.set_xlabel("target (scored on its test units)")
+        ax.set_ylabel("source (fitted on)")
+        bar = fig.colorbar(im, ax=ax, shrink=0.85)
+        bar.set_label(fit(metric_label(m.metric, m.group), 150, plt.rcParams["axes.labelsize"]))
+        enc = (labels or {}).get(m.encoder_key, m.encoder_key)
+        _title(fig, f"{m.group} group · transfer · {m.runner} · {enc}",
+               f"{metric_label(m.metric, m.group)}; boxed: in-dataset; *: paired difference's "
+               "95 % interval excludes 0; grey: n/a")
+        return save(fig, out)
+
+
+def efficiency_canvas(n_encoders: int) -> Canvas:
+    """The one size of every label-efficiency figure: an axes with one legend line per encoder
+    and per reference line below it."""
+    return Canvas(TASK_WIDTH, math.ceil((3.6 + 0.16 * (2 * max(n_encoders, 1) + 1)) * 10) / 10)
+
+
+def efficiency_curves(series: Sequence[Any], labels: dict[str, str] | None, out: str | Path,
+                      size: Canvas | None = None) -> Path:
+    """Metric against labelled patients (log x) per encoder, bands for the intervals, each
+    encoder's full-data in-dataset result as a dashed line (:class:`cardiobench.report.
+    generalization.Curve`)."""
+    drawn = [c for c in series if c.status == "ok" and any(
+        p["status"] == "ok" and p["value"] is not None for p in c.points)]
+    if not drawn:
+        raise NotDrawable("no budget holds a value: " + "; ".join(dict.fromkeys(
+            str(c.reason) if c.status != "ok" else
+            "; ".join(f"{p['budget']}: {p['reason']}" for p in c.points) for c in series))[:300])
+    first = drawn[0]
+    with plt.rc_context(_STYLE):
+        fig = _figure(size, efficiency_canvas(len(series)))
+        ax = fig.subplots()
+        for i, c in enumerate(drawn):
+            pts = [p for p in c.points if p["status"] == "ok" and p["value"] is not None]
+            x = np.array([p["x"] for p in pts], dtype=float)
+            y = np.array([p["value"] for p in pts], dtype=float)
+            colour = f"C{i % 10}"
+            name = (labels or {}).get(c.encoder_key, c.encoder_key)
+            ax.plot(x, y, "o-", color=colour, lw=1.4, ms=4, label=name)
+            band = [(p["x"], p["lo"], p["hi"]) for p in pts if p["lo"] is not None]
+            if band:
+                bx, blo, bhi = (np.array(v, dtype=float) for v in zip(*band))
+                ax.fill_between(bx, blo, bhi, color=colour, alpha=0.18, lw=0)
+            if c.reference is not None:
+                ax.axhline(c.reference, color=colour, ls="--", lw=1,
+                           label=f"{name}: full data, in-dataset {c.runner}")
+        ax.set_xscale("log")
+        # the budgets' own patient counts as ticks, written plainly (not 3×10⁰)
+        xs = sorted({round(float(p["x"]), 1) for c in drawn for p in c.points
+                     if p["status"] == "ok" and p["x"]})
+        span = math.log10(max(xs) / min(xs)) if len(xs) > 1 else 1.0
+        names, last = [], -math.inf
+        for x in xs:  # a label closer than 1/14 of the span to the previous one is left out
+            keep = math.log10(x) - last >= span / 14
+            names.append(f"{x:g}" if keep else "")
+            last = math.log10(x) if keep else last
+        ax.set_xticks(xs, names)
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+        ax.grid(alpha=0.3, which="both")
+        skipped = sorted({p["budget"] for c in series for p in c.points if p["status"] != "ok"})
+        rest = (f"{metric_label(first.metric, first.task)} vs labelled patients (mean over "
+                "seeds, band: 95 % interval over seeds and test patients)")
+        if skipped:
+            rest += "; not shown: " + ", ".join(skipped)
+        if not any(c.reference is not None for c in drawn):
+            rest += f"; no full-data reference ({drawn[0].reference_reason})"
+        return _finish(fig, ax, "labelled train patients (log scale)",
+                       metric_label(first.metric, first.task),
+                       f"{first.task} · label efficiency · {first.runner}", rest, out)

@@ -7,7 +7,11 @@ encoder key, metric, display value) so tests can check every number against the 
 
 Layout: each task's figures share one size and sit in one even grid (two 640 px columns in a
 1400 px window, shown at their natural size); the overview table scrolls inside its own box, its
-header row and first column sticky, so a suite of twenty tasks never widens the page. A figure
+header row and first column sticky, so a suite of twenty tasks never widens the page. Results of
+protocols that are not one cell per task (``transfer``, ``label_efficiency``) have their own
+section, "Beyond one dataset" (:mod:`cardiobench.report.generalization`): transfer matrices, the
+generalization table, every pair, and the learning curves with their tables; its figures share
+one size per kind. A figure
 that cannot be drawn is an n/a placeholder of the same size with the reason
 (:func:`figures.unusable`); an ok result whose headline is null is an n/a cell.
 
@@ -40,7 +44,7 @@ from cardiobench.report import figures, tables, task_of
 from cardiobench.metrics import METRICS
 from cardiobench.report.definitions import (AUDIT_NOTES, SMALL_N, display_value, fmt_metric,
                                             incomplete_data, metric_label,
-                                            protocol_definitions, protocol_order)
+                                            protocol_definitions, protocol_order, tabulated)
 from cardiobench.results import Result, load_results
 
 log = logging.getLogger(__name__)
@@ -53,7 +57,7 @@ h3{margin-top:1.5em}
 table{border-collapse:collapse;font-size:12px;margin:.5em 0}
 th,td{border:1px solid #ccc;padding:3px 5px;vertical-align:top}
 th{background:#f3f3f3;text-align:left}
-.scroll{overflow-x:auto;max-width:100%}
+.scroll{overflow-x:auto;max-width:100%}.scroll.tall{overflow-y:auto;max-height:32em}
 .overview-box{overflow:auto;max-width:100%;max-height:85vh;border:1px solid #ccc;margin:.5em 0}
 #overview{border-collapse:separate;border-spacing:0;margin:0}
 #overview th,#overview td{border:0;border-right:1px solid #ccc;border-bottom:1px solid #ccc}
@@ -504,6 +508,65 @@ def _comparison_section(results: list[Result], pairs: Sequence[tuple[str, str]],
     return "\n".join(parts)
 
 
+def _beyond_section(results: list[Result], stage: Path, labels: dict[str, str],
+                    written: list[Path]) -> str:
+    """Transfer matrices, generalization table and pairs; label-efficiency curves and tables."""
+    from cardiobench.report import generalization as gen
+    from cardiobench.report import generalization_tables as gtab
+
+    parts = []
+    mats = gen.matrices(results)
+    if mats:
+        canvas = figures.matrix_canvas(max(len(m.ends) for m in mats))
+        figs = _Figures(stage, canvas, written, {})
+        for m in mats:
+            enc = labels.get(m.encoder_key, m.encoder_key)
+            why = gen.matrix_reasons(m)
+            cap = (f"{m.group} group · {m.runner} · {enc}: {metric_label(m.metric, m.group)} of "
+                   "the source's runner on the target's test units; boxed diagonal: in-dataset; "
+                   "* the paired difference's 95 % interval excludes 0.")
+            if why:
+                cap += " n/a — " + "; ".join(why) + "."
+            figs.add(lambda path, m=m: figures.transfer_matrix(m, labels, path, canvas),
+                     f"transfer__{_slug(m.group)}__{m.runner}__{m.encoder_key}.png", cap)
+        parts += ['<h3 id="transfer">Cross-dataset transfer</h3>',
+                  "<p>Every pair of tasks of different datasets whose labels the catalogue "
+                  "declares the same (<code>same_as</code>), each declared subset (EchoNet-"
+                  "Pediatric A4C, PSAX) apart and pooled; the source's linear probe or kNN, "
+                  "tuned on the source as in-dataset, scores the target's test units by the "
+                  "target's aggregation rule, beside the in-dataset runner on the same units. "
+                  "Regression probes are not re-centred unless the result says so; the mean "
+                  "bias is in the pairs table.</p>",
+                  _grid(figs.html, canvas.pixels[0]),
+                  '<h4 id="generalization">Generalization</h4>', gtab.ratio_html(results, labels),
+                  "<h4>Every pair</h4>", gtab.pairs_html(results, labels)]
+    cs = gen.curves(results)
+    if cs:
+        canvas = figures.efficiency_canvas(max(len(v) for v in cs.values()))
+        figs = _Figures(stage, canvas, written, {})
+        tables_ = []
+        for (task, runner), series in cs.items():
+            figs.add(lambda path, series=series: figures.efficiency_curves(series, labels, path,
+                                                                           canvas),
+                     f"efficiency__{_slug(task)}__{runner}.png",
+                     f"{task} · {runner}: {metric_label(series[0].metric, task)} against the "
+                     "mean number of labelled train patients over seeds; band: 95 % interval "
+                     "over seeds and test patients; " + "; ".join(
+                         f"{labels.get(c.encoder_key, c.encoder_key)}: dashed line, full data "
+                         f"in-dataset {runner}" if c.reference is not None else
+                         f"{labels.get(c.encoder_key, c.encoder_key)}: no full-data reference "
+                         f"({c.reference_reason})" for c in series) + ".")
+            tables_ += [f"<h4>{_e(task)} · {_e(runner)}</h4>",
+                        gtab.curve_table_html(series, labels)]
+        parts += ['<h3 id="label-efficiency">Label efficiency</h3>',
+                  "<p>The runner trained on nested, patient-grouped random subsets of the train "
+                  "split (per class for classes, a share of the patients for values), tuned on "
+                  "val, over several seeds; per budget the mean test metric over seeds with a "
+                  "bootstrap interval drawing seeds and test patients (docs/metrics.md).</p>",
+                  _grid(figs.html, canvas.pixels[0]), *tables_]
+    return "\n".join(parts)
+
+
 def _definitions_html(results: list[Result]) -> str:
     used = {k for r in results for k in [*r.metrics, *r.baseline]}
     out = ['<dl class="defs">']
@@ -676,16 +739,18 @@ def _write_report(results: list[Result], missing: dict[tuple[str, str, str], str
                     atomic_write_text(out / "leaderboard.tex", tables.latex_tables(results))]
     labels = tables.encoder_labels(results)
     order = {p: i for i, p in enumerate(protocol_order())}
+    cells = [r for r in results if tabulated(r.protocol)]  # one result per task and encoder
     sections = []
-    for task in tqdm(tables.task_order(results), desc="report figures", leave=False):
-        rs = sorted((r for r in results if r.task == task),
+    for task in tqdm(tables.task_order(cells), desc="report figures", leave=False):
+        rs = sorted((r for r in cells if r.task == task),
                     key=lambda r: (order.get(r.protocol, 9), labels[r.encoder_key]))
         sections.append(_task_section(task, rs, out, labels, files.figures, missing))
+    beyond = _beyond_section(results, out, labels, files.figures)
     emb = _embedding_section(results, out, labels, Path(cache) if cache else None,
                              manifests, files.figures, files.notes)
     comp = _comparison_section(results, list(compare), out, files.figures, files.notes)
     toc = "".join(f'<li><a href="#task-{_e(_slug(t))}">{_e(t)}</a></li>'
-                  for t in tables.task_order(results))
+                  for t in tables.task_order(cells))
     doc = "\n".join([
         "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
@@ -702,6 +767,8 @@ def _write_report(results: list[Result], missing: dict[tuple[str, str, str], str
         overview_html(results),
         "<h2>Definitions</h2>", _definitions_html(results),
         f"<h2>Tasks</h2><ul>{toc}</ul>", *sections,
+        *(['<h2 id="beyond">Beyond one dataset: transfer and label efficiency</h2>', beyond]
+          if beyond else []),
         "<h2>Embedding maps</h2>", emb,
         "<h2>Comparisons</h2>", comp,
         _provenance_html(results, manifests, command),

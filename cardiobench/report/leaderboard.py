@@ -5,7 +5,9 @@ a summary with rows = tasks, columns = ``encoder · protocol`` and the trivial b
 mean or majority class), cell = the task's headline metric as ``value [ci_low, ci_high]`` (95 %
 patient-bootstrap interval), ``n/a (reason)`` for a not-applicable result; then one table per
 task: every metric of every (encoder, protocol), plus the trivial baseline's, so the floor is
-visible beside each model; last, the definition of every protocol and metric. Values are in
+visible beside each model; then, where there are ``transfer`` and ``label_efficiency`` results,
+the generalization table, the transfer matrices and the label-efficiency tables
+(:mod:`cardiobench.report.generalization_tables`); last, the definition of every protocol and metric. Values are in
 display units (:func:`cardiobench.report.definitions.display_value`).
 
 A task whose results were scored on different labels (label fingerprints,
@@ -16,6 +18,7 @@ table names each row's version: results on other labels are never ranked togethe
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Iterable
 
@@ -25,12 +28,14 @@ from cardiobench.atomic import atomic_write_text
 from cardiobench.comparability import label_version, mixed_tasks, short
 from cardiobench.metrics import METRICS
 from cardiobench.report.definitions import (AUDIT_NOTES, SMALL_N, fmt_metric, metric_label,
-                                            protocol_definitions)
-from cardiobench.results import Result, load_results
+                                            protocol_definitions, tabulated)
+from cardiobench.results import Result, ResultFileError, load_results
+
+log = logging.getLogger(__name__)
 
 _FALLBACK_HEADLINES = ("mae", "auroc", "accuracy")
 #: column order of the per-task tables (metrics not listed follow, alphabetically)
-METRIC_ORDER = ("mae", "rmse", "mse", "nmae", "r2", "pearson", "spearman", "accuracy",
+METRIC_ORDER = ("mae", "bias", "rmse", "mse", "nmae", "r2", "pearson", "spearman", "accuracy",
                 "balanced_accuracy", "f1_macro", "auroc", "auprc", "brier", "nll", "ece", "smd",
                 "margin_pos", "margin_neg", "recall@1", "recall@5", "recall@10", "mAP")
 
@@ -55,7 +60,7 @@ def leaderboard_table(results: Iterable[Result]) -> pd.DataFrame:
     """
     from cardiobench.report import task_of
 
-    results = list(results)
+    results = [r for r in results if tabulated(r.protocol)]
     mixed = mixed_tasks(r for r in results if r.protocol != "alignment")
     cells: dict[str, dict[str, str]] = {}
     for r in sorted(results, key=lambda x: (x.encoder_name, x.protocol)):
@@ -85,7 +90,7 @@ def leaderboard_table(results: Iterable[Result]) -> pd.DataFrame:
 
 def task_tables(results: Iterable[Result]) -> dict[str, pd.DataFrame]:
     """Per task: rows ``encoder / protocol`` (+ ``baseline`` rows), columns every metric."""
-    results = list(results)
+    results = [r for r in results if tabulated(r.protocol)]
     mixed = mixed_tasks(results)
     rows: dict[str, list[dict[str, str]]] = {}
     seen_baseline: set[tuple[str, str, str]] = set()
@@ -168,16 +173,19 @@ def definitions_markdown(metrics: Iterable[str] | None = None) -> str:
 
 def render_markdown(results: list[Result]) -> str:
     """The full leaderboard document."""
-    from cardiobench.report.tables import overview_markdown, paper_markdown
+    from cardiobench.report import generalization_tables
+    from cardiobench.report.tables import encoder_labels, overview_markdown, paper_markdown
 
     parts = ["# cardiobench leaderboard", "", legend(results), ""]
     if not results:
         return "\n".join(parts + ["(no results)", ""])
-    parts += ["## Overview", "", overview_markdown(results), "",
-              "## Tables in the paper layout", "", paper_markdown(results),
-              "## Summary by task", "", _md(leaderboard_table(results)), ""]
-    for task, df in sorted(task_tables(results).items()):
-        parts += [f"## {task}", "", _md(df, index=False), ""]
+    if any(tabulated(r.protocol) for r in results):
+        parts += ["## Overview", "", overview_markdown(results), "",
+                  "## Tables in the paper layout", "", paper_markdown(results),
+                  "## Summary by task", "", _md(leaderboard_table(results)), ""]
+        for task, df in sorted(task_tables(results).items()):
+            parts += [f"## {task}", "", _md(df, index=False), ""]
+    parts += generalization_tables.markdown(results, encoder_labels(results))
     used = {k for r in results for k in [*r.metrics, *r.baseline]}
     parts += [definitions_markdown(used), ""]
     return "\n".join(parts)
@@ -186,4 +194,10 @@ def render_markdown(results: list[Result]) -> str:
 def write_leaderboard(results_dir: str | Path, out: str | Path | None = None) -> Path:
     """Render every result under ``results_dir`` into ``leaderboard.md`` (atomically)."""
     out = Path(out) if out else Path(results_dir) / "leaderboard.md"
-    return atomic_write_text(out, render_markdown(load_results(results_dir)))
+    try:  # the generalization table bootstraps the transfer predictions
+        results = load_results(results_dir, with_predictions=True)
+    except ResultFileError as exc:
+        log.warning("predictions could not all be read (%s): the leaderboard leaves out what "
+                    "needs them", exc)
+        results = load_results(results_dir)
+    return atomic_write_text(out, render_markdown(results))

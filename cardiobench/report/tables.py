@@ -24,7 +24,7 @@ from cardiobench.comparability import label_version, mixed_tasks, short
 from cardiobench.metrics import METRICS
 from cardiobench.report import task_of
 from cardiobench.report.definitions import (SMALL_N, display_value, fmt_metric, incomplete_data,
-                                            metric_label, metric_unit, protocol_order)
+                                            metric_label, metric_unit, protocol_order, tabulated)
 from cardiobench.results import Result
 from cardiobench.spreadsheet import safe_row
 
@@ -101,6 +101,7 @@ def _cell(r: Result, metric: str, baseline: bool = False, labels: str | None = N
 
 def overview(results: list[Result]) -> tuple[list[str], dict[str, list[tuple[str, dict[str, Cell]]]]]:
     """``(tasks, {protocol: [(row label, {task: Cell})]})`` with the best cell per task marked."""
+    results = [r for r in results if tabulated(r.protocol)]
     labels = encoder_labels(results)
     scored = [r for r in results if r.protocol != "alignment"]
     tasks = task_order(scored)
@@ -259,22 +260,24 @@ def long_csv(results: list[Result]) -> str:
 
     ``status``/``reason`` are the result's when it is not ok, else the metric's own
     (``ok``, ``no_interval`` or ``undefined`` with its ``na_reason``); ``label_fingerprint`` is
-    the labels the result was scored on. Text cells are spreadsheet-safe
-    (:mod:`cardiobench.spreadsheet`).
+    the labels the result was scored on; ``variant`` tells apart the results one protocol wrote
+    for one task and encoder (a transfer's source and runner: its metrics are the transferred
+    ones). Text cells are spreadsheet-safe (:mod:`cardiobench.spreadsheet`).
     """
     labels = encoder_labels(results)
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(["task", "dataset", "protocol", "encoder", "encoder_key", "row", "metric", "unit",
-                "value", "ci_low", "ci_high", "n", "status", "reason", "ci_mode",
+                "value", "ci_low", "ci_high", "n", "status", "reason", "ci_mode", "variant",
                 "label_fingerprint"])
-    for r in sorted(results, key=lambda r: (r.task, r.protocol, r.encoder_key)):
+    for r in sorted(results, key=lambda r: (r.task, r.protocol, r.encoder_key,
+                                            r.variant or "")):
         base = [r.task, r.dataset, r.protocol, labels[r.encoder_key], r.encoder_key]
         ci_mode = r.config.get("ci", "patient")
         fp = label_version(r)
         if r.status != "ok":
             w.writerow(safe_row(base + ["model", "", "", "", "", "", "", r.status,
-                                        r.reason or "", ci_mode, fp]))
+                                        r.reason or "", ci_mode, r.variant or "", fp]))
             continue
         for row, ms in (("model", r.metrics), (BASELINE, r.baseline)):
             for k, m in sorted(ms.items()):
@@ -282,5 +285,5 @@ def long_csv(results: list[Result]) -> str:
                 w.writerow(safe_row(base + [row, k, metric_unit(k, r.task)]
                                     + ["" if v is None else repr(v) for v in vals]
                                     + [r.n, m.get("status") or "ok", m.get("na_reason") or "",
-                                       ci_mode, fp]))
+                                       ci_mode, r.variant or "", fp]))
     return buf.getvalue()

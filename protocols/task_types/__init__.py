@@ -107,9 +107,25 @@ class TaskType:
         raise NotImplementedError
 
     def fit_knn(self, task: "Task", X: np.ndarray, y: np.ndarray, groups: np.ndarray,
-                cfg: Mapping[str, Any]) -> Predictor:
-        """kNN over the gallery ``X`` with ``k`` chosen by patient-grouped CV."""
+                cfg: Mapping[str, Any], val: tuple[np.ndarray, np.ndarray] | None = None
+                ) -> Predictor:
+        """kNN over the gallery ``X`` with ``k`` chosen by patient-grouped CV, or by the
+        ``val`` rows ``(X_val, y_val)`` where given (a gallery too small to cross-validate)."""
         raise NotImplementedError
+
+    def label_budgets(self, task: "Task", patients: np.ndarray, y: np.ndarray,
+                      cfg: Mapping[str, Any]) -> list[Any]:
+        """The label-efficiency budgets of this kind of target, each with its nested,
+        patient-grouped subsets per seed, drawn from the train rows' ``patients`` and encoded
+        labels ``y`` (:mod:`cardiobench.protocols.label_efficiency`)."""
+        raise NotImplementedError
+
+    def recentre(self, out: np.ndarray, y: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """``out`` shifted so that its mean over ``rows`` equals the mean of ``y`` there
+        (calibration-in-the-large: the transfer's ``recentre`` option). Only values can be
+        shifted: other outputs raise ``ValueError``."""
+        raise ValueError(f"a {self.name} task's outputs are {self.outputs}: only values can be "
+                         "re-centred")
 
     # -- text-tower protocols --------------------------------------------------------------------
     def check_prompts(self, task: "Task", prompts: "PromptSet") -> None:

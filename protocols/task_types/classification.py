@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Mapping
 
 import numpy as np
 
+from cardiobench.protocols import label_efficiency
 from cardiobench.protocols import linear_probe as lp
 from cardiobench.protocols import retrieval
 from cardiobench.protocols.runners import NotApplicable
@@ -36,20 +37,30 @@ class Classification(TaskType):
 
     def fit_linear(self, task: "Task", X: np.ndarray, y: np.ndarray, X_val: np.ndarray,
                    y_val: np.ndarray, cfg: Mapping[str, Any]) -> Predictor:
-        present = np.unique(np.concatenate([y, y_val]))
+        refit = cfg.get("refit", "train+val")
+        present = np.unique(np.concatenate([y, y_val]) if refit == "train+val" else y)
         if len(present) < 2:
-            raise NotApplicable(f"train+val labels of {task.name} have a single class "
+            raise NotApplicable(f"{refit} labels of {task.name} have a single class "
                                 f"({self.class_name(task, int(present[0]))})")
         fit = lp.fit_logistic(X, y, X_val, y_val, np.arange(self.n_outputs(task)),
-                              tuple(cfg["Cs"]), cfg[self.class_weight_key])
+                              tuple(cfg["Cs"]), cfg[self.class_weight_key], refit)
         return Predictor(lambda Z: self.output(fit.model.predict_proba(Z)), fit.record())
 
     def fit_knn(self, task: "Task", X: np.ndarray, y: np.ndarray, groups: np.ndarray,
-                cfg: Mapping[str, Any]) -> Predictor:
+                cfg: Mapping[str, Any], val: tuple[np.ndarray, np.ndarray] | None = None
+                ) -> Predictor:
         if len(np.unique(y)) < 2:
-            raise NotApplicable(f"the train+val gallery of {task.name} has a single class: "
+            gallery = "train+val gallery" if val is None else "gallery"
+            raise NotApplicable(f"the {gallery} of {task.name} has a single class: "
                                 "every neighbour vote would be trivially right")
         model, record = retrieval.fit_knn_classifier(X, y, tuple(cfg["k_grid"]), cfg["seed"],
-                                                     groups=groups)
+                                                     groups=groups, val=val)
         classes = np.arange(self.n_outputs(task))
         return Predictor(lambda Z: self.output(retrieval.knn_predict(model, Z, classes)), record)
+
+    def label_budgets(self, task: "Task", patients: np.ndarray, y: np.ndarray,
+                      cfg: Mapping[str, Any]) -> list[label_efficiency.Budget]:
+        # classes: a budget is a number of labelled patients of every class, then all of them
+        return label_efficiency.per_class_budgets(
+            patients, [self.class_name(task, int(v)) for v in y], cfg["budgets_per_class"],
+            cfg["seeds"], cfg["seed"])

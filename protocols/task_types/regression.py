@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from cardiobench import stats
-from cardiobench.protocols import alignment, retrieval, zero_shot
+from cardiobench.protocols import alignment, label_efficiency, retrieval, zero_shot
 from cardiobench.protocols import linear_probe as lp
 from cardiobench.protocols.scorers import Decision, MetricFn, ScoreScorer, Scorer, Units
 from cardiobench.protocols.task_types import Predictor, TaskType
@@ -60,14 +60,25 @@ class Regression(TaskType):
 
     def fit_linear(self, task: Task, X: np.ndarray, y: np.ndarray, X_val: np.ndarray,
                    y_val: np.ndarray, cfg: Mapping[str, Any]) -> Predictor:
-        fit = lp.fit_ridge(X, y, X_val, y_val, tuple(cfg["alphas"]))
+        fit = lp.fit_ridge(X, y, X_val, y_val, tuple(cfg["alphas"]),
+                           cfg.get("refit", "train+val"))
         return Predictor(fit.model.predict, fit.record())
 
     def fit_knn(self, task: Task, X: np.ndarray, y: np.ndarray, groups: np.ndarray,
-                cfg: Mapping[str, Any]) -> Predictor:
+                cfg: Mapping[str, Any], val: tuple[np.ndarray, np.ndarray] | None = None
+                ) -> Predictor:
         model, record = retrieval.fit_knn_regressor(X, y, tuple(cfg["k_grid"]), cfg["seed"],
-                                                    groups=groups)
+                                                    groups=groups, val=val)
         return Predictor(partial(retrieval.knn_predict, model), record)
+
+    def label_budgets(self, task: Task, patients: np.ndarray, y: np.ndarray,
+                      cfg: Mapping[str, Any]) -> list[label_efficiency.Budget]:
+        # a value has no classes: a budget is a share of the train patients
+        return label_efficiency.fraction_budgets(patients, cfg["fractions"], cfg["seeds"],
+                                                 cfg["seed"])
+
+    def recentre(self, out: np.ndarray, y: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        return out + (float(np.mean(y[rows])) - float(np.mean(out[rows])))
 
     def zero_shot(self, task: Task, prompts: zero_shot.PromptSet, text: np.ndarray,
                   clip: np.ndarray, frames: list[np.ndarray] | None, logit_scale: float,
