@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
-from cardiobench.cli_options import DEFAULT_MANIFESTS, build_parser, deprecated
+from cardiobench.cli_options import DEFAULT_MANIFESTS, build_parser, modernise
 
 # -- helpers -------------------------------------------------------------------------------------
 def _encoder(args: argparse.Namespace, side: str = "") -> Any:
@@ -43,11 +43,8 @@ def _encoder(args: argparse.Namespace, side: str = "") -> Any:
 
 
 def _manifest_paths(args: argparse.Namespace) -> list[str]:
-    """``--manifest`` (or the deprecated positional form), else where ``prepare`` writes."""
-    old = getattr(args, "manifest_positional", None)
-    if old:
-        deprecated("a positional manifest", "--manifest PATH…")
-    return list(args.manifest or old or [str(DEFAULT_MANIFESTS)])
+    """``--manifest``, else where ``prepare`` writes."""
+    return list(args.manifest or [str(DEFAULT_MANIFESTS)])
 
 
 def _options(args: argparse.Namespace) -> Any:
@@ -63,12 +60,18 @@ def _options(args: argparse.Namespace) -> Any:
 def _job(args: argparse.Namespace, encoder: Any) -> Any:
     from cardiobench.job import Job
 
-    if getattr(args, "results", None):
-        deprecated("--results (where run/evaluate write)", "--out")
-    out = args.out or args.results or "results"
-    return Job.from_paths(_manifest_paths(args), encoder, args.cache, out, suite=args.suite,
+    return Job.from_paths(_manifest_paths(args), encoder, args.cache, args.out or "results",
+                          suite=args.suite,
                           tasks=args.tasks, protocols=args.protocols, ci=args.ci,
                           raw=args.raw, options=_options(args))
+
+
+def _results_of(args: argparse.Namespace) -> list[Any]:
+    """The results under ``--results`` with their predictions, of ``--encoder`` if given."""
+    from cardiobench.results import load_results
+
+    return [r for r in load_results(args.results, with_predictions=True)
+            if not args.encoder or args.encoder in (r.encoder_name, r.encoder_key)]
 
 
 def _print_embedded(embedded: Sequence[Any]) -> None:
@@ -184,13 +187,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    fmt = args.format
-    if fmt is None and args.out and str(args.out).endswith(".md"):
-        deprecated("report --out FILE.md", "report --format markdown --out FILE.md")
-        fmt = "markdown"
-    if args.manifests:
-        deprecated("--manifests DIR", "--manifest DIR")
-    if fmt == "markdown" or not args.out:
+    if args.format == "markdown" or not args.out:
         from cardiobench.report.leaderboard import write_leaderboard
 
         print(write_leaderboard(args.results, args.out).read_text())
@@ -198,8 +195,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     from cardiobench.report.html import build_report
 
     files = build_report(args.results, args.out, cache=args.cache,
-                         manifests=args.manifest or ([args.manifests] if args.manifests
-                                                     else None),
+                         manifests=args.manifest,
                          compare=[tuple(p) for p in args.compare or []],
                          command=" ".join(["cardiobench", *sys.argv[1:]]))
     print(files.summary())
@@ -300,24 +296,16 @@ def cmd_export_predictions(args: argparse.Namespace) -> int:
     from cardiobench.catalogue import default_catalogue
     from cardiobench.protocols.export import exportable_protocols, export_predictions
     from cardiobench.report import task_of
-    from cardiobench.results import load_results
 
-    if args.out_positional:
-        deprecated("export-predictions OUT", "export-predictions --out OUT")
-    out = args.out or args.out_positional
+    out = args.out
     if args.check:
-        deprecated("export-predictions --check", "check-export")
         return cmd_check_export(argparse.Namespace(export=out))
     if not out:
         raise ValueError("export-predictions needs --out FOLDER")
     cat = default_catalogue()
-    if args.protocol:
-        deprecated("--protocol", "--protocols (globs)")
-    patterns = args.protocols or ([args.protocol] if args.protocol not in (None, "all") else
-                                  ["*"] if args.protocol == "all" else ["linear_probe"])
-    names = [p.name for p in cat.select_protocols(patterns) if p.name in exportable_protocols()]
-    results = [r for r in load_results(args.results, with_predictions=True)
-               if not args.encoder or args.encoder in (r.encoder_name, r.encoder_key)]
+    names = [p.name for p in cat.select_protocols(args.protocols or ["linear_probe"])
+             if p.name in exportable_protocols()]
+    results = _results_of(args)
     tasks = {**cat.tasks, **{r.task: task_of(r.task, results) for r in results}}
     report = export_predictions(results, tasks, out, names, args.model_name, args.format)
     if args.with_ground_truth:
@@ -342,10 +330,8 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     from cardiobench.catalogue import default_catalogue
     from cardiobench.job import read_manifests
     from cardiobench.protocols.reproduce import reproduce
-    from cardiobench.results import load_results
 
-    results = [r for r in load_results(args.results, with_predictions=True)
-               if not args.encoder or args.encoder in (r.encoder_name, r.encoder_key)]
+    results = _results_of(args)
     if not results:
         raise FileNotFoundError(f"no results in {args.results}" + (
             f" for encoder {args.encoder!r}" if args.encoder else ""))
@@ -376,7 +362,7 @@ def cmd_catalogue(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``cardiobench`` console script."""
-    args = build_parser().parse_args(argv)
+    args = modernise(build_parser().parse_args(argv))
     args.func = globals()[f"cmd_{args.cmd.replace('-', '_')}"]
     # our own INFO lines; other packages' (a codec's per-tile chatter) only from WARNING
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")

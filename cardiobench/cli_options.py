@@ -27,6 +27,36 @@ def deprecated(old: str, new: str) -> None:
           "the next release)", file=sys.stderr)
 
 
+def modernise(args: argparse.Namespace) -> argparse.Namespace:
+    """Rewrite the old spellings a command line may still use into today's, saying so once.
+
+    Commands then read only the new names (``--manifest``, ``--out``, ``--protocols``, ...).
+    """
+    if getattr(args, "manifest_positional", None):
+        deprecated("a positional manifest", "--manifest PATH…")
+        args.manifest = args.manifest or args.manifest_positional
+    if args.cmd in ("embed", "evaluate", "run") and args.results:
+        deprecated("--results (where run/evaluate write)", "--out")
+        args.out = args.out or args.results
+    if args.cmd == "report":
+        if args.format is None and args.out and str(args.out).endswith(".md"):
+            deprecated("report --out FILE.md", "report --format markdown --out FILE.md")
+            args.format = "markdown"
+        if args.manifests:
+            deprecated("--manifests DIR", "--manifest DIR")
+            args.manifest = args.manifest or [args.manifests]
+    if args.cmd == "export-predictions":
+        if args.out_positional:
+            deprecated("export-predictions OUT", "export-predictions --out OUT")
+            args.out = args.out or args.out_positional
+        if args.check:
+            deprecated("export-predictions --check", "check-export")
+        if args.protocol:
+            deprecated("--protocol", "--protocols (globs)")
+            args.protocols = args.protocols or ["*" if args.protocol == "all" else args.protocol]
+    return args
+
+
 class _Lazy:
     """Choices looked up only when argparse needs them."""
 

@@ -74,6 +74,12 @@ def test_a_cohort_yaml_prepares_like_a_builtin_and_its_split_is_reproducible(tmp
     assert m2.fingerprint == m1.fingerprint
     # a cohort's task means what it declares: same_as puts it beside EchoNet-Dynamic's EF
     assert "clinic_a/ef" in [t.name for t in cat.equivalents("echonet_dynamic/ef")]
+    # a multiclass task linked by same_as is scored on the linked task's vocabulary and order
+    linked = _cohort(tmp_path / "v", BASE_YAML.replace(
+        "classes: [A4C, A2C]", "classes: [A4C, A2C], same_as: echonet_dynamic/view"))
+    _, cat_v = load_cohort(linked, default_catalogue())
+    assert cat_v.task("clinic_a/view").classes == cat_v.task("echonet_dynamic/view").classes
+    assert "clinic_a/view" in [t.name for t in cat_v.equivalents("camus/view")]
     # later commands need only the manifest: its sidecar records the spec
     spec.unlink()
     rebuilt = catalogue_for([Manifest.read(tmp_path / "m" / "clinic_a.csv")], default_catalogue())
@@ -95,6 +101,9 @@ def test_a_cohort_yaml_prepares_like_a_builtin_and_its_split_is_reproducible(tmp
     (lambda y: y.replace("val: 0.2", "val: 0.8"), "leaves no train patients"),
     (lambda y: y.replace("same_as: echonet_dynamic/ef", "same_as: hmcqu/stemi"),
      "same_as hmcqu/stemi is a binary task"),
+    (lambda y: y.replace("label: low_ef, type: binary, positive: yes", "label: grade, type: "
+                         "multiclass, classes: [A4C, Q], same_as: echonet_dynamic/view"),
+     "classes ['Q'] are not classes of echonet_dynamic/view"),
     (lambda y: y.replace("label: ef,", "label: split,"), "tasks[0].label: 'split' is a manifest "
      "column of its own"),
     (lambda y: y + "colour: blue\n", "colour: unknown field(s)"),

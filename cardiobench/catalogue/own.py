@@ -10,6 +10,7 @@ every protocol, the report and the cross-dataset protocols treat it like a built
 
 from __future__ import annotations
 
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 from typing import Iterable
@@ -102,7 +103,28 @@ def dataset_to_prepare(target: str, raw: str | Path | None, catalogue: Catalogue
     return catalogue.dataset(target), raw
 
 
+def _on_shared_classes(dataset: Dataset, catalogue: Catalogue, where: str) -> Dataset:
+    """``dataset`` with each multiclass task that is ``same_as`` a catalogue task put on that
+    task's classes (their vocabulary and order), so that a four-view cohort and a six-view
+    dataset encode ``A4C`` alike; a class outside that vocabulary is refused."""
+    tasks = []
+    for t in dataset.tasks:
+        other = catalogue.tasks.get(t.same_as) if t.same_as else None
+        if other is not None and t.classes and other.type is t.type:
+            outside = [c for c in t.classes if c not in other.classes]
+            if outside:
+                raise own.CohortError(
+                    f"{where}: task {t.name}: classes {outside} are not classes of "
+                    f"{other.name} ({', '.join(other.classes)}): same_as needs one vocabulary")
+            t = replace(t, classes=tuple(other.classes))
+            if t.prompt_spec is not None:
+                _check_inline_prompts(t, f"{where}: prompts.{t.name.split('/')[-1]}")
+        tasks.append(t)
+    return replace(dataset, tasks=tuple(tasks))
+
+
 def _extend(catalogue: Catalogue, dataset: Dataset, where: str) -> Catalogue:
+    dataset = _on_shared_classes(dataset, catalogue, where)
     try:
         return catalogue.extended(dataset)
     except ValueError as exc:

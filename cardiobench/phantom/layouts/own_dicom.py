@@ -53,9 +53,10 @@ table: labels.csv
 columns: {path: file}
 split: {rule: stratified_patient, val: 0.15, test: 0.30, seed: 0, stratify: reduced_ef}
 tasks:
-  - {name: ef, label: ef, type: regression, unit: "%", range: [5, 95]}
+  - {name: ef, label: ef, type: regression, unit: "%", range: [5, 95], same_as: echonet_dynamic/ef}
   - {name: reduced_ef, label: reduced_ef, type: binary, positive: 1}
-  - {name: view, label: view, type: multiclass, classes: [A4C, A2C, PLAX, PSAX]}
+  - {name: view, label: view, type: multiclass, classes: [A4C, A2C, PLAX, PSAX],
+     same_as: echonet_dynamic/view}
 prompts: {ef: ef, view: view}
 # a real cohort keeps its salt out of the YAML: deidentify: {salt_env: MY_COHORT_SALT}
 deidentify: {salt: phantom-cohort-salt-not-a-secret}
