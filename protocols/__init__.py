@@ -4,8 +4,9 @@ Each protocol is one module of this package holding its runner and a module attr
 ``PROTOCOL`` (a :class:`~cardiobench.protocols.runners.Protocol` record): ``zero_shot``,
 ``linear_probe``, ``retrieval`` (kNN) and ``alignment``, and beyond one dataset's split
 ``transfer`` (a source task's runner scoring a declared-equivalent target) and
-``label_efficiency`` (learning curves over nested labelled subsets). :func:`protocols` finds them, so a new
-protocol is one new file. Around them: ``runners`` (the runner base), ``scorers`` (bootstrap and
+``label_efficiency`` (learning curves over nested labelled subsets), both built on
+``over_runners``. :func:`protocols` finds them, so a new protocol is one new file. Around them:
+``runners`` (the runner base), ``scorers`` (bootstrap and
 the scorer base), ``task_types`` (one strategy per kind of target), ``tasks`` (the task record),
 ``evaluate`` (the one evaluator) and ``export`` (the published evaluators' CSV format).
 """

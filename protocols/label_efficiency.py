@@ -44,10 +44,9 @@ import numpy as np
 
 from cardiobench import stats
 from cardiobench.protocols.config_schema import Field
-from cardiobench.protocols.linear_probe import LinearProbe
-from cardiobench.protocols.retrieval import KNN
-from cardiobench.protocols.runners import (FITTED_DECISION, Catalogue, EvaluationError,
-                                           NotApplicable, Protocol, RowData, Runner, Scoring)
+from cardiobench.protocols.over_runners import RUNNER_DEFAULTS, RUNNER_FIELDS, OverRunners
+from cardiobench.protocols.runners import (Catalogue, EvaluationError,
+                                           NotApplicable, Protocol, RowData, Scoring)
 
 if TYPE_CHECKING:  # pragma: no cover
     from cardiobench.protocols.tasks import Task
@@ -57,8 +56,6 @@ log = logging.getLogger(__name__)
 BUDGETS_PER_CLASS: tuple[int, ...] = (1, 2, 4, 8, 16, 32, 64)
 FRACTIONS: tuple[float, ...] = (0.01, 0.02, 0.05, 0.10, 0.25, 0.50, 1.0)
 SEEDS = 5
-#: the runners a budget is trained with: the in-dataset linear probe and kNN
-RUNNERS: dict[str, type[Runner]] = {"linear_probe": LinearProbe, "knn": KNN}
 
 
 @dataclass
@@ -156,7 +153,7 @@ def _chosen(record: Mapping[str, Any]) -> Any:
     return record.get("chosen", record.get("k"))
 
 
-class LabelEfficiency(Runner):
+class LabelEfficiency(OverRunners):
     """The chosen runner on nested patient subsets of train over seeds (module docstring)."""
 
     name = "label_efficiency"
@@ -166,47 +163,29 @@ class LabelEfficiency(Runner):
                   "a share of the patients for values — over several seeds; per budget the mean "
                   "test metric over seeds, its interval resampling seeds and test patients.")
     order = 70
-    defaults = {"decision": "argmax", "runner": None, "runners": list(RUNNERS), "seeds": SEEDS,
-                "budgets_per_class": list(BUDGETS_PER_CLASS), "fractions": list(FRACTIONS),
-                **{k: v for k, v in LinearProbe.defaults.items() if k != "decision"},
-                **{k: v for k, v in KNN.defaults.items() if k != "decision"}}
-    fields = {"decision": FITTED_DECISION,
-              "runner": Field("choice", choices=tuple(RUNNERS), nullable=True,
-                              note="null: each of 'runners' (one entry each)"),
-              "runners": Field("choices", choices=tuple(RUNNERS),
-                               note="a suite run expands into one result per runner"),
+    defaults = {**RUNNER_DEFAULTS, "seeds": SEEDS,
+                "budgets_per_class": list(BUDGETS_PER_CLASS), "fractions": list(FRACTIONS)}
+    fields = {**RUNNER_FIELDS,
               "seeds": Field("int", low=2, high=1000,
                              note="the interval resamples seeds: at least two"),
               "budgets_per_class": Field("ints", low=1, high=1_000_000),
               "fractions": Field("floats", low=0.0, high=1.0, low_open=True,
-                                 note="a share of the train patients"),
-              **{k: v for k, v in LinearProbe.fields.items() if k != "decision"},
-              **{k: v for k, v in KNN.fields.items() if k != "decision"}}
+                                 note="a share of the train patients")}
     fitted = True
     tabulated = False
     hidden_config = ("alphas", "Cs", "k_grid", "runners")
 
     @classmethod
-    def configure(cls, config: Mapping[str, Any] | None) -> dict[str, Any]:
-        """As every runner's; a config naming no ``runner`` (a library call) runs the first of
-        ``runners``."""
-        cfg = super().configure(config)
-        if cfg["runner"] is None:
-            cfg["runner"] = cfg["runners"][0]
-        return cfg
-
-    @classmethod
     def expand(cls, task: Task, config: Mapping[str, Any], catalogue: Catalogue
                ) -> list[tuple[Task, dict[str, Any], Task | None]]:
         """One entry per runner (``runner`` if the config names one, else ``runners``)."""
-        runners = [config["runner"]] if config.get("runner") else \
-            list(config.get("runners") or cls.defaults["runners"])
+        runners = cls.runners_of(config)
         return [(task, {**config, "runner": r}, None) for r in runners]
 
     @classmethod
     def variant(cls, cfg: Mapping[str, Any]) -> str | None:
         """The runner: one curve per runner and task."""
-        return str(cfg.get("runner") or (cfg.get("runners") or list(RUNNERS))[0])
+        return cls.runner_name(cfg)
 
     # -- fitting ---------------------------------------------------------------------------------
     def _fit(self, data: RowData, labelled: np.ndarray) -> Any:

@@ -53,9 +53,9 @@ from typing import TYPE_CHECKING, Any, Mapping
 import numpy as np
 
 from cardiobench.protocols.config_schema import Field, fields_of
-from cardiobench.protocols.linear_probe import LinearProbe
-from cardiobench.protocols.retrieval import KNN
-from cardiobench.protocols.runners import (FITTED_DECISION, Catalogue, EvaluationError,
+from cardiobench.protocols.over_runners import (RUNNER_DEFAULTS, RUNNER_FIELDS, RUNNERS,
+                                                OverRunners)
+from cardiobench.protocols.runners import (Catalogue, EvaluationError,
                                            NotApplicable, Protocol, RowData, Runner, Scoring,
                                            slug)
 
@@ -64,8 +64,6 @@ if TYPE_CHECKING:  # pragma: no cover
 
 log = logging.getLogger(__name__)
 
-#: the in-dataset runners a transfer reuses, tuning included
-RUNNERS: dict[str, type[Runner]] = {"linear_probe": LinearProbe, "knn": KNN}
 #: suffix of the in-dataset columns in a transfer's predictions CSV
 IN_DATASET = "_in_dataset"
 
@@ -189,7 +187,7 @@ def classes_seen(task: Task, y: np.ndarray) -> list[str]:
     return [c for i, c in enumerate(task.classes) if i in present]
 
 
-class Transfer(Runner):
+class Transfer(OverRunners):
     """A source task's in-dataset runner scoring a target task (module docstring)."""
 
     name = "transfer"
@@ -199,16 +197,10 @@ class Transfer(Runner):
                   "aggregation rule, beside the in-dataset runner with their paired-bootstrap "
                   "difference.")
     order = 60
-    defaults = {"decision": "argmax", "runner": None, "runners": list(RUNNERS),
+    defaults = {**RUNNER_DEFAULTS,
                 "pairs": None, "recentre": False, "source": None, "source_subset": None,
-                "target_subset": None, "label_group": None,
-                **{k: v for k, v in LinearProbe.defaults.items() if k != "decision"},
-                **{k: v for k, v in KNN.defaults.items() if k != "decision"}}
-    fields = {"decision": FITTED_DECISION,
-              "runner": Field("choice", choices=tuple(RUNNERS), nullable=True,
-                              note="null: each of 'runners' (one entry each)"),
-              "runners": Field("choices", choices=tuple(RUNNERS),
-                               note="a suite run makes one entry per runner"),
+                "target_subset": None, "label_group": None}
+    fields = {**RUNNER_FIELDS,
               "pairs": Field("texts", nullable=True,
                              note="'SOURCE -> TARGET', an end written task or task[subset]; "
                                   "null: every declared pair"),
@@ -216,29 +208,17 @@ class Transfer(Runner):
               "source": Field("text", nullable=True, note="set for each entry by the suite"),
               "source_subset": Field("text", nullable=True),
               "target_subset": Field("text", nullable=True),
-              "label_group": Field("text", nullable=True),
-              **{k: v for k, v in LinearProbe.fields.items() if k != "decision"},
-              **{k: v for k, v in KNN.fields.items() if k != "decision"}}
+              "label_group": Field("text", nullable=True)}
     fitted = True
     needs_source = True
     tabulated = False
     hidden_config = ("alphas", "Cs", "k_grid", "runners", "pairs")
 
     @classmethod
-    def configure(cls, config: Mapping[str, Any] | None) -> dict[str, Any]:
-        """As every runner's; a config naming no ``runner`` (a library call) runs the first of
-        ``runners``."""
-        cfg = super().configure(config)
-        if cfg["runner"] is None:
-            cfg["runner"] = cfg["runners"][0]
-        return cfg
-
-    @classmethod
     def expand(cls, task: Task, config: Mapping[str, Any], catalogue: Catalogue
                ) -> list[tuple[Task, dict[str, Any], Task | None]]:
         """One entry per declared pair into ``task`` (or per listed pair) and per runner."""
-        runners = [config["runner"]] if config.get("runner") else \
-            list(config.get("runners") or cls.defaults["runners"])
+        runners = cls.runners_of(config)
         if config.get("pairs"):
             chosen = []
             for text in config["pairs"]:  # every listed pair is checked, whatever the target
@@ -258,7 +238,7 @@ class Transfer(Runner):
         """``[on_<target subset>--]from_<source end>--<runner>``."""
         parts = [f"on_{cfg['target_subset']}" if cfg.get("target_subset") else "",
                  "from_" + slug(end_name(str(cfg.get("source")), cfg.get("source_subset"))),
-                 str(cfg.get("runner") or (cfg.get("runners") or list(RUNNERS))[0])]
+                 cls.runner_name(cfg)]
         return "--".join(slug(p) for p in parts if p)
 
     # -- fit and predict -------------------------------------------------------------------------
