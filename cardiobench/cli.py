@@ -10,6 +10,7 @@ and help come from the catalogue. Old spellings still work for one release, with
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 import json
 import logging
 import sys
@@ -37,6 +38,8 @@ def _encoder(args: argparse.Namespace, side: str = "") -> Any:
     if getattr(args, f"{pre}weights", None):
         kwargs["weights"] = getattr(args, f"{pre}weights")
     encoder = build_encoder(getattr(args, side or "encoder"), **kwargs)
+    if getattr(args, f"{pre}mask_outside_us_region", False):
+        encoder.spec = replace(encoder.spec, mask_outside_us_region=True)
     if getattr(args, "device", None):
         encoder.to(args.device)
     return encoder

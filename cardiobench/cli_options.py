@@ -111,6 +111,9 @@ def _encoder_args(p: argparse.ArgumentParser, side: str = "", positional: bool =
                    "(default: where the encoder looks by itself, e.g. the Hugging Face cache)")
     p.add_argument(f"--{pre}encoder-arg", action="append", metavar="KEY=VALUE",
                    help=what + "constructor argument, VALUE parsed as JSON when it is JSON")
+    p.add_argument(f"--{pre}mask-outside-us-region", action="store_true",
+                   help=what + "zero DICOM pixels outside the ultrasound regions the file declares "
+                   "(burned-in annotations); recorded in the encoder fingerprint")
     if device:
         p.add_argument("--device", help="torch device, e.g. cpu, cuda:1 (default: cuda if any)")
 

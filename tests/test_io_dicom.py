@@ -437,6 +437,18 @@ def test_mask_option_default_keeps_fingerprints(tmp_path: Path) -> None:
     assert masked.fingerprint() != PIXELS_FINGERPRINT
 
 
+def test_the_cli_option_turns_the_mask_on_and_into_the_fingerprint() -> None:
+    from cardiobench.cli import _encoder
+    from cardiobench.cli_options import build_parser
+
+    for verb in ("embed", "run"):
+        on = _encoder(build_parser().parse_args([verb, "--encoder", "pixels",
+                                                 "--mask-outside-us-region"]))
+        off = _encoder(build_parser().parse_args([verb, "--encoder", "pixels"]))
+        assert on.spec.mask_outside_us_region and not off.spec.mask_outside_us_region
+        assert off.fingerprint() == PIXELS_FINGERPRINT != on.fingerprint()
+
+
 def test_extract_applies_the_mask_to_dicom_only(tmp_path: Path) -> None:
     from dataclasses import replace
 
