@@ -103,6 +103,6 @@ def suite_entries(suite: Mapping[str, Any], catalogue: Catalogue,
                 except EvaluationError as exc:
                     raise EvaluationError(f"suite {source}, run {i}: {exc}") from None
                 if not made:
-                    log.info("%s has nothing to run on %s", proto.name, task.name)
+                    log.debug("%s has nothing to run on %s", proto.name, task.name)
                 out += [SuiteEntry(t, proto.name, c, src) for t, c, src in made]
     return out
