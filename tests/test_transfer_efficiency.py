@@ -551,3 +551,20 @@ def test_run_with_protocols_transfer_writes_under_the_target(beyond, tmp_path: P
     assert [f.split("--", 1)[1] for f in files] == [
         "from_echonet_dynamic_ef--knn.json", "from_echonet_dynamic_ef--linear_probe.json"]
     assert "## Generalization" in out and "2 result(s)" in out
+
+
+def test_a_folder_of_transfer_results_only_reports_them(beyond, tmp_path: Path) -> None:
+    src = beyond.root / "results"
+    for js in src.rglob("*.json"):
+        if "/transfer/" not in js.as_posix():
+            continue
+        target = tmp_path / "results" / js.relative_to(src)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        d = json.loads(js.read_text())
+        if d.get("predictions"):
+            shutil.copy(js.parent / d["predictions"], target.parent / d["predictions"])
+        shutil.copy(js, target)
+    build_report(tmp_path / "results", tmp_path / "out")
+    html = (tmp_path / "out" / "index.html").read_text()
+    assert "No in-dataset result to tabulate here" in html
+    assert 'id="beyond"' in html and "transfer__" in html

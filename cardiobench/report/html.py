@@ -138,6 +138,9 @@ def _cell_html(c: tables.Cell, attrs: dict[str, str], n_foot: list[str]) -> str:
 def overview_html(results: list[Result]) -> str:
     """The overview matrix as an HTML table (id ``overview``)."""
     tasks, groups = tables.overview(results)
+    if not tasks:  # e.g. a folder of transfer or label-efficiency results only
+        return ('<p class="note" id="overview">No in-dataset result to tabulate here (transfer, '
+                'label-efficiency and alignment results are in the sections below).</p>')
     keys = {label: key for key, label in tables.encoder_labels(results).items()}
     head = "".join(f"<th>{_e(t)}<br><small>{_e(metric_label(tables.headline(t, results), t))}</small></th>"
                    for t in tasks)
