@@ -275,6 +275,16 @@ def predictions_file(result_json: Path, results_dir: Path, name: str) -> Path:
     return target
 
 
+#: the task record of every result read in this process, by task name: a report can then give
+#: the label unit of a cohort's task (not in the built-in catalogue) from the task's name alone
+_TASK_RECORDS: dict[str, dict[str, Any]] = {}
+
+
+def recorded_task(name: str) -> dict[str, Any] | None:
+    """The ``config["task"]`` record of a result read by :func:`load_results` for task ``name``."""
+    return _TASK_RECORDS.get(name)
+
+
 def load_results(results_dir: str | Path, with_predictions: bool = False) -> list[Result]:
     """Every result JSON under ``results_dir`` (sorted by path).
 
@@ -320,4 +330,6 @@ def load_results(results_dir: str | Path, with_predictions: bool = False) -> lis
             out.append(Result.from_dict(d, preds))
         except ValueError as exc:
             raise ResultFileError(f"result file {p}: {exc}") from exc
+        if isinstance(out[-1].config.get("task"), dict):
+            _TASK_RECORDS[out[-1].task] = out[-1].config["task"]
     return out

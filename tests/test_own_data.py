@@ -236,6 +236,9 @@ def test_dicom_cohort_every_task_scored_and_recomputable(dicom_run: Path) -> Non
                                                                              q["prob"]))
     html = (dicom_run / "rep" / "index.html").read_text()
     assert "own_dicom/ef" in html and "A synthetic hospital export" in html and "CC0" in html
+    # the cohort's label unit (from its YAML) reaches the tables, as a built-in task's does
+    assert "own_dicom/ef · MAE (% points)" in (dicom_run / "r" / "leaderboard.md").read_text()
+    assert "MAE (% points)" in html.split('id="overview"')[1].split("</table>")[0]
 
 
 def test_splits_verify_recomputes_a_drawn_cohort_split_from_the_manifest(dicom_run: Path,

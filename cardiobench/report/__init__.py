@@ -12,10 +12,12 @@ if TYPE_CHECKING:  # pragma: no cover
 
 def task_of(name: str, results: Iterable["Result"] = ()) -> "Task":
     """The task called ``name``: the catalogue's, else rebuilt from the ``config["task"]`` record
-    of one of ``results`` (a dataset described by its user is not in the built-in catalogue).
+    of one of ``results``, or of a result read earlier (a dataset described by its user is not in
+    the built-in catalogue).
     Raises ``KeyError`` when neither knows it."""
     from cardiobench.catalogue import default_catalogue
     from cardiobench.protocols.tasks import Task
+    from cardiobench.results import recorded_task
 
     known = default_catalogue().tasks
     if name in known:
@@ -23,4 +25,7 @@ def task_of(name: str, results: Iterable["Result"] = ()) -> "Task":
     for r in results:
         if r.task == name and isinstance(r.config.get("task"), dict):
             return Task.from_record(name, r.config["task"])
+    record = recorded_task(name)  # a result read from disk earlier in this process
+    if record is not None:
+        return Task.from_record(name, record)
     raise KeyError(f"unknown task {name!r}: not in the catalogue and no result records it")
