@@ -10,11 +10,11 @@ and help come from the catalogue. Old spellings still work for one release, with
 from __future__ import annotations
 
 import argparse
-from dataclasses import replace
 import json
 import logging
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -64,9 +64,8 @@ def _job(args: argparse.Namespace, encoder: Any) -> Any:
     from cardiobench.job import Job
 
     return Job.from_paths(_manifest_paths(args), encoder, args.cache, args.out or "results",
-                          suite=args.suite,
-                          tasks=args.tasks, protocols=args.protocols, ci=args.ci,
-                          raw=args.raw, options=_options(args))
+                          suite=args.suite, tasks=args.tasks, protocols=args.protocols,
+                          ci=args.ci, raw=args.raw, options=_options(args))
 
 
 def _results_of(args: argparse.Namespace) -> list[Any]:

@@ -35,8 +35,8 @@ class Metric:
     decimals: int = 2
 
 
-_FIELDS = {"label", "definition", "unit", "higher_is_better", "over", "display_factor",
-           "decimals"}
+_REQUIRED = {"label", "definition", "unit", "higher_is_better", "over"}
+_OPTIONAL = {"display_factor", "decimals"}
 
 
 def _load_metrics() -> dict[str, Metric]:
@@ -47,11 +47,15 @@ def _load_metrics() -> dict[str, Metric]:
     data = yaml.safe_load(text)
     out = {}
     for name, spec in data["metrics"].items():
-        unknown = set(spec) - _FIELDS
-        if unknown or spec.get("unit") not in get_args(MetricUnit) or \
-                spec.get("over") not in data["over"]:
-            raise ValueError(f"metrics.yaml: metric {name!r}: unknown field(s) {sorted(unknown)}, "
-                             f"or unit/over not one of {get_args(MetricUnit)}/{list(data['over'])}")
+        where = f"metrics.yaml: metric {name!r}"
+        if set(spec) - _REQUIRED - _OPTIONAL or _REQUIRED - set(spec):
+            raise ValueError(f"{where}: unknown field(s) {sorted(set(spec) - _REQUIRED - _OPTIONAL)}"
+                             f", missing field(s) {sorted(_REQUIRED - set(spec))}")
+        if spec["unit"] not in get_args(MetricUnit):
+            raise ValueError(f"{where}: unit {spec['unit']!r} is not one of "
+                             f"{get_args(MetricUnit)}")
+        if spec["over"] not in data["over"]:
+            raise ValueError(f"{where}: over {spec['over']!r} is not one of {list(data['over'])}")
         out[str(name)] = Metric(str(name), str(spec["label"]), str(spec["definition"]),
                                 spec["unit"], bool(spec["higher_is_better"]),
                                 data["over"][spec["over"]], float(spec.get("display_factor", 1)),

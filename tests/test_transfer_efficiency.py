@@ -15,6 +15,7 @@ import math
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -379,22 +380,34 @@ def test_report_draws_matrices_and_curves_whose_text_fits(beyond) -> None:
     assert "| echonet_pediatric/ef[A4C] |" in md
 
 
+def _copy_results(src: Path, dst: Path, edit: Callable[[dict], dict | None],
+                  pattern: str = "*.json") -> None:
+    """Copy the result JSONs under ``src`` matching ``pattern`` (with their predictions) to
+    ``dst``, each as ``edit`` returns it; a result ``edit`` maps to ``None`` is left out."""
+    for js in src.rglob(pattern):
+        d = edit(json.loads(js.read_text()))
+        if d is None:
+            continue
+        target = dst / js.relative_to(src)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if d.get("predictions"):
+            shutil.copy(js.parent / d["predictions"], target.parent / d["predictions"])
+        target.write_text(json.dumps(d))
+
+
 def test_matrix_and_curve_text_fits_with_a_long_encoder_name(beyond, tmp_path: Path) -> None:
     """One encoder renamed to a long name: titles wrap, legend entries shorten, nothing leaves
     the canvas."""
     long = "an-unusually-long-encoder-name-from-a-plugin-with-its-configuration-spelled-out"
     keep = next(r.encoder_key for r in beyond.results if r.encoder_name == "pixels")
-    src = beyond.root / "results"
-    for js in src.rglob(f"{keep}*.json"):
-        d = json.loads(js.read_text())
+
+    def renamed(d: dict) -> dict | None:
         if d["protocol"] not in ("transfer", "label_efficiency", "linear_probe", "knn"):
-            continue
+            return None
         d["encoder"]["name"] = long
-        target = tmp_path / "results" / js.relative_to(src)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if d.get("predictions"):
-            shutil.copy(js.parent / d["predictions"], target.parent / d["predictions"])
-        target.write_text(json.dumps(d))
+        return d
+
+    _copy_results(beyond.root / "results", tmp_path / "results", renamed, f"{keep}*.json")
     with drawn_text() as drawn:
         rep = build_report(tmp_path / "results", tmp_path / "out")
     assert drawn.outside() == []
@@ -554,16 +567,8 @@ def test_run_with_protocols_transfer_writes_under_the_target(beyond, tmp_path: P
 
 
 def test_a_folder_of_transfer_results_only_reports_them(beyond, tmp_path: Path) -> None:
-    src = beyond.root / "results"
-    for js in src.rglob("*.json"):
-        if "/transfer/" not in js.as_posix():
-            continue
-        target = tmp_path / "results" / js.relative_to(src)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        d = json.loads(js.read_text())
-        if d.get("predictions"):
-            shutil.copy(js.parent / d["predictions"], target.parent / d["predictions"])
-        shutil.copy(js, target)
+    _copy_results(beyond.root / "results", tmp_path / "results",
+                  lambda d: d if d["protocol"] == "transfer" else None)
     build_report(tmp_path / "results", tmp_path / "out")
     html = (tmp_path / "out" / "index.html").read_text()
     assert "No in-dataset result to tabulate here" in html
