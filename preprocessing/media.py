@@ -23,7 +23,7 @@ from tqdm import tqdm
 
 from cardiobench.io import SUPPORTED_SUFFIXES, MediaError, probe, read_frames
 from cardiobench.io.capture import NativeStderr
-from cardiobench.io.identity import progress_stream
+from cardiobench.io.identity import io_threads, progress_stream
 from cardiobench.manifest import Manifest, Problem
 
 log = logging.getLogger(__name__)
@@ -75,7 +75,7 @@ def check_media(manifest: Manifest, *, decode: bool = True,
     root = Path(manifest.root)
     paths = [root / PurePosixPath(str(p)) for p in t["path"]]
     promised = t["n_frames"].tolist() if "n_frames" in t else [None] * len(t)
-    n_workers = min(8, (os.cpu_count() or 2) * 2) if workers is None else workers
+    n_workers = io_threads(workers)
     stream = progress_stream()
     problems: list[Problem] = []
     try:

@@ -701,7 +701,7 @@ def extract(manifest: Manifest, encoder: Encoder, cache_root: str | Path,
     encoder.to(device)
     cache = EmbeddingCache(cache_root, manifest.dataset, encoder.fingerprint())
     shard_size = opts.shard_size or cache.shard_size() or DEFAULT_SHARD_SIZE
-    media = media_now(manifest, threads or None)
+    media = media_now(manifest, threads)
     run = _Run(manifest, encoder, opts, device, threads, cache,
                _plan(manifest, shard_size, media), _sample_files(manifest))
     rank, world = opts.shard if opts.shard is not None else distributed_rank()

@@ -112,16 +112,24 @@ def progress_stream() -> object:
         return sys.stderr
 
 
+def io_threads(workers: int | None) -> int:
+    """Threads for file checks and hashing (I/O bound): ``workers``, where ``0`` means the
+    calling thread, as everywhere in cardiobench; ``None``: twice the cores, at most 8."""
+    return min(8, (os.cpu_count() or 2) * 2) if workers is None else workers
+
+
 def identify_all(paths: Sequence[Path], *, workers: int | None = None,
                  desc: str = "hashing media") -> list[Identity]:
-    """:func:`identify` of every path, in a thread pool (hashing releases the GIL), in order."""
+    """:func:`identify` of every path, in a thread pool (hashing releases the GIL; ``workers``
+    as :func:`io_threads`), in order."""
     if not paths:
         return []
-    n_workers = workers or min(8, (os.cpu_count() or 2) * 2)
+    n_workers = io_threads(workers)
     stream = progress_stream()
     try:
-        with ThreadPoolExecutor(max_workers=n_workers) as pool:
-            return list(tqdm(pool.map(identify, paths), total=len(paths), desc=desc,
+        with ThreadPoolExecutor(max_workers=max(1, n_workers)) as pool:
+            mapper = pool.map if n_workers > 0 else map
+            return list(tqdm(mapper(identify, paths), total=len(paths), desc=desc,
                              unit="file", file=stream, disable=None, leave=False))
     finally:
         if stream is not sys.stderr:

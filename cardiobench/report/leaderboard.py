@@ -34,10 +34,6 @@ from cardiobench.results import Result, ResultFileError, load_results
 log = logging.getLogger(__name__)
 
 _FALLBACK_HEADLINES = ("mae", "auroc", "accuracy")
-#: column order of the per-task tables (metrics not listed follow, alphabetically)
-METRIC_ORDER = ("mae", "bias", "rmse", "mse", "nmae", "r2", "pearson", "spearman", "accuracy",
-                "balanced_accuracy", "f1_macro", "auroc", "auprc", "brier", "nll", "ece", "smd",
-                "margin_pos", "margin_neg", "recall@1", "recall@5", "recall@10", "mAP")
 
 
 def _fmt(m: dict | None, metric: str = "") -> str:
@@ -117,7 +113,7 @@ def task_tables(results: Iterable[Result]) -> dict[str, pd.DataFrame]:
     for t, v in rows.items():
         df = pd.DataFrame(v).fillna("")
         metrics = [c for c in df.columns if c not in ("model", "n", "note")]
-        rank = {m: i for i, m in enumerate(METRIC_ORDER)}
+        rank = {m: i for i, m in enumerate(METRICS)}  # metrics.yaml's order; others follow
         metrics.sort(key=lambda m: (rank.get(m, len(rank)), m))
         tables[t] = df[["model", "n", *metrics, *(["note"] if "note" in df else [])]]
     return tables
