@@ -321,7 +321,9 @@ def split_spec(cohort: Cohort) -> SplitSpec:
 def table_schema(cohort: Cohort) -> TableSchema:
     """The declared columns of the cohort's table (labels by what their task declares)."""
     cols = [Column(cohort.columns["path"], meaning="no media file")]
-    for key in ("id", "patient", "study", "view"):
+    if "id" in cohort.columns:  # a row without its sample ID is no sample: named, set aside
+        cols.append(Column(cohort.columns["id"], meaning="no sample ID"))
+    for key in ("patient", "study", "view"):
         if key in cohort.columns:
             cols.append(Column(cohort.columns[key], empty="missing"))
     if cohort.split["rule"] == "column":

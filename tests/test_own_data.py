@@ -146,6 +146,19 @@ def test_bad_table_cells_rows_and_paths_are_named(tmp_path, capsys) -> None:
     assert main(["prepare", str(good), "--out", str(tmp_path / "o3.csv")]) == 2
     err = capsys.readouterr().err
     assert "leave the cohort root" in err and "line 2" in err
+    # an empty sample ID (an `id` column declared): that row is named and set aside, no crash
+    with_ids = _cohort(tmp_path / "i", BASE_YAML.replace("patient: patient_id}",
+                                                         "patient: patient_id, id: sid}"))
+    table = pd.read_csv(with_ids.parent / "labels.csv")
+    table["sid"] = [f"s{i}" if i != 4 else "" for i in range(len(table))]
+    table.to_csv(with_ids.parent / "labels.csv", index=False)
+    assert main(["prepare", str(with_ids), "--out", str(tmp_path / "o4.csv")]) == 2
+    err = capsys.readouterr().err
+    assert "labels.csv line 6" in err and "sid is empty; no sample ID" in err
+    assert main(["prepare", str(with_ids), "--out", str(tmp_path / "o4.csv"),
+                 "--allow-incomplete"]) == 0
+    written = pd.read_csv(tmp_path / "o4.csv")
+    assert len(written) == len(table) - 1 and written["sample_id"].notna().all()
 
 
 def test_a_drawn_split_verifies_on_the_subset_allow_incomplete_keeps(tmp_path, capsys) -> None:
