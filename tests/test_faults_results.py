@@ -183,6 +183,11 @@ def _labels_mixed(c: Ctx) -> Outcome:
     assert board.splitlines()[0].endswith(",label_fingerprint") and fa in board and fb in board
     ccode, cout = c.cli("compare", ra.encoder_key, rb.encoder_key, "--results", str(res))
     assert ccode == 1 and "not compared" in cout
+    # the HTML report's comparison section says the same, not "no task scored by both"
+    hcode, _ = c.cli("report", "--results", str(res), "--out", str(c.tmp / "html"))
+    html = (c.tmp / "html" / "index.html").read_text()
+    assert hcode == 0 and "not compared" in html and "different labels" in html
+    assert "scored by both" not in html
     return Outcome(code, out + cout)
 
 

@@ -131,12 +131,15 @@ class Comparisons(list):
 
 
 def compare_suite(results: list[Result], a: str, b: str, task: str | None = None,
-                  n_boot: int = 1000, seed: int = 42) -> Comparisons:
+                  n_boot: int = 1000, seed: int = 42,
+                  refuse_unpairable: bool = False) -> Comparisons:
     """Every (task, protocol) that both encoders ``a`` and ``b`` scored with status ``ok``.
 
     ``a``/``b`` match an ``encoder_key`` or a display name; a display name shared by several
     configurations raises ``ValueError`` (pass the key instead). A pair scored on different
-    labels is left out and named in the returned list's ``refused``.
+    labels is left out and named in the returned list's ``refused``; so is, with
+    ``refuse_unpairable``, a pair whose units or truth cannot be paired (else its
+    ``ValueError`` propagates).
     """
     by: dict[str, dict[tuple[str, str], Result]] = {a: {}, b: {}}
     for name in (a, b):
@@ -156,5 +159,10 @@ def compare_suite(results: list[Result], a: str, b: str, task: str | None = None
         if why:
             refused.append(f"{k[1]} {why}")
             continue
-        out.append(compare_pair(by[a][k], by[b][k], n_boot=n_boot, seed=seed))
+        try:
+            out.append(compare_pair(by[a][k], by[b][k], n_boot=n_boot, seed=seed))
+        except ValueError as exc:
+            if not refuse_unpairable:
+                raise
+            refused.append(f"{k[1]} {exc}")
     return Comparisons(out, refused)

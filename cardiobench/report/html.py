@@ -471,16 +471,19 @@ def _comparison_section(results: list[Result], pairs: Sequence[tuple[str, str]],
         pairs = [(keys[0], keys[1])]
     parts = []
     for a, b in pairs:
-        comps = []
-        for task in tables.task_order(results):
-            try:
-                comps += compare_suite(results, a, b, task=task)
-            except ValueError as exc:  # units or truth that cannot be paired: said, not fatal
-                parts.append(f'<p class="note">{_e(task)}: {_e(a)} and {_e(b)} not compared: '
-                             f"{_e(exc)}.</p>")
+        try:  # units, truth or labels that cannot be paired are refused and said, not fatal
+            comps = compare_suite(results, a, b, refuse_unpairable=True)
+        except ValueError as exc:  # a name that is not one encoder configuration
+            parts.append(f'<p class="note">{_e(a)} and {_e(b)} not compared: {_e(exc)}.</p>')
+            continue
+        parts += [f'<p class="note">{_e(a)} and {_e(b)}: not compared: {_e(line)}.</p>'
+                  for line in comps.refused]
+        order = {t: i for i, t in enumerate(tables.task_order(results))}
+        comps.sort(key=lambda c: (order.get(c.task, len(order)), c.protocol))  # report order
         if not comps:
-            parts.append(f'<p class="note">no (task, protocol) scored by both {_e(a)} and '
-                         f"{_e(b)}.</p>")
+            if not comps.refused:
+                parts.append(f'<p class="note">no (task, protocol) scored by both {_e(a)} and '
+                             f"{_e(b)}.</p>")
             continue
         try:
             p = figures.delta_forest(comps, a, b, out / "fig" / f"compare__{a}__vs__{b}.png")
