@@ -260,15 +260,18 @@ def ratios(results: Iterable[Result], level: float = 0.95) -> list[Ratio]:
         by.setdefault((r.encoder_key, str(r.config.get("runner"))), []).append(r)
     out = []
     for (enc, runner), rs in sorted(by.items()):
+        per_pair = [(r, pair_ratio(r)) for r in rs]  # each pair's bootstrap once, for every group
         groups = sorted({str(r.config.get("label_group") or r.task) for r in rs}, key=end_key)
         for group in [*groups, "all"]:
-            sel = [r for r in rs if group == "all" or r.config.get("label_group") == group]
+            sel = [(r, g) for r, g in per_pair
+                   if group == "all" or r.config.get("label_group") == group]
             out.append(_mean_ratio(enc, runner, group, sel, level))
     return out
 
 
-def _mean_ratio(enc: str, runner: str, group: str, rs: list[Result], level: float) -> Ratio:
-    got = [(r, pair_ratio(r)) for r in rs]
+def _mean_ratio(enc: str, runner: str, group: str,
+                got: list[tuple[Result, tuple[float, np.ndarray, int, int] | str]],
+                level: float) -> Ratio:
     ok = [(r, g) for r, g in got if not isinstance(g, str)]
     out = Ratio(enc, runner, group, n_pairs=len(ok),
                 left_out=[f"{' → '.join(result_ends(r))}: {g}" for r, g in got if isinstance(g, str)])

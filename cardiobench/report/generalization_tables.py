@@ -9,7 +9,7 @@ import html
 from typing import Any, Sequence
 
 from cardiobench.report.definitions import display_value, fmt_metric, metric_label
-from cardiobench.report.generalization import (RATIO_DEFINITION, Curve, curves, end_key,
+from cardiobench.report.generalization import (RATIO_DEFINITION, Curve, Ratio, curves, end_key,
                                                matrices, matrix_reasons, ratios, result_ends,
                                                result_headline, transfer_results)
 from cardiobench.results import Result
@@ -74,10 +74,10 @@ def pairs_html(results: Sequence[Result], labels: dict[str, str]) -> str:
             "</tbody></table></div>")
 
 
-def ratio_table(results: Sequence[Result], labels: dict[str, str]) -> tuple[list[str],
-                                                                            list[list[str]]]:
-    """Header and rows of the generalization table (rows ``encoder · runner``)."""
-    rs = ratios(results)
+def ratio_table(rs: Sequence[Ratio], labels: dict[str, str]) -> tuple[list[str],
+                                                                      list[list[str]]]:
+    """Header and rows of the generalization table of :func:`ratios` ``rs`` (rows
+    ``encoder · runner``)."""
     groups = list(dict.fromkeys(r.group for r in rs if r.group != "all")) + ["all"]
     head = ["encoder · runner"] + [f"{g} group" if g != "all" else "all groups" for g in groups]
     rows = []
@@ -87,11 +87,13 @@ def ratio_table(results: Sequence[Result], labels: dict[str, str]) -> tuple[list
     return head, rows
 
 
-def ratio_html(results: Sequence[Result], labels: dict[str, str]) -> str:
-    """The generalization table as HTML (empty without transfer results)."""
+def ratio_html(results: Sequence[Result], labels: dict[str, str],
+               rs: Sequence[Ratio] | None = None) -> str:
+    """The generalization table as HTML (empty without transfer results); ``rs``: the
+    :func:`ratios` of ``results`` when the caller has them already."""
     if not transfer_results(results):
         return ""
-    head, rows = ratio_table(results, labels)
+    head, rows = ratio_table(ratios(results) if rs is None else rs, labels)
     body = "".join("<tr><th>" + _e(r[0]) + "</th>" + "".join(
         f'<td class="na">{_e(c)}</td>' if c.startswith("n/a") else f"<td>{_e(c)}</td>"
         for c in r[1:]) + "</tr>" for r in rows)
@@ -151,11 +153,13 @@ def curve_markdown(cs: Sequence[Curve], labels: dict[str, str]) -> list[str]:
     return lines
 
 
-def markdown(results: Sequence[Result], labels: dict[str, str]) -> list[str]:
-    """The leaderboard's sections for transfer and label efficiency (nothing without them)."""
+def markdown(results: Sequence[Result], labels: dict[str, str],
+             rs: Sequence[Ratio] | None = None) -> list[str]:
+    """The leaderboard's sections for transfer and label efficiency (nothing without them);
+    ``rs`` as for :func:`ratio_html`."""
     parts: list[str] = []
     if transfer_results(results):
-        head, rows = ratio_table(results, labels)
+        head, rows = ratio_table(ratios(results) if rs is None else rs, labels)
         parts += ["## Generalization", "", RATIO_DEFINITION, "",
                   "| " + " | ".join(head) + " |", "|" + "---|" * len(head),
                   *["| " + " | ".join(r) + " |" for r in rows], ""]

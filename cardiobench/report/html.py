@@ -515,7 +515,7 @@ def _comparison_section(results: list[Result], pairs: Sequence[tuple[str, str]],
 
 
 def _beyond_section(results: list[Result], stage: Path, labels: dict[str, str],
-                    written: list[Path]) -> str:
+                    written: list[Path], ratios: list[Any]) -> str:
     """Transfer matrices, generalization table and pairs; label-efficiency curves and tables."""
     from cardiobench.report import generalization as gen
     from cardiobench.report import generalization_tables as gtab
@@ -544,7 +544,7 @@ def _beyond_section(results: list[Result], stage: Path, labels: dict[str, str],
                   "Regression probes are not re-centred unless the result says so; the mean "
                   "bias is in the pairs table.</p>",
                   _grid(figs.html, canvas.pixels[0]),
-                  '<h4 id="generalization">Generalization</h4>', gtab.ratio_html(results, labels),
+                  '<h4 id="generalization">Generalization</h4>', gtab.ratio_html(results, labels, ratios),
                   "<h4>Every pair</h4>", gtab.pairs_html(results, labels)]
     cs = gen.curves(results)
     if cs:
@@ -740,7 +740,10 @@ def _write_report(results: list[Result], missing: dict[tuple[str, str, str], str
     manifests = [Path(m) for m in manifests] if manifests else None
     (out / "fig").mkdir(parents=True, exist_ok=True)
     files = ReportFiles(index=out / "index.html")
-    files.tables = [atomic_write_text(out / "leaderboard.md", render_markdown(results)),
+    from cardiobench.report.generalization import ratios as generalization_ratios
+
+    ratios = generalization_ratios(results)  # bootstraps every transfer pair: computed once
+    files.tables = [atomic_write_text(out / "leaderboard.md", render_markdown(results, ratios)),
                     atomic_write_text(out / "leaderboard.csv", tables.long_csv(results)),
                     atomic_write_text(out / "leaderboard.tex", tables.latex_tables(results))]
     labels = tables.encoder_labels(results)
@@ -751,7 +754,7 @@ def _write_report(results: list[Result], missing: dict[tuple[str, str, str], str
         rs = sorted((r for r in cells if r.task == task),
                     key=lambda r: (order.get(r.protocol, 9), labels[r.encoder_key]))
         sections.append(_task_section(task, rs, out, labels, files.figures, missing))
-    beyond = _beyond_section(results, out, labels, files.figures)
+    beyond = _beyond_section(results, out, labels, files.figures, ratios)
     emb = _embedding_section(results, out, labels, Path(cache) if cache else None,
                              manifests, files.figures, files.notes)
     comp = _comparison_section(results, list(compare), out, files.figures, files.notes)

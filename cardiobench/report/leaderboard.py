@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Iterable
+from typing import Any, Iterable
 
 import pandas as pd
 
@@ -167,8 +167,9 @@ def definitions_markdown(metrics: Iterable[str] | None = None) -> str:
     return "\n".join(lines)
 
 
-def render_markdown(results: list[Result]) -> str:
-    """The full leaderboard document."""
+def render_markdown(results: list[Result], ratios: list[Any] | None = None) -> str:
+    """The full leaderboard document (``ratios``: the generalization ratios of ``results``
+    when the caller has computed them, :func:`cardiobench.report.generalization.ratios`)."""
     from cardiobench.report import generalization_tables
     from cardiobench.report.tables import encoder_labels, overview_markdown, paper_markdown
 
@@ -181,7 +182,7 @@ def render_markdown(results: list[Result]) -> str:
                   "## Summary by task", "", _md(leaderboard_table(results)), ""]
         for task, df in sorted(task_tables(results).items()):
             parts += [f"## {task}", "", _md(df, index=False), ""]
-    parts += generalization_tables.markdown(results, encoder_labels(results))
+    parts += generalization_tables.markdown(results, encoder_labels(results), ratios)
     used = {k for r in results for k in [*r.metrics, *r.baseline]}
     parts += [definitions_markdown(used), ""]
     return "\n".join(parts)
