@@ -34,7 +34,6 @@ predictions are those of that fit.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import math
 from dataclasses import dataclass, field
@@ -43,6 +42,7 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 import numpy as np
 
 from cardiobench import stats
+from cardiobench.hashing import sha256_lines
 from cardiobench.protocols.config_schema import Field
 from cardiobench.protocols.over_runners import RUNNER_DEFAULTS, RUNNER_FIELDS, OverRunners
 from cardiobench.protocols.runners import (Catalogue, EvaluationError,
@@ -144,8 +144,7 @@ def per_class_budgets(patients: Sequence[str] | np.ndarray, labels: Sequence[str
 def subset_fingerprint(patients: Sequence[str] | np.ndarray) -> str:
     """First 12 hex of SHA-256 over the sorted patient ids joined by newlines (UTF-8): which
     patients a subset labelled, whatever the order they were drawn in."""
-    text = "\n".join(sorted(np.asarray(patients).astype(str).tolist()))
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
+    return sha256_lines(sorted(np.asarray(patients).astype(str).tolist()))[:12]
 
 
 def _chosen(record: Mapping[str, Any]) -> Any:

@@ -132,12 +132,15 @@ def _refit_rows(X_tr: np.ndarray, y_tr: np.ndarray, X_val: np.ndarray, y_val: np
 def fit_ridge(X_tr: np.ndarray, y_tr: np.ndarray, X_val: np.ndarray, y_val: np.ndarray,
               alphas: tuple[float, ...] = RIDGE_ALPHAS, refit: str = "train+val") -> ProbeFit:
     """Choose ``alpha`` by val MSE (first minimum on ties), refit on ``refit`` (:data:`REFIT`)."""
-    sweep = []
+    sweep, fitted = [], {}
     for a in alphas:
-        mse = mean_squared_error(y_val, RidgeProbe(a).fit(X_tr, y_tr).predict(X_val))
-        sweep.append({"alpha": a, "val_mse": float(mse)})
+        fitted[a] = RidgeProbe(a).fit(X_tr, y_tr)
+        sweep.append({"alpha": a, "val_mse": float(mean_squared_error(y_val,
+                                                                     fitted[a].predict(X_val)))})
     best = min(sweep, key=lambda s: s["val_mse"])["alpha"]
-    model = RidgeProbe(best).fit(*_refit_rows(X_tr, y_tr, X_val, y_val, refit))
+    # refit on train alone is the sweep's own fit of that alpha: not fitted again
+    model = fitted[best] if refit == "train" else \
+        RidgeProbe(best).fit(*_refit_rows(X_tr, y_tr, X_val, y_val, refit))
     return ProbeFit(model, "alpha", best, sweep, refit)
 
 
@@ -146,17 +149,18 @@ def fit_logistic(X_tr: np.ndarray, y_tr: np.ndarray, X_val: np.ndarray, y_val: n
                  class_weight: str | None = "balanced", refit: str = "train+val") -> ProbeFit:
     """Choose ``C`` by val log-loss over ``classes`` (first minimum), refit on ``refit``
     (:data:`REFIT`)."""
-    sweep = []
+    sweep, fitted = [], {}
     labels = list(range(len(classes)))
     pos = {c: i for i, c in enumerate(classes)}
     yv = np.array([pos[c] for c in y_val])
     for c in Cs:
-        p = LogisticProbe(c, class_weight, classes).fit(X_tr, y_tr).predict_proba(X_val)
-        p = np.clip(p, 1e-12, 1.0)
+        fitted[c] = LogisticProbe(c, class_weight, classes).fit(X_tr, y_tr)
+        p = np.clip(fitted[c].predict_proba(X_val), 1e-12, 1.0)
         sweep.append({"C": c, "val_log_loss": float(log_loss(yv, p / p.sum(1, keepdims=True),
                                                               labels=labels))})
     best = min(sweep, key=lambda s: s["val_log_loss"])["C"]
-    model = LogisticProbe(best, class_weight, classes).fit(
+    # refit on train alone is the sweep's own fit of that C: not fitted again
+    model = fitted[best] if refit == "train" else LogisticProbe(best, class_weight, classes).fit(
         *_refit_rows(X_tr, y_tr, X_val, y_val, refit))
     return ProbeFit(model, "C", best, sweep, refit)
 
