@@ -237,12 +237,15 @@ class LabelEfficiency(OverRunners):
                 except NotApplicable as exc:
                     entry.update(status="not_applicable", reason=str(exc))
             curve.append(entry)
+        # ci: reference draws units, not patients; the published evaluators have no learning
+        # curve, so their per-replicate rounding is not applied here
+        drawn = "the test patients" if boot.resampled is not None else "the test units"
         return {"label_efficiency": {
             "runner": self.cfg["runner"], "seeds": self.cfg["seeds"],
             "train_patients": n_train, "test_units": int(len(boot.clusters)),
             "interval": (f"percentile {boot.level:.0%} of {boot.n_boot} replicates, each drawing "
-                         "the test patients and the seeds with replacement (seed "
-                         f"{boot.seed}); value: mean over seeds"),
+                         f"{drawn} and the seeds with replacement (seed {boot.seed}); value: "
+                         "mean over seeds"),
             "budgets": curve}}
 
     def _budget(self, data: RowData, scoring: Scoring, bud: Budget,
