@@ -199,8 +199,13 @@ class Manifest:
         return self.table[self.table["split"].isin(wanted)]
 
     def resolve(self, path: str) -> Path:
-        """Absolute path of a manifest ``path`` value."""
-        return Path(self.root) / PurePosixPath(path)
+        """Absolute path of a manifest ``path`` value (under :meth:`media_root`)."""
+        return self.media_root() / PurePosixPath(str(path))
+
+    def media_paths(self) -> list[Path]:
+        """The absolute file of every row, in table order (:meth:`resolve` of each ``path``)."""
+        root = self.media_root()
+        return [root / PurePosixPath(str(p)) for p in self.table["path"]]
 
     def media_root(self, must_exist: bool = False) -> Path:
         """The absolute folder the ``path`` values are relative to.

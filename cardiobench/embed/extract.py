@@ -627,8 +627,7 @@ def media_now(manifest: Manifest, workers: int | None = None) -> CurrentMedia:
     first files and saying where the labels came from."""
     t = manifest.table
     root = manifest.media_root()
-    paths = [root / str(p) for p in t["path"].astype(str)]
-    media = current_media(t["sample_id"].astype(str).tolist(), paths, _column(t, "media_stat"),
+    media = current_media(t["sample_id"].astype(str).tolist(), manifest.media_paths(), _column(t, "media_stat"),
                           _column(t, "media_hash"), workers=workers)
     key = (manifest.dataset, str(root), "|".join(f"{c.path}:{c.current}" for c in media.changed))
     if media.changed and key not in _CHANGE_WARNED:

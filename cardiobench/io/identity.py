@@ -28,7 +28,7 @@ import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any, Sequence
 
 import pandas as pd
@@ -215,9 +215,8 @@ def current_media(sample_ids: Sequence[str], paths: Sequence[Path],
 def record_identity(manifest: Any, workers: int | None = None) -> None:
     """Set ``media_stat`` and ``media_hash`` of every row (in place) from its file as it is
     now: what ``embed`` later checks the file against. ``manifest`` is a
-    :class:`cardiobench.manifest.Manifest` (its ``table``, ``dataset`` and ``media_root()``)."""
-    root = manifest.media_root()
-    files = [root / PurePosixPath(str(p)) for p in manifest.table["path"]]
-    ids = identify_all(files, workers=workers, desc=f"{manifest.dataset}: hashing media")
+    :class:`cardiobench.manifest.Manifest` (its ``table``, ``dataset`` and ``media_paths()``)."""
+    ids = identify_all(manifest.media_paths(), workers=workers,
+                       desc=f"{manifest.dataset}: hashing media")
     manifest.table["media_stat"] = pd.array([i.stat for i in ids], dtype="string")
     manifest.table["media_hash"] = pd.array([i.hash for i in ids], dtype="string")
