@@ -18,6 +18,7 @@ import re
 import shutil
 import subprocess
 from contextlib import contextmanager
+from typing import Callable
 from pathlib import PurePosixPath
 from pathlib import Path
 
@@ -220,3 +221,18 @@ def measure_page(index: Path, width: int, height: int = 900) -> dict:
     import html as _html
 
     return json.loads(_html.unescape(m.group(1)))
+
+
+def copy_results(src: Path, dst: Path, edit: Callable[[dict], dict | None],
+                 pattern: str = "*.json") -> None:
+    """Copy the result JSONs under ``src`` matching ``pattern`` (with their predictions) to
+    ``dst``, each as ``edit`` returns it; a result ``edit`` maps to ``None`` is left out."""
+    for js in src.rglob(pattern):
+        d = edit(json.loads(js.read_text()))
+        if d is None:
+            continue
+        target = dst / js.relative_to(src)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if d.get("predictions"):
+            shutil.copy(js.parent / d["predictions"], target.parent / d["predictions"])
+        target.write_text(json.dumps(d))

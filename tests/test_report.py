@@ -26,7 +26,7 @@ from cardiobench.report.definitions import SMALL_N, display_value
 from cardiobench.report.html import build_report
 from cardiobench.results import load_results
 
-from helpers import CATALOGUE
+from helpers import CATALOGUE, copy_results
 from helpers import Drawn as _Drawn
 from helpers import chromium as _chromium
 from helpers import console as _console
@@ -362,14 +362,9 @@ def _single_long_encoder(root: Path, dest: Path) -> Path:
     """The phantom results of one encoder only, renamed to :data:`LONG_NAME` (one panel per
     figure, long legend and tick labels: the cases that cut titles off before)."""
     keep = sorted({r.encoder_key for r in load_results(root / "results")})[0]
-    for js in (root / "results").rglob(f"{keep}.json"):
-        d = json.loads(js.read_text())
-        d["encoder"]["name"] = LONG_NAME
-        target = dest / js.relative_to(root / "results")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if d.get("predictions"):
-            shutil.copy(js.parent / d["predictions"], target.parent / d["predictions"])
-        target.write_text(json.dumps(d))
+    copy_results(root / "results", dest, lambda d: {**d, "encoder": {**d["encoder"],
+                                                                     "name": LONG_NAME}},
+                 f"{keep}.json")
     return dest
 
 

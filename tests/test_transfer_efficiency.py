@@ -15,7 +15,6 @@ import math
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -36,7 +35,7 @@ from cardiobench.report.html import build_report
 from cardiobench.results import load_results
 from cardiobench.suite import load_suite, suite_entries
 
-from helpers import CATALOGUE, chromium, drawn_text, measure_page
+from helpers import CATALOGUE, chromium, copy_results, drawn_text, measure_page
 
 DATASETS = ("echonet_dynamic", "echonet_pediatric", "camus", "hmcqu")
 ALPHAS = [0.1, 10.0, 1000.0]
@@ -380,21 +379,6 @@ def test_report_draws_matrices_and_curves_whose_text_fits(beyond) -> None:
     assert "| echonet_pediatric/ef[A4C] |" in md
 
 
-def _copy_results(src: Path, dst: Path, edit: Callable[[dict], dict | None],
-                  pattern: str = "*.json") -> None:
-    """Copy the result JSONs under ``src`` matching ``pattern`` (with their predictions) to
-    ``dst``, each as ``edit`` returns it; a result ``edit`` maps to ``None`` is left out."""
-    for js in src.rglob(pattern):
-        d = edit(json.loads(js.read_text()))
-        if d is None:
-            continue
-        target = dst / js.relative_to(src)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if d.get("predictions"):
-            shutil.copy(js.parent / d["predictions"], target.parent / d["predictions"])
-        target.write_text(json.dumps(d))
-
-
 def test_matrix_and_curve_text_fits_with_a_long_encoder_name(beyond, tmp_path: Path) -> None:
     """One encoder renamed to a long name: titles wrap, legend entries shorten, nothing leaves
     the canvas."""
@@ -407,7 +391,7 @@ def test_matrix_and_curve_text_fits_with_a_long_encoder_name(beyond, tmp_path: P
         d["encoder"]["name"] = long
         return d
 
-    _copy_results(beyond.root / "results", tmp_path / "results", renamed, f"{keep}*.json")
+    copy_results(beyond.root / "results", tmp_path / "results", renamed, f"{keep}*.json")
     with drawn_text() as drawn:
         rep = build_report(tmp_path / "results", tmp_path / "out")
     assert drawn.outside() == []
@@ -567,7 +551,7 @@ def test_run_with_protocols_transfer_writes_under_the_target(beyond, tmp_path: P
 
 
 def test_a_folder_of_transfer_results_only_reports_them(beyond, tmp_path: Path) -> None:
-    _copy_results(beyond.root / "results", tmp_path / "results",
+    copy_results(beyond.root / "results", tmp_path / "results",
                   lambda d: d if d["protocol"] == "transfer" else None)
     build_report(tmp_path / "results", tmp_path / "out")
     html = (tmp_path / "out" / "index.html").read_text()
