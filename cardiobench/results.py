@@ -225,7 +225,11 @@ def write_result(result: Result, results_dir: str | Path) -> Path:
 
 class ResultFileError(ValueError):
     """A result file (or the predictions it names) cannot be used; the message names the file,
-    the field and the way on."""
+    the field and the way on. ``short``: the same in a few words, for a figure's placeholder."""
+
+    def __init__(self, message: str, short: str | None = None):
+        super().__init__(message)
+        self.short = short or message
 
 
 #: fields a result JSON must hold, with the type each must have
@@ -271,8 +275,24 @@ def predictions_file(result_json: Path, results_dir: Path, name: str) -> Path:
     if root not in target.parents:
         raise ResultFileError(f"result file {result_json}: 'predictions' {name!r} points outside "
                               f"the results folder {results_dir} (to {target}); only a file "
-                              "beside the result is read")
+                              "beside the result is read",
+                              f"predictions {name!r} point outside {results_dir}")
     return target
+
+
+def _read_predictions(result_json: Path, root: Path, name: str) -> pd.DataFrame:
+    """The predictions CSV a result JSON names (:func:`predictions_file`), cells restored."""
+    csv = predictions_file(result_json, root, name)
+    try:
+        return restore_frame(pd.read_csv(csv))
+    except FileNotFoundError:
+        raise ResultFileError(f"result file {result_json} names the predictions {csv}, which is "
+                              "missing; re-run `cardiobench evaluate` to write both again",
+                              f"predictions file {csv.name} is missing") from None
+    except (OSError, ValueError) as exc:  # pandas' parser errors and bad bytes are ValueErrors
+        raise ResultFileError(f"predictions {csv} of {result_json} cannot be read ({exc}); "
+                              "re-run `cardiobench evaluate` to write both again",
+                              f"predictions file {csv.name} cannot be read ({exc})") from exc
 
 
 #: the task record of every result read in this process, by task name: a report can then give
@@ -285,8 +305,13 @@ def recorded_task(name: str) -> dict[str, Any] | None:
     return _TASK_RECORDS.get(name)
 
 
-def load_results(results_dir: str | Path, with_predictions: bool = False) -> list[Result]:
+def load_results(results_dir: str | Path, with_predictions: bool = False,
+                 unread: list[tuple[Result, ResultFileError]] | None = None) -> list[Result]:
     """Every result JSON under ``results_dir`` (sorted by path).
+
+    With ``unread`` (a list the caller owns), a result whose predictions cannot be read keeps
+    ``predictions=None`` and is appended there with its error, instead of raising: the report
+    then draws what it can.
 
     A JSON that is not a result (no ``schema_version`` object: a stray config, a report's data)
     is skipped with a warning naming it (without a word under ``text_cache/``). A result that is
@@ -314,22 +339,20 @@ def load_results(results_dir: str | Path, with_predictions: bool = False) -> lis
                 "skipping %s: not a cardiobench result (no schema_version)", p)
             continue
         _check_fields(d, p)
-        preds = None
+        preds, why = None, None
         if with_predictions and d.get("predictions"):
-            csv = predictions_file(p, root, d["predictions"])
             try:
-                preds = restore_frame(pd.read_csv(csv))
-            except FileNotFoundError:
-                raise ResultFileError(f"result file {p} names the predictions {csv}, which is "
-                                      "missing; re-run `cardiobench evaluate` to write both "
-                                      "again") from None
-            except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-                raise ResultFileError(f"predictions {csv} of {p} cannot be read ({exc}); re-run "
-                                      "`cardiobench evaluate` to write both again") from exc
+                preds = _read_predictions(p, root, d["predictions"])
+            except ResultFileError as exc:
+                if unread is None:
+                    raise
+                why = exc
         try:
             out.append(Result.from_dict(d, preds))
         except ValueError as exc:
             raise ResultFileError(f"result file {p}: {exc}") from exc
+        if why is not None:
+            unread.append((out[-1], why))  # type: ignore[union-attr]
         if isinstance(out[-1].config.get("task"), dict):
             _TASK_RECORDS[out[-1].task] = out[-1].config["task"]
     return out

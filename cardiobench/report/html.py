@@ -45,7 +45,7 @@ from cardiobench.metrics import METRICS
 from cardiobench.report.definitions import (AUDIT_NOTES, SMALL_N, display_value, fmt_metric,
                                             incomplete_data, metric_label,
                                             protocol_definitions, protocol_order, tabulated)
-from cardiobench.results import Result, load_results
+from cardiobench.results import Result, ResultFileError, load_results
 
 log = logging.getLogger(__name__)
 
@@ -672,34 +672,11 @@ def _load(results_dir: Path) -> tuple[list[Result], dict[tuple[str, str, str], s
     A missing or unreadable predictions file makes that result's per-sample figures n/a (with
     the reason) instead of stopping the report; the result JSONs themselves must read.
     """
-    try:
-        return load_results(results_dir, with_predictions=True), {}
-    except (OSError, ValueError) as exc:
-        log.warning("predictions could not all be read (%s); reading them one by one", exc)
-    results = load_results(results_dir)
-    missing: dict[tuple[str, str, str], str] = {}
-    root = results_dir.resolve()
-    for r in results:
-        if not r.predictions_path:
-            continue
-        # the result's JSON sits at the tail of its canonical path under results_dir
-        rel = r.relpath().parts
-        json_path = next((root.joinpath(*rel[i:]) for i in range(len(rel))
-                          if root.joinpath(*rel[i:]).is_file()), None)
-        if json_path is None:
-            missing[_key(r)] = f"result file {r.relpath()} not found under {results_dir}"
-            continue
-        csv = (json_path.parent / r.predictions_path).resolve()
-        if root not in csv.parents:
-            missing[_key(r)] = f"predictions {r.predictions_path!r} point outside {results_dir}"
-            continue
-        try:
-            r.predictions = pd.read_csv(csv)
-        except FileNotFoundError:
-            missing[_key(r)] = f"predictions file {csv.name} is missing"
-        except (OSError, ValueError) as exc:  # pandas' parser errors are ValueErrors
-            missing[_key(r)] = f"predictions file {csv.name} cannot be read ({exc})"
-    return results, missing
+    unread: list[tuple[Result, ResultFileError]] = []
+    results = load_results(results_dir, with_predictions=True, unread=unread)
+    for _, exc in unread:
+        log.warning("%s", exc)
+    return results, {_key(r): exc.short for r, exc in unread}
 
 
 def build_report(results_dir: str | Path, out: str | Path, cache: str | Path | None = None,

@@ -191,10 +191,8 @@ def render_markdown(results: list[Result], ratios: list[Any] | None = None) -> s
 def write_leaderboard(results_dir: str | Path, out: str | Path | None = None) -> Path:
     """Render every result under ``results_dir`` into ``leaderboard.md`` (atomically)."""
     out = Path(out) if out else Path(results_dir) / "leaderboard.md"
-    try:  # the generalization table bootstraps the transfer predictions
-        results = load_results(results_dir, with_predictions=True)
-    except ResultFileError as exc:
-        log.warning("predictions could not all be read (%s): the leaderboard leaves out what "
-                    "needs them", exc)
-        results = load_results(results_dir)
+    unread: list[tuple[Result, ResultFileError]] = []  # the generalization table bootstraps
+    results = load_results(results_dir, with_predictions=True, unread=unread)
+    for _, why in unread:
+        log.warning("%s: the leaderboard leaves out what needs them", why)
     return atomic_write_text(out, render_markdown(results))
