@@ -474,11 +474,13 @@ def test_extract_applies_the_mask_to_dicom_only(tmp_path: Path) -> None:
     a, b = ds[0].frames, ds[1].frames  # (T, 3, H, W)
     outside = region_mask(*frames.shape[1:3], regions) == 0
     assert int(a[:, :, outside].max()) == 0 and int(b[:, :, outside].max()) > 0
-    vec = {}
+    assert ds.unmasked == ["b"]  # the AVI had no region to mask by, and is counted
+    vec, reports = {}, {}
     for name, enc in (("plain", plain), ("masked", masked)):
-        extract(manifest, enc, tmp_path / name, num_workers=0, progress=False)
+        reports[name] = extract(manifest, enc, tmp_path / name, num_workers=0, progress=False)
         emb = EmbeddingCache(tmp_path / name, "own", enc.fingerprint()).load()
         vec[name] = dict(zip(emb.sample_ids.tolist(), emb.clip))
+    assert reports["masked"].unmasked == ["b"] and reports["plain"].unmasked == []
     assert not np.array_equal(vec["plain"]["a"], vec["masked"]["a"])  # DICOM: masked
     np.testing.assert_array_equal(vec["plain"]["b"], vec["masked"]["b"])  # AVI: untouched
 

@@ -80,7 +80,8 @@ class SampledFrames:
     on the CPU, in the calling thread, so a decoding pool preprocesses in parallel too. With
     ``pin`` they are copied into pinned memory there, ready for an asynchronous copy to the GPU.
     With ``mask_us_region`` DICOM frames are zeroed outside their ultrasound regions as decoded
-    (:func:`cardiobench.io.us_region.mask_us_region`; other media pass unchanged).
+    (:func:`cardiobench.io.us_region.mask_us_region`); the samples left unmasked (another
+    medium, or a DICOM without a 2D region) are collected in ``unmasked``.
     """
 
     def __init__(self, rows: pd.DataFrame, root: str | Path, sampling: SamplingPolicy,
@@ -93,6 +94,7 @@ class SampledFrames:
         self.prep = prep
         self.pin = pin
         self.mask_us_region = mask_us_region
+        self.unmasked: list[str] = []  # list.append is atomic: decoding threads share it
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -119,7 +121,10 @@ class SampledFrames:
                                    f"{n_frames}, fps={fps}, key_frame={key})") from exc
             decoded = _read_promised(path, idx, declared)
             if self.mask_us_region:
-                decoded = mask_us_region(path, decoded)
+                masked = mask_us_region(path, decoded)
+                if masked is decoded:  # nothing to mask by: the encoder still got the frames
+                    self.unmasked.append(sid)
+                decoded = masked
             # (T, 3, H, W) as a view of the decoder's (T, H, W, 3): preprocess copies what it needs
             frames = to_tensor(decoded)
         except (MediaError, TruncatedMedia, BadSampleRow, OSError) as exc:
@@ -252,6 +257,8 @@ class ExtractReport:
     media_changed: list[ChangedFile] = field(default_factory=list)
     #: files read to check them (their stat differed from prepare's, or nothing was recorded)
     media_hashed: int = 0
+    #: with the encoder's ultrasound-region mask on: samples left unmasked (no region declared)
+    unmasked: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -564,6 +571,11 @@ def _embed_shards(run: _Run, todo: list[int], report: ExtractReport) -> None:
     finally:
         bar.close()
     report.frames_encoded = encode.frames_encoded
+    report.unmasked = sorted(ds.unmasked)
+    if ds.unmasked:
+        log.warning("%s: %d of %d embedded sample(s) were not masked outside the ultrasound "
+                    "region (not DICOM, or no 2D region declared), e.g. %s", run.manifest.dataset,
+                    len(ds.unmasked), len(ds), ", ".join(report.unmasked[:3]))
 
 
 def _frames_of(run: _Run, order: list[str]) -> SampledFrames:
