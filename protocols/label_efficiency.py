@@ -225,7 +225,9 @@ class LabelEfficiency(OverRunners):
         boot = scoring.boot
         n_train = int(len(np.unique(pats[train])))
         full_key = subset_fingerprint(pats[train])
-        fits: dict[str, Any] = {full_key: (self.predict(data), self.full.record)}
+        # subset fingerprint -> (metric function of its fit's predictions, the fit's record)
+        fits: dict[str, Any] = {full_key: (scoring.metric_fn(self.predict(data)),
+                                           self.full.record)}
         curve = []
         for bud in budgets:
             entry: dict[str, Any] = {"budget": bud.name, "kind": bud.kind, "size": bud.size,
@@ -260,14 +262,15 @@ class LabelEfficiency(OverRunners):
                 labelled = train & np.isin(pats, subset)
                 try:
                     model = self._fit(data, labelled)
-                    fits[key] = (model.predict(data.X), model.record)
+                    out = model.predict(data.X)
+                    fits[key] = (scoring.metric_fn(out), model.record)
                 except NotApplicable as exc:
                     fits[key] = exc
             got = fits[key]
             if isinstance(got, NotApplicable):
                 raise got
-            out, record = got
-            fns.append(scoring.metric_fn(out))
+            fn, record = got
+            fns.append(fn)  # the same function for the same subset: bootstrapped once
             chosen.append(_chosen(record))
             n_units.append(int((train & np.isin(pats, subset)).sum()))
             prints.append(key)
